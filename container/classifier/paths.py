@@ -1,0 +1,36 @@
+"""Where SageMaker puts things. `SAGEMAKER_BASE_DIR` moves `/opt/ml` (as it does for both toolkits)."""
+import os
+from pathlib import Path
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
+
+
+def config_dir() -> Path:
+    return base_dir() / "input" / "config"
+
+
+def channel_dir(name: str) -> Path:
+    return base_dir() / "input" / "data" / name
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("SM_MODEL_DIR", base_dir() / "model"))
+
+
+def output_dir() -> Path:
+    return base_dir() / "output"
+
+
+def output_data_dir() -> Path:
+    return Path(os.environ.get("SM_OUTPUT_DATA_DIR", output_dir() / "data"))
+
+
+def failure_file() -> Path:
+    return output_dir() / "failure"
+
+
+def checkpoint_dir() -> Path:
+    # SageMaker syncs /opt/ml/checkpoints with CheckpointConfig.S3Uri; local jobs keep it in the job dir.
+    return base_dir() / "checkpoints"

@@ -1,0 +1,192 @@
+"""Image decoding and transforms: one implementation for training, evaluation and serving.
+
+The evaluation path (`Preprocessing.load` + `Preprocessing.eval_transform`) is what serving runs on each
+request and what training runs on the validation and test sets, so there is no train/serve skew.
+Transforms return uint8 CHW tensors; the model converts to float and normalises with the mean and std
+stored here (on the GPU when there is one, and with a quarter of the bytes to move).
+"""
+from __future__ import annotations
+
+import io
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms import functional as TF
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_RULE = "shorter_side_then_center_crop"
+_RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+# Decompression bombs: PIL warns at 89M pixels; we refuse anything larger than this outright.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+Source = Union[str, Path, bytes, BinaryIO]
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a readable image (unknown format, corrupt or truncated)."""
+
+
+class ImageTooLargeError(ValueError):
+    """The image has more pixels than allowed (decompression bomb guard)."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything needed to turn an image file into the model's input, saved in the model artifact."""
+
+    image_size: int = 224
+    resize_size: int = 256
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    interpolation: str = "bilinear"
+    resize_rule: str = RESIZE_RULE
+
+    @classmethod
+    def for_architecture(cls, image_size: int, mean, std, interpolation: str, crop_pct: float) -> "Preprocessing":
+        return cls(
+            image_size=image_size,
+            resize_size=int(math.floor(image_size / crop_pct)),
+            mean=tuple(mean),
+            std=tuple(std),
+            interpolation=interpolation,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessing":
+        spec = cls(
+            image_size=int(data["image_size"]),
+            resize_size=int(data["resize_size"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+            interpolation=str(data["interpolation"]),
+            resize_rule=str(data["resize_rule"]),
+        )
+        if spec.resize_rule != RESIZE_RULE:
+            raise ValueError(f"unknown resize_rule {spec.resize_rule!r}; this version knows {RESIZE_RULE!r}")
+        if spec.interpolation not in _RESAMPLING:
+            raise ValueError(f"unknown interpolation {spec.interpolation!r}; known: {sorted(_RESAMPLING)}")
+        if len(spec.mean) != 3 or len(spec.std) != 3 or min(spec.std) <= 0:
+            raise ValueError("mean and std must hold 3 values each, std > 0")
+        return spec
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return data
+
+    # --- decoding -------------------------------------------------------------------------------
+    def load(self, source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_size: int | None = None):
+        """Decode an image to RGB, letting libjpeg decode at a reduced scale when the image is large."""
+        return open_rgb(source, draft_size=draft_size or self.resize_size, max_pixels=max_pixels)
+
+    # --- transforms -----------------------------------------------------------------------------
+    def eval_transform(self, image: Image.Image) -> torch.Tensor:
+        """Resize the shorter side to `resize_size`, centre-crop `image_size`: uint8 CHW tensor."""
+        image = resize_shorter_side(image, self.resize_size, _RESAMPLING[self.interpolation])
+        return TF.pil_to_tensor(TF.center_crop(image, [self.image_size, self.image_size]))
+
+    def train_transform(self, image: Image.Image, augment: bool, rng: random.Random | None = None) -> torch.Tensor:
+        """With `augment`: random resized crop (35-100% of the area) and horizontal flip; else as eval."""
+        if not augment:
+            return self.eval_transform(image)
+        rng = rng or random
+        crop = _random_resized_crop_box(image.size, rng)
+        image = image.resize((self.image_size, self.image_size), _RESAMPLING[self.interpolation], box=crop)
+        if rng.random() < 0.5:
+            image = ImageOps.mirror(image)
+        return TF.pil_to_tensor(image)
+
+    def augment_draft_size(self) -> int:
+        # A random crop keeps at least 35% of the area, so decode big enough that it is not upsampled much.
+        return int(self.image_size / math.sqrt(0.35))
+
+    def load_for_eval(self, source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+        return self.eval_transform(self.load(source, max_pixels=max_pixels))
+
+
+def open_rgb(source: Source, draft_size: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open any JPEG/PNG (greyscale, RGBA, CMYK, palette, 16-bit) as a fully decoded RGB image.
+
+    `draft_size`: the shorter side the caller needs; JPEGs are decoded at the smallest 1/2, 1/4 or 1/8
+    scale that keeps both sides at least this large (libjpeg's reduced-size decode, much faster).
+    Raises ImageDecodeError for unreadable, corrupt or truncated data and ImageTooLargeError above
+    `max_pixels`.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        image = Image.open(source)
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(str(error)) from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(f"not a readable image: {error}") from error
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(f"image is {width}x{height} = {width * height} pixels, more than the {max_pixels} allowed")
+    try:
+        if draft_size and image.format == "JPEG" and image.mode in ("RGB", "L"):
+            image.draft(image.mode, (draft_size, draft_size))
+        image.load()
+        return _to_rgb(image)
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(str(error)) from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # PIL says "image file is truncated" or "broken data stream" for cut-off files.
+        raise ImageDecodeError(f"corrupt or truncated image: {error}") from error
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit or float greyscale: scale to 8 bits instead of clipping.
+        extrema = image.getextrema()
+        scale = 255.0 / max(float(extrema[1]), 1.0)
+        image = image.point(lambda value: value * scale).convert("L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        # Composite on white: transparent pixels often hold arbitrary colours.
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def resize_shorter_side(image: Image.Image, size: int, resample) -> Image.Image:
+    width, height = image.size
+    scale = size / min(width, height)
+    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+    if new_size == image.size:
+        return image
+    return image.resize(new_size, resample, reducing_gap=3.0 if scale < 0.5 else None)
+
+
+def _random_resized_crop_box(size, rng: random.Random, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3)):
+    """torchvision's RandomResizedCrop box, drawn from a seeded `random.Random` for reproducibility."""
+    width, height = size
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            left = rng.randint(0, width - w)
+            top = rng.randint(0, height - h)
+            return (left, top, left + w, top + h)
+    side = min(width, height)  # fallback: central square crop
+    left, top = (width - side) // 2, (height - side) // 2
+    return (left, top, left + side, top + side)

@@ -1,0 +1,173 @@
+"""The training job's hyperparameters: names, types, defaults and valid values, parsed once.
+
+SageMaker hands every value over as a string (hyperparameters.json) and the training toolkit passes them
+on as `--name value`; booleans arrive as "True"/"False". Parsing here is strict: an unknown name or a
+bad value stops the job with a message that names it, so nothing is silently dropped.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+# Keys SageMaker adds that are not ours: accepted and ignored.
+IGNORED_PREFIXES = ("sagemaker_",)
+IGNORED_NAMES = ("_tuning_objective_metric",)
+
+
+class HyperparameterError(ValueError):
+    pass
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int(text: str) -> int:
+    value = float(text)  # tuners may send "32.0"
+    if not value.is_integer():
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def _workers(text: str):
+    return "auto" if text.strip().lower() == "auto" else _int(text)
+
+
+@dataclass(frozen=True)
+class Spec:
+    parse: Callable[[str], Any]
+    default: Any
+    check: Callable[[Any], bool] = lambda value: True
+    rule: str = ""  # says what `check` requires
+    help: str = ""
+
+
+def _choice(*values):
+    return dict(check=lambda v: v in values, rule="one of " + ", ".join(values))
+
+
+SPECS: dict[str, Spec] = {
+    "model_name": Spec(str, "resnet50", **_choice("resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0"),
+                       help="backbone"),
+    "pretrained": Spec(_bool, True, help="start from ImageNet weights"),
+    "lr": Spec(_float, 0.001, lambda v: 0 < v <= 10, "> 0 and <= 10", "learning rate of the head"),
+    "batch_size": Spec(_int, 32, lambda v: 1 <= v <= 4096, "between 1 and 4096", "images per step (per GPU)"),
+    "epochs": Spec(_int, 5, lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    "image_size": Spec(_int, 224, lambda v: 32 <= v <= 1024, "between 32 and 1024", "crop side in pixels"),
+    "optimizer": Spec(str, "adam", **_choice("adam", "adamw", "sgd")),
+    "momentum": Spec(_float, 0.9, lambda v: 0 <= v < 1, ">= 0 and < 1", "SGD momentum"),
+    "weight_decay": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "freeze_backbone": Spec(_bool, True, help="train the head only"),
+    "backbone_lr_scale": Spec(_float, 0.1, lambda v: 0 < v <= 1, "> 0 and <= 1",
+                              "backbone lr = lr x this, when the backbone is not frozen"),
+    "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "augment": Spec(_bool, False, help="random resized crops and flips for training images"),
+    "early_stopping_patience": Spec(_int, 0, lambda v: v >= 0, ">= 0",
+                                    "stop after this many epochs without a better valid loss (0: off)"),
+    "seed": Spec(_int, 42, lambda v: 0 <= v < 2**32, "between 0 and 2**32-1"),
+    "num_workers": Spec(_workers, "auto", lambda v: v == "auto" or 0 <= v <= 64, "auto or between 0 and 64",
+                        "DataLoader worker processes"),
+    "amp": Spec(_bool, True, help="mixed precision on GPU (bf16 where supported); no effect on CPU"),
+    "skip_bad_images": Spec(_bool, False, help="skip corrupt images (logged) instead of failing"),
+}
+
+
+def register(name: str, spec: Spec) -> None:
+    """Other parts of the training job (debugger, profiler) add their own hyperparameters here."""
+    if name in SPECS:
+        raise ValueError(f"hyperparameter {name!r} is defined twice")
+    SPECS[name] = spec
+
+
+class Hyperparameters(dict):
+    """Parsed values by name; attribute access for readability (`hp.lr`)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_strings(self) -> dict:
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in sorted(self.items())}
+
+
+def is_ignored(name: str) -> bool:
+    return name.startswith(IGNORED_PREFIXES) or name in IGNORED_NAMES
+
+
+def parse(values: dict[str, Any]) -> Hyperparameters:
+    """Parse a mapping of names to strings (or plain values); defaults fill what is not given."""
+    unknown = sorted(k for k in values if k not in SPECS and not is_ignored(k))
+    if unknown:
+        raise HyperparameterError(
+            f"unknown hyperparameter(s) {', '.join(unknown)}; valid names: {', '.join(sorted(SPECS))}")
+    parsed = Hyperparameters({name: spec.default for name, spec in SPECS.items()})
+    errors = []
+    for name, raw in values.items():
+        if is_ignored(name):
+            continue
+        spec = SPECS[name]
+        text = str(raw).lower() if isinstance(raw, bool) else str(raw)
+        try:
+            value = spec.parse(text)
+        except ValueError as error:
+            errors.append(f"{name}={text!r} is not valid ({error})")
+            continue
+        if not spec.check(value):
+            errors.append(f"{name}={text!r} is not valid (must be {spec.rule})")
+            continue
+        parsed[name] = value
+    if errors:
+        raise HyperparameterError("bad hyperparameter value(s): " + "; ".join(errors))
+    return parsed
+
+
+def parse_args(argv: list[str]) -> Hyperparameters:
+    """Parse `--name value` / `--name=value` pairs as the training toolkit passes them."""
+    values, index = {}, 0
+    while index < len(argv):
+        token = argv[index]
+        if not token.startswith("--"):
+            raise HyperparameterError(f"unexpected argument {token!r}: expected --name value pairs")
+        name, sep, value = token[2:].partition("=")
+        if not sep:
+            if index + 1 >= len(argv):
+                raise HyperparameterError(f"hyperparameter {name!r} has no value")
+            index += 1
+            value = argv[index]
+        values[name] = value
+        index += 1
+    return parse(values)
+
+
+def resolve_num_workers(value, cpu_count: int | None = None) -> int:
+    """'auto': one loader process per core, leaving one for the training process, at most 8."""
+    if value != "auto":
+        return int(value)
+    cpus = cpu_count or os.cpu_count() or 1
+    return max(0, min(8, cpus - 1))
+
+
+def describe() -> str:
+    """A table of every hyperparameter for the README and `--help`."""
+    rows = ["| name | default | valid values | meaning |", "|---|---|---|---|"]
+    for name, spec in SPECS.items():
+        default = str(spec.default).lower() if isinstance(spec.default, bool) else spec.default
+        rule = spec.rule or ("true or false" if spec.parse is _bool else "")
+        rows.append(f"| `{name}` | `{default}` | {rule} | {spec.help} |")
+    return "\n".join(rows)

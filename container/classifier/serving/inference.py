@@ -1,0 +1,246 @@
+"""The inference functions of the SageMaker contract: `model_fn`, `input_fn`, `predict_fn`, `output_fn`.
+
+- `model_fn` loads `/opt/ml/model` with `classifier.artifact.load_artifact` (weights with
+  `weights_only=True`, the architecture named in `model_config.json`, eval mode), sets the torch
+  threads, converts to channels_last and runs one request through the whole path as a warm-up.
+- `input_fn` turns a request body into encoded images: one image for `image/jpeg`, `image/png`,
+  `application/x-image` and `application/octet-stream`; several for `application/json`
+  `{"instances": [{"b64": "..."}, ...]}`. Nothing is ever fetched from a URL.
+- `predict_fn` decodes and transforms each image with the artifact's `Preprocessing` (the evaluation
+  path of training: one implementation, no train/serve skew) and runs them through the model as one batch.
+- `output_fn` writes the top-k classes per image as JSON.
+
+Problems with a request raise `RequestError` (a sagemaker-inference `GenericInferenceToolkitError`),
+which carries the HTTP status and a message for the client.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+
+import torch
+from sagemaker_inference.errors import GenericInferenceToolkitError
+
+from ..artifact import load_artifact
+from ..preprocessing import ImageDecodeError, ImageTooLargeError, Preprocessing
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
+SUPPORTED_CONTENT_TYPES = IMAGE_CONTENT_TYPES + (JSON,)
+_B64_ALPHABET = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
+
+
+class RequestError(GenericInferenceToolkitError):
+    """A request the endpoint cannot serve: the status code and a message that says what was wrong."""
+
+    def __init__(self, status: int, message: str):
+        phrase = HTTPStatus(status).phrase
+        super().__init__(status, message, phrase)
+        self.error_type = phrase.replace(" ", "").replace("-", "")  # e.g. UnsupportedMediaType
+
+
+# --- the loaded model -----------------------------------------------------------------------------
+@dataclass
+class ServingModel:
+    """What `model_fn` returns: the network in eval mode plus everything a request needs."""
+
+    model: torch.nn.Module
+    classes: list[str]
+    preprocessing: Preprocessing
+    architecture: str
+    max_pixels: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def preprocess(self, image: bytes) -> torch.Tensor:
+        """Encoded image -> uint8 CHW tensor, through the artifact's evaluation preprocessing."""
+        return self.preprocessing.load_for_eval(image, max_pixels=self.max_pixels)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) -> class probabilities (N, C), float64 on the CPU."""
+        with torch.inference_mode():
+            batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            log_probabilities = self.model(batch)
+            return log_probabilities.double().exp().cpu()
+
+    def predict(self, images: list[bytes]) -> torch.Tensor:
+        """Encoded images -> probabilities: what an endpoint request costs minus the HTTP stack."""
+        return self.forward(torch.stack([self.preprocess(image) for image in images]))
+
+
+def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> ServingModel:
+    settings = settings or Settings.from_env()
+    torch.set_num_threads(settings.threads_per_worker)
+    try:
+        torch.set_num_interop_threads(1)  # one request at a time per worker: no inter-op parallelism
+    except RuntimeError:
+        pass  # already set (parallel work has run in this process)
+    if torch.cuda.is_available() and gpu_id is not None:
+        device = torch.device(f"cuda:{int(gpu_id)}")
+    else:
+        device = torch.device("cpu")
+    model, config, preprocessing = load_artifact(Path(model_dir), device=device)
+    model = model.to(memory_format=torch.channels_last).eval()
+    serving = ServingModel(
+        model=model,
+        classes=list(config["classes"]),
+        preprocessing=preprocessing,
+        architecture=config["architecture"],
+        max_pixels=settings.max_pixels,
+        device=device,
+    )
+    warm_up(serving)
+    log.info("Loaded %s with %d classes from %s (image size %d, %d torch threads, %s)",
+             serving.architecture, len(serving.classes), model_dir, preprocessing.image_size,
+             torch.get_num_threads(), device)
+    return serving
+
+
+def warm_up(serving: ServingModel) -> None:
+    """One request's path, decoding included, so the first client does not pay for lazy initialisation."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    size = serving.preprocessing.resize_size
+    Image.new("RGB", (size + 7, size), (128, 96, 64)).save(buffer, format="JPEG")
+    probabilities = serving.predict([buffer.getvalue()])
+    if probabilities.shape != (1, len(serving.classes)):
+        raise RuntimeError(f"model output has shape {tuple(probabilities.shape)}, expected (1, {len(serving.classes)})")
+
+
+# --- requests -------------------------------------------------------------------------------------
+@dataclass
+class ImageBatch:
+    """The encoded images of one request and where each came from (for error messages)."""
+
+    images: list[bytes]
+    sources: list[str]
+
+
+@dataclass
+class Prediction:
+    probabilities: torch.Tensor  # (N, C), rows sum to 1
+    classes: list[str]
+
+
+def media_type(content_type: str | None) -> str:
+    """`Image/JPEG; charset=...` -> `image/jpeg`."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def input_fn(body: bytes, content_type: str, max_instances: int = 32) -> ImageBatch:
+    kind = media_type(content_type)
+    if kind not in SUPPORTED_CONTENT_TYPES:
+        shown = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+        raise RequestError(415, f"{shown} is not supported; send one image as {', '.join(IMAGE_CONTENT_TYPES)} "
+                                f"or several as {JSON} {{\"instances\": [{{\"b64\": \"...\"}}, ...]}}")
+    if not body:
+        raise RequestError(400, "the request body is empty")
+    if kind != JSON:
+        return ImageBatch([bytes(body)], ["the image"])
+    return _json_instances(body, max_instances)
+
+
+def _json_instances(body: bytes | str, max_instances: int) -> ImageBatch:
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError(400, f"the body is not valid JSON: {error}") from None
+    instances = document.get("instances") if isinstance(document, dict) else None
+    if not isinstance(instances, list) or not instances:
+        raise RequestError(400, 'JSON bodies must look like {"instances": [{"b64": "<base64 image>"}, ...]} '
+                                'with at least one instance')
+    if len(instances) > max_instances:
+        raise RequestError(400, f"{len(instances)} instances in one request; at most {max_instances} are allowed")
+    images, sources = [], []
+    for index, instance in enumerate(instances):
+        source = f"instances[{index}]"
+        if not isinstance(instance, dict) or not isinstance(instance.get("b64"), str):
+            raise RequestError(400, f'{source} must be an object {{"b64": "<base64 image>"}} '
+                                    "(images are sent inline; URLs are not fetched)")
+        images.append(_b64decode(instance["b64"], source))
+        sources.append(source)
+    return ImageBatch(images, sources)
+
+
+def _b64decode(text: str, source: str) -> bytes:
+    data = "".join(text.split()).encode("ascii", errors="replace")  # line breaks from `base64` are fine
+    if not data or len(data) % 4 or not _B64_ALPHABET.match(data):
+        raise RequestError(400, f"{source}.b64 is not valid base64 (standard alphabet, padded)")
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"{source}.b64 is not valid base64 (standard alphabet, padded)") from None
+    if not decoded:
+        raise RequestError(400, f"{source}.b64 is empty")
+    return decoded
+
+
+def predict_fn(data: ImageBatch, model: ServingModel) -> Prediction:
+    tensors = []
+    for image, source in zip(data.images, data.sources):
+        try:
+            tensors.append(model.preprocess(image))
+        except ImageTooLargeError as error:
+            raise RequestError(400, f"{source} is too large: {error}") from None
+        except ImageDecodeError as error:
+            raise RequestError(400, f"{source} could not be decoded ({error}); send a JPEG or PNG image") from None
+    return Prediction(model.forward(torch.stack(tensors)), model.classes)
+
+
+def accepts_json(accept: str | None) -> bool:
+    """True when the Accept header (absent, `*/*`, `application/*`, `application/json`, with q-values) allows JSON."""
+    if not accept or not accept.strip():
+        return True
+    for item in accept.split(","):
+        kind, *params = item.split(";")
+        kind = kind.strip().lower()
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and kind in (JSON, "application/*", "*/*", "*"):
+            return True
+    return False
+
+
+def parse_top_k(custom_attributes: str | None, default: int, num_classes: int) -> int:
+    """`top_k=5` among the custom attributes (`key=value` pairs separated by `,` or `;`), capped at the class count."""
+    top_k = default
+    for item in re.split(r"[,;]", custom_attributes or ""):
+        key, _, value = item.partition("=")
+        if key.strip().lower() != "top_k":
+            continue
+        try:
+            top_k = int(value.strip())
+        except ValueError:
+            raise RequestError(400, f"custom attribute top_k={value.strip()!r} is not an integer") from None
+        if top_k < 1:
+            raise RequestError(400, f"custom attribute top_k={top_k} must be at least 1")
+    return min(top_k, num_classes)
+
+
+def output_fn(prediction: Prediction, accept: str | None, top_k: int = 3) -> tuple[str, str]:
+    if not accepts_json(accept):
+        raise RequestError(406, f"Accept {accept!r} cannot be served: responses are {JSON}")
+    top_k = min(top_k, len(prediction.classes))
+    values, indices = torch.topk(prediction.probabilities, top_k, dim=1)
+    predictions = [
+        {"classes": [{"name": prediction.classes[i], "index": i, "probability": p}
+                     for p, i in zip(row_values.tolist(), row_indices.tolist())]}
+        for row_values, row_indices in zip(values, indices)
+    ]
+    return json.dumps({"predictions": predictions}), JSON

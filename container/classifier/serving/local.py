@@ -1,0 +1,79 @@
+"""A local endpoint: the serving image's own stack (`classifier.serving.serve`: sagemaker-inference + MMS)
+on this machine, for a model directory or a local training job directory (an /opt/ml tree).
+
+    python -m classifier.serving.local MODEL_OR_JOB_DIR [--port 8080] [--work-dir DIR] [--workers N]
+
+The work dir becomes `SAGEMAKER_BASE_DIR`: `model` there links to the model, MMS's config, pid file,
+sockets and logs (`logs/`) stay inside it. Then this process becomes `python -m classifier.serving.serve`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..artifact import CONFIG_FILE
+
+CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `classifier` package
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """A model dir (has model_config.json) or a job dir whose model/ has one."""
+    path = Path(path).resolve()
+    for candidate in (path, path / "model"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise SystemExit(f"serve-local: neither {path} nor {path / 'model'} holds {CONFIG_FILE}: "
+                     "give a model directory or a training job directory")
+
+
+def prepare_base_dir(model_dir: Path, work_dir: Path) -> Path:
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    link = work_dir / "model"
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        raise SystemExit(f"serve-local: {link} exists and is not a link; choose another --work-dir")
+    link.symlink_to(model_dir, target_is_directory=True)
+    (work_dir / "logs").mkdir(exist_ok=True)
+    return work_dir
+
+
+def server_environment(base_dir: Path, port: int, workers: int | None = None, env=None) -> dict:
+    env = dict(os.environ if env is None else env)
+    env["SAGEMAKER_BASE_DIR"] = str(base_dir)
+    env["SAGEMAKER_BIND_TO_PORT"] = str(port)
+    env["LOG_LOCATION"] = env["METRICS_LOCATION"] = str(base_dir / "logs")
+    env["PYTHONUNBUFFERED"] = "1"
+    if workers:
+        env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
+    paths = [str(CODE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    # multi-model-server and java are found on PATH; put this interpreter's scripts first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path, help="model directory, or a job directory with model/")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="SAGEMAKER_BASE_DIR for the server (default: a new temporary directory)")
+    parser.add_argument("--workers", type=int, default=None, help="SAGEMAKER_MODEL_SERVER_WORKERS")
+    args = parser.parse_args(argv)
+    model_dir = resolve_model_dir(args.model)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="serve-local-"))
+    base_dir = prepare_base_dir(model_dir, work_dir)
+    env = server_environment(base_dir, args.port, args.workers)
+    print(f"serve-local: {model_dir} on http://127.0.0.1:{args.port} (SAGEMAKER_BASE_DIR={base_dir}, "
+          f"MMS logs in {base_dir / 'logs'})", flush=True)
+    os.execve(sys.executable, [sys.executable, "-m", "classifier.serving.serve"], env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

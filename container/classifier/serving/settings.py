@@ -1,0 +1,90 @@
+"""Serving limits and sizes, from the environment (every one has a default that suits SageMaker).
+
+| variable                          | default          | meaning                                             |
+|-----------------------------------|------------------|-----------------------------------------------------|
+| SAGEMAKER_MAX_PAYLOAD_IN_MB       | 6                | largest request body, MiB (InvokeEndpoint's limit)  |
+| SAGEMAKER_MODEL_SERVER_WORKERS    | usable CPUs      | MMS worker processes                                |
+| CLASSIFIER_THREADS_PER_WORKER     | CPUs / workers   | torch intra-op threads in each worker               |
+| CLASSIFIER_MAX_PIXELS             | 40,000,000       | larger images are refused (decompression bombs)     |
+| CLASSIFIER_MAX_INSTANCES          | 32               | images in one JSON request                          |
+| CLASSIFIER_DEFAULT_TOP_K          | 3                | classes returned when the request names no top_k    |
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..preprocessing import DEFAULT_MAX_PIXELS
+
+MIB = 1024 * 1024
+DEFAULT_MAX_PAYLOAD_MB = 6  # InvokeEndpoint: 6 MiB = 6,291,456 bytes
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int_env(name: str, default: int | None, minimum: int = 1) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: the affinity mask, further limited by a cgroup v2/v1 CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, int(quota + 0.5)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as handle:  # cgroup v2: "max 100000" or "200000 100000"
+            quota, period = handle.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as q, open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as p:
+            quota, period = int(q.read()), int(p.read())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_body_bytes: int
+    max_pixels: int
+    max_instances: int
+    default_top_k: int
+    workers: int
+    threads_per_worker: int
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        cpus = usable_cpus()
+        # One single-threaded worker per CPU gives the most throughput under concurrent load, and
+        # a worker never waits for another's request; a single client still gets one core.
+        workers = _int_env("SAGEMAKER_MODEL_SERVER_WORKERS", cpus)
+        threads = _int_env("CLASSIFIER_THREADS_PER_WORKER", max(1, cpus // workers))
+        return cls(
+            max_body_bytes=_int_env("SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB) * MIB,
+            max_pixels=_int_env("CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
+            max_instances=_int_env("CLASSIFIER_MAX_INSTANCES", 32),
+            default_top_k=_int_env("CLASSIFIER_DEFAULT_TOP_K", 3),
+            workers=workers,
+            threads_per_worker=threads,
+        )

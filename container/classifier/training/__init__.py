@@ -1,0 +1,1 @@
+"""The training job: `main.run` is what `container/train.py` (SAGEMAKER_PROGRAM) calls."""

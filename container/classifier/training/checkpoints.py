@@ -1,0 +1,81 @@
+"""Per-epoch checkpoints in the checkpoint dir, written atomically, and resume from the last one.
+
+This is SageMaker managed spot training's contract: the checkpoint dir is synced to S3 and copied back
+in when the job restarts, so a job restarted on the same dir continues after its last finished epoch.
+Files: `last.pt` (everything to resume) and `best_model.pt` (state dict of the best epoch so far).
+Both load with `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..artifact import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+LAST = "last.pt"
+BEST = "best_model.pt"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def rng_state() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(directory: Path, state: dict, best_model_state: dict | None) -> None:
+    """Write the best model first, then `last.pt`: a crash between the two leaves a consistent pair."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if best_model_state is not None:
+        atomic_write_bytes(directory / BEST, lambda f: torch.save(best_model_state, f))
+    atomic_write_bytes(directory / LAST, lambda f: torch.save(state, f))
+
+
+def load(directory: Path, fingerprint: dict) -> tuple[dict, dict | None] | None:
+    """The last checkpoint and best model state, or None when the dir holds none.
+
+    `fingerprint` names what must match (architecture, classes, ...): resuming another job's
+    checkpoint into this one would silently train the wrong thing.
+    """
+    path = directory / LAST
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                              f"remove it to start over") from error
+    saved = state.get("fingerprint", {})
+    differing = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+    if differing:
+        details = "; ".join(f"{k}: checkpoint has {saved.get(k)!r}, this job {fingerprint.get(k)!r}" for k in differing)
+        raise CheckpointError(f"checkpoint {path} belongs to a different job ({details}); use an empty "
+                              f"checkpoint dir or remove {path}")
+    best = None
+    if (directory / BEST).is_file():
+        best = torch.load(directory / BEST, map_location="cpu", weights_only=True)
+    return state, best

@@ -1,0 +1,152 @@
+"""Class-per-folder channels: scanning, consistency checks, image verification and datasets.
+
+Layout (dogImages): `<channel>/<class folder>/<image>.jpg`. Class names and label order come from
+`train`; `valid` and `test` must hold exactly the same classes.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ..preprocessing import ImageDecodeError, ImageTooLargeError, Preprocessing, is_image_file, open_rgb
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """A channel's layout or content is not usable."""
+
+
+@dataclass
+class Channel:
+    name: str
+    root: Path
+    classes: list[str]
+    samples: list[tuple[Path, int]]  # (file, label index)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def labels(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+
+def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Channel:
+    """List a channel's images; with `classes` (from train) check that it holds the same ones."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"channel '{name}' not found: {root} is not a directory")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        loose = [p.name for p in root.iterdir() if p.is_file() and is_image_file(p)]
+        hint = " (images lie directly in it: put each class in its own folder)" if loose else ""
+        raise DataError(f"channel '{name}' at {root} has no class folders{hint}")
+    found = [folder.name for folder in folders]
+    if classes is not None:
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} class(es) that train has: {', '.join(missing)}")
+            if extra:
+                parts.append(f"{len(extra)} class(es) that train lacks: {', '.join(extra)}")
+            raise DataError(f"channel '{name}' does not hold the same classes as 'train': {'; '.join(parts)}")
+    else:
+        classes = found
+    index = {c: i for i, c in enumerate(classes)}
+    samples, empty, ignored = [], [], 0
+    for folder in folders:
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        images = [p for p in files if is_image_file(p)]
+        ignored += len(files) - len(images)
+        if not images:
+            empty.append(folder.name)
+        samples.extend((p, index[folder.name]) for p in images)
+    if empty:
+        raise DataError(f"channel '{name}' has {len(empty)} class folder(s) with no .jpg/.jpeg/.png images: "
+                        f"{', '.join(empty)}")
+    if ignored:
+        log.warning("channel '%s': ignored %d file(s) that are not .jpg/.jpeg/.png", name, ignored)
+    log.info("channel '%s': %d images in %d classes", name, len(samples), len(classes))
+    return Channel(name, root, list(classes), samples)
+
+
+def _check_image(path: Path) -> str | None:
+    try:
+        # A small draft decode still reads the whole JPEG stream, so truncation is caught cheaply.
+        open_rgb(path, draft_size=32, max_pixels=None)
+        return None
+    except (ImageDecodeError, ImageTooLargeError, OSError) as error:
+        return str(error)
+
+
+def verify_images(channel: Channel, workers: int, skip_bad: bool) -> Channel:
+    """Decode every image once before training: a bad file fails the job now, not hours in."""
+    paths = [p for p, _ in channel.samples]
+    if workers > 1 and len(paths) > 256:
+        with ProcessPoolExecutor(workers) as pool:
+            problems = list(pool.map(_check_image, paths, chunksize=64))
+    else:
+        problems = [_check_image(p) for p in paths]
+    bad = [(p, why) for p, why in zip(paths, problems) if why]
+    if not bad:
+        return channel
+    listing = "; ".join(f"{p.relative_to(channel.root)} ({why})" for p, why in bad[:20])
+    more = f"; and {len(bad) - 20} more" if len(bad) > 20 else ""
+    if not skip_bad:
+        raise DataError(f"channel '{channel.name}' has {len(bad)} unreadable image(s): {listing}{more}. "
+                        f"Fix or remove them, or set skip_bad_images=true to skip them")
+    log.warning("channel '%s': skipping %d unreadable image(s): %s%s", channel.name, len(bad), listing, more)
+    bad_paths = {p for p, _ in bad}
+    kept = [(p, label) for p, label in channel.samples if p not in bad_paths]
+    left = {label for _, label in kept}
+    emptied = [c for i, c in enumerate(channel.classes) if i not in left]
+    if emptied:
+        raise DataError(f"channel '{channel.name}': after skipping unreadable images, class(es) "
+                        f"{', '.join(emptied)} have no images left")
+    return Channel(channel.name, channel.root, channel.classes, kept)
+
+
+class ImageDataset(Dataset):
+    """Decoded, transformed images as uint8 CHW tensors with their labels.
+
+    Augmentation draws from a `random.Random` seeded by (seed, epoch, index), so a run, and a resumed
+    run, sees the same crops whatever the number of loader workers.
+    """
+
+    def __init__(self, channel: Channel, preprocessing: Preprocessing, augment: bool = False, seed: int = 0):
+        self.samples = channel.samples
+        self.preprocessing = preprocessing
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.draft_size = preprocessing.augment_draft_size() if augment else preprocessing.resize_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        image = open_rgb(path, draft_size=self.draft_size, max_pixels=None)
+        if self.augment:
+            rng = random.Random(hash((self.seed, self.epoch, index)))
+            tensor = self.preprocessing.train_transform(image, augment=True, rng=rng)
+        else:
+            tensor = self.preprocessing.eval_transform(image)
+        return tensor, label
+
+
+def class_counts(channel: Channel) -> list[int]:
+    counts = torch.zeros(len(channel.classes), dtype=torch.long)
+    for label in channel.labels():
+        counts[label] += 1
+    return counts.tolist()

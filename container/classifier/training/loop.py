@@ -1,0 +1,131 @@
+"""One training epoch and one evaluation pass. Plain PyTorch: no work beyond what a hand-written loop does."""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .observers import Observer
+
+
+class NLLWithLabelSmoothing(nn.Module):
+    """NLL loss on log-probabilities (the head ends in LogSoftmax), with optional label smoothing."""
+
+    def __init__(self, smoothing: float = 0.0):
+        super().__init__()
+        self.smoothing = smoothing
+
+    def forward(self, log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        nll = F.nll_loss(log_probs, labels)
+        if self.smoothing == 0:
+            return nll
+        return (1 - self.smoothing) * nll - self.smoothing * log_probs.mean(dim=1).mean()
+
+
+@dataclass
+class Precision:
+    """Autocast settings: bf16 on GPUs that have it, fp16 with loss scaling on older ones, off on CPU."""
+
+    device: torch.device
+    dtype: torch.dtype | None = None
+
+    @classmethod
+    def choose(cls, device: torch.device, amp: bool) -> "Precision":
+        if not amp or device.type != "cuda":
+            return cls(device)
+        return cls(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def scaler(self):
+        return torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    images: int
+    seconds: float
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    predictions: torch.Tensor
+    labels: torch.Tensor
+
+
+def to_device(images, labels, device, channels_last):
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels.to(device, non_blocking=True)
+
+
+def train_one_epoch(model, loader, optimizer, loss_fn, precision: Precision, scaler, observer: Observer,
+                    first_step: int, channels_last: bool = False, should_stop=lambda: False) -> EpochResult:
+    model.train()
+    observer.on_mode("train")
+    device = precision.device
+    sync = torch.cuda.synchronize if (observer.wants_step_timings and device.type == "cuda") else (lambda: None)
+    total_loss = torch.zeros((), device=device)
+    images_seen, step = 0, first_step
+    start = ready = time.perf_counter()
+    for images, labels in loader:
+        loaded = time.perf_counter()
+        images, labels = to_device(images, labels, device, channels_last)
+        with precision.autocast():
+            log_probs = model(images)
+            loss = loss_fn(log_probs.float(), labels)
+        sync()
+        forward_done = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        sync()
+        backward_done = time.perf_counter()
+        scaler.step(optimizer)
+        scaler.update()
+        sync()
+        optimizer_done = time.perf_counter()
+        total_loss += loss.detach() * labels.shape[0]  # no GPU sync per step
+        images_seen += labels.shape[0]
+        observer.on_train_step(step, {"data": loaded - ready, "forward": forward_done - loaded,
+                                      "backward": backward_done - forward_done,
+                                      "optimizer": optimizer_done - backward_done}, loss, labels, log_probs)
+        step += 1
+        if should_stop():
+            break
+        ready = time.perf_counter()
+    if images_seen == 0:
+        raise RuntimeError("the training loader produced no batch")
+    return EpochResult(float(total_loss) / images_seen, images_seen, time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def evaluate(model, loader, precision: Precision, observer: Observer, channels_last: bool = False) -> EvalResult:
+    """Mean NLL (without label smoothing) and accuracy over the whole set, plus every prediction."""
+    model.eval()
+    observer.on_mode("eval")
+    device = precision.device
+    total_loss = torch.zeros((), device=device, dtype=torch.float64)
+    predictions, all_labels = [], []
+    for images, labels in loader:
+        images, labels = to_device(images, labels, device, channels_last)
+        with precision.autocast():
+            log_probs = model(images).float()
+        total_loss += F.nll_loss(log_probs, labels, reduction="sum").double()
+        predictions.append(log_probs.argmax(dim=1).cpu())
+        all_labels.append(labels.cpu())
+        observer.on_eval_batch(labels, log_probs)
+    predictions, all_labels = torch.cat(predictions), torch.cat(all_labels)
+    count = len(all_labels)
+    return EvalResult(float(total_loss) / count, float((predictions == all_labels).sum()) / count,
+                      predictions, all_labels)

@@ -1,0 +1,67 @@
+# Container images: build, base-image, container-test. Included by the main Makefile (include mk/*.mk).
+#
+#   make build                    training + serving images, with whichever of docker, podman, buildah works
+#   make base-image               localhost/debian-bookworm-minbase from debootstrap (no registry needed)
+#   make container-test           build both, then train in the training image and serve/invoke/stop the
+#                                 serving image for real (tests/container/run_container_test.sh)
+# Where no registry can be reached (this project's machines): add BASE_IMAGE=$(LOCAL_BASE_IMAGE); the
+# base image is then built first when it is missing.
+
+BASE_IMAGE ?= debian:bookworm-slim
+LOCAL_BASE_IMAGE ?= localhost/debian-bookworm-minbase:latest
+TRAINING_IMAGE ?= byoc-classifier-training
+SERVING_IMAGE ?= byoc-classifier-serving
+TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
+# 1: bake torchvision's ResNet-50 ImageNet weights into the training image (needs download.pytorch.org).
+BAKE_RESNET50_WEIGHTS ?= 0
+# Isolation for podman/buildah builds: chroot works inside containers and VMs without user namespaces.
+BUILD_ISOLATION ?= chroot
+# CA bundle bind-mounted into podman/buildah builds for pip (hosts whose HTTPS goes through a local CA).
+# Read at build time only; it is not copied into the images. Set empty to turn off.
+BUILD_CA ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+EXTRA_BUILD_ARGS ?=
+
+# The engine: the first of docker (with a reachable daemon), podman, buildah. Computed once, and only
+# when a target needs it. Override with CONTAINER_ENGINE=docker|podman|buildah.
+CONTAINER_ENGINE ?= $(eval CONTAINER_ENGINE := $(shell \
+	if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo docker; \
+	elif command -v podman >/dev/null 2>&1; then echo podman; \
+	elif command -v buildah >/dev/null 2>&1; then echo buildah; \
+	else echo none; fi))$(CONTAINER_ENGINE)
+
+IMG_CA_MOUNT = $(if $(BUILD_CA),-v $(BUILD_CA):/run/host-ca.crt:ro)
+IMG_BUILD_docker = docker build
+IMG_BUILD_podman = podman build --layers --isolation $(BUILD_ISOLATION) $(IMG_CA_MOUNT)
+IMG_BUILD_buildah = buildah bud --layers --isolation $(BUILD_ISOLATION) $(IMG_CA_MOUNT)
+IMG_BUILD = $(IMG_BUILD_$(CONTAINER_ENGINE)) --build-arg BASE_IMAGE=$(BASE_IMAGE) $(EXTRA_BUILD_ARGS)
+# The local base image is made on demand when a build asks for it.
+IMG_BASE_DEP = $(if $(filter $(BASE_IMAGE) $(BASE_IMAGE):latest,$(LOCAL_BASE_IMAGE)),base-image)
+
+.PHONY: build build-training build-serving base-image container-test images-engine
+
+images-engine:
+	@case "$(CONTAINER_ENGINE)" in docker|podman|buildah) echo "container engine: $(CONTAINER_ENGINE)";; \
+	  *) echo "no container engine: install docker, podman or buildah (apt-get install -y buildah podman)" >&2; exit 1;; esac
+
+IMG_BUILD_TRAINING = $(IMG_BUILD) -f docker/training.Dockerfile --build-arg BAKE_RESNET50_WEIGHTS=$(BAKE_RESNET50_WEIGHTS) \
+	-t $(TRAINING_IMAGE):$(TAG) -t $(TRAINING_IMAGE):latest .
+IMG_BUILD_SERVING = $(IMG_BUILD) -f docker/serving.Dockerfile -t $(SERVING_IMAGE):$(TAG) -t $(SERVING_IMAGE):latest .
+
+# One after the other (also under make -j): the serving build reuses the torch layers the training
+# build just made.
+build: images-engine $(IMG_BASE_DEP)
+	$(IMG_BUILD_TRAINING)
+	$(IMG_BUILD_SERVING)
+
+build-training: images-engine $(IMG_BASE_DEP)
+	$(IMG_BUILD_TRAINING)
+
+build-serving: images-engine $(IMG_BASE_DEP)
+	$(IMG_BUILD_SERVING)
+
+base-image:
+	docker/make_base_image.sh $(LOCAL_BASE_IMAGE)
+
+container-test: build
+	CONTAINER_ENGINE=$(CONTAINER_ENGINE) TRAINING_IMAGE=$(TRAINING_IMAGE):$(TAG) SERVING_IMAGE=$(SERVING_IMAGE):$(TAG) \
+		tests/container/run_container_test.sh

@@ -51,7 +51,7 @@ USER_ERRORS = (HyperparameterError, DataError, WeightsError, CheckpointError, Ar
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     world = distributed.World()
     try:

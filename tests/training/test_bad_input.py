@@ -1,0 +1,144 @@
+"""Every bad input stops the job with a failure reason that names the problem."""
+import shutil
+
+import pytest
+import torch
+
+from classifier.training.main import main
+from conftest import FAST_HP, args
+
+ONE_EPOCH = {**FAST_HP, "epochs": "1"}
+
+
+def run_job(opt_ml, hp=ONE_EPOCH) -> tuple[int, str]:
+    return main(args(hp)), opt_ml.failure()
+
+
+def test_bad_hyperparameter_writes_failure(opt_ml, image_set):
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml, {**ONE_EPOCH, "lr": "-1"})
+    assert code != 0 and "lr='-1'" in failure and "\n" not in failure.strip()
+
+
+def test_missing_channel_is_named(opt_ml, image_set):
+    opt_ml.link("train", image_set / "train")
+    code, failure = run_job(opt_ml)
+    assert code != 0 and "valid" in failure and "missing" in failure
+
+
+def test_unknown_channel_is_named(opt_ml, image_set):
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("validation", image_set / "valid")
+    code, failure = run_job(opt_ml)
+    assert code != 0 and "validation" in failure
+
+
+def test_class_mismatch_names_missing_and_extra(opt_ml, image_set, tmp_path):
+    valid = shutil.copytree(image_set / "valid", tmp_path / "valid")
+    classes = sorted(p.name for p in valid.iterdir())
+    shutil.rmtree(valid / classes[0])
+    shutil.copytree(valid / classes[1], valid / "999.Unicorn")
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", valid)
+    code, failure = run_job(opt_ml)
+    assert code != 0 and classes[0] in failure and "999.Unicorn" in failure
+
+
+def test_empty_class_folder(opt_ml, image_set, tmp_path):
+    train = shutil.copytree(image_set / "train", tmp_path / "train")
+    first = sorted(train.iterdir())[0]
+    for image in first.iterdir():
+        image.unlink()
+    (first / "notes.txt").write_text("not an image")
+    opt_ml.link("train", train)
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml)
+    assert code != 0 and first.name in failure and "no .jpg" in failure
+
+
+def test_channel_without_class_folders(opt_ml, image_set, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for image in list((image_set / "valid").rglob("*.jpg"))[:3]:
+        shutil.copy(image, flat / image.name)
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", flat)
+    code, failure = run_job(opt_ml)
+    assert code != 0 and "no class folders" in failure
+
+
+def plant_bad_images(train):
+    folder = sorted(train.iterdir())[0]
+    good = sorted(folder.glob("*.jpg"))[0].read_bytes()
+    (folder / "truncated.JPG").write_bytes(good[: len(good) // 2])  # upper-case extension counts too
+    (folder / "garbage.png").write_bytes(b"\x89PNG not really")
+    return folder
+
+
+def test_corrupt_images_are_listed(opt_ml, image_set, tmp_path):
+    train = shutil.copytree(image_set / "train", tmp_path / "train")
+    plant_bad_images(train)
+    opt_ml.link("train", train)
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml)
+    assert code != 0 and "truncated.JPG" in failure and "garbage.png" in failure and "skip_bad_images" in failure
+
+
+def test_skip_bad_images_trains_without_them(opt_ml, image_set, tmp_path, caplog):
+    train = shutil.copytree(image_set / "train", tmp_path / "train")
+    plant_bad_images(train)
+    opt_ml.link("train", train)
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml, {**ONE_EPOCH, "skip_bad_images": "true"})
+    assert code == 0, failure
+    assert "skipping 2 unreadable image(s)" in caplog.text
+    assert (opt_ml.root / "model" / "model.pth").is_file()
+
+
+def test_checkpoint_of_another_job_is_refused_and_kept(opt_ml, image_set):
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", image_set / "valid")
+    assert main(args(ONE_EPOCH)) == 0
+    checkpoint = opt_ml.root / "checkpoints" / "last.pt"
+    before = checkpoint.read_bytes()
+    code, failure = run_job(opt_ml, {**ONE_EPOCH, "optimizer": "sgd", "epochs": "2"})
+    assert code != 0 and "different job" in failure and "optimizer" in failure
+    assert checkpoint.read_bytes() == before  # nothing already saved is lost
+
+
+def test_weights_channel_is_used_and_bad_weights_are_named(opt_ml, image_set, tmp_path):
+    import torchvision
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), weights / "resnet18-f37072fd.pth")
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", image_set / "valid")
+    opt_ml.link("weights", weights)
+    hp = {**ONE_EPOCH, "model_name": "resnet18", "pretrained": "true"}
+    assert main(args(hp)) == 0, opt_ml.failure()
+    # the backbone in the artifact started from the supplied weights (frozen, so still equal)
+    saved = torch.load(opt_ml.root / "model" / "model.pth", weights_only=True)
+    assert torch.equal(saved["backbone.conv1.weight"], reference.state_dict()["conv1.weight"])
+
+    (weights / "resnet18-f37072fd.pth").write_bytes(b"not a weights file")
+    shutil.rmtree(opt_ml.root / "checkpoints")
+    code, failure = run_job(opt_ml, hp)
+    assert code != 0 and "cannot read weights file" in failure
+
+
+def test_missing_pretrained_weights_say_how_to_supply_them(monkeypatch, tmp_path):
+    from classifier import model
+
+    monkeypatch.setattr(model.torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(*_args, **_kw):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(model.torch.hub, "download_url_to_file", offline)
+    with pytest.raises(model.WeightsError) as error:
+        model.build_model("resnet50", 3, pretrained=True)
+    message = str(error.value)
+    assert "weights" in message and "resnet50-0676ba61.pth" in message and "pretrained=false" in message

@@ -1,0 +1,108 @@
+"""The training job end to end through the sagemaker-training toolkit, as SageMaker runs it."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from classifier import artifact
+from classifier.training import metrics_log
+from classifier.training.data import scan_channel
+from scripts import job_definition
+from scripts.local import jobs
+from conftest import FAST_HP
+
+
+def test_model_learns_and_reports_metric_lines(trained_job):
+    record = jobs.read_record(trained_job)
+    metrics = record["metrics"]  # read from the log with config/job.yaml's regexes
+    assert metrics["valid_accuracy"] > 0.6  # 4 classes: chance is 0.25
+    assert metrics["test_accuracy"] > 0.6
+    log_text = (trained_job / jobs.LOG).read_text()
+    epoch_lines = [line for line in log_text.splitlines() if line.startswith(metrics_log.PREFIX + " epoch=")]
+    assert len(epoch_lines) == 3
+    parsed = job_definition.load().parse_metrics(log_text)
+    assert len(parsed["valid_loss"]) == 3 and len(parsed["images_per_sec"]) == 3
+    assert (trained_job / "output" / "success").exists() and not (trained_job / "output" / "failure").exists()
+
+
+def test_artifact_is_complete_and_predicts_like_the_trained_model(trained_job, image_set):
+    model_dir = trained_job / "model"
+    config = json.loads((model_dir / "model_config.json").read_text())
+    assert config["architecture"] == "efficientnet_lite0"
+    assert config["classes"] == sorted(p.name for p in (image_set / "train").iterdir())
+    assert config["preprocessing"]["image_size"] == 64 and config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    assert config["hyperparameters"]["epochs"] == "3" and "valid_loss" in config["metrics"]
+    state = torch.load(model_dir / "model.pth", weights_only=True)  # a plain state dict
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+    model, config, preprocessing = artifact.load_artifact(model_dir)
+    test = scan_channel("test", image_set / "test", config["classes"])
+    batch = torch.stack([preprocessing.load_for_eval(path) for path, _ in test.samples])
+    labels = torch.tensor(test.labels())
+    with torch.inference_mode():
+        predictions = model(batch).argmax(1)
+    accuracy = float((predictions == labels).float().mean())
+    report = json.loads((trained_job / "output" / "data" / "test_report.json").read_text())
+    assert accuracy == pytest.approx(report["accuracy"]) == pytest.approx(config["metrics"]["test_accuracy"])
+    best = torch.load(trained_job / "checkpoints" / "best_model.pt", weights_only=True)
+    assert all(torch.equal(best[k], state[k]) for k in state)
+    matrix = torch.tensor(report["confusion_matrix"])
+    assert int(matrix.sum()) == len(test) and set(report["per_class_accuracy"]) == set(config["classes"])
+    history = json.loads((trained_job / "output" / "data" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def _train_env(job):
+    return jobs.training_environment(job)
+
+
+def test_sigkill_mid_epoch_then_restart_resumes_to_the_same_result(image_set, tmp_path):
+    definition = job_definition.load()
+    hp = {**FAST_HP, "epochs": "4", "batch_size": "8"}
+    reference = jobs.create_job(definition, image_set, hp, root=tmp_path)
+    assert jobs.run_job(reference, definition=definition)["status"] == "Completed"
+
+    job = jobs.create_job(definition, image_set, hp, root=tmp_path)
+    killed = {}
+
+    def kill_in_epoch_3(line, process):
+        if line.startswith("[metrics] epoch=2") and not killed:
+            time.sleep(0.5)  # well into epoch 3 (an epoch takes a few seconds)
+            os.killpg(process.pid, signal.SIGKILL)
+            killed["at"] = time.time()
+        return False
+
+    first = jobs.run_job(job, definition=definition, on_line=kill_in_epoch_3)
+    assert killed and first["status"] == "Failed"
+    checkpoint = torch.load(job / "checkpoints" / "last.pt", weights_only=True)  # intact after SIGKILL
+    assert checkpoint["progress"]["epoch"] == 2
+
+    second = jobs.run_job(job, definition=definition)
+    assert second["status"] == "Completed", (job / jobs.LOG).read_text()[-2000:]
+    log_text = (job / jobs.LOG).read_text()
+    assert "Resumed from" in log_text and "after epoch 2 of 4" in log_text
+    history = json.loads((job / "output" / "data" / "metrics.json").read_text())["history"]
+    expected = json.loads((reference / "output" / "data" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    # Deterministic on CPU: the resumed job ends exactly where the uninterrupted one did.
+    for ours, theirs in zip(history, expected):
+        assert ours["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-5)
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+    assert not list((job / "checkpoints").glob(".*.tmp"))
+
+
+def test_make_train_local_prints_the_job(image_set, tmp_path):
+    env = {**os.environ, "JOBS_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "scripts.local.train", "--quiet", "--data", str(image_set),
+                             "--hp", "model_name=efficientnet_lite0 image_size=32 epochs=1 num_workers=0 batch_size=32"],
+                            capture_output=True, text=True, env=env, cwd=jobs.REPO_ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Training job img-clf-" in result.stdout and "Completed" in result.stdout and str(tmp_path) in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "scripts.local.train", "--data", str(image_set), "--hp", "epoch=3"],
+                         capture_output=True, text=True, env=env, cwd=jobs.REPO_ROOT, timeout=120)
+    assert bad.returncode == 2 and "epoch" in bad.stderr and "valid names" in bad.stderr

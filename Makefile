@@ -9,8 +9,13 @@ BACKBONE ?= efficientnet_lite0
 HP ?=
 JOB ?=
 TUNING ?=
+MAX_JOBS ?=
+MAX_PARALLEL ?=
+STRATEGY ?=
+EARLY_STOPPING ?=
+SAMPLER ?=
 
-.PHONY: help setup data train-local jobs logs test
+.PHONY: help setup data train-local tune-local jobs logs test
 
 help:  ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -26,8 +31,14 @@ setup: .venv/.installed  ## install Python packages into .venv (and Debian packa
 data:  ## a small real sample set (Fashion-MNIST, dogImages layout) in data/fashion-mnist
 	$(PYTHON) -m scripts.data.fashion_mnist --out $(DATA)
 
-train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" (JOB=name resumes a job)
-	$(PYTHON) -m scripts.local.train $(if $(JOB),--resume $(JOB),--data $(DATA) --hp "model_name=$(BACKBONE) $(HP)")
+train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" | HP=best TUNING=name | JOB=name (resume)
+	$(PYTHON) -m scripts.local.train $(if $(JOB),--resume $(JOB),--data $(DATA) --hp "model_name=$(BACKBONE) $(HP)" $(if $(TUNING),--tuning $(TUNING)))
+
+tune-local:  ## local tuning job: DATA=dir [MAX_JOBS= MAX_PARALLEL= STRATEGY= EARLY_STOPPING= HP=] | TUNING=name (resume)
+	$(PYTHON) -m scripts.local.tune $(if $(TUNING),--resume $(TUNING),--data $(DATA) --hp "model_name=$(BACKBONE) $(HP)" \
+	  $(if $(MAX_JOBS),--max-jobs $(MAX_JOBS)) $(if $(MAX_PARALLEL),--max-parallel $(MAX_PARALLEL)) \
+	  $(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(EARLY_STOPPING),--early-stopping $(EARLY_STOPPING)) \
+	  $(if $(SAMPLER),--sampler $(SAMPLER)))
 
 jobs:  ## list local training jobs
 	$(PYTHON) -m scripts.local.jobs_cli list

@@ -78,12 +78,24 @@ def check_data_dir(data: Path, channels: list[str], optional: list[str]) -> dict
 
 
 def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str, str], root: Path = JOBS_ROOT,
-               checkpoint_dir: Path | None = None, extra: dict | None = None, prefix: str | None = None) -> Path:
-    """Make the /opt/ml tree and the record; hyperparameters are checked now, before anything runs."""
+               extra: dict | None = None, name: str | None = None, extra_channels: dict | None = None,
+               validate: bool = True) -> Path:
+    """Make the /opt/ml tree and the record; hyperparameters are checked now, before anything runs.
+
+    `name`: an exact name (a tuning job's trials); else a new unique one. `extra_channels`: more
+    channels to link (a tuning job's feature cache). `validate=False`: leave a bad hyperparameter to
+    the training job, which fails with the reason (a tuning trial, as on SageMaker).
+    """
     values = {**definition.static_hyperparameters, **hyperparameters}
-    hp_specs.parse(values)  # raises HyperparameterError naming the bad one
-    channels = check_data_dir(data, definition.required_channels, definition.optional_channels)
-    name, job = new_job_name(prefix or definition.name_prefix, Path(root))
+    if validate:
+        hp_specs.parse(values)  # raises HyperparameterError naming the bad one
+    channels = {**check_data_dir(data, definition.required_channels, definition.optional_channels),
+                **(extra_channels or {})}
+    if name:
+        job = Path(root) / name
+        job.mkdir(parents=True)
+    else:
+        name, job = new_job_name(definition.name_prefix, Path(root))
     config = job / "input" / "config"
     config.mkdir(parents=True)
     atomic_write_json(config / "hyperparameters.json", {k: str(v) for k, v in sorted(values.items())})
@@ -98,10 +110,7 @@ def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str,
         (job / "input" / "data" / channel).symlink_to(path.resolve())
     for folder in ("model", "output/data", "code"):
         (job / folder).mkdir(parents=True, exist_ok=True)
-    if checkpoint_dir:  # a tuning job's trials may share a cache, never checkpoints
-        (job / "checkpoints").symlink_to(Path(checkpoint_dir).resolve())
-    else:
-        (job / "checkpoints").mkdir()
+    (job / "checkpoints").mkdir()
     write_record(job, {"name": name, "status": "Created", "created": now(), "data": str(Path(data).resolve()),
                        "hyperparameters": {k: str(v) for k, v in sorted(values.items())}, **(extra or {})})
     return job
@@ -125,8 +134,8 @@ def resolve_job(name_or_path: str, root: Path = JOBS_ROOT) -> Path:
     raise JobError(f"no local job {name_or_path!r} (looked in {root}); `make jobs` lists them")
 
 
-def training_environment(job: Path) -> dict:
-    env = dict(os.environ)
+def training_environment(job: Path, overrides: dict | None = None) -> dict:
+    env = {**os.environ, **(overrides or {})}
     env.update({
         "SAGEMAKER_BASE_DIR": str(Path(job).resolve()),
         "SAGEMAKER_PROGRAM": "train.py",
@@ -141,7 +150,7 @@ def train_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"]
 
 
-def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_line=None) -> dict:
+def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_line=None, env: dict | None = None) -> dict:
     """Run (or resume) the job in its directory; returns the final record.
 
     `echo(line)` gets every log line (progress on screen); `on_line(line, process)` may inspect it and
@@ -160,7 +169,7 @@ def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_li
     began = time.time()
     stopped_by_us = False
     with open(job / LOG, "a", buffering=1) as log:
-        process = subprocess.Popen(train_command(), cwd=job, env=training_environment(job), stdout=subprocess.PIPE,
+        process = subprocess.Popen(train_command(), cwd=job, env=training_environment(job, env), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
             for line in process.stdout:

@@ -65,7 +65,7 @@ class EvalResult:
 
 def to_device(images, labels, device, channels_last):
     images = images.to(device, non_blocking=True)
-    if channels_last:
+    if channels_last and images.dim() == 4:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, labels.to(device, non_blocking=True)
 

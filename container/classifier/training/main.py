@@ -23,8 +23,8 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .. import paths
 from ..artifact import ArtifactError, atomic_write_json, save_artifact
-from ..model import WeightsError, build_model, get_architecture
-from . import checkpoints, distributed, metrics_log
+from ..model import WeightsError, build_model, find_pretrained_weights, get_architecture
+from . import checkpoints, distributed, feature_cache, metrics_log
 from .checkpoints import CheckpointError
 from .data import DataError, ImageDataset, scan_channel, verify_images
 from .hyperparameters import HyperparameterError, Hyperparameters, parse_args, resolve_num_workers
@@ -33,7 +33,7 @@ from .observers import build_observers
 
 log = logging.getLogger("classifier.training")
 CHANNELS_REQUIRED = ("train", "valid")
-CHANNELS_OPTIONAL = ("test", "weights")
+CHANNELS_OPTIONAL = ("test", "weights", "feature_cache")
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
@@ -137,6 +137,19 @@ class EpochIndexSampler:
         return len(self.sampler)
 
 
+class FeatureDataset(torch.utils.data.Dataset):
+    """Cached backbone features with their labels: the head trains on these directly."""
+
+    def __init__(self, features: torch.Tensor, labels: list[int]):
+        self.features, self.labels, self.epoch = features, torch.tensor(labels), 0
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.features[index], self.labels[index]
+
+
 class _EpochDataset(torch.utils.data.Dataset):
     def __init__(self, dataset: ImageDataset):
         self.dataset = dataset
@@ -150,7 +163,7 @@ class _EpochDataset(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
-def make_loader(dataset: ImageDataset, hp: Hyperparameters, world, shuffle: bool, workers: int) -> DataLoader:
+def make_loader(dataset, hp: Hyperparameters, world, shuffle: bool, workers: int) -> DataLoader:
     if shuffle and world.distributed:
         base = DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=hp.seed)
     elif shuffle:
@@ -209,17 +222,37 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
 
     arch = get_architecture(hp.model_name)
     preprocessing = arch.preprocessing(hp.image_size)
-    weights_file = find_weights_file(channels["weights"]) if "weights" in channels and hp.pretrained else None
+    weights_file = None
+    if hp.pretrained:
+        weights_file = find_weights_file(channels["weights"]) if "weights" in channels else find_pretrained_weights(arch)
     model = build_model(hp.model_name, len(classes), hp.pretrained, hp.freeze_backbone, weights_file).to(device)
     if use_channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_model = model
+
+    # What trains: the whole model on images, or only the head on cached backbone features.
+    train_set, valid_set = ImageDataset(train, preprocessing, hp.augment, hp.seed), ImageDataset(valid, preprocessing)
+    trained_module, eval_module, loader_workers = model, model, workers
+    if "feature_cache" in channels:
+        if hp.freeze_backbone and not hp.augment:
+            key = feature_cache.model_key(hp.model_name, weights_file, preprocessing)
+            cached = feature_cache.load(channels["feature_cache"], key)
+
+            def from_cache(channel):
+                features, _ = feature_cache.features_for(channel, cached, model, preprocessing, hp.batch_size,
+                                                         workers, device)
+                return FeatureDataset(features, channel.labels())
+
+            train_set, valid_set = from_cache(train), from_cache(valid)
+            trained_module, eval_module, loader_workers = model.head, model.head, 0
+        else:
+            log.info("feature cache not used: it needs freeze_backbone=true and augment=false")
+    train_model = trained_module
     if world.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[world.local_rank] if device.type == "cuda" else None)
+            trained_module, device_ids=[world.local_rank] if device.type == "cuda" else None)
 
-    train_loader = make_loader(ImageDataset(train, preprocessing, hp.augment, hp.seed), hp, world, True, workers)
-    valid_loader = make_loader(ImageDataset(valid, preprocessing), hp, world, False, workers)
+    train_loader = make_loader(train_set, hp, world, True, loader_workers)
+    valid_loader = make_loader(valid_set, hp, world, False, loader_workers)
     loss_fn = NLLWithLabelSmoothing(hp.label_smoothing)
     optimizer = make_optimizer(model, hp)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=hp.epochs)
@@ -262,7 +295,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
         scheduler.step()
         stop_reason = None
         if world.is_main:
-            evaluation = evaluate(model, valid_loader, precision, observer, use_channels_last)
+            evaluation = evaluate(eval_module, valid_loader, precision, observer, use_channels_last)
             improved = evaluation.loss < state["best_valid_loss"]
             if improved:
                 state.update(best_epoch=epoch, best_valid_loss=evaluation.loss, epochs_without_improvement=0)

@@ -1,0 +1,93 @@
+"""Frozen-backbone feature cache: with a frozen backbone and no random augmentation, an image's
+backbone output never changes, so a tuning job computes it once and every trial trains the head on it.
+
+A cache directory holds one folder per model key (architecture, pretrained weights file contents,
+preprocessing), and in it `features.pt`: {"hashes": [sha256 of each image file], "features": (N, F)}.
+Images are found by the hash of their bytes, so renamed or re-uploaded files still hit and changed
+files miss. Training jobs only read the cache (optional channel `feature_cache`); anything missing
+from it is computed by the job itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..artifact import atomic_write_bytes
+from ..preprocessing import Preprocessing
+from .data import Channel, ImageDataset
+
+log = logging.getLogger(__name__)
+FEATURES_FILE = "features.pt"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_key(architecture: str, weights_file: Path | None, preprocessing: Preprocessing) -> str:
+    identity = {"architecture": architecture, "preprocessing": preprocessing.to_dict(),
+                "weights": file_sha256(weights_file) if weights_file else "random-init"}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@torch.inference_mode()
+def compute_features(model, channel: Channel, preprocessing: Preprocessing, batch_size: int, workers: int,
+                     device) -> torch.Tensor:
+    """The backbone's output for every image of the channel, in sample order (eval transform)."""
+    model.eval()
+    loader = DataLoader(ImageDataset(channel, preprocessing), batch_size=batch_size, num_workers=workers)
+    return torch.cat([model.features(images.to(device)).float().cpu() for images, _ in loader])
+
+
+def load(cache_dir: Path, key: str) -> dict[str, torch.Tensor]:
+    path = Path(cache_dir) / key / FEATURES_FILE
+    if not path.is_file():
+        return {}
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(zip(stored["hashes"], stored["features"]))
+
+
+def save(cache_dir: Path, key: str, entries: dict[str, torch.Tensor]) -> None:
+    folder = Path(cache_dir) / key
+    folder.mkdir(parents=True, exist_ok=True)
+    hashes = sorted(entries)
+    payload = {"hashes": hashes, "features": torch.stack([entries[h] for h in hashes])}
+    atomic_write_bytes(folder / FEATURES_FILE, lambda f: torch.save(payload, f))
+
+
+def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, preprocessing, batch_size, workers,
+                 device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Features of every sample, from the cache where present; returns them and the newly computed."""
+    hashes = [file_sha256(path) for path, _ in channel.samples]
+    missing = [i for i, h in enumerate(hashes) if h not in cached]
+    computed = {}
+    if missing:
+        subset = Channel(channel.name, channel.root, channel.classes, [channel.samples[i] for i in missing])
+        for i, row in zip(missing, compute_features(model, subset, preprocessing, batch_size, workers, device)):
+            computed[hashes[i]] = row
+    log.info("feature cache: channel '%s': %d of %d images from the cache", channel.name,
+             len(hashes) - len(missing), len(hashes))
+    rows = [cached[h] if h in cached else computed[h] for h in hashes]
+    return torch.stack(rows), computed
+
+
+def build(cache_dir: Path, key: str, channels: list[Channel], model, preprocessing, batch_size, workers,
+          device) -> int:
+    """Fill the cache for these channels (the tuning job does this once, before its trials)."""
+    cached = load(cache_dir, key)
+    added = {}
+    for channel in channels:
+        _, computed = features_for(channel, {**cached, **added}, model, preprocessing, batch_size, workers, device)
+        added.update(computed)
+    if added:
+        save(cache_dir, key, {**cached, **added})
+    return len(added)

@@ -25,11 +25,11 @@ class HandlerService(DefaultHandlerService):
     def initialize(self, context):
         try:
             super().initialize(context)
-        except BaseException:  # noqa: B036 - whatever it was, this worker cannot serve
+        except BaseException as error:  # noqa: B036 - whatever it was, this worker cannot serve
             # MMS would log this and still count the worker as running, so /ping would say Healthy
             # with no model. Exit instead: MMS restarts the worker and /ping stays unhealthy.
-            log.exception("Loading the model from %s failed; this worker exits",
-                          context.system_properties.get("model_dir"))
+            log.exception("Loading the model from %s failed (%s: %s); this worker exits",
+                          context.system_properties.get("model_dir"), type(error).__name__, error)
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()

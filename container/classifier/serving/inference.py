@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -38,6 +39,7 @@ JSON = "application/json"
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
 SUPPORTED_CONTENT_TYPES = IMAGE_CONTENT_TYPES + (JSON,)
 _B64_ALPHABET = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
+_PIL_OBJECT = re.compile(r"\s*<_io\.\w+ object at 0x[0-9a-fA-F]+>")  # "cannot identify image file <...>"
 
 
 class RequestError(GenericInferenceToolkitError):
@@ -78,6 +80,7 @@ class ServingModel:
 
 
 def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> ServingModel:
+    start = time.monotonic()
     settings = settings or Settings.from_env()
     torch.set_num_threads(settings.threads_per_worker)
     try:
@@ -99,9 +102,9 @@ def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> Servin
         device=device,
     )
     warm_up(serving)
-    log.info("Loaded %s with %d classes from %s (image size %d, %d torch threads, %s)",
-             serving.architecture, len(serving.classes), model_dir, preprocessing.image_size,
-             torch.get_num_threads(), device)
+    log.info("Loaded %s with %d classes from %s in %.1f s (image size %d, %d torch threads, %s)",
+             serving.architecture, len(serving.classes), model_dir, time.monotonic() - start,
+             preprocessing.image_size, torch.get_num_threads(), device)
     return serving
 
 
@@ -193,7 +196,8 @@ def predict_fn(data: ImageBatch, model: ServingModel) -> Prediction:
         except ImageTooLargeError as error:
             raise RequestError(400, f"{source} is too large: {error}") from None
         except ImageDecodeError as error:
-            raise RequestError(400, f"{source} could not be decoded ({error}); send a JPEG or PNG image") from None
+            reason = _PIL_OBJECT.sub("", str(error)).strip()
+            raise RequestError(400, f"{source} could not be decoded ({reason}); send a JPEG or PNG image") from None
     return Prediction(model.forward(torch.stack(tensors)), model.classes)
 
 

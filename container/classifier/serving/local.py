@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..artifact import CONFIG_FILE
+from .serve import CONFIG_FILE
+from .settings import MAX_MMS_PORT
 
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `classifier` package
 
@@ -42,10 +43,14 @@ def prepare_base_dir(model_dir: Path, work_dir: Path) -> Path:
     return work_dir
 
 
-def server_environment(base_dir: Path, port: int, workers: int | None = None, env=None) -> dict:
+def server_environment(base_dir: Path, port: int, workers: int | None = None, host: str = "127.0.0.1",
+                       env=None) -> dict:
     env = dict(os.environ if env is None else env)
     env["SAGEMAKER_BASE_DIR"] = str(base_dir)
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
+    # The toolkit binds 0.0.0.0 (right in a container); on a workstation only this machine should reach it.
+    # MMS reads MMS_* variables over its config file (enable_envvars_config=true).
+    env["MMS_INFERENCE_ADDRESS"] = env["MMS_MANAGEMENT_ADDRESS"] = f"http://{host}:{port}"
     env["LOG_LOCATION"] = env["METRICS_LOCATION"] = str(base_dir / "logs")
     env["PYTHONUNBUFFERED"] = "1"
     if workers:
@@ -64,12 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="SAGEMAKER_BASE_DIR for the server (default: a new temporary directory)")
     parser.add_argument("--workers", type=int, default=None, help="SAGEMAKER_MODEL_SERVER_WORKERS")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: reachable from other machines)")
     args = parser.parse_args(argv)
+    if not 1 <= args.port <= MAX_MMS_PORT:
+        parser.error(f"--port {args.port}: multi-model-server only binds ports 1 to {MAX_MMS_PORT}")
     model_dir = resolve_model_dir(args.model)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="serve-local-"))
     base_dir = prepare_base_dir(model_dir, work_dir)
-    env = server_environment(base_dir, args.port, args.workers)
-    print(f"serve-local: {model_dir} on http://127.0.0.1:{args.port} (SAGEMAKER_BASE_DIR={base_dir}, "
+    env = server_environment(base_dir, args.port, args.workers, args.host)
+    print(f"serve-local: {model_dir} on http://{args.host}:{args.port} (SAGEMAKER_BASE_DIR={base_dir}, "
           f"MMS logs in {base_dir / 'logs'})", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "classifier.serving.serve"], env)
     return 0  # not reached

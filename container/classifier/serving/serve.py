@@ -5,7 +5,9 @@
    with `CLASSIFIER_THREADS_PER_WORKER` torch threads each (default: CPUs / workers).
 3. Lets MMS accept bodies somewhat over the payload limit, so that the handler, not Netty, answers an
    oversized body, with a JSON 413 that says what the limit is.
-4. Starts multi-model-server through sagemaker-inference's `start_model_server` with our handler service.
+4. Builds the `ReadyPing` MMS plugin (see `mms_plugin`): GET /ping answers 503 until a worker has
+   loaded the model, 200 after (MMS's own /ping says 200 from the moment the port is bound).
+5. Starts multi-model-server through sagemaker-inference's `start_model_server` with our handler service.
 
 With `SAGEMAKER_BASE_DIR` set (a local endpoint, or the tests), everything MMS writes goes under that
 directory instead of `/etc` and `/tmp` (its config, pid file, worker sockets and logs), so several
@@ -13,36 +15,61 @@ local servers can run side by side; the toolkit's search for "the" MMS process i
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
-from ..artifact import WEIGHTS_FILE, ArtifactError, read_config
-from .settings import MIB, Settings, SettingsError
+from .mms_plugin import PluginBuildError, plugin_dir
+from .settings import Settings, SettingsError
 
 HANDLER_SERVICE = "classifier.serving.handler_service"
 DEFAULT_BASE_DIR = "/opt/ml"
-# MMS refuses bodies over its max_request_size itself (an empty 413 from Netty); bodies up to this much
-# over our limit reach the handler and get a JSON 413 instead.
-MMS_BODY_HEADROOM = 4 * MIB
+# MMS refuses bodies over its max_request_size itself (Netty: an empty 413, or a connection reset while
+# the client is still sending); bodies up to this many times our limit reach the handler and get a JSON 413.
+MMS_BODY_FACTOR = 4
 
 
 def configure_environment(env=os.environ) -> Settings:
     """Fill in the sizes MMS and the workers read from the environment; explicit settings win."""
-    settings = Settings.from_env()
+    settings = Settings.from_env(env)
     env.setdefault("SAGEMAKER_MODEL_SERVER_WORKERS", str(settings.workers))
     threads = str(settings.threads_per_worker)
     env.setdefault("CLASSIFIER_THREADS_PER_WORKER", threads)
     env.setdefault("OMP_NUM_THREADS", threads)  # read by torch when a worker imports it
     env.setdefault("MKL_NUM_THREADS", threads)
-    env["MMS_MAX_REQUEST_SIZE"] = str(settings.max_body_bytes + MMS_BODY_HEADROOM)  # enable_envvars_config=true
+    env["MMS_MAX_REQUEST_SIZE"] = str(settings.max_body_bytes * MMS_BODY_FACTOR)  # enable_envvars_config=true
     return settings
 
 
+# classifier.artifact's file names (a test checks they agree); importing it would import torch here.
+CONFIG_FILE = "model_config.json"
+WEIGHTS_FILE = "model.pth"
+
+
+class ModelDirError(RuntimeError):
+    pass
+
+
 def check_model_dir(model_dir: Path) -> dict:
-    config = read_config(model_dir)
-    if not (model_dir / WEIGHTS_FILE).is_file():
-        raise ArtifactError(f"{model_dir / WEIGHTS_FILE} is missing")
+    """What can be checked without torch: both files there, the config readable and complete.
+
+    The workers load the model with `classifier.artifact.load_artifact`, which checks the rest.
+    """
+    config_path, weights_path = model_dir / CONFIG_FILE, model_dir / WEIGHTS_FILE
+    if not config_path.is_file():
+        raise ModelDirError(f"{config_path} is missing: {model_dir} is not a model directory written by training")
+    if not weights_path.is_file():
+        raise ModelDirError(f"{weights_path} is missing")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelDirError(f"{config_path} is not readable JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise ModelDirError(f"{config_path} does not hold a JSON object")
+    missing = [key for key in ("architecture", "classes", "preprocessing") if key not in config]
+    if missing:
+        raise ModelDirError(f"{config_path} lacks {missing}")
     return config
 
 
@@ -60,6 +87,16 @@ def isolate_local_server(model_server, base_dir: Path, env=os.environ) -> None:
     env.setdefault("LOG_LOCATION", str(base_dir / "logs"))
     env.setdefault("METRICS_LOCATION", str(base_dir / "logs"))
     model_server.MMS_CONFIG_FILE = str(mms_dir / "sagemaker-mms.properties")
+
+
+def add_plugins_path(model_server, plugins: Path) -> None:
+    """Append `plugins_path` to the MMS config the toolkit writes (it has no setting for it)."""
+    generate = model_server._generate_mms_config_properties
+
+    def generate_with_plugins(env, handler_service=None):
+        return generate(env, handler_service) + f"plugins_path={plugins}\n"
+
+    model_server._generate_mms_config_properties = generate_with_plugins
 
 
 def narrow_process_search(model_server) -> None:
@@ -108,12 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = Path(environment.model_dir)
     try:
         config = check_model_dir(model_dir)
-    except ArtifactError as error:
+    except ModelDirError as error:
         print(f"serve: cannot serve {model_dir}: {error}", file=sys.stderr)
+        return 1
+    try:
+        plugins = plugin_dir()
+    except PluginBuildError as error:
+        print(f"serve: cannot build the /ping plugin: {error}", file=sys.stderr)
         return 1
     base_dir = Path(environment.base_dir)
     if base_dir != Path(DEFAULT_BASE_DIR):
         isolate_local_server(model_server, base_dir)
+    add_plugins_path(model_server, plugins)
     narrow_process_search(model_server)
     print(f"serve: {config['architecture']} with {len(config['classes'])} classes from {model_dir}; "
           f"port {os.environ.get('SAGEMAKER_BIND_TO_PORT', '8080')}, {settings.workers} workers x "

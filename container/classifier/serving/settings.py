@@ -4,7 +4,8 @@
 |-----------------------------------|------------------|-----------------------------------------------------|
 | SAGEMAKER_MAX_PAYLOAD_IN_MB       | 6                | largest request body, MiB (InvokeEndpoint's limit)  |
 | SAGEMAKER_MODEL_SERVER_WORKERS    | usable CPUs      | MMS worker processes                                |
-| CLASSIFIER_THREADS_PER_WORKER     | CPUs / workers   | torch intra-op threads in each worker               |
+| CLASSIFIER_THREADS_PER_WORKER     | CPUs / workers   | torch intra-op threads in each worker (else         |
+|                                   |                  | OMP_NUM_THREADS when that is set)                   |
 | CLASSIFIER_MAX_PIXELS             | 40,000,000       | larger images are refused (decompression bombs)     |
 | CLASSIFIER_MAX_INSTANCES          | 32               | images in one JSON request                          |
 | CLASSIFIER_DEFAULT_TOP_K          | 3                | classes returned when the request names no top_k    |
@@ -14,18 +15,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..preprocessing import DEFAULT_MAX_PIXELS
-
 MIB = 1024 * 1024
+# preprocessing.DEFAULT_MAX_PIXELS (a test checks they agree): `serve` must not import torch, it only
+# starts MMS and waits, and torch would cost it most of a GiB of memory for nothing.
+DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_PAYLOAD_MB = 6  # InvokeEndpoint: 6 MiB = 6,291,456 bytes
+
+
+MAX_MMS_PORT = 32766  # MMS refuses to bind 32767 and above ("Invalid port number")
 
 
 class SettingsError(ValueError):
     pass
 
 
-def _int_env(name: str, default: int | None, minimum: int = 1) -> int | None:
-    raw = os.environ.get(name, "").strip()
+def _int_env(env, name: str, default: int | None, minimum: int = 1) -> int | None:
+    raw = str(env.get(name, "")).strip()
     if not raw:
         return default
     try:
@@ -74,17 +79,22 @@ class Settings:
     threads_per_worker: int
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        port = _int_env(env, "SAGEMAKER_BIND_TO_PORT", 8080)
+        if port > MAX_MMS_PORT:
+            raise SettingsError(f"SAGEMAKER_BIND_TO_PORT={port}: multi-model-server only binds ports up to {MAX_MMS_PORT}")
         cpus = usable_cpus()
         # One single-threaded worker per CPU gives the most throughput under concurrent load, and
         # a worker never waits for another's request; a single client still gets one core.
-        workers = _int_env("SAGEMAKER_MODEL_SERVER_WORKERS", cpus)
-        threads = _int_env("CLASSIFIER_THREADS_PER_WORKER", max(1, cpus // workers))
+        workers = _int_env(env, "SAGEMAKER_MODEL_SERVER_WORKERS", cpus)
+        threads = _int_env(env, "CLASSIFIER_THREADS_PER_WORKER",
+                           _int_env(env, "OMP_NUM_THREADS", max(1, cpus // workers)))
         return cls(
-            max_body_bytes=_int_env("SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB) * MIB,
-            max_pixels=_int_env("CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
-            max_instances=_int_env("CLASSIFIER_MAX_INSTANCES", 32),
-            default_top_k=_int_env("CLASSIFIER_DEFAULT_TOP_K", 3),
+            max_body_bytes=_int_env(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB) * MIB,
+            max_pixels=_int_env(env, "CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
+            max_instances=_int_env(env, "CLASSIFIER_MAX_INSTANCES", 32),
+            default_top_k=_int_env(env, "CLASSIFIER_DEFAULT_TOP_K", 3),
             workers=workers,
             threads_per_worker=threads,
         )

@@ -1,0 +1,28 @@
+# Serving: the serving image's own stack (sagemaker-inference + multi-model-server) on this machine.
+# Included by the main Makefile (include mk/*.mk).
+#
+#   make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n]   real MMS on 127.0.0.1:PORT
+#   make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]                    print the prediction
+#   make endpoint-stats [PORT=8080 | LOG=<log file>]                         count, errors, p50/p90/p99
+#   make bench-endpoint [MODEL=<dir>]                                         endpoint vs in-process latency
+# MMS's logs (with one INVOCATION line per request) go to $(SERVE_DIR)/<port>/logs/.
+
+PORT ?= 8080
+SERVE_DIR ?= build/serve-local
+
+.PHONY: serve-local invoke-local endpoint-stats bench-endpoint
+
+serve-local:  ## local endpoint on MMS: MODEL=<model or job dir> [PORT=8080] [WORKERS=n]
+	@test -n "$(MODEL)" || { echo "usage: make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n]" >&2; exit 2; }
+	PYTHONPATH=container $(PYTHON) -m classifier.serving.local "$(MODEL)" --port $(PORT) \
+		--work-dir $(SERVE_DIR)/$(PORT) $(if $(WORKERS),--workers $(WORKERS))
+
+invoke-local:  ## classify IMAGE=<file> with the local endpoint [PORT=8080] [TOP_K=k]
+	@test -n "$(IMAGE)" || { echo "usage: make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]" >&2; exit 2; }
+	@$(PYTHON) scripts/invoke.py --url http://127.0.0.1:$(PORT) $(if $(TOP_K),--top-k $(TOP_K)) $(IMAGE)
+
+endpoint-stats:  ## summarise the local endpoint's request log [PORT=8080 | LOG=<file>]
+	@$(PYTHON) scripts/endpoint_stats.py $(or $(LOG),$(SERVE_DIR)/$(PORT)/logs/mms_log.log)
+
+bench-endpoint:  ## endpoint vs in-process latency and 4-client throughput [MODEL=<dir>]
+	$(PYTHON) benchmarks/bench_endpoint.py $(if $(MODEL),--model "$(MODEL)")

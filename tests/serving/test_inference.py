@@ -1,0 +1,280 @@
+"""The serving code in-process (no MMS): request parsing, settings, model loading, one request end to end
+through the transformer with a stand-in for MMS's context, and the agreement with the shared code."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+import serving_data
+from classifier import artifact, preprocessing
+from classifier.serving import inference, local, serve, settings
+from classifier.serving.inference import RequestError
+from classifier.serving.transformer import REQUEST_LOG_TAG, ClassifierTransformer
+
+
+def status_of(call, *args, **kwargs) -> tuple[int, str]:
+    with pytest.raises(RequestError) as caught:
+        call(*args, **kwargs)
+    return caught.value.status_code, caught.value.message
+
+
+# --- content negotiation and request bodies --------------------------------------------------------
+@pytest.mark.parametrize("accept", [None, "", "*/*", "application/json", "application/*", "Application/JSON; charset=utf-8",
+                                    "text/html, application/json;q=0.5", "image/png, */*;q=0.1"])
+def test_accept_allows_json(accept):
+    assert inference.accepts_json(accept)
+
+
+@pytest.mark.parametrize("accept", ["text/csv", "image/png", "application/x-npy", "application/json;q=0", "text/*"])
+def test_accept_refuses_other_types(accept):
+    assert not inference.accepts_json(accept)
+
+
+@pytest.mark.parametrize("attributes, expected", [(None, 3), ("", 3), ("top_k=5", 5), ("top_k=50", 10),
+                                                  ("trace=1, top_k=2", 2), ("a=b;TOP_K = 4", 4), ("other=7", 3)])
+def test_top_k_from_custom_attributes(attributes, expected):
+    assert inference.parse_top_k(attributes, default=3, num_classes=10) == expected
+
+
+@pytest.mark.parametrize("attributes, message", [("top_k=0", "at least 1"), ("top_k=-2", "at least 1"),
+                                                 ("top_k=abc", "not an integer"), ("top_k=", "not an integer")])
+def test_bad_top_k(attributes, message):
+    status, text = status_of(inference.parse_top_k, attributes, 3, 10)
+    assert status == 400 and message in text
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "image/png", "application/x-image", "application/octet-stream",
+                                          "IMAGE/JPEG", "image/jpeg; charset=binary"])
+def test_image_content_types_are_one_image(content_type):
+    batch = inference.input_fn(b"\xff\xd8 bytes", content_type)
+    assert batch.images == [b"\xff\xd8 bytes"]
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/plain", "image/gif", "multipart/form-data; boundary=x",
+                                          "application/x-www-form-urlencoded", "text/csv"])
+def test_unsupported_content_types(content_type):
+    status, message = status_of(inference.input_fn, b"data", content_type)
+    assert status == 415 and "not supported" in message
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_json_instances_in_order_and_base64_with_line_breaks():
+    wrapped = base64.encodebytes(b"second image" * 20).decode()  # 76-column lines, as `base64` writes them
+    body = json.dumps({"instances": [{"b64": b64(b"first")}, {"b64": wrapped}]})
+    batch = inference.input_fn(body.encode(), "application/json")
+    assert batch.images == [b"first", b"second image" * 20]
+    assert batch.sources == ["instances[0]", "instances[1]"]
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", "empty"),
+    (b"{not json", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+    (b"[]", "instances"),
+    (b'{"instances": []}', "at least one instance"),
+    (b'{"instances": {"b64": "AAAA"}}', "instances"),
+    (b'{"instances": ["AAAA"]}', "instances[0] must be an object"),
+    (b'{"instances": [{"url": "http://example.com/cat.jpg"}]}', "URLs are not fetched"),
+    (b'{"instances": [{"b64": "not base64!"}]}', "instances[0].b64 is not valid base64"),
+    (b'{"instances": [{"b64": "QUJD"}, {"b64": "QUJ"}]}', "instances[1].b64 is not valid base64"),
+    (b'{"instances": [{"b64": ""}]}', "not valid base64"),
+    (json.dumps({"instances": [{"b64": "QUJD"}] * 33}).encode(), "at most 32"),
+])
+def test_bad_json_bodies(body, message):
+    status, text = status_of(inference.input_fn, body, "application/json", 32)
+    assert status == 400 and message in text, text
+
+
+# --- settings and the code shared with the rest of the project --------------------------------------
+def test_settings_defaults_and_environment(monkeypatch):
+    for name in ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "SAGEMAKER_MODEL_SERVER_WORKERS", "CLASSIFIER_THREADS_PER_WORKER",
+                 "CLASSIFIER_MAX_PIXELS", "CLASSIFIER_MAX_INSTANCES", "CLASSIFIER_DEFAULT_TOP_K", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = settings.Settings.from_env()
+    assert defaults.max_body_bytes == 6 * 1024 * 1024 == 6_291_456
+    assert defaults.workers == settings.usable_cpus() and defaults.threads_per_worker >= 1
+    assert defaults.default_top_k == 3
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
+    monkeypatch.setenv("SAGEMAKER_MAX_PAYLOAD_IN_MB", "2")
+    custom = settings.Settings.from_env()
+    assert custom.workers == 1 and custom.threads_per_worker == settings.usable_cpus()
+    assert custom.max_body_bytes == 2 * 1024 * 1024
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "0")
+    with pytest.raises(settings.SettingsError, match="at least 1"):
+        settings.Settings.from_env()
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "two")
+    with pytest.raises(settings.SettingsError, match="not an integer"):
+        settings.Settings.from_env()
+
+
+def test_constants_agree_with_the_shared_code():
+    # serve and settings keep copies so that the long-lived `serve` process never imports torch.
+    assert settings.DEFAULT_MAX_PIXELS == preprocessing.DEFAULT_MAX_PIXELS
+    assert (serve.CONFIG_FILE, serve.WEIGHTS_FILE) == (artifact.CONFIG_FILE, artifact.WEIGHTS_FILE)
+    assert local.CONFIG_FILE == artifact.CONFIG_FILE
+
+
+def test_configure_environment_sizes_mms():
+    env = {}
+    chosen = serve.configure_environment(env)
+    assert env["SAGEMAKER_MODEL_SERVER_WORKERS"] == str(chosen.workers)
+    assert env["OMP_NUM_THREADS"] == env["CLASSIFIER_THREADS_PER_WORKER"] == str(chosen.threads_per_worker)
+    assert int(env["MMS_MAX_REQUEST_SIZE"]) > chosen.max_body_bytes  # the handler answers oversized bodies
+    explicit = {"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "OMP_NUM_THREADS": "2"}
+    chosen = serve.configure_environment(explicit)
+    assert (chosen.workers, chosen.threads_per_worker) == (3, 2)
+    assert explicit["SAGEMAKER_MODEL_SERVER_WORKERS"] == "3" and explicit["CLASSIFIER_THREADS_PER_WORKER"] == "2"
+
+
+def test_model_dir_or_job_dir(tmp_path):
+    model = tmp_path / "job" / "model"
+    model.mkdir(parents=True)
+    (model / artifact.CONFIG_FILE).write_text("{}")
+    assert local.resolve_model_dir(tmp_path / "job") == model.resolve()
+    assert local.resolve_model_dir(model) == model.resolve()
+    with pytest.raises(SystemExit, match="neither"):
+        local.resolve_model_dir(tmp_path)
+
+
+@pytest.mark.parametrize("files, message", [
+    ({}, "model_config.json is missing"),
+    ({"model_config.json": "{}"}, "model.pth is missing"),
+    ({"model_config.json": "{oops", "model.pth": ""}, "not readable JSON"),
+    ({"model_config.json": "[1]", "model.pth": ""}, "JSON object"),
+    ({"model_config.json": '{"architecture": "resnet18"}', "model.pth": ""}, "lacks ['classes', 'preprocessing']"),
+])
+def test_serve_checks_the_model_dir_before_starting(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(serve.ModelDirError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        serve.check_model_dir(tmp_path)
+
+
+# --- the model in-process -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def serving_model(artifact_dir):
+    return inference.model_fn(artifact_dir, settings=settings.Settings.from_env())
+
+
+def test_model_fn_loads_the_artifact_for_inference(serving_model, artifact_dir):
+    assert serving_model.classes == serving_data.CLASSES
+    assert not serving_model.model.training and all(not m.training for m in serving_model.model.modules())
+    assert serving_model.preprocessing.image_size == serving_data.IMAGE_SIZE
+    weight = next(p for p in serving_model.model.parameters() if p.dim() == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_in_process_predictions_are_right(serving_model, test_images):
+    images, labels = test_images
+    probabilities = serving_model.predict([serving_data.encode(pixels) for pixels in images])
+    assert probabilities.shape == (len(images), len(serving_data.CLASSES))
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(len(images), dtype=torch.float64), atol=1e-6)
+    accuracy = (probabilities.argmax(dim=1) == torch.tensor(labels)).double().mean().item()
+    assert accuracy >= 0.9
+
+
+def test_predict_uses_the_evaluation_preprocessing(serving_model, test_images):
+    """One implementation: the tensor the model sees is exactly Preprocessing.load_for_eval's."""
+    image = serving_data.encode(test_images[0][0])
+    expected = serving_model.preprocessing.load_for_eval(image)
+    assert torch.equal(serving_model.preprocess(image), expected)
+    with torch.inference_mode():
+        direct = serving_model.model(expected.unsqueeze(0)).double().exp()
+    assert torch.allclose(serving_model.predict([image]), direct, atol=1e-5)
+
+
+def test_predict_fn_names_the_bad_instance(serving_model, test_images):
+    good = serving_data.encode(test_images[0][0])
+    cases = [
+        (good[: len(good) // 2], "instances[1] could not be decoded"),
+        (b"GIF89a not really", "instances[1] could not be decoded"),
+        (serving_data.png_bomb(9000, 9000), "instances[1] is too large"),
+    ]
+    for bad, message in cases:
+        batch = inference.ImageBatch([good, bad], ["instances[0]", "instances[1]"])
+        status, text = status_of(inference.predict_fn, batch, serving_model)
+        assert status == 400 and message in text, text
+        assert "object at 0x" not in text
+
+
+# --- the transformer with a stand-in for MMS ----------------------------------------------------------
+class FakeRequestProcessor:
+    def __init__(self, headers):
+        self.headers = headers
+
+    def get_request_properties(self):
+        return self.headers
+
+
+class FakeContext:
+    """What the transformer uses of MMS's context."""
+
+    def __init__(self, headers, model_dir):
+        self.request_processor = [FakeRequestProcessor(headers)]
+        self.system_properties = {"model_dir": str(model_dir), "gpu_id": None}
+        self.status = (200, None)
+        self.content_type = None
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.status = (code, phrase)
+
+    def set_response_content_type(self, idx, value):
+        self.content_type = value
+
+
+@pytest.fixture(scope="module")
+def transformer(artifact_dir, serving_model):
+    handler = ClassifierTransformer(settings.Settings.from_env())
+    handler._model, handler._initialized = serving_model, True  # already loaded by the fixture
+    return handler
+
+
+def run(transformer, artifact_dir, body, headers):
+    context = FakeContext(headers, artifact_dir)
+    [response] = transformer.transform([{"body": body}], context)
+    return context, response
+
+
+def test_transformer_success_and_log_line(transformer, artifact_dir, test_images, caplog):
+    image = serving_data.encode(test_images[0][0])
+    with caplog.at_level(logging.INFO, logger="classifier.serving.requests"):
+        context, response = run(transformer, artifact_dir, image,
+                                {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "top_k=2"})
+    assert context.status[0] == 200 and context.content_type == "application/json"
+    [prediction] = json.loads(response)["predictions"]
+    assert [c["name"] for c in prediction["classes"]][0] == serving_data.CLASSES[test_images[1][0]]
+    assert len(prediction["classes"]) == 2
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith(REQUEST_LOG_TAG)]
+    record = json.loads(line[len(REQUEST_LOG_TAG) + 1:])
+    assert record["status"] == 200 and record["images"] == 1 and record["bytes"] == len(image)
+    assert record["content_type"] == "image/jpeg" and record["top_k"] == 2
+    assert record["ModelLatency"] > 0 and record["OverheadLatency"] >= 0
+    assert isinstance(record["ModelLatency"], int) and "time" in record
+
+
+def test_transformer_turns_unexpected_failures_into_json_500(transformer, artifact_dir, test_images, monkeypatch):
+    def broken(data, model):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(inference, "predict_fn", broken)
+    context, response = run(transformer, artifact_dir, serving_data.encode(test_images[0][0]), {"content-type": "image/png"})
+    assert context.status[0] == 500 and context.content_type == "application/json"
+    body = json.loads(response)
+    assert body["code"] == 500 and "simulated failure" in body["message"] and "Traceback" not in response
+    monkeypatch.undo()
+    context, _ = run(transformer, artifact_dir, serving_data.encode(test_images[0][0]), {"content-type": "image/png"})
+    assert context.status[0] == 200  # the same worker goes on serving
+
+
+def test_transformer_checks_size_first(transformer, artifact_dir):
+    context, response = run(transformer, artifact_dir, b"x" * (6 * 1024 * 1024 + 1), {"Content-Type": "text/plain"})
+    assert context.status[0] == 413
+    assert json.loads(response)["message"].startswith("the body is 6291457 bytes; the limit is 6291456 bytes")

@@ -11,7 +11,8 @@ BASE_IMAGE ?= debian:bookworm-slim
 LOCAL_BASE_IMAGE ?= localhost/debian-bookworm-minbase:latest
 TRAINING_IMAGE ?= byoc-classifier-training
 SERVING_IMAGE ?= byoc-classifier-serving
-TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
+# Evaluated once per make run (others may commit while a build runs).
+TAG ?= $(eval TAG := $(shell git rev-parse --short HEAD 2>/dev/null || echo latest))$(TAG)
 # 1: bake torchvision's ResNet-50 ImageNet weights into the training image (needs download.pytorch.org).
 BAKE_RESNET50_WEIGHTS ?= 0
 # Isolation for podman/buildah builds: chroot works inside containers and VMs without user namespaces.
@@ -49,19 +50,19 @@ IMG_BUILD_SERVING = $(IMG_BUILD) -f docker/serving.Dockerfile -t $(SERVING_IMAGE
 
 # One after the other (also under make -j): the serving build reuses the torch layers the training
 # build just made.
-build: images-engine $(IMG_BASE_DEP)
+build: images-engine $(IMG_BASE_DEP)  ## training + serving images (docker, podman or buildah); here: BASE_IMAGE=localhost/debian-bookworm-minbase
 	$(IMG_BUILD_TRAINING)
 	$(IMG_BUILD_SERVING)
 
-build-training: images-engine $(IMG_BASE_DEP)
+build-training: images-engine $(IMG_BASE_DEP)  ## the training image only [BAKE_RESNET50_WEIGHTS=1]
 	$(IMG_BUILD_TRAINING)
 
-build-serving: images-engine $(IMG_BASE_DEP)
+build-serving: images-engine $(IMG_BASE_DEP)  ## the serving image only
 	$(IMG_BUILD_SERVING)
 
-base-image:
+base-image:  ## Debian bookworm base image from debootstrap, no registry needed (FORCE=1 rebuilds)
 	docker/make_base_image.sh $(LOCAL_BASE_IMAGE)
 
-container-test: build
+container-test: build  ## build, then train, serve, invoke and SIGTERM the real images (a few minutes)
 	CONTAINER_ENGINE=$(CONTAINER_ENGINE) TRAINING_IMAGE=$(TRAINING_IMAGE):$(TAG) SERVING_IMAGE=$(SERVING_IMAGE):$(TAG) \
 		tests/container/run_container_test.sh

@@ -38,7 +38,7 @@ IMG_BUILD = $(IMG_BUILD_$(CONTAINER_ENGINE)) --build-arg BASE_IMAGE=$(BASE_IMAGE
 # The local base image is made on demand when a build asks for it.
 IMG_BASE_DEP = $(if $(filter $(BASE_IMAGE) $(BASE_IMAGE):latest,$(LOCAL_BASE_IMAGE)),base-image)
 
-.PHONY: build build-training build-serving base-image container-test images-engine
+.PHONY: build build-training build-serving base-image container-test container-tools images-engine
 
 images-engine:
 	@case "$(CONTAINER_ENGINE)" in docker|podman|buildah) echo "container engine: $(CONTAINER_ENGINE)";; \
@@ -60,9 +60,23 @@ build-training: images-engine $(IMG_BASE_DEP)  ## the training image only [BAKE_
 build-serving: images-engine $(IMG_BASE_DEP)  ## the serving image only
 	$(IMG_BUILD_SERVING)
 
-base-image:  ## Debian bookworm base image from debootstrap, no registry needed (FORCE=1 rebuilds)
+# Debian packages for building and running the images without a docker daemon (root; apt-get):
+# buildah and podman (not needed where a docker daemon answers) and debootstrap (for base-image).
+# Installs only what is missing, so it costs nothing on a machine that has them.
+container-tools:  ## install buildah, podman and debootstrap with apt-get where missing (root)
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then need=debootstrap; \
+	 else need="buildah podman debootstrap"; fi; \
+	missing=$$(for p in $$need; do command -v $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "missing: $$missing; install them (Debian: sudo apt-get install -y $$missing)" >&2; exit 1; fi; \
+	  echo "installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+base-image: container-tools  ## Debian bookworm base image from debootstrap, no registry needed (FORCE=1 rebuilds)
 	docker/make_base_image.sh $(LOCAL_BASE_IMAGE)
 
-container-test: build  ## build, then train, serve, invoke and SIGTERM the real images (a few minutes)
+container-test: container-tools build  ## build, then train, serve, invoke and SIGTERM the real images (a few minutes)
 	CONTAINER_ENGINE=$(CONTAINER_ENGINE) TRAINING_IMAGE=$(TRAINING_IMAGE):$(TAG) SERVING_IMAGE=$(SERVING_IMAGE):$(TAG) \
 		tests/container/run_container_test.sh

@@ -34,6 +34,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def fashion(idx_dir: Path, split: str, per_class: int, rng: random.Random):
+    """The first `per_class` images of each class in a seeded shuffle of the split."""
     prefix = "train" if split == "train" else "t10k"
     images = read_idx(idx_dir / f"{prefix}-images-idx3-ubyte.gz")
     labels = read_idx(idx_dir / f"{prefix}-labels-idx1-ubyte.gz")
@@ -73,7 +74,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    rng = random.Random(args.seed)
     use_fashion = (args.idx / "train-images-idx3-ubyte.gz").is_file()
     # valid comes from the train split (disjoint from train), requests from the test split.
     plan = [("train", "train", 0, args.train), ("valid", "train", args.train, args.valid),

@@ -77,7 +77,7 @@ def check_data_dir(data: Path, channels: list[str], optional: list[str]) -> dict
     return found
 
 
-def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str, str], root: Path = JOBS_ROOT,
+def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str, str], root: Path | None = None,
                extra: dict | None = None, name: str | None = None, extra_channels: dict | None = None,
                validate: bool = True) -> Path:
     """Make the /opt/ml tree and the record; hyperparameters are checked now, before anything runs.
@@ -91,11 +91,12 @@ def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str,
         hp_specs.parse(values)  # raises HyperparameterError naming the bad one
     channels = {**check_data_dir(data, definition.required_channels, definition.optional_channels),
                 **(extra_channels or {})}
+    root = Path(root or JOBS_ROOT)
     if name:
-        job = Path(root) / name
+        job = root / name
         job.mkdir(parents=True)
     else:
-        name, job = new_job_name(definition.name_prefix, Path(root))
+        name, job = new_job_name(definition.name_prefix, root)
     config = job / "input" / "config"
     config.mkdir(parents=True)
     atomic_write_json(config / "hyperparameters.json", {k: str(v) for k, v in sorted(values.items())})
@@ -127,7 +128,8 @@ def write_record(job: Path, record: dict) -> None:
     atomic_write_json(Path(job) / RECORD, record)
 
 
-def resolve_job(name_or_path: str, root: Path = JOBS_ROOT) -> Path:
+def resolve_job(name_or_path: str, root: Path | None = None) -> Path:
+    root = root or JOBS_ROOT
     for candidate in (Path(name_or_path), Path(root) / name_or_path):
         if (candidate / RECORD).is_file():
             return candidate
@@ -204,7 +206,8 @@ def final_metrics(definition: JobDefinition, log_text: str) -> dict[str, float]:
     return {name: values[-1] for name, values in definition.parse_metrics(log_text).items()}
 
 
-def list_jobs(root: Path = JOBS_ROOT) -> list[dict]:
+def list_jobs(root: Path | None = None) -> list[dict]:
+    root = root or JOBS_ROOT
     if not Path(root).is_dir():
         return []
     records = []

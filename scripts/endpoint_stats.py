@@ -21,7 +21,9 @@ TAG = "INVOCATION "  # classifier.serving.transformer.REQUEST_LOG_TAG
 
 
 def parse_records(lines) -> list[dict]:
-    records = []
+    """The records in order; a request logged twice (MMS's log4j config writes mms_log.log lines twice)
+    counts once."""
+    records, seen = [], set()
     for line in lines:
         _, tag, payload = line.partition(TAG)
         if not tag or not payload.lstrip().startswith("{"):
@@ -30,8 +32,14 @@ def parse_records(lines) -> list[dict]:
             record = json.loads(payload)
         except ValueError:
             continue
-        if isinstance(record, dict) and "status" in record:
-            records.append(record)
+        if not isinstance(record, dict) or "status" not in record:
+            continue
+        request_id = record.get("request_id")
+        if request_id is not None:
+            if request_id in seen:
+                continue
+            seen.add(request_id)
+        records.append(record)
     return records
 
 

@@ -258,8 +258,10 @@ def test_one_structured_log_line_per_request(server, test_images):
         time.sleep(0.1)
     ok, failed = records[-2], records[-1]
     for record in (ok, failed):
-        assert {"time", "content_type", "bytes", "images", "status", "ModelLatency", "OverheadLatency"} <= set(record)
+        assert {"time", "request_id", "content_type", "bytes", "images", "status", "ModelLatency",
+                "OverheadLatency"} <= set(record)
         assert isinstance(record["ModelLatency"], int) and isinstance(record["OverheadLatency"], int)
     assert ok["status"] == 200 and ok["images"] == 1 and ok["bytes"] == len(image) and ok["top_k"] == 1
     assert ok["content_type"] == "image/jpeg" and ok["ModelLatency"] > 0
     assert failed["content_type"] == "image/png" and failed["error"] == "the request body is empty"
+    assert ok["request_id"] and ok["request_id"] != failed["request_id"]

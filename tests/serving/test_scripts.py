@@ -122,17 +122,20 @@ def test_endpoint_stats_summary(tmp_path):
         lines.append("INVOCATION " + json.dumps({"time": "t", "status": status, "images": 0,
                                                  "ModelLatency": 0, "OverheadLatency": 100}))
     lines.append("INVOCATION {broken json")
+    twice = "INVOCATION " + json.dumps({"request_id": "r-1", "status": 200, "images": 1, "ModelLatency": 50_000,
+                                        "OverheadLatency": 500})
+    lines += [twice, twice]  # mms_log.log has every line twice; the request counts once
     log = tmp_path / "mms_log.log"
     log.write_text("\n".join(lines) + "\n")
     summary = endpoint_stats.summarise(endpoint_stats.parse_records(log.read_text().splitlines()))
-    assert summary["requests"] == 104 and summary["ok"] == 100 and summary["errors"] == 4
+    assert summary["requests"] == 105 and summary["ok"] == 101 and summary["errors"] == 4
     assert summary["errors_by_status"] == {"400": 2, "413": 1, "415": 1}
     assert summary["latency_us"]["ModelLatency"] == {"p50": 50_000, "p90": 90_000, "p99": 99_000}
     assert summary["latency_us"]["TotalLatency"]["p50"] == 50_500
     result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "endpoint_stats.py"), str(log)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    assert "requests 104  ok 100  errors 4" in result.stdout and "400: 2, 413: 1, 415: 1" in result.stdout
+    assert "requests 105  ok 101  errors 4" in result.stdout and "400: 2, 413: 1, 415: 1" in result.stdout
     assert "ModelLatency" in result.stdout and "50.0" in result.stdout
 
 
@@ -151,9 +154,15 @@ def test_endpoint_stats_on_the_server_log(server, image_files):
     while len(server.request_log()) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    log = next((server.work_dir / "base" / "logs").glob("mms_log.log"))
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "endpoint_stats.py"), "--json", str(log)],
-                            capture_output=True, text=True, timeout=60)
-    summary = json.loads(result.stdout)
-    assert summary["requests"] >= 3 and summary["ok"] >= 3
+    log = server.work_dir / "base" / "logs" / "mms_log.log"
+    deadline = time.monotonic() + 10
+    while True:  # mms_log.log has each line twice, the server's stdout once: the same count of requests
+        result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "endpoint_stats.py"), "--json", str(log)],
+                                capture_output=True, text=True, timeout=60)
+        summary = json.loads(result.stdout)
+        if summary["requests"] == len(server.request_log()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert summary["requests"] == len(server.request_log())
+    assert summary["ok"] >= 3
     assert summary["latency_us"]["ModelLatency"]["p50"] > 0

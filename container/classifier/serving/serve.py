@@ -76,6 +76,7 @@ def check_model_dir(model_dir: Path) -> dict:
 def isolate_local_server(model_server, base_dir: Path, env=os.environ) -> None:
     """Keep this MMS's files under `base_dir` and make the toolkit find this MMS, not another one."""
     mms_dir = base_dir / "mms"
+    mms_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir = mms_dir / "tmp"
     if len(str(tmp_dir)) > 80:  # unix socket paths (tmp/.mms.sock.9000) are limited to 107 bytes
         import tempfile

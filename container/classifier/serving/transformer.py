@@ -40,6 +40,14 @@ def _header(headers: dict, name: str) -> str | None:
     return None
 
 
+def _request_id(context, index: int) -> str | None:
+    """MMS's id of the request (also in its access log)."""
+    try:
+        return context.get_request_id(index)
+    except Exception:  # noqa: BLE001 - only for the log line
+        return None
+
+
 def error_body(error: BaseInferenceToolkitError) -> str:
     error_type = getattr(error, "error_type", None) or str(error.phrase).replace(" ", "")
     return json.dumps({"code": error.status_code, "type": error_type, "message": error.message})
@@ -107,12 +115,13 @@ class ClassifierTransformer(Transformer):
             message = None
         context.set_response_content_type(index, content_type)
         total_ns = time.perf_counter_ns() - start
-        self._log_request(headers, body, images, top_k, status, model_ns, total_ns, message)
+        self._log_request(_request_id(context, index), headers, body, images, top_k, status, model_ns, total_ns, message)
         return response
 
-    def _log_request(self, headers, body, images, top_k, status, model_ns, total_ns, message):
+    def _log_request(self, request_id, headers, body, images, top_k, status, model_ns, total_ns, message):
         record = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "request_id": request_id,
             "content_type": _header(headers, "content-type"),
             "accept": _header(headers, "accept"),
             "bytes": len(body),

@@ -15,7 +15,7 @@ STRATEGY ?=
 EARLY_STOPPING ?=
 SAMPLER ?=
 
-.PHONY: help setup data train-local tune-local jobs logs test
+.PHONY: help setup demo data train-local tune-local jobs logs test
 
 help:  ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -27,6 +27,9 @@ setup: .venv/.installed  ## install Python packages into .venv (and Debian packa
 	.venv/bin/pip install -q --upgrade pip "setuptools<81" wheel
 	.venv/bin/pip install -q -r requirements-dev.txt
 	touch $@
+
+demo:  ## the main job: sample data, tuning, best retrained, report, local endpoint, test accuracy and latency
+	$(PYTHON) -m scripts.local.demo --data $(DATA) --backbone $(BACKBONE)
 
 data:  ## a small real sample set (Fashion-MNIST, dogImages layout) in data/fashion-mnist
 	$(PYTHON) -m scripts.data.fashion_mnist --out $(DATA)

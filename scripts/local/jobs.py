@@ -79,18 +79,20 @@ def check_data_dir(data: Path, channels: list[str], optional: list[str]) -> dict
 
 def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str, str], root: Path | None = None,
                extra: dict | None = None, name: str | None = None, extra_channels: dict | None = None,
-               validate: bool = True) -> Path:
+               validate: bool = True, channels_wanted: list[str] | None = None) -> Path:
     """Make the /opt/ml tree and the record; hyperparameters are checked now, before anything runs.
 
     `name`: an exact name (a tuning job's trials); else a new unique one. `extra_channels`: more
     channels to link (a tuning job's feature cache). `validate=False`: leave a bad hyperparameter to
     the training job, which fails with the reason (a tuning trial, as on SageMaker).
+    `channels_wanted`: link only these of the data set's channels (tuning trials leave out `test`).
     """
     values = {**definition.static_hyperparameters, **hyperparameters}
     if validate:
         hp_specs.parse(values)  # raises HyperparameterError naming the bad one
-    channels = {**check_data_dir(data, definition.required_channels, definition.optional_channels),
-                **(extra_channels or {})}
+    channels = check_data_dir(data, definition.required_channels, definition.optional_channels)
+    channels = {c: p for c, p in channels.items() if channels_wanted is None or c in channels_wanted}
+    channels.update(extra_channels or {})
     root = Path(root or JOBS_ROOT)
     if name:
         job = root / name

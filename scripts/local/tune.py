@@ -85,10 +85,11 @@ def make_pruner(definition: JobDefinition):
 
 def uses_feature_cache(definition: JobDefinition) -> bool:
     tuned = {r.name for r in definition.ranges}
-    if tuned & {"freeze_backbone", "augment", "model_name", "image_size", "pretrained"}:
+    if tuned & {"freeze_backbone", "augment", "model_name", "image_size", "pretrained", "seed"}:
         return False
     hp = hp_specs.parse(definition.static_hyperparameters)
-    return hp.freeze_backbone and not hp.augment
+    # A random-init backbone is not a stable cache key (and frozen, it is of no use).
+    return hp.freeze_backbone and not hp.augment and hp.pretrained
 
 
 def build_feature_cache(definition: JobDefinition, data: Path, cache_dir: Path, echo) -> None:
@@ -141,7 +142,9 @@ class Tuner:
                                   {**shown, "_tuning_objective_metric": definition.objective_metric},
                                   root=jobs.JOBS_ROOT, name=f"{self.record['name']}-{trial.number + 1:03d}",
                                   extra={"tuning_job": self.record["name"], "trial": trial.number + 1},
-                                  extra_channels=extra_channels, validate=False)
+                                  extra_channels=extra_channels, validate=False,
+                                  # The test set is never used for selection: trials do not see it.
+                                  channels_wanted=["train", "valid", "weights"])
         trial.set_user_attr("job", str(job))
         regex = definition.metric_regexes()[definition.objective_metric]
         reported = {"steps": 0, "pruned": False}

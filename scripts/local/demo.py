@@ -1,0 +1,166 @@
+"""`make demo`: the whole loop on this machine, as it would run on SageMaker.
+
+Sample data -> a small tuning job -> retrain the best trial (with the debugger and profiler on) ->
+the report -> the local endpoint (the serving image's MMS stack) -> every test image sent to it ->
+accuracy, per-class accuracy and endpoint latency -> the endpoint stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from scripts import REPO_ROOT, job_definition
+from scripts.data import fashion_mnist
+from scripts.local import jobs, tune
+from scripts.invoke import CONTENT_TYPES, invoke_url
+from classifier.training import hyperparameters as hp_specs
+from classifier.training.data import scan_channel
+
+STARTED = time.time()
+
+
+def say(message: str) -> None:
+    elapsed = int(time.time() - STARTED)
+    print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the endpoint exited with code {process.returncode} before answering /ping")
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"the endpoint did not answer /ping within {timeout:.0f}s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def tune_and_retrain(args, data: Path) -> Path:
+    definition = job_definition.load().with_overrides(
+        max_jobs=args.max_jobs, max_parallel_jobs=1,
+        hyperparameters={"model_name": args.backbone, "image_size": str(args.image_size)})
+    directory = tune.create_tuning(definition, data)
+    tuner = tune.Tuner(directory, echo=say)
+    say(f"Tuning job {tuner.record['name']}: {definition.strategy}, {definition.max_jobs} trials over "
+        + ", ".join(r.name for r in definition.ranges) + f", objective {definition.objective_type} "
+        f"{definition.objective_metric} (feature cache {'on' if tuner.record['feature_cache'] else 'off'})")
+    record = tuner.run()
+    tune.print_summary(record, definition)
+    if not record.get("best"):
+        raise RuntimeError("no trial of the tuning job completed")
+    best = tune.best_hyperparameters(record["name"])
+    extra = {name: "true" for name in ("debugger", "profiler") if name in hp_specs.SPECS}
+    job = jobs.create_job(job_definition.load(), data, {**best, **extra})
+    say(f"Retraining the best hyperparameters as {job.name}"
+        + (" with the " + " and ".join(extra) + " on" if extra else ""))
+    result = jobs.run_job(job, definition=definition,
+                          echo=lambda line: say(line) if line.startswith(("[metrics]", "Traceback")) or " rule " in line else None)
+    if result["status"] != "Completed":
+        raise RuntimeError(f"retraining failed: {result.get('failure_reason')} (log: {job / jobs.LOG})")
+    return job
+
+
+def serve_and_evaluate(job: Path, data: Path) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    work_dir = REPO_ROOT / "build" / "demo-endpoint"
+    say(f"Starting the local endpoint (sagemaker-inference + multi-model-server) on {url}")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "container")}
+    log = open(REPO_ROOT / "build" / "demo-endpoint.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "classifier.serving.local", str(job), "--port", str(port),
+                               "--work-dir", str(work_dir)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        wait_for_ping(url, server)
+        say("Endpoint answers /ping; sending every test image, one request each")
+        classes = json.loads((job / "model" / "model_config.json").read_text())["classes"]
+        test = scan_channel("test", data / "test", classes)
+        latencies, correct, per_class = [], 0, {c: [0, 0] for c in classes}
+        for path, label in test.samples:
+            started = time.perf_counter()
+            answer = invoke_url(url, path.read_bytes(), CONTENT_TYPES[path.suffix.lower()], "top_k=1")
+            latencies.append((time.perf_counter() - started) * 1000)
+            if answer.status != 200:
+                raise RuntimeError(f"{path.name}: HTTP {answer.status}: {answer.body[:300]!r}")
+            predicted = _top_index(answer.body)
+            hit = predicted == label
+            correct += hit
+            per_class[classes[label]][0] += hit
+            per_class[classes[label]][1] += 1
+        return {"accuracy": correct / len(test), "count": len(test), "latencies": latencies,
+                "per_class": {c: hits / total for c, (hits, total) in per_class.items() if total}}
+    finally:
+        say("Stopping the endpoint (SIGTERM)")
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def _top_index(body: bytes) -> int:
+    """The best class index of the first (only) image in an endpoint answer."""
+    return int(json.loads(body)["predictions"][0]["classes"][0]["index"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data/fashion-mnist")
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--max-jobs", type=int, default=4)
+    args = parser.parse_args(argv)
+    data = Path(args.data)
+    (REPO_ROOT / "build").mkdir(exist_ok=True)
+    if not (data / "train").is_dir():
+        say(f"Preparing the sample data in {data}")
+        if fashion_mnist.main(["--out", str(data)]) != 0:
+            return 2
+    try:
+        job = tune_and_retrain(args, data)
+        reports = sorted((job / "output").rglob("*.html"))
+        if reports:
+            say(f"Debugger/profiler report: {reports[0]}")
+        results = serve_and_evaluate(job, data)
+    except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError) as error:
+        say(f"demo failed: {error}")
+        return 1
+    latencies = results["latencies"]
+    print(f"\nEndpoint accuracy on {results['count']} test images: {results['accuracy']:.1%}")
+    for name, accuracy in results["per_class"].items():
+        print(f"  {name:<20} {accuracy:6.1%}")
+    print(f"Endpoint latency per request (client side, JPEG/PNG {args.image_size}px model): "
+          f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms")
+    print(f"Model: {job / 'model'}   Training log: {job / jobs.LOG}")
+    say("Demo finished")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

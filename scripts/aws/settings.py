@@ -1,0 +1,412 @@
+"""The AWS settings: config/settings.yaml, overridden by conventionally named environment variables.
+
+Every value is checked when the settings are loaded; a missing or malformed one stops with a message that
+names the setting, its environment variable, what is wrong and how to set it. Settings that only some
+targets need (the role, the bucket) are checked for presence by `require()`.
+No credentials are read or kept here: boto3 finds them (profile, SSO, environment, instance role).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from scripts import REPO_ROOT
+
+DEFAULT_PATH = REPO_ROOT / "config" / "settings.yaml"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+# --- value checks: each returns the clean value or raises ValueError(what is wrong) ---------------------
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise ValueError("expected a single value, not a list or mapping")
+    return str(value).strip()
+
+
+def _region(value) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}", text):
+        raise ValueError("not an AWS region name such as us-east-1 or eu-west-1")
+    return text
+
+
+def _profile(value) -> str:
+    text = _text(value)
+    if text and not re.fullmatch(r"[\w+=,.@:/-]+", text):
+        raise ValueError("a profile name has no spaces or special characters")
+    return text
+
+
+ROLE_PATTERN = r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"  # SageMaker's RoleArn pattern
+
+
+def _role_arn(value) -> str:
+    text = _text(value)
+    if text and not re.fullmatch(ROLE_PATTERN, text):
+        hint = " (that is a user, not a role)" if ":user/" in text else ""
+        raise ValueError(f"not an IAM role ARN{hint}; expected arn:aws:iam::<12-digit account id>:role/<role name>")
+    return text
+
+
+def _bucket(value) -> str:
+    """The S3 bucket naming rules for general purpose buckets."""
+    text = _text(value)
+    if not text:
+        return ""
+    if text.startswith("s3://") or "/" in text:
+        raise ValueError("give the bucket name only, without s3:// or a path (prefixes are separate settings)")
+    problems = []
+    if not 3 <= len(text) <= 63:
+        problems.append("must be 3 to 63 characters long")
+    if not re.fullmatch(r"[a-z0-9.-]+", text):
+        problems.append("may hold only lowercase letters, digits, dots and hyphens")
+    if not (text[:1].isalnum() and text[-1:].isalnum()):
+        problems.append("must begin and end with a letter or digit")
+    if ".." in text:
+        problems.append("must not hold two adjacent dots")
+    try:
+        ipaddress.IPv4Address(text)
+        problems.append("must not look like an IP address")
+    except ValueError:
+        pass
+    if text.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or text.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3")):
+        problems.append("uses a prefix or suffix reserved by S3")
+    if problems:
+        raise ValueError("not a valid S3 bucket name: it " + "; ".join(problems))
+    return text
+
+
+def _prefix(value) -> str:
+    text = _text(value).strip("/")
+    if not text:
+        raise ValueError("must not be empty (a key prefix such as my-project/data)")
+    if "//" in text or not re.fullmatch(r"[A-Za-z0-9!_.*'()/-]+", text):
+        raise ValueError("a key prefix holds letters, digits and !_.*'()- separated by single slashes")
+    return text
+
+
+def _ecr_repository(value) -> str:
+    text = _text(value)
+    if not (2 <= len(text) <= 256 and re.fullmatch(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*", text)):
+        raise ValueError("not an ECR repository name: lowercase letters, digits, . _ - and / separators, 2-256 characters")
+    return text
+
+
+def _image_tag(value) -> str:
+    text = _text(value)
+    if text and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", text):
+        raise ValueError("not an image tag: up to 128 letters, digits, _ . - (not starting with . or -)")
+    return text
+
+
+@lru_cache(maxsize=None)
+def _instance_types(shape: str) -> tuple[str, ...]:
+    """The instance types the installed botocore's SageMaker model lists (read without any AWS config)."""
+    import botocore.loaders
+    import botocore.model
+
+    model = botocore.model.ServiceModel(botocore.loaders.create_loader().load_service_model("sagemaker", "service-2"))
+    return tuple(model.shape_for(shape).enum)
+
+
+def _instance_type(shape: str) -> Callable[[Any], str]:
+    def check(value) -> str:
+        text = _text(value)
+        known = _instance_types(shape)
+        if text not in known:
+            family = text.split(".")[1] if text.count(".") >= 2 else None
+            near = [t for t in known if t.split(".")[1] == family][:8]
+            hint = f"; that family has {', '.join(near)}" if near else ""
+            raise ValueError(f"not a SageMaker {shape} (such as ml.g4dn.xlarge or ml.m5.2xlarge){hint}")
+        return text
+    return check
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    def check(value) -> int:
+        if isinstance(value, bool):
+            raise ValueError("expected a whole number, not true/false")
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            raise ValueError(f"must be between {minimum} and {maximum}" if maximum is not None else f"must be at least {minimum}")
+        return number
+    return check
+
+
+def _boolean(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value) -> str:
+        text = _text(value)
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+    return check
+
+
+ENDPOINT_NAME_MAX = 63 - len("-20250101-120000")  # model and endpoint config names: <endpoint>-<stamp>, <= 63
+
+
+def _endpoint_name(value) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", text) or len(text) > ENDPOINT_NAME_MAX:
+        raise ValueError(f"an endpoint name is 1-{ENDPOINT_NAME_MAX} letters, digits and hyphens, starting with a letter or digit")
+    return text
+
+
+def _tags(value) -> dict[str, str]:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of tag names to values")
+    tags = {}
+    for key, item in value.items():
+        key, item = str(key), _text(item)
+        if not (1 <= len(key) <= 128 and len(item) <= 256) or key.lower().startswith("aws:"):
+            raise ValueError(f"tag {key!r}: names are 1-128 characters (not starting with aws:), values up to 256")
+        tags[key] = item
+    return tags
+
+
+@dataclass(frozen=True)
+class Spec:
+    attr: str
+    key: str                # dotted path in the settings file
+    env: tuple[str, ...]    # environment variables, first wins
+    check: Callable[[Any], Any]
+    default: Any
+    what: str               # one line: what it is, for messages and `make aws-settings`
+
+
+SPECS = [
+    Spec("region", "aws.region", ("AWS_REGION", "AWS_DEFAULT_REGION"), _region, "us-east-1", "AWS region"),
+    Spec("profile", "aws.profile", ("AWS_PROFILE",), _profile, "", "credentials profile (empty: default chain)"),
+    Spec("role_arn", "aws.role_arn", ("SAGEMAKER_ROLE_ARN",), _role_arn, "",
+         "SageMaker execution role, arn:aws:iam::<account id>:role/<name>"),
+    Spec("bucket", "s3.bucket", ("S3_BUCKET",), _bucket, "", "S3 bucket name (no s3://)"),
+    Spec("data_prefix", "s3.data_prefix", ("S3_DATA_PREFIX",), _prefix, "byoc-classifier/data", "data sets"),
+    Spec("output_prefix", "s3.output_prefix", ("S3_OUTPUT_PREFIX",), _prefix, "byoc-classifier/output", "model artifacts"),
+    Spec("checkpoint_prefix", "s3.checkpoint_prefix", ("S3_CHECKPOINT_PREFIX",), _prefix, "byoc-classifier/checkpoints",
+         "training checkpoints"),
+    Spec("capture_prefix", "s3.capture_prefix", ("S3_CAPTURE_PREFIX",), _prefix, "byoc-classifier/data-capture",
+         "endpoint data capture"),
+    Spec("debugger_prefix", "s3.debugger_prefix", ("S3_DEBUGGER_PREFIX",), _prefix, "byoc-classifier/debugger",
+         "Debugger/profiler output"),
+    Spec("training_repository", "ecr.training_repository", ("ECR_TRAINING_REPOSITORY",), _ecr_repository,
+         "byoc-classifier-training", "ECR repository of the training image"),
+    Spec("serving_repository", "ecr.serving_repository", ("ECR_SERVING_REPOSITORY",), _ecr_repository,
+         "byoc-classifier-serving", "ECR repository of the serving image"),
+    Spec("image_tag", "ecr.image_tag", ("IMAGE_TAG",), _image_tag, "", "image tag (empty: git short commit)"),
+    Spec("training_instance_type", "training.instance_type", ("TRAINING_INSTANCE_TYPE",),
+         _instance_type("TrainingInstanceType"), "ml.g4dn.xlarge", "training instance type"),
+    Spec("training_instance_count", "training.instance_count", ("TRAINING_INSTANCE_COUNT",), _integer(1, 100), 1,
+         "training instances"),
+    Spec("training_volume_gb", "training.volume_size_gb", ("TRAINING_VOLUME_GB",), _integer(1, 16384), 30,
+         "training volume, GB"),
+    Spec("input_mode", "training.input_mode", ("TRAINING_INPUT_MODE",), _choice("File", "FastFile"), "File",
+         "channel input mode"),
+    Spec("spot", "training.spot", ("SPOT_TRAINING",), _boolean, True, "managed spot training"),
+    Spec("max_wait_seconds", "training.max_wait_seconds", ("MAX_WAIT_SECONDS",), _integer(1, 28 * 86400), 14400,
+         "spot: longest wait plus run, seconds"),
+    Spec("endpoint_name", "endpoint.name", ("ENDPOINT_NAME",), _endpoint_name, "img-clf", "endpoint name"),
+    Spec("endpoint_instance_type", "endpoint.instance_type", ("ENDPOINT_INSTANCE_TYPE",),
+         _instance_type("ProductionVariantInstanceType"), "ml.m5.2xlarge", "endpoint instance type"),
+    Spec("endpoint_instance_count", "endpoint.instance_count", ("ENDPOINT_INSTANCE_COUNT",), _integer(1, 100), 1,
+         "initial endpoint instances"),
+    Spec("data_capture", "endpoint.data_capture", ("DATA_CAPTURE",), _boolean, False, "endpoint data capture"),
+    Spec("capture_percent", "endpoint.capture_percent", ("DATA_CAPTURE_PERCENT",), _integer(1, 100), 20,
+         "share of requests captured, %"),
+    Spec("autoscaling", "endpoint.autoscaling", ("AUTOSCALING",), _boolean, False, "endpoint auto scaling"),
+    Spec("min_instances", "endpoint.min_instances", ("AUTOSCALING_MIN",), _integer(1, 100), 1, "auto scaling minimum"),
+    Spec("max_instances", "endpoint.max_instances", ("AUTOSCALING_MAX",), _integer(1, 100), 2, "auto scaling maximum"),
+    Spec("target_invocations", "endpoint.target_invocations_per_instance", ("AUTOSCALING_TARGET",), _integer(1), 100,
+         "auto scaling target, invocations per instance per minute"),
+    Spec("tags", "tags", (), _tags, {"project": "byoc-classifier"}, "tags on created resources"),
+    Spec("poll_seconds", "poll_seconds", ("AWS_POLL_SECONDS",), _integer(0, 3600), 30, "seconds between status polls"),
+]
+BY_ATTR = {spec.attr: spec for spec in SPECS}
+
+
+@dataclass
+class Settings:
+    path: Path
+    values: dict[str, Any]
+    sources: dict[str, str]
+
+    def __getattr__(self, name: str):
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def require(self, *attrs: str) -> "Settings":
+        """Stop unless each named setting has a value; the message says how to set it."""
+        for attr in attrs:
+            if not self.values.get(attr):
+                spec = BY_ATTR[attr]
+                example = {"role_arn": "arn:aws:iam::123456789012:role/MySageMakerRole",
+                           "bucket": "my-sagemaker-bucket"}.get(attr, "...")
+                raise SettingsError(
+                    f"setting {spec.key} is not set ({spec.what}). Set it in {_display(self.path)} "
+                    f"({spec.key}: {example}) or in the environment: {spec.env[0]}={example}")
+        return self
+
+    @property
+    def account_id(self) -> str | None:
+        """The account of the execution role: where the images and jobs live (no call needed)."""
+        match = re.match(r"arn:aws[a-z\-]*:iam::(\d{12}):", self.values.get("role_arn") or "")
+        return match.group(1) if match else None
+
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.values["tags"].items()]
+
+    def s3_uri(self, prefix_attr: str, *parts: str) -> str:
+        """s3://<bucket>/<prefix>/<parts...>/ (trailing slash: a prefix must not match its siblings)."""
+        self.require("bucket")
+        path = "/".join(p.strip("/") for p in (self.values[prefix_attr], *parts) if p and p.strip("/"))
+        return f"s3://{self.values['bucket']}/{path}/"
+
+    def effective_image_tag(self) -> str:
+        return self.values["image_tag"] or git_short_commit()
+
+    def describe(self) -> str:
+        lines = []
+        for spec in SPECS:
+            value = self.values[spec.attr]
+            shown = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+            lines.append(f"{spec.key:<42} {str(shown) or '(not set)':<44} {self.sources[spec.attr]}")
+        return "\n".join(lines)
+
+
+def git_short_commit() -> str:
+    """The tag `make build` gives the images (mk/images.mk: TAG = git rev-parse --short HEAD)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        out = None
+    if out is None or out.returncode != 0 or not out.stdout.strip():
+        raise SettingsError("cannot tell the image tag: not a git checkout. Set ecr.image_tag in "
+                            "config/settings.yaml or IMAGE_TAG=<tag you pushed>")
+    return out.stdout.strip()
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _lookup(raw: dict, key: str):
+    node = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _unknown_keys(raw: dict) -> list[str]:
+    known = {spec.key for spec in SPECS}
+    sections = {key.split(".")[0] for key in known if "." in key}
+    unknown = []
+    for top, value in raw.items():
+        if top in sections:
+            if not isinstance(value, dict):
+                unknown.append(f"{top} (expected a mapping)")
+                continue
+            unknown.extend(f"{top}.{sub}" for sub in value if f"{top}.{sub}" not in known)
+        elif top not in known:
+            unknown.append(str(top))
+    return unknown
+
+
+def load(path: Path | str | None = None, environ: dict | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get("SETTINGS") or DEFAULT_PATH)
+    where = _display(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {where} not found (SETTINGS=path names another one)") from None
+    except yaml.YAMLError as error:
+        raise SettingsError(f"settings file {where} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"settings file {where}: expected a mapping at the top level")
+    unknown = _unknown_keys(raw)
+    if unknown:
+        raise SettingsError(f"settings file {where}: unknown setting(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(spec.key for spec in SPECS)}")
+    values, sources = {}, {}
+    for spec in SPECS:
+        env_name = next((name for name in spec.env if environ.get(name, "").strip()), None)
+        if env_name:
+            value, source = environ[env_name], f"environment {env_name}"
+        else:
+            found, value = _lookup(raw, spec.key)
+            source = where if found else "default"
+            if not found:
+                value = spec.default
+        try:
+            values[spec.attr] = spec.check(value)
+        except ValueError as error:
+            env_hint = f" or with {spec.env[0]}=..." if spec.env else ""
+            raise SettingsError(f"setting {spec.key} = {value!r} (from {source}): {error}. "
+                                f"Fix it in {where}{env_hint}") from None
+        sources[spec.attr] = source
+    if values["autoscaling"] and values["max_instances"] < values["min_instances"]:
+        raise SettingsError(f"setting endpoint.max_instances ({values['max_instances']}) is below endpoint.min_instances "
+                            f"({values['min_instances']}). Fix it in {where} or with AUTOSCALING_MAX=...")
+    return Settings(path=path, values=values, sources=sources)
+
+
+def main(argv=None) -> int:
+    """`make aws-settings`: the values in effect and where each came from."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="print the AWS settings in effect")
+    parser.add_argument("--settings", help="settings file (default: $SETTINGS or config/settings.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load(args.settings)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(settings.describe())
+    missing = [BY_ATTR[a].key for a in ("role_arn", "bucket") if not settings.values[a]]
+    if missing:
+        print(f"\nnot set yet: {', '.join(missing)} (tune, train and upload-data need them)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

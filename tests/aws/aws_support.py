@@ -1,0 +1,146 @@
+"""Helpers for the AWS scripts' tests (the fixtures are in conftest.py)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+import yaml
+from botocore.stub import Stubber
+
+from scripts.aws import settings as settings_module
+from scripts.aws.client import Aws
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+BUCKET = "test-bucket"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+TAG = "abc1234"
+CLOSED_PORT_URL = "http://127.0.0.1:9"  # discard port: nothing listens; a request that slipped through fails
+
+
+def write_settings(path: Path, **changes) -> Path:
+    """A settings file: the repository's, with role and bucket set, no waiting, and `changes` (dotted keys)."""
+    raw = yaml.safe_load(settings_module.DEFAULT_PATH.read_text())
+    raw["aws"]["role_arn"] = ROLE
+    raw["s3"]["bucket"] = BUCKET
+    raw["poll_seconds"] = 0
+    for key, value in changes.items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+_SESSION = None
+
+
+def make_aws(settings, dry_run: bool = False) -> Aws:
+    """An Aws with fake credentials. One session for all tests: the service models load once."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                 aws_session_token="testing", region_name=REGION)
+    return Aws(settings, dry_run=dry_run, session=_SESSION)
+
+
+class Stubs:
+    """Stubbers on an Aws's clients, activated on first use; all must be used up at the end."""
+
+    def __init__(self, aws: Aws):
+        self.aws = aws
+        self.stubbers: dict[str, Stubber] = {}
+
+    def __call__(self, service: str) -> Stubber:
+        if service not in self.stubbers:
+            stubber = Stubber(self.aws.client(service))
+            stubber.activate()
+            self.stubbers[service] = stubber
+        return self.stubbers[service]
+
+    def verify(self):
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
+            stubber.deactivate()
+
+
+def moto_backend(service: str):
+    """moto's in-process state for `service` (the server runs in this process), for what moto fakes
+    poorly (a tuning job's best training job)."""
+    from moto.backends import get_backend
+
+    return get_backend(service)[ACCOUNT][REGION]
+
+
+# --- complete responses (Stubber checks them against the output shapes too) ------------------------------
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def arn(kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name}"
+
+
+def tuning_description(name: str, status: str = "Completed", best: dict | None = None, counters: dict | None = None,
+                       static: dict | None = None) -> dict:
+    response = {
+        "HyperParameterTuningJobName": name, "HyperParameterTuningJobArn": arn("hyper-parameter-tuning-job", name),
+        "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "ResourceLimits": {
+            "MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2}},
+        "HyperParameterTuningJobStatus": status, "CreationTime": NOW,
+        "TrainingJobStatusCounters": counters or {"Completed": 2, "InProgress": 0, "RetryableError": 0,
+                                                  "NonRetryableError": 0, "Stopped": 0},
+        "ObjectiveStatusCounters": {"Succeeded": 2, "Pending": 0, "Failed": 0},
+    }
+    if best:
+        response["BestTrainingJob"] = best
+    if static is not None:
+        response["TrainingJobDefinition"] = {
+            "StaticHyperParameters": static, "AlgorithmSpecification": {"TrainingInputMode": "File"},
+            "RoleArn": ROLE, "OutputDataConfig": {"S3OutputPath": "s3://b/o"},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 60}}
+    return response
+
+
+def trial_summary(name: str, value: float | None, tuned: dict, status: str = "Completed") -> dict:
+    summary = {"TrainingJobName": name, "TrainingJobArn": arn("training-job", name), "CreationTime": NOW,
+               "TrainingJobStatus": status, "TunedHyperParameters": tuned,
+               "TrainingStartTime": NOW, "TrainingEndTime": NOW.replace(minute=10)}
+    if value is not None:
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"Type": "Minimize", "MetricName": "valid_loss",
+                                                                  "Value": value}
+    return summary
+
+
+def training_description(name: str, status: str = "Completed", hyperparameters: dict | None = None,
+                         metrics: dict | None = None, secondary: str | None = None) -> dict:
+    response = {
+        "TrainingJobName": name, "TrainingJobArn": arn("training-job", name),
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/byoc-classifier/output/{name}/output/model.tar.gz"},
+        "TrainingJobStatus": status, "SecondaryStatus": secondary or status,
+        "StoppingCondition": {"MaxRuntimeInSeconds": 7200}, "CreationTime": NOW,
+    }
+    if hyperparameters is not None:
+        response["HyperParameters"] = hyperparameters
+    if metrics:
+        response["FinalMetricDataList"] = [{"MetricName": k, "Value": v, "Timestamp": NOW} for k, v in metrics.items()]
+    if status == "Failed":
+        response["FailureReason"] = "AlgorithmError: channel 'train' has no class folders"
+    return response
+
+
+def endpoint_description(name: str, status: str, config: str, reason: str | None = None) -> dict:
+    response = {"EndpointName": name, "EndpointArn": arn("endpoint", name), "EndpointConfigName": config,
+                "EndpointStatus": status, "CreationTime": NOW, "LastModifiedTime": NOW}
+    if reason:
+        response["FailureReason"] = reason
+    return response
+
+
+def endpoint_config_description(name: str, models: list[str]) -> dict:
+    return {"EndpointConfigName": name, "EndpointConfigArn": arn("endpoint-config", name), "CreationTime": NOW,
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": m, "InitialInstanceCount": 1,
+                                    "InstanceType": "ml.m5.2xlarge"} for m in models]}

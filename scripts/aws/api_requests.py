@@ -1,0 +1,245 @@
+"""The requests the AWS scripts send, built by pure functions from the job definition and the settings.
+
+Nothing here talks to AWS: the tests check every request against the real service models (botocore
+Stubber) and DRY_RUN=1 prints them. Field names are the APIs' own.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from scripts.job_definition import JobDefinition
+
+from .settings import Settings, SettingsError
+
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+VARIANT = "AllTraffic"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+CHANNEL_CONTENT_TYPES = {"weights": "application/octet-stream"}  # the image channels: application/x-image
+ENDPOINT_METRICS = (  # (name, statistic): counts are summed, latencies (microseconds) averaged
+    ("Invocations", "Sum"), ("Invocation4XXErrors", "Sum"), ("Invocation5XXErrors", "Sum"),
+    ("ModelLatency", "Average"), ("OverheadLatency", "Average"),
+)
+
+
+def timestamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+
+
+def job_name(prefix: str, now: datetime | None = None) -> str:
+    """<prefix>-<yyyymmdd-hhmmss> (UTC): at most 16 + 16 = 32 characters, the tuning job limit."""
+    return f"{prefix}-{timestamp(now)}"
+
+
+def ecr_registry(account: str, region: str) -> str:
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{account}.dkr.ecr.{region}.{suffix}"
+
+
+def image_uri(account: str, region: str, repository: str, tag: str) -> str:
+    return f"{ecr_registry(account, region)}/{repository}:{tag}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[5:].partition("/") if uri.startswith("s3://") else ("", "", "")
+    if not bucket:
+        raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
+    return bucket, key
+
+
+# --- training and tuning ------------------------------------------------------------------------------
+
+def channels(data_uri: str, names: list[str], input_mode: str) -> list[dict]:
+    """InputDataConfig: one S3 prefix per channel, <data_uri><channel>/ (trailing slash: `train/` must
+    not also match `train-old/`)."""
+    data_uri = data_uri if data_uri.endswith("/") else data_uri + "/"
+    return [{
+        "ChannelName": name,
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data_uri}{name}/",
+                                        "S3DataDistributionType": "FullyReplicated"}},
+        "ContentType": CHANNEL_CONTENT_TYPES.get(name, "application/x-image"),
+        "CompressionType": "None",
+        "InputMode": input_mode,
+    } for name in names]
+
+
+def _stopping_condition(definition: JobDefinition, settings: Settings) -> dict:
+    condition = {"MaxRuntimeInSeconds": definition.training_max_runtime_seconds}
+    if settings.spot:
+        if settings.max_wait_seconds < definition.training_max_runtime_seconds:
+            raise SettingsError(
+                f"setting training.max_wait_seconds ({settings.max_wait_seconds}) must be at least the training "
+                f"job's max runtime ({definition.training_max_runtime_seconds} s, training_max_runtime_seconds in "
+                f"{definition.path.name}) for spot training. Raise it in config/settings.yaml or with "
+                f"MAX_WAIT_SECONDS=..., or turn spot off (SPOT_TRAINING=false)")
+        condition["MaxWaitTimeInSeconds"] = settings.max_wait_seconds
+    return condition
+
+
+def _common_job_fields(definition: JobDefinition, settings: Settings, image: str, data_uri: str,
+                       channel_names: list[str], checkpoint_uri: str) -> dict:
+    return {
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": settings.input_mode,
+                                   "MetricDefinitions": definition.metric_definitions},
+        "RoleArn": settings.role_arn,
+        "InputDataConfig": channels(data_uri, channel_names, settings.input_mode),
+        "OutputDataConfig": {"S3OutputPath": settings.s3_uri("output_prefix")},
+        "ResourceConfig": {"InstanceType": settings.training_instance_type,
+                           "InstanceCount": settings.training_instance_count,
+                           "VolumeSizeInGB": settings.training_volume_gb},
+        "StoppingCondition": _stopping_condition(definition, settings),
+        "EnableManagedSpotTraining": settings.spot,
+        "CheckpointConfig": {"S3Uri": checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH},
+        "Environment": {"PYTHONUNBUFFERED": "1"},
+    }
+
+
+def _number(value: float, integer: bool) -> str:
+    return str(int(value)) if integer else repr(float(value))
+
+
+def parameter_ranges(definition: JobDefinition) -> dict:
+    ranges = {"IntegerParameterRanges": [], "ContinuousParameterRanges": [], "CategoricalParameterRanges": []}
+    for r in definition.ranges:
+        if r.type == "Categorical":
+            ranges["CategoricalParameterRanges"].append({"Name": r.name, "Values": list(r.values)})
+        else:
+            integer = r.type == "Integer"
+            ranges[f"{r.type}ParameterRanges"].append({
+                "Name": r.name, "MinValue": _number(r.min, integer), "MaxValue": _number(r.max, integer),
+                "ScalingType": r.scaling})
+    return {kind: items for kind, items in ranges.items() if items}
+
+
+def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
+               channel_names: list[str], parents: list[str] | None = None,
+               warm_start_type: str = "IdenticalDataAndAlgorithm") -> dict:
+    """CreateHyperParameterTuningJob from the job definition (the same file local mode reads)."""
+    if len(name) > 32:
+        raise ValueError(f"tuning job name {name!r} is longer than SageMaker's 32 characters")
+    limits = {"MaxParallelTrainingJobs": definition.max_parallel_jobs,
+              "MaxRuntimeInSeconds": definition.max_runtime_seconds}
+    if definition.strategy != "Grid":  # Grid runs every combination: SageMaker counts the jobs itself
+        limits["MaxNumberOfTrainingJobs"] = definition.max_jobs
+    config = {
+        "Strategy": definition.strategy,
+        "HyperParameterTuningJobObjective": {"Type": definition.objective_type,
+                                             "MetricName": definition.objective_metric},
+        "ResourceLimits": limits,
+        "ParameterRanges": parameter_ranges(definition),
+        "TrainingJobEarlyStoppingType": "Off" if definition.strategy == "Hyperband" else definition.early_stopping,
+    }
+    if definition.strategy == "Hyperband":
+        config["StrategyConfig"] = {"HyperbandStrategyConfig": {
+            "MinResource": definition.hyperband_min_resource, "MaxResource": definition.hyperband_max_resource}}
+    job = {"StaticHyperParameters": dict(definition.static_hyperparameters),
+           **_common_job_fields(definition, settings, image, data_uri, channel_names,
+                                settings.s3_uri("checkpoint_prefix", name))}
+    request = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobConfig": config,
+               "TrainingJobDefinition": job}
+    if parents:
+        if not 1 <= len(parents) <= 5:
+            raise ValueError("warm start takes 1 to 5 parent tuning jobs")
+        request["WarmStartConfig"] = {
+            "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": p} for p in parents],
+            "WarmStartType": warm_start_type}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def training_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
+                 channel_names: list[str], hyperparameters: dict[str, str], debugger: dict | None = None) -> dict:
+    """CreateTrainingJob: one job with fixed hyperparameters, the same channels, checkpoints and limits as
+    the tuning job's trials; `debugger` adds the Debugger/Profiler fields (see debugger.py)."""
+    request = {"TrainingJobName": name, "HyperParameters": {k: str(v) for k, v in hyperparameters.items()},
+               **_common_job_fields(definition, settings, image, data_uri, channel_names,
+                                    settings.s3_uri("checkpoint_prefix", name))}
+    request.update(debugger or {})
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+# --- endpoint -----------------------------------------------------------------------------------------
+
+def model(settings: Settings, name: str, image: str, model_data: str) -> dict:
+    request = {"ModelName": name,
+               "PrimaryContainer": {"Image": image, "ModelDataUrl": model_data, "Mode": "SingleModel"},
+               "ExecutionRoleArn": settings.role_arn}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def endpoint_config(settings: Settings, name: str, model_name: str) -> dict:
+    request = {"EndpointConfigName": name, "ProductionVariants": [{
+        "VariantName": VARIANT, "ModelName": model_name,
+        "InstanceType": settings.endpoint_instance_type,
+        "InitialInstanceCount": settings.endpoint_instance_count, "InitialVariantWeight": 1.0}]}
+    if settings.data_capture:
+        request["DataCaptureConfig"] = {
+            "EnableCapture": True, "InitialSamplingPercentage": settings.capture_percent,
+            "DestinationS3Uri": settings.s3_uri("capture_prefix", settings.endpoint_name).rstrip("/"),
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def create_endpoint(settings: Settings, config_name: str) -> dict:
+    request = {"EndpointName": settings.endpoint_name, "EndpointConfigName": config_name}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def update_endpoint(settings: Settings, config_name: str) -> dict:
+    """A new config on a live endpoint: SageMaker brings the new fleet up, shifts traffic, then retires the
+    old one (blue/green), so requests keep being served; a failed update rolls back by itself."""
+    return {"EndpointName": settings.endpoint_name, "EndpointConfigName": config_name,
+            "RetainAllVariantProperties": False}
+
+
+def scalable_target_id(endpoint_name: str) -> str:
+    return f"endpoint/{endpoint_name}/variant/{VARIANT}"
+
+
+def register_scalable_target(settings: Settings) -> dict:
+    return {"ServiceNamespace": "sagemaker", "ResourceId": scalable_target_id(settings.endpoint_name),
+            "ScalableDimension": SCALABLE_DIMENSION, "MinCapacity": settings.min_instances,
+            "MaxCapacity": settings.max_instances}
+
+
+def scaling_policy(settings: Settings) -> dict:
+    return {"PolicyName": f"{settings.endpoint_name}-invocations", "ServiceNamespace": "sagemaker",
+            "ResourceId": scalable_target_id(settings.endpoint_name), "ScalableDimension": SCALABLE_DIMENSION,
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": float(settings.target_invocations),
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleInCooldown": 300, "ScaleOutCooldown": 60}}
+
+
+def endpoint_metric_data(endpoint_name: str, start: datetime, end: datetime, period: int = 60) -> dict:
+    """GetMetricData for the endpoint's invocation metrics (namespace AWS/SageMaker, 1-minute data)."""
+    queries = []
+    for index, (metric, stat) in enumerate(ENDPOINT_METRICS):
+        queries.append({"Id": f"m{index}", "Label": metric, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric,
+                       "Dimensions": [{"Name": "EndpointName", "Value": endpoint_name},
+                                      {"Name": "VariantName", "Value": VARIANT}]},
+            "Period": period, "Stat": stat}})
+    return {"MetricDataQueries": queries, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
+
+
+# --- images -------------------------------------------------------------------------------------------
+
+def create_repository(settings: Settings, name: str) -> dict:
+    """Private, scanned on push; tags mutable (`latest` moves with each push)."""
+    request = {"repositoryName": name, "imageTagMutability": "MUTABLE",
+               "imageScanningConfiguration": {"scanOnPush": True},
+               "encryptionConfiguration": {"encryptionType": "AES256"}}
+    if settings.tag_list:
+        request["tags"] = settings.tag_list
+    return request

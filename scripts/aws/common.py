@@ -1,0 +1,209 @@
+"""What the AWS scripts share: command-line options, the account and image URIs, the data location,
+waiting with a live status line, tables, and turning errors into one clear message and an exit code."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import botocore.exceptions
+
+from scripts import REPO_ROOT
+from scripts.job_definition import JobDefinitionError
+
+from . import api_requests
+from .client import Aws, AwsError, describe_client_error, error_code
+from .settings import Settings, SettingsError, load
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--settings", help="settings file (default: $SETTINGS or config/settings.yaml)")
+    parser.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
+    return parser
+
+
+def open_aws(args, *required: str) -> Aws:
+    """Settings and clients for a script; `required` settings must be set (a dry run fills placeholders)."""
+    aws = Aws(load(args.settings), dry_run=args.dry_run)
+    require(aws, *required)
+    if aws.dry_run:
+        print("# dry run: the requests below are checked against the service models and printed; nothing is sent")
+    return aws
+
+
+DRY_PLACEHOLDERS = {"bucket": "<S3_BUCKET>", "role_arn": "arn:aws:iam::<account-id>:role/<SAGEMAKER_ROLE_ARN>"}
+
+
+def require(aws: Aws, *required: str) -> None:
+    if not aws.dry_run:
+        aws.settings.require(*required)
+        return
+    for name in required:  # a dry run shows what it would send, with placeholders for what is not set yet
+        if not aws.settings.values.get(name):
+            aws.settings.values[name] = DRY_PLACEHOLDERS.get(name, f"<{name}>")
+
+
+def run(main: Callable[[], int]) -> int:
+    """Run a script's main: known failures become one `error: ...` line and exit status 1."""
+    try:
+        return main()
+    except (SettingsError, JobDefinitionError, AwsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except botocore.exceptions.ClientError as error:
+        print(f"error: {describe_client_error(error)}", file=sys.stderr)
+        return 1
+    except botocore.exceptions.BotoCoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped to `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+# --- account, images, data -----------------------------------------------------------------------------
+
+def account_id(aws: Aws) -> str:
+    """The execution role's account (no call needed), else the caller's (STS)."""
+    if aws.settings.account_id:
+        return aws.settings.account_id
+    if aws.dry_run:
+        return "<account-id>"
+    return aws.call("sts", "get_caller_identity")["Account"]
+
+
+def ecr_image(aws: Aws, repository: str, tag: str | None = None, check: bool = True) -> str:
+    """<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>; with `check`, stop early when ECR lacks
+    it (a job would fail minutes later on the missing image)."""
+    tag = tag or aws.settings.effective_image_tag()
+    uri = api_requests.image_uri(account_id(aws), aws.settings.region, repository, tag)
+    if check:
+        try:
+            aws.call("ecr", "describe_images", repositoryName=repository, imageIds=[{"imageTag": tag}])
+        except botocore.exceptions.ClientError as error:
+            if error_code(error) in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                raise AwsError(f"image {uri} is not in ECR: run `make build push` (or set IMAGE_TAG= to a tag "
+                               f"you pushed)") from None
+            raise
+    return uri
+
+
+def data_uri(settings: Settings, data: str | None, data_s3: str | None) -> str:
+    """Where a data set lives in S3: DATA_S3=s3://... as given, else <data_prefix>/<basename of DATA>/."""
+    if data_s3:
+        api_requests.split_s3_uri(data_s3)
+        return data_s3 if data_s3.endswith("/") else data_s3 + "/"
+    name = Path(data or "data/fashion-mnist").resolve().name
+    return settings.s3_uri("data_prefix", name)
+
+
+def present_channels(aws: Aws, uri: str, required: list[str], optional: list[str], local: str | None = None) -> list[str]:
+    """The channels found under `uri` (one ListObjectsV2 with MaxKeys=1 each); a required one missing
+    stops with a hint. A dry run assumes S3 holds what the local DATA folder holds."""
+    bucket, prefix = api_requests.split_s3_uri(uri)
+    found = []
+    for channel in [*required, *optional]:
+        assumed = 1 if channel in required or (local and (Path(local) / channel).exists()) else 0
+        page = aws.call("s3", "list_objects_v2", dry={"KeyCount": assumed}, Bucket=bucket,
+                        Prefix=f"{prefix}{channel}/", MaxKeys=1)
+        if page.get("KeyCount", 0) > 0:
+            found.append(channel)
+        elif channel in required:
+            raise AwsError(f"channel {channel!r} is empty in S3 ({uri}{channel}/): run `make upload-data DATA=...` "
+                           f"first, or point DATA_S3= at the data set")
+    return found
+
+
+# --- waiting -------------------------------------------------------------------------------------------
+
+class StatusLine:
+    """One line rewritten in place on a terminal; elsewhere (logs, CI) printed only when it changes."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = ""
+
+    def update(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+        elif text != self.last:
+            print(text, file=self.stream, flush=True)
+        self.last = text
+
+    def print(self, text: str, stream=None) -> None:
+        """A line of output (a log line) above the status line."""
+        stream = stream or sys.stdout
+        if self.tty and self.last:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        print(text, file=stream, flush=True)
+        if self.tty and self.last:
+            self.stream.write(self.last)
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.last = ""
+
+
+def elapsed(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def poll(describe: Callable[[], dict], finished: Callable[[dict], bool], render: Callable[[dict], str],
+         interval: float, on_poll: Callable[[dict], None] | None = None, line: StatusLine | None = None) -> dict:
+    """Describe until `finished`, updating the status line; returns the last description."""
+    line = line or StatusLine()
+    start = time.monotonic()
+    while True:
+        state = describe()
+        if on_poll:
+            on_poll(state)
+        line.update(f"{render(state)}  [{elapsed(time.monotonic() - start)}]")
+        if finished(state):
+            line.done()
+            return state
+        time.sleep(interval)
+
+
+def poll_interval(settings: Settings) -> float:
+    return float(settings.poll_seconds)
+
+
+# --- output --------------------------------------------------------------------------------------------
+
+def table(rows: list[list], headers: list[str]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def console_url(region: str, kind: str, name: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{kind}/{name}"
+
+
+def repo_relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

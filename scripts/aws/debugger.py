@@ -1,0 +1,111 @@
+"""SageMaker's built-in Debugger/Profiler rules on a training job, for accounts that still have Debugger
+(closed to new customers since 2026-07-30).
+
+Off unless config/job.yaml says `debugger: {attach_sagemaker_rules: true, rules: [...]}`; the job's own
+in-container rules (classifier/debugger) run either way and do not depend on this. Tuning jobs cannot
+carry these fields (HyperParameterTrainingJobDefinition has none), so only `make train` attaches them.
+
+Rule evaluator images: <account>.dkr.ecr.<region>.amazonaws.com/sagemaker-debugger-rules:latest, with
+the accounts of the SageMaker docs' "Amazon SageMaker Debugger Registry URLs for Built-in Rule
+Evaluators" (and the SageMaker Python SDK's image_uri_config/debugger.json, which adds af-south-1,
+ap-northeast-3, eu-south-1 and us-gov-west-1).
+"""
+from __future__ import annotations
+
+from .api_requests import ecr_registry
+from .settings import Settings
+
+RULE_REPOSITORY = "sagemaker-debugger-rules:latest"
+RULE_EVALUATOR_ACCOUNTS = {
+    "af-south-1": "314341159256", "ap-east-1": "199566480951", "ap-northeast-1": "430734990657",
+    "ap-northeast-2": "578805364391", "ap-northeast-3": "364406365360", "ap-south-1": "904829902805",
+    "ap-southeast-1": "972752614525", "ap-southeast-2": "184798709955", "ca-central-1": "519511493484",
+    "cn-north-1": "618459771430", "cn-northwest-1": "658757709296", "eu-central-1": "482524230118",
+    "eu-north-1": "314864569078", "eu-south-1": "563282790590", "eu-west-1": "929884845733",
+    "eu-west-2": "250201462417", "eu-west-3": "447278800020", "me-south-1": "986000313247",
+    "sa-east-1": "818342061345", "us-east-1": "503895931360", "us-east-2": "915447279597",
+    "us-gov-west-1": "515509971035", "us-west-1": "685455198987", "us-west-2": "895741380848",
+}
+# Tensor collections each built-in rule reads (smdebug_rulesconfig's defaults); other rules use the
+# collections the hook saves anyway.
+RULE_COLLECTIONS = {
+    "VanishingGradient": {"gradients": {}}, "LossNotDecreasing": {"losses": {}},
+    "WeightUpdateRatio": {"weights": {}}, "DeadRelu": {"relu_output": {"include_regex": ".*relu_output"}},
+    "PoorWeightInitialization": {"relu_input": {"include_regex": ".*relu_input"}},
+}
+_FALLBACK_PROFILER_RULES = ("LowGPUUtilization", "CPUBottleneck", "IOBottleneck", "BatchSize", "GPUMemoryIncrease",
+                            "StepOutlier", "MaxInitializationTime", "Dataloader", "OverallSystemUsage",
+                            "ProfilerReport")
+DEFAULT_SAVE_INTERVAL = 500
+
+
+class DebuggerConfigError(ValueError):
+    pass
+
+
+def _profiler_rule_names() -> set[str]:
+    try:  # the container's rule table (names and kinds as SageMaker's)
+        from classifier.debugger import config as rule_table
+    except ImportError:
+        return set(_FALLBACK_PROFILER_RULES)
+    return set(rule_table.PROFILER_RULES) | {"ProfilerReport", "OverallSystemUsage"}
+
+
+def rule_evaluator_image(region: str) -> str:
+    account = RULE_EVALUATOR_ACCOUNTS.get(region)
+    if account is None:
+        raise DebuggerConfigError(
+            f"SageMaker Debugger's built-in rules have no evaluator image in {region} (regions: "
+            f"{', '.join(sorted(RULE_EVALUATOR_ACCOUNTS))}); set debugger.attach_sagemaker_rules: false in "
+            f"config/job.yaml (the job's own rules still run)")
+    return f"{ecr_registry(account, region)}/{RULE_REPOSITORY}"
+
+
+def attach_requested(raw: dict) -> bool:
+    section = raw.get("debugger") or {}
+    return isinstance(section, dict) and section.get("attach_sagemaker_rules") is True
+
+
+def training_job_fields(raw: dict, settings: Settings, job_name: str) -> dict:
+    """DebugHookConfig, DebugRuleConfigurations, ProfilerConfig and ProfilerRuleConfigurations for the
+    rules listed in job.yaml's debugger.rules; {} unless debugger.attach_sagemaker_rules is true."""
+    if not attach_requested(raw):
+        return {}
+    section = raw["debugger"]
+    rules = section.get("rules") or []
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise DebuggerConfigError("debugger.rules in config/job.yaml must be a list of rule names")
+    if not rules:
+        return {}
+    overrides = section.get("rule_parameters") or {}
+    image = rule_evaluator_image(settings.region)
+    profiler_names = _profiler_rule_names()
+    output = settings.s3_uri("debugger_prefix", job_name)
+
+    def configuration(name: str) -> dict:
+        params = {"rule_to_invoke": name}
+        params.update({str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+                       for k, v in (overrides.get(name) or {}).items()})
+        return {"RuleConfigurationName": name, "RuleEvaluatorImage": image, "RuleParameters": params}
+
+    tensor_rules = [r for r in rules if r not in profiler_names]
+    profiler_rules = [r for r in rules if r in profiler_names]
+    fields: dict = {}
+    if tensor_rules:
+        interval = str(section.get("train_interval") or DEFAULT_SAVE_INTERVAL)
+        collections: dict[str, dict] = {name: {} for name in (section.get("collections") or [])}
+        for rule in tensor_rules:
+            for name, params in RULE_COLLECTIONS.get(rule, {}).items():
+                collections.setdefault(name, {}).update(params)
+        fields["DebugHookConfig"] = {
+            "S3OutputPath": output + "tensors/", "LocalPath": "/opt/ml/output/tensors",
+            "CollectionConfigurations": [
+                {"CollectionName": name, "CollectionParameters": {**params, "save_interval": interval}}
+                for name, params in collections.items()]}
+        fields["DebugRuleConfigurations"] = [configuration(r) for r in tensor_rules]
+    if profiler_rules:
+        profiler = raw.get("profiler") or {}
+        fields["ProfilerConfig"] = {"S3OutputPath": output + "profiler/",
+                                    "ProfilingIntervalInMilliseconds": int(profiler.get("interval_ms") or 500)}
+        fields["ProfilerRuleConfigurations"] = [configuration(r) for r in profiler_rules]
+    return fields

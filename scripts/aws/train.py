@@ -1,0 +1,168 @@
+"""make train: one SageMaker training job with the best hyperparameters of a tuning job, or given ones;
+waits, streams its CloudWatch log, prints the final metrics and the model artifact.
+
+    python -m scripts.aws.train --tuning <tuning job> [--hp "epochs=10"] [--dry-run]
+    python -m scripts.aws.train --hp "lr=0.01 batch_size=32 epochs=4" [--data ... | --data-s3 ...]
+
+Same channels, limits, spot and checkpoint settings as the tuning job's trials. Hyperparameters: the
+static ones of config/job.yaml, then the best trial's (all it ran with), then --hp; a tuned one given by
+neither takes the training job's default (printed). SageMaker's built-in Debugger/Profiler rules are
+attached when job.yaml's debugger.attach_sagemaker_rules is true (see debugger.py).
+"""
+from __future__ import annotations
+
+import sys
+
+from scripts import job_definition
+from scripts.local.jobs import parse_hp_string
+from classifier.training import hyperparameters as hp_specs
+
+from . import api_requests, debugger
+from .client import Aws, error_code
+from .common import (StatusLine, base_parser, console_url, data_uri, ecr_image, open_aws, poll, poll_interval,
+                     present_channels, run, table)
+from .tune import best_hyperparameters
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+FINISHED = ("Completed", "Failed", "Stopped")
+
+
+def hyperparameters(definition: job_definition.JobDefinition, best: dict, given: dict,
+                    check: bool = True) -> tuple[dict, list[str]]:
+    """static < best trial < given; validated like the job definition. Also the tuned names left unset."""
+    merged = {**best, **given}
+    if not check:
+        final = {**definition.static_hyperparameters, **merged}
+    else:
+        final = dict(definition.with_overrides(hyperparameters=merged).static_hyperparameters)
+    unset = [r.name for r in definition.ranges if r.name not in final]
+    return final, unset
+
+
+class LogTail:
+    """New events of the job's log streams (<job>/algo-N-...) in /aws/sagemaker/TrainingJobs."""
+
+    def __init__(self, aws: Aws, job: str, line: StatusLine):
+        self.aws, self.job, self.line = aws, job, line
+        self.tokens: dict[str, str | None] = {}
+        self.text: list[str] = []
+
+    def fetch(self) -> None:
+        try:
+            streams = []
+            for page in self.aws.paginate("logs", "describe_log_streams", input_token="nextToken",
+                                          logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/"):
+                streams += [s["logStreamName"] for s in page.get("logStreams", [])]
+        except Exception as error:  # noqa: BLE001
+            if error_code(error) == "ResourceNotFoundException":  # no log yet
+                return
+            raise
+        for stream in sorted(streams):
+            self._drain(stream, several=len(streams) > 1)
+
+    def _drain(self, stream: str, several: bool) -> None:
+        while True:
+            params = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            if self.tokens.get(stream):
+                params["nextToken"] = self.tokens[stream]
+            page = self.aws.call("logs", "get_log_events", **params)
+            for event in page.get("events", []):
+                message = event.get("message", "").rstrip("\n")
+                self.text.append(message)
+                host = stream.split("/", 1)[-1].split("-")[0:2]
+                self.line.print(f"[{'-'.join(host)}] {message}" if several else message)
+            token = page.get("nextForwardToken")
+            if not page.get("events") or token == self.tokens.get(stream):
+                self.tokens[stream] = token or self.tokens.get(stream)
+                return
+            self.tokens[stream] = token
+
+
+def status_text(state: dict) -> str:
+    secondary = state.get("SecondaryStatus", "")
+    transitions = state.get("SecondaryStatusTransitions") or []
+    message = transitions[-1].get("StatusMessage", "") if transitions else ""
+    return (f"training {state.get('TrainingJobName')}: {state.get('TrainingJobStatus')} / {secondary}"
+            + (f" - {message[:80]}" if message else ""))
+
+
+def wait(aws: Aws, name: str, stream_logs: bool = True) -> tuple[dict, str]:
+    line = StatusLine()
+    tail = LogTail(aws, name, line)
+    try:
+        state = poll(lambda: aws.call("sagemaker", "describe_training_job", TrainingJobName=name),
+                     lambda s: s.get("TrainingJobStatus") in FINISHED, status_text, poll_interval(aws.settings),
+                     on_poll=(lambda s: tail.fetch()) if stream_logs else None, line=line)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; training job {name} goes on (`aws sagemaker stop-training-job "
+              f"--training-job-name {name}` stops it)", file=sys.stderr)
+        raise
+    if stream_logs:
+        tail.fetch()  # what arrived after the last poll
+    return state, "\n".join(tail.text)
+
+
+def report(state: dict, definition: job_definition.JobDefinition, log_text: str) -> None:
+    name = state["TrainingJobName"]
+    metrics = {m["MetricName"]: m["Value"] for m in state.get("FinalMetricDataList", [])}
+    if not metrics and log_text:  # SageMaker's list can lag: read the same regexes over the log
+        metrics = {k: v[-1] for k, v in definition.parse_metrics(log_text).items()}
+    if metrics:
+        print(table([[k, f"{v:.6g}"] for k, v in sorted(metrics.items())], ["final metric", "value"]))
+    if state.get("TrainingJobStatus") != "Completed":
+        print(f"training job {name}: {state.get('TrainingJobStatus')}: {state.get('FailureReason', '')}")
+        return
+    billable, seconds = state.get("BillableTimeInSeconds"), state.get("TrainingTimeInSeconds")
+    if state.get("EnableManagedSpotTraining") and billable and seconds:
+        print(f"spot: billed {billable} s of {seconds} s ({(1 - billable / seconds):.0%} saved)")
+    print(f"model artifact: {state.get('ModelArtifacts', {}).get('S3ModelArtifacts')}")
+    print(f"next: `make deploy JOB={name}`")
+
+
+def main(argv=None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
+    parser.add_argument("--data", default="data/fashion-mnist")
+    parser.add_argument("--data-s3", default="")
+    parser.add_argument("--tuning", default="", help="take the best hyperparameters of this tuning job")
+    parser.add_argument("--hp", default="", help='"name=value ..." (on top of the tuning job\'s best)')
+    parser.add_argument("--name", default="", help="training job name (default: <name_prefix>-<yyyymmdd-hhmmss>)")
+    parser.add_argument("--no-wait", action="store_true")
+    parser.add_argument("--no-logs", action="store_true", help="wait without streaming the log")
+    args = parser.parse_args(argv)
+
+    def go() -> int:
+        definition = job_definition.load(args.job_definition)
+        given = parse_hp_string(args.hp)
+        aws = open_aws(args, "role_arn", "bucket")
+        best, source = {}, ""
+        if args.tuning:
+            source, best = best_hyperparameters(aws, args.tuning, definition)
+        final, unset = hyperparameters(definition, best, given, check=not aws.dry_run)
+        if unset:
+            print("note: no value for tuned hyperparameter(s) " + ", ".join(
+                f"{n} (the training job's default {hp_specs.SPECS[n].default})" for n in unset)
+                  + "; give them with HP=\"name=value\" or TUNING=", file=sys.stderr)
+        name = args.name or api_requests.job_name(definition.name_prefix)
+        image = ecr_image(aws, aws.settings.training_repository)
+        uri = data_uri(aws.settings, args.data, args.data_s3)
+        names = present_channels(aws, uri, definition.required_channels, definition.optional_channels, args.data)
+        extra = debugger.training_job_fields(definition.raw, aws.settings, name)
+        request = api_requests.training_job(definition, aws.settings, name, image, uri, names, final, extra)
+        aws.call("sagemaker", "create_training_job", dry={}, **request)
+        if aws.dry_run:
+            return 0
+        print(f"created training job {name}" + (f" with the hyperparameters of {source}" if source else "")
+              + ": " + " ".join(f"{k}={v}" for k, v in sorted(final.items()))
+              + f"\n  {console_url(aws.settings.region, 'jobs', name)}")
+        if args.no_wait:
+            return 0
+        state, log_text = wait(aws, name, stream_logs=not args.no_logs)
+        report(state, definition, log_text)
+        return 0 if state.get("TrainingJobStatus") == "Completed" else 1
+
+    return run(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

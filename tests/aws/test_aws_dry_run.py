@@ -1,0 +1,108 @@
+"""DRY_RUN=1: every target prints the exact requests it would send, with no credentials at all, and sends
+nothing."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from aws_support import write_settings
+from scripts.aws import (cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data)
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """No credentials anywhere, a profile that does not exist, role and bucket unset."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    path = write_settings(tmp_path / "settings.yaml", **{"aws.role_arn": "", "s3.bucket": "", "aws.profile": "nobody"})
+    return ["--settings", str(path), "--dry-run"]
+
+
+def requests_in(text: str) -> list[tuple[str, dict]]:
+    """(service.Operation, parameters) for each printed request."""
+    found, decoder = [], json.JSONDecoder()
+    for match in re.finditer(r"^([a-z0-9-]+\.[A-Z][A-Za-z0-9]+) (?=\{)", text, re.M):
+        found.append((match.group(1), decoder.raw_decode(text, match.end())[0]))
+    return found
+
+
+def test_tune_dry_run(no_credentials, capsys):
+    assert tune.main(no_credentials + ["--name", "img-clf-20260102-030405", "--max-jobs", "6"]) == 0
+    printed = requests_in(capsys.readouterr().out)
+    names = [n for n, _ in printed]
+    assert names[0] == "ecr.DescribeImages" and "sagemaker.CreateHyperParameterTuningJob" in names
+    create = dict(printed)["sagemaker.CreateHyperParameterTuningJob"]
+    assert create["HyperParameterTuningJobName"] == "img-clf-20260102-030405"
+    assert create["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 6
+    assert create["TrainingJobDefinition"]["RoleArn"] == "arn:aws:iam::<account-id>:role/<SAGEMAKER_ROLE_ARN>"
+    assert create["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].startswith("s3://<S3_BUCKET>/")
+    assert [c["ChannelName"] for c in create["TrainingJobDefinition"]["InputDataConfig"]] == ["train", "valid"]
+
+
+def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
+    assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "epochs=9"]) == 0
+    printed = dict(requests_in(capsys.readouterr().out))
+    assert printed["sagemaker.DescribeHyperParameterTuningJob"] == {"HyperParameterTuningJobName": "img-clf-20260101-000000"}
+    hps = printed["sagemaker.CreateTrainingJob"]["HyperParameters"]
+    assert hps["lr"] == "<best lr>" and hps["epochs"] == "9" and hps["model_name"] == "resnet50"
+
+
+def test_deploy_and_cleanup_dry_run(no_credentials, capsys):
+    assert deploy.main(no_credentials + ["--job", "img-clf-20260101-000000"]) == 0
+    names = [n for n, _ in requests_in(capsys.readouterr().out)]
+    assert names == ["sagemaker.DescribeTrainingJob", "ecr.DescribeImages", "sagemaker.DescribeEndpoint",
+                     "sagemaker.CreateModel", "sagemaker.CreateEndpointConfig", "sagemaker.CreateEndpoint"]
+    assert cleanup.main(no_credentials) == 0
+    names = [n for n, _ in requests_in(capsys.readouterr().out)]
+    assert "sagemaker.DeleteEndpoint" in names and "sagemaker.DeleteModel" in names
+
+
+def test_push_dry_run_shows_commands_without_password(no_credentials, capsys):
+    assert push_images.main(no_credentials + ["--tag", "abc1234", "--engine", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "ecr.GetAuthorizationToken" in out and "docker login --username AWS --password-stdin" in out
+    assert "docker push <account-id>.dkr.ecr.us-east-1.amazonaws.com/byoc-classifier-serving:latest" in out
+    assert "<token>" not in out
+
+
+def test_upload_invoke_and_metrics_dry_run(no_credentials, capsys, tmp_path):
+    for split in ("train", "valid"):
+        for cls in ("a", "b"):
+            (tmp_path / "set" / split / cls).mkdir(parents=True)
+            Image.new("RGB", (4, 4)).save(tmp_path / "set" / split / cls / "x.jpg")
+    assert upload_data.main(no_credentials + ["--data", str(tmp_path / "set")]) == 0
+    printed = requests_in(capsys.readouterr().out)
+    puts = [p for n, p in printed if n == "s3.PutObject"]
+    assert len(puts) == 4 and puts[0]["Key"] == "byoc-classifier/data/set/train/a/x.jpg"
+    assert puts[0]["ContentType"] == "image/jpeg" and len(puts[0]["Metadata"]["md5"]) == 32
+    assert invoke_endpoint.main(no_credentials + [str(tmp_path / "set" / "train" / "a" / "x.jpg")]) == 0
+    request = dict(requests_in(capsys.readouterr().out))["sagemaker-runtime.InvokeEndpoint"]
+    assert request["EndpointName"] == "img-clf" and request["ContentType"] == "image/jpeg"
+    assert endpoint_metrics.main(no_credentials) == 0
+    request = dict(requests_in(capsys.readouterr().out))["cloudwatch.GetMetricData"]
+    assert len(request["MetricDataQueries"]) == 5
+
+
+def test_dry_run_client_refuses_to_send(no_credentials):
+    from scripts.aws import settings as S
+    from scripts.aws.client import Aws
+
+    aws = Aws(S.load(no_credentials[1]), dry_run=True)
+    with pytest.raises(RuntimeError, match="dry run: refusing to send"):
+        aws.client("sagemaker").list_endpoints()  # a direct client call, past Aws.call
+
+
+def test_without_dry_run_missing_profile_or_credentials_say_what_to_do(no_credentials, monkeypatch, tmp_path, capsys):
+    real = [a for a in no_credentials if a != "--dry-run"]
+    assert cleanup.main(real) == 1
+    assert "AWS profile 'nobody' (aws.profile / AWS_PROFILE) is not in ~/.aws/config" in capsys.readouterr().err
+    monkeypatch.delenv("AWS_PROFILE")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    path = write_settings(tmp_path / "plain.yaml")
+    assert cleanup.main(["--settings", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "no AWS credentials found" in err and "DRY_RUN=1" in err

@@ -97,8 +97,10 @@ class ClassifierTransformer(Transformer):
             top_k = inference.parse_top_k(_header(headers, CUSTOM_ATTRIBUTES), self.settings.default_top_k,
                                           len(self._model.classes))
             model_start = time.perf_counter_ns()
-            prediction = inference.predict_fn(batch, self._model)
-            model_ns = time.perf_counter_ns() - model_start
+            try:
+                prediction = inference.predict_fn(batch, self._model)
+            finally:  # also when an image turns out to be undecodable: that time was the model's too
+                model_ns = time.perf_counter_ns() - model_start
             response, content_type = inference.output_fn(prediction, accept, top_k)
             status = 200
         except BaseInferenceToolkitError as error:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from scripts import REPO_ROOT
+from classifier.debugger import config as debugger_config
 from classifier.training import hyperparameters as hp_specs
 
 DEFAULT_PATH = REPO_ROOT / "config" / "job.yaml"
@@ -142,6 +143,10 @@ def from_dict(raw: dict, path: Path) -> JobDefinition:
         raise JobDefinitionError(f"{where}: {len(ranges)} ranges; SageMaker allows at most 30")
 
     static = {k: _string(v) for k, v in (raw.get("static_hyperparameters") or {}).items()}
+    try:  # the debugger: and profiler: sections reach the job as hyperparameters; static ones win
+        static = {**debugger_config.hyperparameters_from_job_definition(raw), **static}
+    except ValueError as error:
+        raise JobDefinitionError(f"{where}: {error}") from None
     both = sorted(set(static) & {r.name for r in ranges})
     if both:
         raise JobDefinitionError(f"{where}: {', '.join(both)} both static and tuned")

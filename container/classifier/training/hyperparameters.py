@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..debugger import config as _debugger
+
 # Keys SageMaker adds that are not ours: accepted and ignored.
 IGNORED_PREFIXES = ("sagemaker_",)
 IGNORED_NAMES = ("_tuning_objective_metric",)
@@ -83,6 +85,28 @@ SPECS: dict[str, Spec] = {
                         "DataLoader worker processes"),
     "amp": Spec(_bool, True, help="mixed precision on GPU (bf16 where supported); no effect on CPU"),
     "skip_bad_images": Spec(_bool, False, help="skip corrupt images (logged) instead of failing"),
+    # Debugger and profiler (classifier/debugger; the job definition's debugger: and profiler: sections).
+    "debugger": Spec(_bool, False, help="smdebug hook, rules and report"),
+    "debugger_train_interval": Spec(_int, 100, lambda v: v >= 1, ">= 1", "save tensors every N training steps"),
+    "debugger_eval_interval": Spec(_int, 10, lambda v: v >= 1, ">= 1", "save tensors every N evaluation steps"),
+    "debugger_collections": Spec(str, "losses,weights,biases,gradients,relu_output", _debugger.valid_collections,
+                                 "comma-separated of " + ", ".join(_debugger.COLLECTIONS), "smdebug collections"),
+    "debugger_relu_modules": Spec(str, "head", **_choice(*_debugger.RELU_SCOPES),
+                                  help="whose ReLU outputs relu_output saves (all: the backbone's too, if trained)"),
+    "debugger_rules": Spec(str, "all", _debugger.valid_rule_names, "all, none or comma-separated rule names",
+                           "rules run at each epoch end and at the end"),
+    "debugger_rule_parameters": Spec(str, "", _debugger.valid_rule_parameters, "Rule.parameter=value,...",
+                                     "rule parameters over SageMaker's defaults"),
+    "debugger_stop_rules": Spec(str, "", _debugger.valid_rule_names, "comma-separated rule names",
+                                "rules with the StopTraining action"),
+    "debugger_export_max_mb": Spec(_int, 200, lambda v: v >= 0, ">= 0",
+                                   "copy the tensors into the output data when at most this size (0: never)"),
+    "profiler": Spec(_bool, False, help="system metrics, step phase timings, report"),
+    "profiler_interval_ms": Spec(_int, 500, lambda v: 50 <= v <= 60000, "between 50 and 60000",
+                                 "system metrics sampling interval"),
+    "profiler_trace_steps": Spec(_int, 0, lambda v: 0 <= v <= 50, "between 0 and 50",
+                                 "torch.profiler Chrome trace of this many steps (0: none)"),
+    "profiler_trace_start_step": Spec(_int, 10, lambda v: v >= 0, ">= 0", "first step of the trace"),
 }
 
 

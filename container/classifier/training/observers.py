@@ -58,5 +58,13 @@ class Observers(Observer):
 
 
 def build_observers(hp, is_main_process: bool) -> Observers:
-    """The observers this job's hyperparameters ask for (none yet: the debugger adds itself here)."""
-    return Observers([])
+    """The observers this job's hyperparameters ask for: smdebug's hook (debugger=true), the profiler
+    (profiler=true), and with either the rules, StopTraining and the report (classifier/debugger).
+
+    None when both are off, so they cost nothing; the main process only (it evaluates and writes outputs).
+    """
+    if not is_main_process or not (hp.get("debugger") or hp.get("profiler")):
+        return Observers([])
+    from ..debugger.session import build
+
+    return Observers(build(hp))

@@ -1,0 +1,170 @@
+"""smdebug's PyTorch hook on the model and the loss, as an observer of the training loop.
+
+Built from `/opt/ml/input/config/debughookconfig.json` when SageMaker supplies one (a job created with a
+DebugHookConfig), otherwise from the hyperparameters (the job definition's `debugger:` section), writing
+under `/opt/ml/output/tensors`. Collections: losses, weights, biases, gradients, relu_output (the outputs of
+the ReLU modules), saved every `debugger_train_interval` training steps and `debugger_eval_interval`
+evaluation steps.
+
+With a frozen backbone (the default) the hook watches the trainable part, the head: the backbone's weights
+never change and have no gradients, and saving them every interval would cost time and disk for nothing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .. import paths
+from ..training.observers import Observer
+from . import config
+from .records import read_jsonl
+
+log = logging.getLogger(__name__)
+HOOK_CONFIG_FILE = "debughookconfig.json"
+
+
+def import_smdebug():
+    os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")  # its INFO lines would flood the job log
+    import smdebug.pytorch as smd
+    from smdebug import modes
+
+    return smd, modes
+
+
+def relu_modules(module):
+    import torch
+
+    kinds = (torch.nn.ReLU, torch.nn.ReLU6)
+    return [(name, m) for name, m in module.named_modules() if isinstance(m, kinds)]
+
+
+class HookObserver(Observer):
+    """Creates and drives the smdebug hook; the rules read what it writes."""
+
+    def __init__(self, hp, layout: config.Layout):
+        self.hp, self.layout = hp, layout
+        self.hook = None
+        self.modes = None
+        self.train_steps = 0  # smdebug mode steps of this process, to check the offsets after a resume
+        self.described: dict = {}
+
+    # -- creation ------------------------------------------------------------------------------------------
+    def _create_hook(self):
+        smd, modes = import_smdebug()
+        json_file = paths.config_dir() / HOOK_CONFIG_FILE
+        if json_file.is_file():
+            hook = smd.Hook.create_from_json_file(json_file_path=str(json_file))
+            source = str(json_file)
+        else:
+            save = smd.SaveConfig(mode_save_configs={
+                modes.TRAIN: smd.SaveConfigMode(save_interval=self.hp.debugger_train_interval),
+                modes.EVAL: smd.SaveConfigMode(save_interval=self.hp.debugger_eval_interval),
+            })
+            hook = smd.Hook(out_dir=str(self.layout.tensors), save_config=save,
+                            include_collections=config.split_names(self.hp.debugger_collections))
+            source = "hyperparameters"
+        return hook, modes, source
+
+    def on_train_start(self, model, loss_fn, context):
+        import torch
+
+        hook, self.modes, source = self._create_hook()
+        frozen = getattr(model, "backbone_frozen", False) and hasattr(model, "head")
+        watched = model.head if frozen else model
+        watched_name = "head" if frozen else "model"
+        hook.register_module(watched)
+        # The loss: register_loss wants a torch `_Loss`; ours is a plain Module, so do what it does.
+        if isinstance(loss_fn, torch.nn.modules.loss._Loss):
+            hook.register_loss(loss_fn)
+        else:
+            loss_fn._module_name = loss_fn._get_name()
+            hook.module_set.add(loss_fn)
+            loss_fn.register_forward_hook(hook.forward_hook)
+            hook.has_registered_loss_module = True
+        losses = hook.get_collection("losses")
+        losses.include(f"^{loss_fn._get_name()}_output_0$")
+        # ReLU outputs: by module (smdebug's default regex '.*relu_output' matches no module name of ours).
+        relus = []
+        if "relu_output" in hook.collection_manager.collections or "relu_output" in (hook.include_collections or []):
+            scope = self.hp.debugger_relu_modules
+            source_module = watched if scope == "head" or not frozen else model
+            if scope == "all" and frozen:
+                log.info("debugger_relu_modules=all with a frozen backbone: only the head is watched")
+            collection = hook.get_collection("relu_output")
+            seen = set()
+            for name, module in relu_modules(source_module):
+                if id(module) not in seen:
+                    seen.add(id(module))
+                    collection.add_module_tensors(module, inputs=False, outputs=True)
+                    relus.append(name)
+        self._resume_offsets(hook)
+        self.hook = hook
+        self.described = {
+            "source": source, "out_dir": str(getattr(hook, "out_dir", self.layout.tensors)), "watched": watched_name,
+            "train_interval": self.hp.debugger_train_interval, "eval_interval": self.hp.debugger_eval_interval,
+            "collections": sorted(hook.include_collections or []), "relu_modules": relus,
+            "loss_tensor": f"{loss_fn._get_name()}_output_0",
+        }
+        log.info("smdebug hook (%s) on the %s: collections %s, saving every %s train / %s eval steps to %s",
+                 source, watched_name, ", ".join(self.described["collections"]), self.hp.debugger_train_interval,
+                 self.hp.debugger_eval_interval, self.described["out_dir"])
+
+    def _resume_offsets(self, hook) -> None:
+        """A resumed job continues the step numbers of the earlier run(s), as its epochs record them."""
+        records = read_jsonl(self.layout.epochs_file)
+        if not records:
+            return
+        last = records[-1]
+        next_train, next_eval = last["train_steps"][1] + 1, last["eval_steps"][1] + 1
+        hook.set_mode(self.modes.TRAIN)
+        hook.mode_steps[self.modes.TRAIN] = next_train - 1
+        hook.set_mode(self.modes.EVAL)
+        hook.mode_steps[self.modes.EVAL] = next_eval - 1
+        hook.step = hook.mode_steps[self.modes.GLOBAL] = next_train + next_eval - 1
+        self.train_steps = next_train
+        log.info("smdebug hook resumes at train step %d, eval step %d", next_train, next_eval)
+
+    # -- during training ----------------------------------------------------------------------------------
+    def on_mode(self, mode):
+        if self.hook is not None:
+            self.hook.set_mode(self.modes.TRAIN if mode == "train" else self.modes.EVAL)
+
+    def on_train_step(self, step, timings, loss, labels, log_probs):
+        # The loop's step number is the truth (a resume after a crash inside an epoch redoes its steps).
+        current = self.hook.mode_steps.get(self.modes.TRAIN, -1)
+        if current != step:
+            self.hook.step += step - current
+            self.hook.mode_steps[self.modes.TRAIN] = step
+
+    def on_epoch_end(self, epoch, metrics):
+        self.flush()
+        return None
+
+    def flush(self) -> None:
+        """Close the open step's writers, so the rules see everything saved so far."""
+        if self.hook is not None and self.hook.writer is not None:
+            self.hook._close_writers()
+
+    def on_train_end(self, summary):
+        if self.hook is None:
+            return
+        self.hook.close()
+        self.export_tensors()
+
+    def export_tensors(self) -> None:
+        """Copy the tensors into the output data dir (so they reach output.tar.gz), when not too large."""
+        limit = self.hp.debugger_export_max_mb
+        source = Path(self.described.get("out_dir", self.layout.tensors))
+        target = self.layout.debugger / "tensors"
+        if limit <= 0 or not source.is_dir() or source.resolve() == target.resolve():
+            return
+        size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
+        if size > limit * 1024 * 1024:
+            log.warning("smdebug tensors (%.0f MB) exceed debugger_export_max_mb=%d: not copied to the output "
+                        "data; offline rules need %s", size / 2**20, limit, source)
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+        log.info("Copied the smdebug tensors (%.1f MB) to %s", size / 2**20, target)

@@ -101,8 +101,10 @@ def _prefix(value) -> str:
 
 def _ecr_repository(value) -> str:
     text = _text(value)
-    if not (2 <= len(text) <= 256 and re.fullmatch(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*", text)):
-        raise ValueError("not an ECR repository name: lowercase letters, digits, . _ - and / separators, 2-256 characters")
+    pattern = r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"
+    if not (2 <= len(text) <= 256 and re.fullmatch(pattern, text)):
+        raise ValueError("not an ECR repository name: lowercase letters, digits, . _ - and / separators, "
+                         "2-256 characters")
     return text
 
 
@@ -145,7 +147,8 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
         except ValueError:
             raise ValueError("expected a whole number") from None
         if number < minimum or (maximum is not None and number > maximum):
-            raise ValueError(f"must be between {minimum} and {maximum}" if maximum is not None else f"must be at least {minimum}")
+            raise ValueError(f"must be between {minimum} and {maximum}" if maximum is not None
+                             else f"must be at least {minimum}")
         return number
     return check
 
@@ -176,7 +179,8 @@ ENDPOINT_NAME_MAX = 63 - len("-20250101-120000")  # model and endpoint config na
 def _endpoint_name(value) -> str:
     text = _text(value)
     if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", text) or len(text) > ENDPOINT_NAME_MAX:
-        raise ValueError(f"an endpoint name is 1-{ENDPOINT_NAME_MAX} letters, digits and hyphens, starting with a letter or digit")
+        raise ValueError(f"an endpoint name is 1-{ENDPOINT_NAME_MAX} letters, digits and hyphens, starting with a "
+                         f"letter or digit")
     return text
 
 

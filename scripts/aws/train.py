@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 
 from scripts import job_definition
-from scripts.local.jobs import parse_hp_string
 from classifier.training import hyperparameters as hp_specs
 
 from . import api_requests, debugger
@@ -119,6 +118,13 @@ def report(state: dict, definition: job_definition.JobDefinition, log_text: str)
     print(f"next: `make deploy JOB={name}`")
 
 
+def parse_hp_string(text: str) -> dict[str, str]:
+    """scripts.local.jobs.parse_hp_string, imported when needed: that module pulls in torch (seconds)."""
+    from scripts.local.jobs import parse_hp_string as parse
+
+    return parse(text)
+
+
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
@@ -133,7 +139,11 @@ def main(argv=None) -> int:
 
     def go() -> int:
         definition = job_definition.load(args.job_definition)
-        given = parse_hp_string(args.hp)
+        if args.hp.strip() == "best":  # `HP=best TUNING=name`, as `make train-local` takes it
+            if not args.tuning:
+                raise ValueError("HP=best needs TUNING=<tuning job> (its best training job's hyperparameters)")
+            args.hp = ""
+        given = parse_hp_string(args.hp) if args.hp.strip() else {}
         aws = open_aws(args, "role_arn", "bucket")
         best, source = {}, ""
         if args.tuning:

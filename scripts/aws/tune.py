@@ -16,7 +16,6 @@ import sys
 from datetime import datetime
 
 from scripts import job_definition
-from scripts.local.jobs import parse_hp_string
 
 from . import api_requests, debugger
 from .client import Aws
@@ -142,6 +141,13 @@ def report(aws: Aws, state: dict, definition: job_definition.JobDefinition) -> N
           f"job with these hyperparameters")
 
 
+def parse_hp_string(text: str) -> dict[str, str]:
+    """scripts.local.jobs.parse_hp_string, imported when needed: that module pulls in torch (seconds)."""
+    from scripts.local.jobs import parse_hp_string as parse
+
+    return parse(text)
+
+
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
@@ -162,9 +168,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
+        fixed = parse_hp_string(args.hp) if args.hp.strip() else {}
         definition = job_definition.load(args.job_definition).with_overrides(
             max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
-            early_stopping=args.early_stopping, hyperparameters=parse_hp_string(args.hp))
+            early_stopping=args.early_stopping, hyperparameters=fixed)
         if args.attach:
             aws = open_aws(args)
             name = args.attach
@@ -187,7 +194,8 @@ def main(argv=None) -> int:
                 return 0
             print(f"created tuning job {name}: {definition.max_jobs} jobs, {definition.max_parallel_jobs} at a time, "
                   f"{definition.strategy}, {aws.settings.training_instance_type}"
-                  f"{' (spot)' if aws.settings.spot else ''}\n  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
+                  f"{' (spot)' if aws.settings.spot else ''}\n"
+                  f"  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
         if aws.dry_run:
             describe(aws, name)
             return 0

@@ -49,6 +49,11 @@ def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     assert printed["sagemaker.DescribeHyperParameterTuningJob"] == {"HyperParameterTuningJobName": "img-clf-20260101-000000"}
     hps = printed["sagemaker.CreateTrainingJob"]["HyperParameters"]
     assert hps["lr"] == "<best lr>" and hps["epochs"] == "9" and hps["model_name"] == "resnet50"
+    assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "best"]) == 0  # train-local's form
+    hps = dict(requests_in(capsys.readouterr().out))["sagemaker.CreateTrainingJob"]["HyperParameters"]
+    assert hps["epochs"] == "<best epochs>"
+    assert train.main(no_credentials + ["--hp", "best"]) == 1
+    assert "HP=best needs TUNING=" in capsys.readouterr().err
 
 
 def test_deploy_and_cleanup_dry_run(no_credentials, capsys):

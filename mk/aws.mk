@@ -1,0 +1,78 @@
+# AWS: push images, upload data, tune, train, deploy, invoke, endpoint metrics, cleanup (scripts/aws).
+# Included by the main Makefile. Settings: config/settings.yaml, overridden by the environment or the
+# make command line (make tune S3_BUCKET=my-bucket SAGEMAKER_ROLE_ARN=arn:aws:iam::...:role/...).
+# Every target takes DRY_RUN=1: print the exact requests, send nothing (no credentials needed).
+#
+#   make build push                         build, then push both images to ECR (tags: git commit, latest)
+#   make upload-data DATA=dir [WEIGHTS=f]   check the layout, sync the data set to S3 (DELETE=1: remove extras)
+#   make tune [MAX_JOBS= MAX_PARALLEL= STRATEGY= HP=] [PARENT_TUNING="a b"]   tuning job, wait, trials, best
+#   make tune TUNING=name                   wait for / report on an existing tuning job
+#   make train TUNING=name | HP="lr=..."    one training job, log streamed, metrics, model artifact (HP=best
+#                                           with TUNING= as in train-local: the tuning job's best values)
+#   make deploy [JOB=training-job | TUNING=name | MODEL_DATA=s3://...]        create or update the endpoint
+#   make invoke IMAGE=file.jpg [TOP_K=5]    classify with the endpoint (scripts/invoke.py)
+#   make endpoint-metrics                   the endpoint's CloudWatch metrics, last hour
+#   make cleanup                            delete endpoint, endpoint config and model
+#   make aws-settings                       the settings in effect and where each came from
+
+DRY_RUN ?=
+NO_WAIT ?=
+DATA_S3 ?=
+WEIGHTS ?=
+DELETE ?=
+PARENT_TUNING ?=
+WARM_START_TYPE ?= IdenticalDataAndAlgorithm
+MODEL_DATA ?=
+IMAGE ?=
+TOP_K ?=
+MINUTES ?= 60
+JOB_DEFINITION ?=
+
+AWS_FLAGS = $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
+AWS_JOBDEF = $(if $(JOB_DEFINITION),--job-definition $(JOB_DEFINITION))
+AWS_WAIT = $(if $(filter 1 true yes,$(NO_WAIT)),--no-wait)
+AWS_DATA = --data "$(DATA)" $(if $(DATA_S3),--data-s3 "$(DATA_S3)")
+# The image tag tune/train/deploy use: IMAGE_TAG, else ecr.image_tag, else the git short commit (= the
+# TAG of mk/images.mk); a TAG= given to make for build/push is used too.
+AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG="$(TAG)"))
+
+.PHONY: push upload-data tune train deploy invoke endpoint-metrics cleanup aws-settings test-aws
+
+push:  ## push the built images to ECR, tagged with the git commit and latest (repositories made when missing)
+	$(PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag "$(TAG)" --engine "$(CONTAINER_ENGINE)" \
+		--training-image "$(TRAINING_IMAGE)" --serving-image "$(SERVING_IMAGE)"
+
+upload-data:  ## sync DATA=dir (train/ valid/ [test/]) to S3 after the training job's layout checks; WEIGHTS=file, DELETE=1
+	$(PYTHON) -m scripts.aws.upload_data $(AWS_FLAGS) $(AWS_DATA) $(if $(WEIGHTS),--weights "$(WEIGHTS)") \
+		$(if $(filter 1 true yes,$(DELETE)),--delete)
+
+tune:  ## SageMaker tuning job from config/job.yaml (TUNING=name: attach; PARENT_TUNING=: warm start)
+	$(AWS_ENV) $(PYTHON) -m scripts.aws.tune $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
+		$(if $(TUNING),--attach "$(TUNING)") \
+		$(foreach p,$(PARENT_TUNING),--parent "$(p)") --warm-start-type "$(WARM_START_TYPE)" \
+		$(if $(MAX_JOBS),--max-jobs $(MAX_JOBS)) $(if $(MAX_PARALLEL),--max-parallel $(MAX_PARALLEL)) \
+		$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(EARLY_STOPPING),--early-stopping $(EARLY_STOPPING)) \
+		$(if $(HP),--hp "$(HP)")
+
+train:  ## one SageMaker training job: TUNING=name (its best hyperparameters) and/or HP="lr=0.01 ..."
+	$(AWS_ENV) $(PYTHON) -m scripts.aws.train $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
+		$(if $(TUNING),--tuning "$(TUNING)") $(if $(HP),--hp "$(HP)")
+
+deploy:  ## create or update the endpoint: JOB=training job | TUNING=name | MODEL_DATA=s3://... (default: newest job)
+	$(AWS_ENV) $(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) \
+		$(if $(JOB),--job "$(JOB)") $(if $(TUNING),--tuning "$(TUNING)") $(if $(MODEL_DATA),--model-data "$(MODEL_DATA)")
+
+invoke:  ## classify IMAGE=file.jpg (several: IMAGE="a.jpg b.png") with the endpoint; TOP_K=5
+	$(PYTHON) -m scripts.aws.invoke_endpoint $(AWS_FLAGS) $(IMAGE) $(if $(TOP_K),--top-k $(TOP_K))
+
+endpoint-metrics:  ## the endpoint's CloudWatch metrics for the last hour (MINUTES=60)
+	$(PYTHON) -m scripts.aws.endpoint_metrics $(AWS_FLAGS) --minutes $(MINUTES)
+
+cleanup:  ## delete the endpoint, its endpoint config and model
+	$(PYTHON) -m scripts.aws.cleanup $(AWS_FLAGS)
+
+aws-settings:  ## the AWS settings in effect (config/settings.yaml + environment) and where each came from
+	$(PYTHON) -m scripts.aws.settings
+
+test-aws:  ## the AWS scripts' tests (botocore Stubber + a local moto server; no AWS account)
+	$(PYTHON) -m pytest -q tests/aws

@@ -1,0 +1,50 @@
+"""mk/aws.mk: each make variable reaches its script as the right option; DRY_RUN=1 runs end to end."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from aws_support import write_settings
+from scripts import REPO_ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in (env or os.environ).items() if k != "IMAGE_TAG"}
+    return subprocess.run(["make", "--no-print-directory", *args, "CONTAINER_ENGINE=docker", "TAG=abc1234"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["tune", "MAX_JOBS=8", "PARENT_TUNING=a b", "STRATEGY=Random", "HP=epochs=3", "DRY_RUN=1"],
+     ["-m scripts.aws.tune --dry-run", '--parent "a" --parent "b"', "--max-jobs 8", "--strategy Random",
+      '--hp "epochs=3"', 'IMAGE_TAG="abc1234"']),
+    (["tune", "TUNING=t1", "NO_WAIT=1"], ['--attach "t1"', "--no-wait"]),
+    (["train", "TUNING=t1", "HP=best", "DATA_S3=s3://b/p/"], ['--tuning "t1"', '--hp "best"', '--data-s3 "s3://b/p/"']),
+    (["deploy", "JOB=j1"], ["-m scripts.aws.deploy", '--job "j1"']),
+    (["deploy", "MODEL_DATA=s3://b/m.tar.gz"], ['--model-data "s3://b/m.tar.gz"']),
+    (["upload-data", "DATA=some/dir", "WEIGHTS=w.pth", "DELETE=1"], ['--data "some/dir"', '--weights "w.pth"', "--delete"]),
+    (["push"], ['--tag "abc1234"', '--engine "docker"', '--training-image "byoc-classifier-training"']),
+    (["invoke", "IMAGE=a.jpg b.png", "TOP_K=3"], ["-m scripts.aws.invoke_endpoint a.jpg b.png --top-k 3"]),
+    (["endpoint-metrics", "MINUTES=15"], ["--minutes 15"]),
+    (["cleanup", "DRY_RUN=1"], ["-m scripts.aws.cleanup --dry-run"]),
+])
+def test_make_passes_variables(args, expected):
+    result = make("-n", *args)
+    assert result.returncode == 0, result.stderr
+    command = " ".join(result.stdout.split())
+    for piece in expected:
+        assert piece in command, command
+
+
+def test_make_dry_run_end_to_end(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
+    result = make("-s", "deploy", "DRY_RUN=1", "JOB=img-clf-20260101-000000", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "sagemaker.CreateEndpoint {" in result.stdout and ":byoc-classifier-serving:abc1234" not in result.stdout
+    assert "byoc-classifier-serving:abc1234" in result.stdout

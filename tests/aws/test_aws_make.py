@@ -42,7 +42,9 @@ def test_make_passes_variables(args, expected):
 
 
 def test_make_dry_run_end_to_end(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # no credentials at all; the isolation of conftest.py stays (no config files, endpoints on 127.0.0.1)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
     env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
     result = make("-s", "deploy", "DRY_RUN=1", "JOB=img-clf-20260101-000000", env=env)
     assert result.returncode == 0, result.stderr

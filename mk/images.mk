@@ -70,7 +70,7 @@ container-tools:  ## install buildah, podman and debootstrap with apt-get where 
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
 	    echo "missing: $$missing; install them (Debian: sudo apt-get install -y $$missing)" >&2; exit 1; fi; \
-	  echo "installing $$missing"; \
+	  echo "installing" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 

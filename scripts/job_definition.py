@@ -92,6 +92,17 @@ class JobDefinition:
         return from_dict(raw, self.path)
 
 
+def parse_hp_string(text: str) -> dict[str, str]:
+    """'lr=0.01 epochs=2' -> {'lr': '0.01', 'epochs': '2'}."""
+    values = {}
+    for token in (text or "").split():
+        name, sep, value = token.partition("=")
+        if not sep or not name:
+            raise JobDefinitionError(f"hyperparameter {token!r} is not name=value")
+        values[name] = value
+    return values
+
+
 def load(path: Path | str | None = None) -> JobDefinition:
     path = Path(path or DEFAULT_PATH)
     try:

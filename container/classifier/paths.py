@@ -32,5 +32,11 @@ def failure_file() -> Path:
 
 
 def checkpoint_dir() -> Path:
-    # SageMaker syncs /opt/ml/checkpoints with CheckpointConfig.S3Uri; local jobs keep it in the job dir.
-    return base_dir() / "checkpoints"
+    """SageMaker syncs /opt/ml/checkpoints with CheckpointConfig.S3Uri; local jobs keep it in the job dir.
+
+    On SageMaker (TRAINING_JOB_NAME set) each job uses its own subfolder: the trials of a tuning job may
+    share one S3 URI, and a spot-interrupted job restarts under the same name, so it still resumes.
+    """
+    root = base_dir() / "checkpoints"
+    job = os.environ.get("TRAINING_JOB_NAME", "").strip()
+    return root / job if job and "/" not in job else root

@@ -118,13 +118,6 @@ def report(state: dict, definition: job_definition.JobDefinition, log_text: str)
     print(f"next: `make deploy JOB={name}`")
 
 
-def parse_hp_string(text: str) -> dict[str, str]:
-    """scripts.local.jobs.parse_hp_string, imported when needed: that module pulls in torch (seconds)."""
-    from scripts.local.jobs import parse_hp_string as parse
-
-    return parse(text)
-
-
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
@@ -143,7 +136,7 @@ def main(argv=None) -> int:
             if not args.tuning:
                 raise ValueError("HP=best needs TUNING=<tuning job> (its best training job's hyperparameters)")
             args.hp = ""
-        given = parse_hp_string(args.hp) if args.hp.strip() else {}
+        given = job_definition.parse_hp_string(args.hp) if args.hp.strip() else {}
         aws = open_aws(args, "role_arn", "bucket")
         best, source = {}, ""
         if args.tuning:

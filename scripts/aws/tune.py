@@ -141,13 +141,6 @@ def report(aws: Aws, state: dict, definition: job_definition.JobDefinition) -> N
           f"job with these hyperparameters")
 
 
-def parse_hp_string(text: str) -> dict[str, str]:
-    """scripts.local.jobs.parse_hp_string, imported when needed: that module pulls in torch (seconds)."""
-    from scripts.local.jobs import parse_hp_string as parse
-
-    return parse(text)
-
-
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
@@ -168,7 +161,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
-        fixed = parse_hp_string(args.hp) if args.hp.strip() else {}
+        fixed = job_definition.parse_hp_string(args.hp) if args.hp.strip() else {}
         definition = job_definition.load(args.job_definition).with_overrides(
             max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
             early_stopping=args.early_stopping, hyperparameters=fixed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -34,9 +35,15 @@ def say(message: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port that multi-model-server accepts (it refuses 32767 and above)."""
+    for port in random.Random().sample(range(20000, 32000), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
@@ -115,13 +122,20 @@ def serve_and_evaluate(job: Path, data: Path) -> dict:
                 "per_class": {c: hits / total for c, (hits, total) in per_class.items() if total}}
     finally:
         say("Stopping the endpoint (SIGTERM)")
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
         log.close()
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the endpoint's process group (MMS's Java front end and its Python workers)."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def _top_index(body: bytes) -> int:

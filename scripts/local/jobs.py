@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scripts import CONTAINER_DIR, REPO_ROOT
-from scripts.job_definition import JobDefinition
+from scripts.job_definition import JobDefinition, JobDefinitionError, parse_hp_string  # noqa: F401 (re-exported)
 from classifier.artifact import atomic_write_json
 from classifier.training import hyperparameters as hp_specs
 
@@ -39,17 +39,6 @@ class JobError(ValueError):
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def parse_hp_string(text: str) -> dict[str, str]:
-    """'lr=0.01 epochs=2' -> {'lr': '0.01', 'epochs': '2'}."""
-    values = {}
-    for token in (text or "").split():
-        name, sep, value = token.partition("=")
-        if not sep or not name:
-            raise JobError(f"hyperparameter {token!r} is not name=value")
-        values[name] = value
-    return values
 
 
 def new_job_name(prefix: str, root: Path) -> tuple[str, Path]:

@@ -43,9 +43,7 @@ RUN set -eu; \
     apt-get update; \
     apt-get install -y --no-install-recommends gcc libc6-dev python3-dev; \
     if [ -s /run/host-ca.crt ]; then export PIP_CERT=/run/host-ca.crt; fi; \
-    # smdebug 1.0.34 imports requests without declaring it: added here unless the requirements pin it.
-    extra=; grep -qiE '^requests([^a-z0-9_.-]|$)' /tmp/requirements/requirements-training.txt || extra=requests==2.34.2; \
-    pip install -r /tmp/requirements/requirements-training.txt $extra; \
+    pip install -r /tmp/requirements/requirements-training.txt; \
     apt-get purge -y --auto-remove gcc libc6-dev python3-dev; \
     rm -rf /var/lib/apt/lists/*; \
     pip check; \

@@ -106,3 +106,14 @@ def test_make_train_local_prints_the_job(image_set, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "scripts.local.train", "--data", str(image_set), "--hp", "epoch=3"],
                          capture_output=True, text=True, env=env, cwd=jobs.REPO_ROOT, timeout=120)
     assert bad.returncode == 2 and "epoch" in bad.stderr and "valid names" in bad.stderr
+
+
+def test_ddp_with_two_cpu_processes(image_set, tmp_path):
+    """Several workers (GPUs, hosts) run DDP under torchrun; on CPU the gloo backend stands in."""
+    definition = job_definition.load()
+    job = jobs.create_job(definition, image_set, {**FAST_HP, "epochs": "2", "lr": "0.003"}, root=tmp_path)
+    record = jobs.run_job(job, definition=definition, env={"TRAINING_PROCESSES_PER_HOST": "2", "MASTER_PORT": "29631"})
+    log_text = (job / jobs.LOG).read_text()
+    assert record["status"] == "Completed", log_text[-3000:]
+    assert "world size 2" in log_text and record["metrics"]["valid_accuracy"] > 0.25
+    artifact.load_artifact(job / "model")  # one complete artifact, written by rank 0

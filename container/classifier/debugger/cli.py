@@ -5,7 +5,8 @@
 
 PATH: a local job dir (an /opt/ml tree such as jobs/<name>), an /opt/ml/output dir, or an extracted
 output.tar.gz of a SageMaker job. `rules` prints each rule's result and writes rules/rule_results.json
-(and appends to rules/rule_history.jsonl) unless --no-write; it exits 1 when a rule found issues.
+(and appends to rules/rule_history.jsonl) unless --no-write; with --fail-on-issues it exits 1 when a
+rule found issues.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def main(argv=None) -> int:
     r.add_argument("--rules", default="all", help="comma-separated rule names (default: all)")
     r.add_argument("--param", default="", help="Rule.parameter=value,... over the defaults")
     r.add_argument("--no-write", action="store_true", help="print only; leave rules/ as it is")
+    r.add_argument("--fail-on-issues", action="store_true", help="exit 1 when a rule found issues")
     p = sub.add_parser("report", help="build the HTML report of a job's output")
     p.add_argument("path")
     p.add_argument("--out", help="the report file (default: <output data>/debugger-report.html)")
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
                 print(result.line())
                 if result.recommendation:
                     print(f"    recommendation: {result.recommendation}")
-            return 1 if any(r.status == rules.ISSUES for r in results) else 0
+            return 1 if args.fail_on_issues and any(r.status == rules.ISSUES for r in results) else 0
         layout = config.Layout.locate(args.path)
         results = None
         if args.rerun_rules:

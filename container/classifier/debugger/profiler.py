@@ -127,9 +127,6 @@ class SystemSampler:
         self._writer = csv.writer(self._handle)
         if new:
             self._writer.writerow(self.columns())
-        self.psutil.cpu_percent(percpu=True)  # the first call only starts the measurement
-        self.psutil.cpu_times_percent()
-        self._last = (time.time(), self._io())
         self._thread = threading.Thread(target=self._run, name="profiler-sampler", daemon=True)
         self._thread.start()
 
@@ -139,6 +136,9 @@ class SystemSampler:
                 net.bytes_recv if net else 0, net.bytes_sent if net else 0)
 
     def _run(self) -> None:
+        self.psutil.cpu_percent(percpu=True)  # measurements start here, in the sampling thread
+        self.psutil.cpu_times_percent()
+        self._last = (time.time(), self._io())
         while not self._stop.wait(self.interval):
             try:
                 self._writer.writerow(self.sample())

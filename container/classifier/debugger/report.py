@@ -82,12 +82,13 @@ def fmt_number(value) -> str:
 
 
 def table(headers, rows, classes=None) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers) if headers else ""
     body = []
     for index, row in enumerate(rows):
         css = f' class="{classes[index]}"' if classes and classes[index] else ""
         body.append(f"<tr{css}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if head else ""
+    return f"<table>{thead}<tbody>{''.join(body)}</tbody></table>"
 
 
 def section(anchor: str, title: str, body: str) -> str:
@@ -135,18 +136,20 @@ def job_summary(data: jobdata.JobData, name: str) -> str:
                                  f"{'' if prof.get('nvml') or not prof.get('gpus') else ' (no NVML)'}")
                  if prof else "off (profiler=false)"))
     hps = job.get("hyperparameters") or {}
-    body = table(["", ""], [(esc(k), v) for k, v in rows])
+    body = table(None, [(esc(k), v) for k, v in rows])
     if init is not None and loop is not None:
         plt = _plt()
-        fig, ax = plt.subplots(figsize=(9, 1.3))
+        fig, ax = plt.subplots(figsize=(9, 1.6))
         left = 0
         for label, value, color in (("initialisation", init, "#ff7f0e"), ("training loop", loop, "#1f77b4"),
                                     ("finalisation", final or 0, "#7f7f7f")):
             ax.barh([0], [value], left=left, color=color, label=f"{label} {fmt_seconds(value)}")
             left += value
         ax.set_yticks([])
+        ax.set_xlim(0, left)
         ax.set_xlabel("seconds since the job started")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6), ncol=3, frameon=False)
+        ax.set_title("Where the job's time went", fontsize=9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         ax.grid(False)
         body += _png(fig)
     if hps:
@@ -192,6 +195,8 @@ def rules_summary(results: list[dict]) -> str:
 
 def loss_curves(data: jobdata.JobData) -> str:
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r for r in data.epochs if "epoch" in r]
     parts = []
     if epochs:
@@ -207,6 +212,8 @@ def loss_curves(data: jobdata.JobData) -> str:
         axes[1].set_xlabel("epoch")
         axes[1].set_ylabel("validation accuracy")
         axes[1].set_title("Validation accuracy")
+        for ax in axes:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         parts.append(_png(fig))
     step_losses = None
     if data.steps and "loss" in data.steps and len(data.steps["loss"]):
@@ -380,6 +387,8 @@ def data_wait_section(data: jobdata.JobData) -> str:
     if not steps or not len(steps.get("step_s", [])):
         return section("dataloading", "Waiting for data against compute", note("No step timings (profiler=false)."))
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     phases = ("data", "forward", "backward", "optimizer")
     totals = {p: float(np.nansum(steps[f"{p}_s"])) for p in phases}
     whole = sum(totals.values()) or 1.0
@@ -407,6 +416,7 @@ def data_wait_section(data: jobdata.JobData) -> str:
             bottom += values
         ax.set_xlabel("epoch")
         ax.set_ylabel("seconds")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("Step time per epoch by phase")
         ax.legend(fontsize=7)
     wait = 100 * totals["data"] / whole

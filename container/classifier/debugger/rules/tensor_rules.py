@@ -224,6 +224,8 @@ def dead_relu(data, threshold_inactivity=1.0, threshold_layer=50.0):
 
 def class_imbalance(data, threshold_imbalance=10.0, threshold_misprediction=0.7, samples=500):
     counts = data.job.get("train_label_counts")
+    if counts and not sum(counts):  # no labels known
+        counts = None
     classes = data.job.get("classes") or []
     if not counts and not data.predictions:
         raise RuleError("no labels recorded")

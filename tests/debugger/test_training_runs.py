@@ -1,0 +1,174 @@
+"""Real training jobs (in-process, tiny images) with planted faults: the rules catch them, a healthy run stays
+clean, StopTraining ends a run early with a valid model, and the report is written and renders."""
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from classifier.debugger import cli, config
+from classifier.training.main import main
+from conftest import FAST_HP, args, write_image_set
+
+FAST = {**FAST_HP, "epochs": "2", "debugger": "true", "profiler": "true", "debugger_train_interval": "3",
+        "debugger_eval_interval": "1", "profiler_interval_ms": "100"}
+
+
+def statuses(output: Path) -> dict:
+    results = json.loads((output / "rules" / "rule_results.json").read_text())["rules"]
+    return {r["rule"]: r for r in results}
+
+
+def train_job(base: Path, data: Path, hp: dict) -> int:
+    """A fresh /opt/ml tree at `base` with train and valid linked to `data`; returns the exit code."""
+    shutil.rmtree(base, ignore_errors=True)
+    for channel in ("train", "valid"):
+        (base / "input" / "data").mkdir(parents=True, exist_ok=True)
+        (base / "input" / "data" / channel).symlink_to((data / channel).resolve())
+    (base / "input" / "config").mkdir(parents=True)
+    return main(args(hp))
+
+
+@pytest.fixture(scope="module")
+def healthy(image_set, tmp_path_factory):
+    """A short healthy run with the hook, the profiler and a 2-step torch.profiler window."""
+    base = tmp_path_factory.mktemp("healthy") / "opt_ml"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SAGEMAKER_BASE_DIR", str(base))
+        for name in ("SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR", "SM_CHANNEL_TRAIN", "SM_CHANNEL_VALID"):
+            mp.delenv(name, raising=False)
+        code = train_job(base, image_set, {**FAST, "profiler_trace_steps": "2", "profiler_trace_start_step": "2"})
+    assert code == 0, (base / "output" / "failure").read_text() if (base / "output" / "failure").exists() else code
+    return base
+
+
+def test_healthy_run_is_clean_and_writes_every_file(healthy):
+    output = healthy / "output" / "data"
+    results = statuses(output)
+    for rule in config.TENSOR_RULES:
+        assert results[rule]["status"] == "NoIssuesFound", results[rule]
+    for rule in config.PROFILER_RULES:
+        assert results[rule]["status"] in ("NoIssuesFound", "IssuesFound"), results[rule]
+    job = json.loads((output / "debugger" / "job.json").read_text())
+    assert job["status"] == "Completed" and job["first_step_start"] > job["started"] and job["loop_end"]
+    assert job["hook"]["watched"] == "head" and job["train_label_counts"] == [30, 30, 30, 30]
+    epochs = [json.loads(line) for line in (output / "debugger" / "epochs.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[1]["train_steps"] == [8, 15]
+    with open(output / "profiler" / "step_timings.csv") as handle:
+        header, *rows = handle.read().splitlines()
+    assert header.split(",") == ["step", "epoch", "timestamp", "elapsed_s", "data_s", "forward_s", "backward_s",
+                                 "optimizer_s", "step_s", "batch_size", "loss"]
+    assert len(rows) == 16
+    system = (output / "profiler" / "system_metrics.csv").read_text().splitlines()
+    assert system[0].startswith("timestamp,elapsed_s,cpu_percent,cpu0_percent") and len(system) > 5
+    assert (output / "profiler" / "trace" / "torch_trace.json").stat().st_size > 1000
+    assert (healthy / "output" / "tensors" / "index").is_dir() and (output / "debugger" / "tensors" / "index").is_dir()
+    assert (healthy / "model").iterdir()
+
+
+def test_report_is_self_contained_with_its_plots(healthy):
+    report = healthy / "output" / "data" / "debugger-report.html"
+    text = report.read_text()
+    for title in ("Job summary", "Rules summary", "Loss curves", "System utilisation over time", "Step durations",
+                  "Waiting for data against compute", "GPU memory", "Tensors saved by the hook", "torch.profiler"):
+        assert title in text, title
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    assert len(images) >= 7
+    for data in images:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
+    assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing from the network
+
+
+def test_offline_rerun_and_make_report(healthy, capsys):
+    code = cli.main(["rules", str(healthy), "--no-write"])
+    printed = capsys.readouterr().out
+    for rule in config.TENSOR_RULES:
+        assert f"{rule}: NoIssuesFound" in printed
+    assert code in (0, 1)
+    from scripts import report
+
+    out = healthy / "again.html"
+    assert report.main([str(healthy), "--out", str(out), "--rerun-rules"]) == 0
+    assert capsys.readouterr().out.strip().endswith("again.html") and out.stat().st_size > 50_000
+    # an output.tar.gz downloaded from S3 and extracted: the output data dir alone
+    extracted = healthy.parent / "extracted"
+    shutil.copytree(healthy / "output" / "data", extracted)
+    assert cli.main(["report", str(extracted)]) == 0
+    assert (extracted / "debugger-report.html").is_file()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_report_renders_in_headless_chromium_without_errors(healthy, tmp_path):
+    report = healthy / "output" / "data" / "debugger-report.html"
+    shot = tmp_path / "report.png"
+    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+               f"--screenshot={shot}", "--window-size=1280,3000", report.as_uri()]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Failed to load" in line]
+    assert not console, console
+    image = Image.open(shot).convert("L")
+    assert image.size == (1280, 3000)
+    low, high = image.getextrema()
+    assert high - low > 100 and len(image.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50  # plots drawn
+
+
+def test_huge_learning_rate_is_caught(opt_ml, image_set):
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", image_set / "valid")
+    hp = {**FAST, "profiler": "false", "optimizer": "sgd", "lr": "10", "debugger_train_interval": "1"}
+    main(args(hp))  # may end as a failure (diverged): the rules ran at each epoch end regardless
+    results = statuses(opt_ml.root / "output" / "data")
+    fired = [r for r in ("ExplodingTensor", "LossNotDecreasing") if results[r]["status"] == "IssuesFound"]
+    assert fired, {r: results[r]["message"] for r in results}
+    assert results[fired[0]]["step"] is not None and results[fired[0]]["recommendation"]
+
+
+def test_tiny_training_set_overfits_and_stop_training_keeps_a_valid_model(opt_ml, tmp_path):
+    data = write_image_set(tmp_path / "tiny", classes=4, train=2, valid=8, test=0, size=40)
+    opt_ml.link("train", data / "train")
+    opt_ml.link("valid", data / "valid")
+    hp = {**FAST, "profiler": "false", "epochs": "12", "batch_size": "2", "lr": "0.01",
+          "debugger_stop_rules": "Overfit,Overtraining"}
+    assert main(args(hp)) == 0, opt_ml.failure()
+    output = opt_ml.root / "output" / "data"
+    results = statuses(output)
+    assert "IssuesFound" in (results["Overfit"]["status"], results["Overtraining"]["status"])
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["final"]["epochs_run"] < 12 and metrics["final"]["stopped"].startswith("StopTraining: rule Over")
+    job = json.loads((output / "debugger" / "job.json").read_text())
+    assert job["stopped_by_rule"] in ("Overfit", "Overtraining")
+    from classifier.artifact import load_artifact
+
+    model, artifact, _ = load_artifact(opt_ml.root / "model")  # the best epoch's model, loadable for serving
+    assert artifact["classes"] == job["classes"]
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)).shape == (1, 4)
+
+
+def test_slow_decoding_without_workers_gets_a_data_loading_recommendation(opt_ml, tmp_path, monkeypatch):
+    from classifier.training.data import ImageDataset
+
+    data = write_image_set(tmp_path / "small", classes=4, train=6, valid=2, test=0, size=40)
+    opt_ml.link("train", data / "train")
+    opt_ml.link("valid", data / "valid")
+    decode = ImageDataset.__getitem__
+
+    def slow_decode(self, index):  # a slow image format, decoded in the training process
+        time.sleep(0.1)
+        return decode(self, index)
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", slow_decode)
+    hp = {**FAST, "debugger": "false", "epochs": "1", "batch_size": "8", "num_workers": "0"}
+    assert main(args(hp)) == 0, opt_ml.failure()
+    result = statuses(opt_ml.root / "output" / "data")["Dataloader"]
+    assert result["status"] == "IssuesFound" and result["values"]["data_wait_percent"] > 10, result
+    assert "num_workers" in result["recommendation"] and "pre-fetching" in result["recommendation"]

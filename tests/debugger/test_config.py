@@ -101,3 +101,14 @@ def test_layout_finds_local_jobs_output_dirs_and_extracted_tarballs(tmp_path):
     (extracted / "debugger").mkdir()
     (extracted / "debugger" / "job.json").write_text(json.dumps({"hook": {"out_dir": str(job / "output" / "tensors")}}))
     assert config.Layout.locate(extracted).tensors == job / "output" / "tensors"
+
+
+def test_hooks_off_cost_nothing_and_only_the_main_process_observes():
+    from classifier.training.observers import build_observers
+
+    assert build_observers(hyperparameters.parse({}), True).observers == []
+    assert build_observers(hyperparameters.parse({"debugger": "true"}), False).observers == []
+    kinds = [type(o).__name__ for o in build_observers(hyperparameters.parse({"debugger": "true", "profiler": "true"}),
+                                                        True).observers]
+    assert kinds == ["HookObserver", "ProfilerObserver", "DebuggerSession"]
+    assert not build_observers(hyperparameters.parse({}), True).wants_step_timings

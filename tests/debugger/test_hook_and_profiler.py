@@ -39,10 +39,9 @@ def batches(n, seed=0):
     return [(torch.randn(6, 12, generator=g), torch.randint(0, 3, (6,), generator=g)) for _ in range(n)]
 
 
-def train(model, observer, epochs=2, steps=5, first_epoch=1):
+def train(model, observer, loss_fn, epochs=2, steps=5, first_epoch=1):
     precision = Precision(torch.device("cpu"))
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
-    loss_fn = NLLWithLabelSmoothing(0.0)
     step = (first_epoch - 1) * steps
     for epoch in range(first_epoch, first_epoch + epochs):
         train_one_epoch(model, batches(steps, epoch), optimizer, loss_fn, precision, precision.scaler(), observer, step)
@@ -95,10 +94,10 @@ def test_nan_weights_are_caught_by_exploding_tensor(layout):
     loss_fn = NLLWithLabelSmoothing(0.0)
     start(hook, model, loss_fn)
     observer = Observers([hook])
-    train(model, observer, epochs=1)
+    train(model, observer, loss_fn, epochs=1)
     with torch.no_grad():
         model.head[0].weight[0, 0] = float("nan")
-    train(model, observer, epochs=1, first_epoch=2)
+    train(model, observer, loss_fn, epochs=1, first_epoch=2)
     reader = TensorReader(layout.tensors)
     [result] = evaluate(JobData(layout, tensors=reader.read()), ["ExplodingTensor"])
     assert result.status == "IssuesFound" and result.step == 5, result.line()
@@ -110,10 +109,10 @@ def test_resumed_job_continues_the_step_numbers(layout):
     layout.epochs_file.write_text(json.dumps({"epoch": 2, "train_steps": [5, 9], "eval_steps": [3, 5]}) + "\n")
     hp = hyperparameters.parse({"debugger": "true", "debugger_train_interval": "5", "debugger_eval_interval": "3"})
     hook = HookObserver(hp, layout)
-    model = TinyClassifier()
-    start(hook, model, NLLWithLabelSmoothing(0.0))
+    model, loss_fn = TinyClassifier(), NLLWithLabelSmoothing(0.0)
+    start(hook, model, loss_fn)
     observer = Observers([hook])
-    train(model, observer, epochs=1, first_epoch=3)
+    train(model, observer, loss_fn, epochs=1, first_epoch=3)
     observer.on_train_end({})
     data = TensorReader(layout.tensors).read()
     assert data.steps("train") == [10] and data.steps("eval") == [6]
@@ -184,3 +183,40 @@ def test_torch_profiler_window_exports_a_chrome_trace(tmp_path):
         operators = list(csv.DictReader(handle))
     assert any(r["operator"] == "aten::addmm" for r in operators)
     assert "2 training step(s)" in (tmp_path / "trace" / "operators.txt").read_text()
+
+
+def test_hook_comes_from_debughookconfig_json_when_sagemaker_supplies_one(tmp_path, monkeypatch):
+    base = tmp_path / "opt_ml"
+    (base / "input" / "config").mkdir(parents=True)
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+    local_path = tmp_path / "sagemaker-tensors"
+    (base / "input" / "config" / "debughookconfig.json").write_text(json.dumps({
+        "LocalPath": str(local_path), "HookParameters": {"save_interval": "4"},
+        "CollectionConfigurations": [{"CollectionName": "losses"}, {"CollectionName": "gradients"},
+                                     {"CollectionName": "relu_output"}]}))
+    layout = config.Layout(base / "output" / "data", base / "output" / "tensors")
+    hook = HookObserver(hyperparameters.parse({"debugger": "true", "debugger_train_interval": "1"}), layout)
+    model, loss_fn = TinyClassifier(), NLLWithLabelSmoothing(0.0)
+    start(hook, model, loss_fn)
+    assert hook.described["source"].endswith("debughookconfig.json")
+    observer = Observers([hook])
+    train(model, observer, loss_fn, epochs=1)
+    observer.on_train_end({})
+    data = TensorReader(local_path).read()
+    assert data.steps("train") == [0, 4] and data.collections() == {"losses", "gradients", "relu_output"}
+    assert not (base / "output" / "tensors").exists()
+
+
+def test_a_hook_that_cannot_start_does_not_stop_training(layout, monkeypatch):
+    from classifier.debugger import hook as hook_module
+
+    def unavailable():
+        raise ImportError("No module named 'smdebug'")
+
+    monkeypatch.setattr(hook_module, "import_smdebug", unavailable)
+    hook = HookObserver(hyperparameters.parse({"debugger": "true"}), layout)
+    model, loss_fn = TinyClassifier(), NLLWithLabelSmoothing(0.0)
+    start(hook, model, loss_fn)
+    assert hook.hook is None
+    train(model, Observers([hook]), loss_fn, epochs=1)
+    hook.on_train_end({})

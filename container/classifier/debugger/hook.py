@@ -68,6 +68,13 @@ class HookObserver(Observer):
         return hook, modes, source
 
     def on_train_start(self, model, loss_fn, context):
+        try:
+            self._start(model, loss_fn)
+        except Exception as error:  # the debugger never takes the training job down
+            log.warning("smdebug hook not started, tensors are not saved: %s: %s", type(error).__name__, error)
+            self.hook, self.described = None, {}
+
+    def _start(self, model, loss_fn):
         import torch
 
         hook, self.modes, source = self._create_hook()
@@ -132,6 +139,8 @@ class HookObserver(Observer):
             self.hook.set_mode(self.modes.TRAIN if mode == "train" else self.modes.EVAL)
 
     def on_train_step(self, step, timings, loss, labels, log_probs):
+        if self.hook is None:
+            return
         # The loop's step number is the truth (a resume after a crash inside an epoch redoes its steps).
         current = self.hook.mode_steps.get(self.modes.TRAIN, -1)
         if current != step:

@@ -67,7 +67,9 @@ class DebuggerSession(Observer):
         self.next_eval_step = earlier[-1]["eval_steps"][1] + 1 if earlier else 0
         previous = read_json(self.layout.job_file, {}) or {}
         hp = context.get("hyperparameters") or self.hp
-        if self.hook is not None and self.hook.described.get("out_dir"):  # debughookconfig.json's LocalPath
+        if self.hook is not None and not self.hook.described:  # the hook did not start
+            self.reader = None
+        elif self.hook is not None and self.hook.described.get("out_dir"):  # debughookconfig.json's LocalPath
             from pathlib import Path
 
             self.reader = TensorReader(Path(self.hook.described["out_dir"]))
@@ -80,7 +82,7 @@ class DebuggerSession(Observer):
             "world_size": getattr(context.get("world"), "size", 1),
             "hyperparameters": hp.as_strings() if hasattr(hp, "as_strings") else dict(hp),
             "classes": classes, "train_label_counts": counts,
-            "hook": dict(self.hook.described) if self.hook is not None else None,
+            "hook": dict(self.hook.described) if self.hook is not None and self.hook.described else None,
             "profiler": dict(self.profiler.described) if self.profiler is not None else None,
             "rules": self.rule_names, "stop_rules": self.stop_rules,
         }

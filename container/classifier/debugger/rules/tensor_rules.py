@@ -11,7 +11,7 @@ from . import RuleError, issues, no_issues
 
 def _tensors(data, collection: str, mode: str = "train"):
     if data.tensors is None:
-        raise RuleError("no tensors: the job ran with debugger=false")
+        raise RuleError("no tensors: the job ran with debugger=false (or its hook did not start)")
     if data.tensors.error and not data.tensors.stats:
         raise RuleError(data.tensors.error)
     stats = data.tensors.select(collection, mode)
@@ -60,7 +60,7 @@ def vanishing_gradient(data, threshold=1e-7):
 
 def exploding_tensor(data, only_nan=False):
     if data.tensors is None:
-        raise RuleError("no tensors: the job ran with debugger=false")
+        raise RuleError("no tensors: the job ran with debugger=false (or its hook did not start)")
     if data.tensors.error and not data.tensors.stats:
         raise RuleError(data.tensors.error)
     stats = sorted(data.tensors.stats, key=lambda s: (s.mode != "train", s.step, s.name))
@@ -165,7 +165,7 @@ def poor_weight_initialization(data, threshold=10.0, distribution_range=0.001, p
     times across layers, or the gradients of every layer lie within a 5th-95th percentile range narrower than
     `distribution_range` (identical or zero initial weights give every unit of a layer the same gradient)."""
     if data.tensors is None:
-        raise RuleError("no tensors: the job ran with debugger=false")
+        raise RuleError("no tensors: the job ran with debugger=false (or its hook did not start)")
     saved = data.tensors.steps("train")[: int(steps)]
     if not saved:
         raise RuleError(data.tensors.error or "no training step saved yet")

@@ -226,7 +226,7 @@ def main(argv=None) -> int:
             startup_s = time.monotonic() - started
             model = load_in_process(model_dir, threads)
             in_process_requests(model, jpeg, args.warmup)
-            timed_requests(endpoint.port, jpeg, args.warmup * args.workers)
+            timed_requests(endpoint.port, jpeg, max(200, args.warmup * args.workers))  # and the JVM's JIT
             logged_before = len(endpoint.records())
             # Interleaved rounds, so that both see the same machine (other load comes and goes).
             print(f"in-process and endpoint (one client), {args.requests} requests each, interleaved ...", flush=True)

@@ -13,9 +13,7 @@ import pytest
 import serving_data
 from mms_server import REPO_ROOT, mms_missing
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import endpoint_stats  # noqa: E402
-import invoke  # noqa: E402
+from scripts import endpoint_stats, invoke  # noqa: E402  (run as files too: python scripts/invoke.py)
 
 needs_server = pytest.mark.skipif(bool(mms_missing()), reason=f"not installed: {mms_missing()}")
 

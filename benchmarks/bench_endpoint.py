@@ -4,8 +4,9 @@ preprocessing + forward pass called in-process, in one run, with a 224x224 JPEG.
 Run: .venv/bin/python benchmarks/bench_endpoint.py [--model DIR] [--workers N] [--threads T]
      (or `make bench-endpoint`; target: the endpoint adds at most 10 ms at p50)
 
-1. In-process: `ServingModel.predict([jpeg])` (decode, evaluation transform, forward, softmax) with the
-   torch threads of one MMS worker, N times after a warm-up: p50/p99.
+1. In-process: `ServingModel.predict([jpeg])` (decode, evaluation transform, forward, softmax) from
+   `model_fn`, with the torch threads of one MMS worker, in a fresh process (as a worker is), N times
+   after a warm-up: p50/p99.
 2. Endpoint: `python -m classifier.serving.local` (sagemaker-inference + MMS, as `make serve-local`)
    on a free port; one client on a keep-alive connection, N requests: p50/p99; the difference of the
    p50s is what the HTTP stack adds. The server's own INVOCATION lines give ModelLatency and
@@ -97,6 +98,46 @@ def load_in_process(model_dir: Path, threads: int):
     model = model_fn(model_dir, settings=settings)
     assert torch.get_num_threads() == threads
     return model
+
+
+class InProcessWorker:
+    """The in-process side in a fresh process of its own, like an MMS worker (a process that has done
+    nothing else: the allocator's state of this benchmark's own process would skew it), in a session
+    of its own like the server (Linux's autogroup scheduling shares the CPU between sessions). It
+    answers lines "N" on stdin with the latencies of N predictions as a JSON list."""
+
+    def __init__(self, model_dir: Path, threads: int):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--in-process-worker", str(model_dir), "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(CONTAINER_DIR)),
+            start_new_session=True)  # as the server: its own session (with autogroup scheduling, its own CPU share)
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def run(self, count: int) -> list[float]:
+        self.process.stdin.write(f"{count}\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def split(self) -> tuple[float, float]:
+        self.process.stdin.write("split\n")
+        self.process.stdin.flush()
+        return tuple(json.loads(self.process.stdout.readline()))
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def serve_in_process_worker(model_dir: Path, threads: int) -> int:
+    model = load_in_process(model_dir, threads)
+    jpeg = test_jpeg()
+    in_process_requests(model, jpeg, 20)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        answer = in_process_split(model, jpeg) if command == "split" else in_process_requests(model, jpeg, int(command))
+        print(json.dumps(answer), flush=True)
+    return 0
 
 
 def in_process_requests(model, jpeg: bytes, count: int) -> list[float]:
@@ -203,8 +244,11 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--duration", type=float, default=20, help="seconds of the concurrent-clients run")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--in-process-worker", type=Path, help=argparse.SUPPRESS)  # internal: see InProcessWorker
     args = parser.parse_args(argv)
     threads = args.threads or max(1, cpus // args.workers)
+    if args.in_process_worker:
+        return serve_in_process_worker(args.in_process_worker, threads)
 
     with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as scratch:
         scratch = Path(scratch)
@@ -224,8 +268,8 @@ def main(argv=None) -> int:
             started = time.monotonic()
             endpoint.wait_healthy()
             startup_s = time.monotonic() - started
-            model = load_in_process(model_dir, threads)
-            in_process_requests(model, jpeg, args.warmup)
+            worker = InProcessWorker(model_dir, threads)
+            worker.run(args.warmup)
             timed_requests(endpoint.port, jpeg, max(200, args.warmup * args.workers))  # and the JVM's JIT
             logged_before = len(endpoint.records())
             # Interleaved rounds, so that both see the same machine (other load comes and goes).
@@ -234,11 +278,11 @@ def main(argv=None) -> int:
             rounds = max(1, args.requests // 20)
             for n in range(rounds):
                 size = args.requests // rounds + (1 if n < args.requests % rounds else 0)
-                local_times += in_process_requests(model, jpeg, size)
+                local_times += worker.run(size)
                 sequential += timed_requests(endpoint.port, jpeg, size)
-            preprocess_p50, forward_p50 = in_process_split(model, jpeg)
+            preprocess_p50, forward_p50 = worker.split()
+            worker.close()
             local = {"latency_ms": summary(local_times), "preprocess_ms_p50": preprocess_p50, "forward_ms_p50": forward_p50}
-            del model
             time.sleep(1)  # MMS logs asynchronously
             server_side = endpoint.records()[logged_before:logged_before + args.requests]
             print(f"endpoint, {args.clients} clients for {args.duration:g} s ...", flush=True)
@@ -266,6 +310,10 @@ def main(argv=None) -> int:
         "added_ms_p99": endpoint_ms["p99"] - local["latency_ms"]["p99"],
         "server_ModelLatency_ms_p50": statistics.median(r["ModelLatency"] for r in server_side) / 1000,
         "server_OverheadLatency_ms_p50": statistics.median(r["OverheadLatency"] for r in server_side) / 1000,
+        # Per request (one at a time, so the log's records are in the same order): what the client saw
+        # minus what the handler measured = MMS's Java front end, its socket to the worker, HTTP.
+        "stack_ms": summary([client - (r["ModelLatency"] + r["OverheadLatency"]) / 1000
+                             for client, r in zip(sequential, server_side)]),
         "concurrent_clients": args.clients,
         "throughput_rps": len(concurrent_all) / elapsed,
         "concurrent_ms": summary(concurrent_all),
@@ -282,6 +330,9 @@ def main(argv=None) -> int:
           f"OverheadLatency {figures['server_OverheadLatency_ms_p50']:.2f})")
     print(f"{'endpoint adds':34}{figures['added_ms_p50']:9.2f}{figures['added_ms_p99']:9.2f}"
           f"   target at p50: <= 10 ms -> {'met' if figures['added_ms_p50'] <= 10 else 'NOT met'}")
+    st = figures["stack_ms"]
+    print(f"{'  of it MMS + HTTP (per request)':34}{st['p50']:9.2f}{st['p99']:9.2f}{st['mean']:9.2f}"
+          f"   (client latency - handler's ModelLatency + OverheadLatency)")
     label = f"{args.clients} clients, {cc['n']} requests"
     print(f"{label:34}{cc['p50']:9.2f}{cc['p99']:9.2f}{cc['mean']:9.2f}"
           f"   throughput {figures['throughput_rps']:.1f} requests/s "

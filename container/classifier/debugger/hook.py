@@ -33,11 +33,37 @@ def import_smdebug():
     return smd, modes
 
 
-def relu_modules(module):
+def relu_modules(module) -> list:
+    """(name, module) of each ReLU/ReLU6 module once (a block may call one module several times)."""
     import torch
 
-    kinds = (torch.nn.ReLU, torch.nn.ReLU6)
-    return [(name, m) for name, m in module.named_modules() if isinstance(m, kinds)]
+    seen, found = set(), []
+    for name, m in module.named_modules():
+        if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6)) and id(m) not in seen:
+            seen.add(id(m))
+            found.append((name, m))
+    return found
+
+
+def register_watched(hook, module, output_modules: list) -> None:
+    """smdebug's `register_module`, trimmed to what our collections use.
+
+    The step counter and the weights and biases come from the hook on the module itself, gradients from
+    hooks on its parameters, ReLU outputs from hooks on the ReLU modules. smdebug's own registration also
+    hooks every other submodule (for its timeline, which this project does not use): that costs Python
+    time at every step of a large model and saves nothing we read.
+    """
+    for name, submodule in module.named_modules():
+        submodule._module_name = name
+        hook.module_set.add(submodule)
+    module._module_name = module._get_name()
+    module.register_forward_pre_hook(hook.forward_pre_hook)
+    module.register_forward_hook(hook.fhook)
+    module.register_forward_hook(hook.forward_hook)  # the step's end: custom tensors, last saved step
+    for submodule in output_modules:
+        submodule.register_forward_hook(hook.forward_hook)
+    hook._backward_apply(module)
+    hook.has_registered_module = True
 
 
 class HookObserver(Observer):
@@ -81,7 +107,9 @@ class HookObserver(Observer):
         frozen = getattr(model, "backbone_frozen", False) and hasattr(model, "head")
         watched = model.head if frozen else model
         watched_name = "head" if frozen else "model"
-        hook.register_module(watched)
+        head_only = self.hp.debugger_relu_modules == "head" and hasattr(model, "head")
+        relus = relu_modules(model.head if head_only else watched)
+        register_watched(hook, watched, [m for _, m in relus])
         # The loss: register_loss wants a torch `_Loss`; ours is a plain Module, so do what it does.
         if isinstance(loss_fn, torch.nn.modules.loss._Loss):
             hook.register_loss(loss_fn)
@@ -93,25 +121,20 @@ class HookObserver(Observer):
         losses = hook.get_collection("losses")
         losses.include(f"^{loss_fn._get_name()}_output_0$")
         # ReLU outputs: by module (smdebug's default regex '.*relu_output' matches no module name of ours).
-        relus = []
+        relu_names = []
         if "relu_output" in hook.collection_manager.collections or "relu_output" in (hook.include_collections or []):
-            scope = self.hp.debugger_relu_modules
-            source_module = watched if scope == "head" or not frozen else model
-            if scope == "all" and frozen:
+            if self.hp.debugger_relu_modules == "all" and frozen:
                 log.info("debugger_relu_modules=all with a frozen backbone: only the head is watched")
             collection = hook.get_collection("relu_output")
-            seen = set()
-            for name, module in relu_modules(source_module):
-                if id(module) not in seen:
-                    seen.add(id(module))
-                    collection.add_module_tensors(module, inputs=False, outputs=True)
-                    relus.append(name)
+            for name, module in relus:
+                collection.add_module_tensors(module, inputs=False, outputs=True)
+                relu_names.append(name)
         self._resume_offsets(hook)
         self.hook = hook
         self.described = {
             "source": source, "out_dir": str(getattr(hook, "out_dir", self.layout.tensors)), "watched": watched_name,
             "train_interval": self.hp.debugger_train_interval, "eval_interval": self.hp.debugger_eval_interval,
-            "collections": sorted(hook.include_collections or []), "relu_modules": relus,
+            "collections": sorted(hook.include_collections or []), "relu_modules": relu_names,
             "loss_tensor": f"{loss_fn._get_name()}_output_0",
         }
         log.info("smdebug hook (%s) on the %s: collections %s, saving every %s train / %s eval steps to %s",

@@ -30,7 +30,7 @@ def run_rules(path: Path | str, names: str = "all", params: str = "", write: boo
     else:  # no debugger record (a job run with both off): whatever its files allow
         selected = config.rules_for(names, layout.tensors.is_dir(), layout.system_file.is_file())
     results = rules.evaluate(data, selected, config.rule_parameters(params), stop)
-    if write:
+    if write and results:
         from .session import write_results
 
         write_results(layout, results, epoch="offline")
@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "rules":
             results = run_rules(args.path, args.rules, args.param, write=not args.no_write)
+            if not results:
+                print(f"no rules to run: {args.path} has neither smdebug tensors nor profiler data "
+                      f"(name rules with --rules to run them anyway)")
             for result in results:
                 print(result.line())
                 if result.recommendation:

@@ -7,10 +7,12 @@ import concurrent.futures
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 import serving_data
@@ -59,6 +61,12 @@ def test_ping_never_200_when_the_model_cannot_load(artifact_dir, tmp_path):
             time.sleep(0.1)
         assert set(statuses) == {503}, statuses
         assert "failed (" in server.log_text() and "this worker exits" in server.log_text()
+        # SIGTERM to `serve` alone (docker stop signals PID 1) stops MMS and every worker process.
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0
+        time.sleep(1)
+        left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if str(server.work_dir) in " ".join(p.info["cmdline"] or [])]
+        assert left == [], left
     finally:
         server.stop()
 

@@ -90,6 +90,28 @@ def isolate_local_server(model_server, base_dir: Path, env=os.environ) -> None:
     model_server.MMS_CONFIG_FILE = str(mms_dir / "sagemaker-mms.properties")
 
 
+def stop_leftover_workers(tmp_dir: str) -> None:
+    """MMS's Java front end exits on SIGTERM without its Python worker server (model_service_worker.py);
+    in the image tini (-g) signals the whole group, locally stop the ones with their sockets in our tmp."""
+    import psutil
+
+    leftovers = []
+    for process in psutil.process_iter():
+        try:
+            cmdline = process.cmdline()
+        except psutil.Error:
+            continue
+        if any(part.endswith("mms/model_service_worker.py") for part in cmdline) and \
+                any(part.startswith(tmp_dir + os.sep) for part in cmdline):
+            leftovers.append(process)
+    for process in leftovers:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(leftovers, timeout=10)
+
+
 def add_plugins_path(model_server, plugins: Path) -> None:
     """Append `plugins_path` to the MMS config the toolkit writes (it has no setting for it)."""
     generate = model_server._generate_mms_config_properties
@@ -162,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"serve: {config['architecture']} with {len(config['classes'])} classes from {model_dir}; "
           f"port {os.environ.get('SAGEMAKER_BIND_TO_PORT', '8080')}, {settings.workers} workers x "
           f"{settings.threads_per_worker} threads, body limit {settings.max_body_bytes} bytes", flush=True)
-    model_server.start_model_server(handler_service=HANDLER_SERVICE)
+    try:
+        model_server.start_model_server(handler_service=HANDLER_SERVICE)
+    except KeyboardInterrupt:  # Ctrl-C on `make serve-local`: MMS, in the same process group, stops too
+        return 130
+    finally:
+        if base_dir != Path(DEFAULT_BASE_DIR):
+            stop_leftover_workers(os.environ["TEMP"])
     return 0
 
 

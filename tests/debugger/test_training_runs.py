@@ -15,7 +15,7 @@ from PIL import Image
 
 from classifier.debugger import cli, config
 from classifier.training.main import main
-from conftest import FAST_HP, args, write_image_set
+from helpers import FAST_HP, args, write_image_set
 
 FAST = {**FAST_HP, "epochs": "2", "debugger": "true", "profiler": "true", "debugger_train_interval": "3",
         "debugger_eval_interval": "1", "profiler_interval_ms": "100"}

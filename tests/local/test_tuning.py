@@ -11,7 +11,7 @@ import pytest
 
 from scripts import job_definition
 from scripts.local import jobs, tune
-from conftest import FAST_HP
+from helpers import FAST_HP
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2"}.items())
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from classifier.training.main import main
-from conftest import FAST_HP, args
+from helpers import FAST_HP, args
 
 ONE_EPOCH = {**FAST_HP, "epochs": "1"}
 

@@ -14,7 +14,7 @@ from classifier.training import metrics_log
 from classifier.training.data import scan_channel
 from scripts import job_definition
 from scripts.local import jobs
-from conftest import FAST_HP
+from helpers import FAST_HP
 
 
 def test_model_learns_and_reports_metric_lines(trained_job):

@@ -3,18 +3,19 @@
 - `model.pth`: the weights as a plain state dict (loads with `torch.load(weights_only=True)`);
 - `model_config.json`: format version, architecture, class names in label order, preprocessing
   (image size, resize rule, mean, std, interpolation), hyperparameters and final metrics.
-Nothing in it is executed or unpickled beyond tensors.
+Nothing in it is executed or unpickled beyond tensors. Importing this module does not import torch
+(the serving front end checks a model dir without loading torch); the functions that need it do.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from .model import ImageClassifier, build_model
-from .preprocessing import Preprocessing
+if TYPE_CHECKING:
+    from .model import ImageClassifier
+    from .preprocessing import Preprocessing
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.pth"
@@ -42,6 +43,8 @@ def atomic_write_json(path: Path, data) -> None:
 
 def save_artifact(model_dir: Path, model: ImageClassifier, architecture: str, classes: list[str],
                   preprocessing: Preprocessing, hyperparameters: dict, metrics: dict) -> None:
+    import torch
+
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -74,6 +77,11 @@ def read_config(model_dir: Path) -> dict:
 
 def load_artifact(model_dir: Path, device="cpu") -> tuple[ImageClassifier, dict, Preprocessing]:
     """Rebuild the architecture named in the config and load the weights (tensors only)."""
+    import torch
+
+    from .model import build_model
+    from .preprocessing import Preprocessing
+
     config = read_config(model_dir)
     preprocessing = Preprocessing.from_dict(config["preprocessing"])
     model = build_model(config["architecture"], len(config["classes"]), pretrained=False, freeze_backbone=False)
@@ -82,7 +90,10 @@ def load_artifact(model_dir: Path, device="cpu") -> tuple[ImageClassifier, dict,
     weights = Path(model_dir) / WEIGHTS_FILE
     if not weights.is_file():
         raise ArtifactError(f"{weights} is missing")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, corrupt, or not a tensors-only file
+        raise ArtifactError(f"{weights} cannot be read as a state dict of tensors ({type(error).__name__}: {error})") from error
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -116,10 +116,18 @@ def test_settings_defaults_and_environment(monkeypatch):
 
 
 def test_constants_agree_with_the_shared_code():
-    # serve and settings keep copies so that the long-lived `serve` process never imports torch.
+    # settings keeps a copy so that the long-lived `serve` process never imports torch.
     assert settings.DEFAULT_MAX_PIXELS == preprocessing.DEFAULT_MAX_PIXELS
-    assert (serve.CONFIG_FILE, serve.WEIGHTS_FILE) == (artifact.CONFIG_FILE, artifact.WEIGHTS_FILE)
-    assert local.CONFIG_FILE == artifact.CONFIG_FILE
+
+
+def test_the_serve_front_end_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, classifier.serving.serve, classifier.serving.local; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(Path(serve.__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
+    assert result.stdout.strip() == "False"
 
 
 def test_configure_environment_sizes_mms():

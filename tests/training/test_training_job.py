@@ -117,3 +117,13 @@ def test_ddp_with_two_cpu_processes(image_set, tmp_path):
     assert record["status"] == "Completed", log_text[-3000:]
     assert "world size 2" in log_text and record["metrics"]["valid_accuracy"] > 0.25
     artifact.load_artifact(job / "model")  # one complete artifact, written by rank 0
+
+
+def test_a_corrupt_artifact_is_named(trained_job, tmp_path):
+    import shutil
+
+    model_dir = shutil.copytree(trained_job / "model", tmp_path / "model")
+    weights = model_dir / "model.pth"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(artifact.ArtifactError, match="model.pth cannot be read"):
+        artifact.load_artifact(model_dir)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .mms_plugin import PluginBuildError, plugin_dir
 from .settings import Settings, SettingsError
+from ..artifact import CONFIG_FILE, WEIGHTS_FILE  # torch-free: the front end never loads torch
 
 HANDLER_SERVICE = "classifier.serving.handler_service"
 DEFAULT_BASE_DIR = "/opt/ml"
@@ -40,11 +41,6 @@ def configure_environment(env=os.environ) -> Settings:
     env.setdefault("MKL_NUM_THREADS", threads)
     env["MMS_MAX_REQUEST_SIZE"] = str(settings.max_body_bytes * MMS_BODY_FACTOR)  # enable_envvars_config=true
     return settings
-
-
-# classifier.artifact's file names (a test checks they agree); importing it would import torch here.
-CONFIG_FILE = "model_config.json"
-WEIGHTS_FILE = "model.pth"
 
 
 class ModelDirError(RuntimeError):

@@ -20,7 +20,8 @@ SAMPLER ?=
 help:  ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-setup: .venv/.installed  ## install Python packages into .venv (and Debian packages with `sudo make setup-system`)
+setup: .venv/.installed  ## install what is missing: Debian packages (sample data, Java, Chromium), then .venv
+	@bash scripts/install_system_packages.sh
 
 .venv/.installed: requirements-dev.txt docker/requirements-training.txt docker/requirements-serving.txt
 	test -x .venv/bin/python || python3 -m venv .venv
@@ -28,7 +29,7 @@ setup: .venv/.installed  ## install Python packages into .venv (and Debian packa
 	.venv/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
-demo:  ## the main job: sample data, tuning, best retrained, report, local endpoint, test accuracy and latency
+demo: setup  ## the main job: sample data, tuning, best retrained, report, local endpoint, test accuracy and latency
 	$(PYTHON) -m scripts.local.demo --data $(DATA) --backbone $(BACKBONE)
 
 data:  ## a small real sample set (Fashion-MNIST, dogImages layout) in data/fashion-mnist
@@ -49,7 +50,7 @@ jobs:  ## list local training jobs
 logs:  ## print a local job's log: JOB=name
 	$(PYTHON) -m scripts.local.jobs_cli logs $(JOB)
 
-test:  ## the fast test suite (CPU)
+test: setup  ## the fast test suite (CPU)
 	$(PYTHON) -m pytest -q tests
 
 -include mk/*.mk

@@ -26,9 +26,7 @@ import io
 import json
 import os
 import platform
-import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_DIR = REPO_ROOT / "container"
 sys.path.insert(0, str(CONTAINER_DIR))
+from classifier.serving.local import free_port  # noqa: E402
 
 
 def percentile(values, q):
@@ -74,17 +73,6 @@ def make_artifact(folder: Path) -> Path:
                   get_architecture("efficientnet_lite0").preprocessing(224),
                   hyperparameters={"note": "benchmark: untrained head"}, metrics={})
     return folder
-
-
-def free_port() -> int:
-    for port in random.sample(range(20000, 32000), 200):  # MMS refuses ports from 32767 up
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
 
 
 def load_in_process(model_dir: Path, threads: int):

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from scripts import REPO_ROOT, job_definition
 from scripts.data import fashion_mnist
 from scripts.local import jobs, tune
 from scripts.invoke import CONTENT_TYPES, invoke_url
+from classifier.serving.local import free_port
 from classifier.training import hyperparameters as hp_specs
 from classifier.training.data import scan_channel
 
@@ -32,18 +31,6 @@ STARTED = time.time()
 def say(message: str) -> None:
     elapsed = int(time.time() - STARTED)
     print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", flush=True)
-
-
-def free_port() -> int:
-    """A free port that multi-model-server accepts (it refuses 32767 and above)."""
-    for port in random.Random().sample(range(20000, 32000), 200):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 240) -> None:

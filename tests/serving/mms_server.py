@@ -9,13 +9,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from classifier.serving.local import free_port  # noqa: F401 (the tests import it from here)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO_ROOT / "container"
@@ -26,20 +27,6 @@ def mms_missing() -> list[str]:
     """What the real server needs and this machine lacks (MMS is a Java program)."""
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return [tool for tool in ("java", "multi-model-server") if not shutil.which(tool, path=search)]
-
-
-def free_port() -> int:
-    """A free port MMS accepts: it refuses 32767 and above, where the kernel's ephemeral ports are."""
-    import random
-
-    for port in random.Random().sample(range(20000, 32000), 200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32000")
 
 
 @dataclass

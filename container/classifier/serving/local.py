@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +20,19 @@ from .serve import CONFIG_FILE
 from .settings import MAX_MMS_PORT
 
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `classifier` package
+
+
+def free_port() -> int:
+    """A free 127.0.0.1 port that MMS accepts: it refuses 32767 and above, where the kernel's ephemeral
+    ports are (so port 0 cannot be used)."""
+    for port in random.Random().sample(range(20000, min(32000, MAX_MMS_PORT)), 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def resolve_model_dir(path: Path) -> Path:

@@ -5,6 +5,7 @@ import sys
 
 from scripts import job_definition
 from scripts.local import jobs
+from classifier.training import hyperparameters as hp_specs
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
@@ -24,7 +25,9 @@ def list_jobs() -> int:
     for r in records:
         objective = (r.get("metrics") or {}).get(definition.objective_metric)
         hps = r.get("hyperparameters", {})
-        shown = " ".join(f"{k}={v}" for k, v in sorted(hps.items()) if k in tuned or k not in definition.static_hyperparameters)
+        # What sets this job apart: tuned values and anything other than the job definition's static ones.
+        shown = " ".join(f"{k}={v}" for k, v in sorted(hps.items())
+                         if not hp_specs.is_ignored(k) and (k in tuned or definition.static_hyperparameters.get(k) != v))
         rows.append([r["name"], r.get("status", "?"), "" if objective is None else f"{objective:.4f}",
                      "" if r.get("duration_seconds") is None else f"{r['duration_seconds']:.0f}s", shown])
     print(table(rows, ["name", "status", definition.objective_metric, "duration", "hyperparameters"]))

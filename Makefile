@@ -15,16 +15,18 @@ STRATEGY ?=
 EARLY_STOPPING ?=
 SAMPLER ?=
 
-.PHONY: help setup demo data train-local tune-local jobs logs test
+.PHONY: help setup system-packages demo data train-local tune-local jobs logs test
 
 help:  ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-setup: .venv/.installed  ## install what is missing: Debian packages (sample data, Java, Chromium), then .venv
+setup: system-packages .venv/.installed  ## install what is missing: Debian packages, then .venv
+
+system-packages:
 	@bash scripts/install_system_packages.sh
 
-.venv/.installed: requirements-dev.txt docker/requirements-training.txt docker/requirements-serving.txt
-	test -x .venv/bin/python || python3 -m venv .venv
+.venv/.installed: requirements-dev.txt docker/requirements-training.txt docker/requirements-serving.txt | system-packages
+	test -x .venv/bin/pip || python3 -m venv --clear .venv
 	.venv/bin/pip install -q --upgrade pip "setuptools<81" wheel
 	.venv/bin/pip install -q -r requirements-dev.txt
 	touch $@

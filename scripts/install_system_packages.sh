@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the project needs, installed only when missing: the sample data, a Java runtime for
+# Debian packages the project needs, installed only when missing: venv and a compiler with Python headers
+# (sagemaker-training and pyinstrument-cext build from source), the sample data, a Java runtime for
 # multi-model-server, Chromium for the report's rendering check. Uses sudo when not root.
 set -euo pipefail
 need=()
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v gcc >/dev/null || need+=(gcc)
+pyinc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+[ -f "$pyinc/Python.h" ] || need+=(python3-dev)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 command -v java >/dev/null || need+=(default-jre-headless)
 command -v chromium >/dev/null || need+=(chromium)

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scripts import CONTAINER_DIR, REPO_ROOT
-from scripts.job_definition import JobDefinition, JobDefinitionError, parse_hp_string  # noqa: F401 (re-exported)
+from scripts.job_definition import JobDefinition
 from classifier.artifact import atomic_write_json
 from classifier.training import hyperparameters as hp_specs
 
@@ -143,6 +143,21 @@ def train_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"]
 
 
+# Training processes running now, so that an interrupted tuning job can stop all of them.
+RUNNING: dict[int, subprocess.Popen] = {}
+_STOPPED: set[int] = set()
+
+
+def stop_all() -> None:
+    """SIGTERM to every running job's process group (the training program stops at its next step)."""
+    for pid in list(RUNNING):
+        _STOPPED.add(pid)
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_line=None, env: dict | None = None) -> dict:
     """Run (or resume) the job in its directory; returns the final record.
 
@@ -164,6 +179,7 @@ def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_li
     with open(job / LOG, "a", buffering=1) as log:
         process = subprocess.Popen(train_command(), cwd=job, env=training_environment(job, env), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        RUNNING[process.pid] = process
         try:
             for line in process.stdout:
                 log.write(line)
@@ -176,6 +192,9 @@ def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_li
             os.killpg(process.pid, signal.SIGTERM)
             code = process.wait()
             stopped_by_us = True
+        finally:
+            RUNNING.pop(process.pid, None)
+        stopped_by_us = stopped_by_us or process.pid in _STOPPED
     record = read_record(job)
     failure = job / "output" / "failure"
     record.update(ended=now(), duration_seconds=round(time.time() - began, 1), exit_code=code)

@@ -18,12 +18,12 @@ def hyperparameters(args) -> dict[str, str]:
     """--hp values; the word `best` stands for the best trial's hyperparameters of --tuning."""
     tokens = args.hp.split()
     if "best" not in tokens:
-        return jobs.parse_hp_string(args.hp)
+        return job_definition.parse_hp_string(args.hp)
     if not args.tuning:
         raise jobs.JobError("HP=best needs TUNING=<tuning job name> (make tune-local prints it)")
     from scripts.local.tune import best_hyperparameters
 
-    given = jobs.parse_hp_string(" ".join(t for t in tokens if t != "best"))
+    given = job_definition.parse_hp_string(" ".join(t for t in tokens if t != "best"))
     best = best_hyperparameters(args.tuning)
     print("Best hyperparameters of " + args.tuning + ": " + " ".join(f"{k}={v}" for k, v in sorted(best.items())))
     return {**given, **best}

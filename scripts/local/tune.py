@@ -20,6 +20,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -37,6 +38,7 @@ from classifier.artifact import atomic_write_json
 from classifier.training import hyperparameters as hp_specs
 
 RECORD = "tuning.json"
+EPOCH = re.compile(r"\bepoch=(\d+)")
 
 
 class TrialFailed(Exception):
@@ -147,18 +149,17 @@ class Tuner:
                                   channels_wanted=["train", "valid", "weights"])
         trial.set_user_attr("job", str(job))
         regex = definition.metric_regexes()[definition.objective_metric]
-        reported = {"steps": 0, "pruned": False}
+        reported = {"pruned": False}
 
         def watch(line: str, process) -> bool:
-            match = regex.search(line)
-            if not match:
+            match, epoch = regex.search(line), EPOCH.search(line)
+            if not (match and epoch):  # per-epoch values only, at their epoch (also after a resume)
                 return False
             try:
                 value = float(match.group(1))
             except ValueError:
                 return False
-            reported["steps"] += 1
-            trial.report(value, reported["steps"])
+            trial.report(value, int(epoch.group(1)))
             if trial.should_prune():
                 reported["pruned"] = True
                 os.killpg(process.pid, signal.SIGTERM)
@@ -176,6 +177,8 @@ class Tuner:
                   + f" ({time.time() - started:.0f}s)")
         if reported["pruned"]:
             raise optuna.TrialPruned()
+        if record["status"] == "Stopped":  # the tuning job itself was interrupted: resume this trial later
+            trial.set_user_attr("interrupted", True)
         if record["status"] != "Completed":
             trial.set_user_attr("failure_reason", record.get("failure_reason") or record["status"])
             raise TrialFailed(record.get("failure_reason") or record["status"])
@@ -200,11 +203,17 @@ class Tuner:
             pruner=make_pruner(self.definition))
 
     def recover_interrupted(self, study: optuna.Study) -> int:
-        """Trials left RUNNING by an interrupted run: fail them, and enqueue them again to resume their job."""
+        """Trials an interrupted run left RUNNING (killed) or stopped: enqueue them again to resume their job."""
         count = 0
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        for trial in study.get_trials(deepcopy=False):
+            killed = trial.state == optuna.trial.TrialState.RUNNING
+            stopped = trial.user_attrs.get("interrupted") and not trial.user_attrs.get("requeued")
+            if not (killed or stopped):
+                continue
             study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            study._storage.set_trial_user_attr(trial._trial_id, "requeued", True)
+            if killed:
+                study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             job = trial.user_attrs.get("job")
             if job and Path(job, jobs.RECORD).is_file():
                 study.enqueue_trial(trial.params, user_attrs={"resume_job": job})
@@ -312,6 +321,12 @@ def print_summary(record: dict, definition: JobDefinition) -> None:
         print(f"Retrain it: make train-local HP=best TUNING={record['name']}")
 
 
+def interrupt(signum, frame):
+    """Ctrl-C: stop every trial's training job (they run in their own sessions), then stop the tuner."""
+    jobs.stop_all()
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="folder with train/ valid/ [test/]")
@@ -334,7 +349,7 @@ def main(argv=None) -> int:
                 parser.error("--data is required (or --resume)")
             definition = job_definition.load(args.job_definition).with_overrides(
                 max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
-                early_stopping=args.early_stopping, hyperparameters=jobs.parse_hp_string(args.hp))
+                early_stopping=args.early_stopping, hyperparameters=job_definition.parse_hp_string(args.hp))
             directory = create_tuning(definition, Path(args.data), args.sampler, args.seed, not args.no_cache)
         tuner = Tuner(directory)
         definition = tuner.definition
@@ -342,7 +357,15 @@ def main(argv=None) -> int:
               f"{definition.max_parallel_jobs} in parallel, objective {definition.objective_type} "
               f"{definition.objective_metric}, feature cache {'on' if tuner.record['feature_cache'] else 'off'}",
               flush=True)
-        record = tuner.run()
+        previous = signal.signal(signal.SIGINT, interrupt)
+        try:
+            record = tuner.run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    except KeyboardInterrupt:
+        print(f"Interrupted: running trials were stopped. Resume with: make tune-local TUNING={directory.name}",
+              file=sys.stderr)
+        return 130
     except (jobs.JobError, hp_specs.HyperparameterError, job_definition.JobDefinitionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -30,7 +29,7 @@ def run_tuner(image_set, *extra, env=None, timeout=900):
 
 def test_tuning_job_runs_trials_records_a_failure_and_finds_the_best(image_set, jobs_dir):
     # A planted failing trial: 0 is not a valid batch size; Grid tries every value.
-    definition = job_definition.load().with_overrides(strategy="Grid", hyperparameters=jobs.parse_hp_string(TINY + " lr=0.003"))
+    definition = job_definition.load().with_overrides(strategy="Grid", hyperparameters=job_definition.parse_hp_string(TINY + " lr=0.003"))
     definition.raw["hyperparameter_ranges"] = {"batch_size": {"type": "Categorical", "values": [16, 0, 32]}}
     del definition.raw["static_hyperparameters"]["batch_size"]
     definition = job_definition.from_dict(definition.raw, definition.path)

@@ -62,24 +62,28 @@ def main(argv: list[str] | None = None) -> int:
         run(hp, world)
         return 0
     except USER_ERRORS as error:
-        return fail(str(error), world)
+        return fail(str(error))
     except TrainingStopped as error:
-        return fail(str(error), world, code=143)
+        return fail(str(error), code=143)
     except Exception as error:  # a bug or an environment problem: keep the traceback in the log
         log.error("Unexpected error:\n%s", traceback.format_exc())
-        return fail(f"Unexpected {type(error).__name__}: {error} (the job log has the traceback)", world)
+        return fail(f"Unexpected {type(error).__name__}: {error} (the job log has the traceback)")
     finally:
         distributed.shutdown(world)
 
 
-def fail(reason: str, world: distributed.World, code: int = 1) -> int:
+def fail(reason: str, code: int = 1) -> int:
     reason = " ".join(reason.split())  # one paragraph
     log.error("Training failed: %s", reason)
-    if world.is_main:
-        failure = paths.failure_file()
-        failure.parent.mkdir(parents=True, exist_ok=True)
-        if not failure.exists():
-            failure.write_text(reason[:1024] + "\n")
+    # Any rank may fail first (a DDP worker's bad image, say): the first reason written wins.
+    failure = paths.failure_file()
+    failure.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(failure, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return code
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(reason[:1024] + "\n")
     return code
 
 
@@ -233,7 +237,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     train_set, valid_set = ImageDataset(train, preprocessing, hp.augment, hp.seed), ImageDataset(valid, preprocessing)
     trained_module, eval_module, loader_workers = model, model, workers
     if "feature_cache" in channels:
-        if hp.freeze_backbone and not hp.augment:
+        if hp.freeze_backbone and not hp.augment and hp.pretrained:
             key = feature_cache.model_key(hp.model_name, weights_file, preprocessing)
             cached = feature_cache.load(channels["feature_cache"], key)
 
@@ -245,7 +249,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
             train_set, valid_set = from_cache(train), from_cache(valid)
             trained_module, eval_module, loader_workers = model.head, model.head, 0
         else:
-            log.info("feature cache not used: it needs freeze_backbone=true and augment=false")
+            log.info("feature cache not used: it needs freeze_backbone=true, augment=false and pretrained=true")
     train_model = trained_module
     if world.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(
@@ -342,6 +346,8 @@ def finish(hp, model, best_model_state, state, classes, preprocessing, test, pre
     best = state["history"][state["best_epoch"] - 1] if state["history"] else {}
     final = {"best_epoch": state["best_epoch"], "valid_loss": state["best_valid_loss"],
              "valid_accuracy": best.get("valid_accuracy"), "epochs_run": state["epoch"], "stopped": state["stopped"]}
+    # Last of the valid_* values in the log: the final objective describes the model that is saved.
+    print(metrics_log.best_line(state["best_epoch"], state["best_valid_loss"], best.get("valid_accuracy", 0.0)), flush=True)
     output = paths.output_data_dir()
     output.mkdir(parents=True, exist_ok=True)
     if test is not None:

@@ -1,7 +1,7 @@
 """A 6-trial local tuning job on the same data with and without the frozen-backbone feature cache:
 same best objective within noise, wall time at least 5x shorter with it.
 
-Run: .venv/bin/python -m benchmarks.bench_feature_cache [--image-size 160 --train-per-class 50]
+Run: .venv/bin/python -m benchmarks.bench_feature_cache [--image-size 224 --train-per-class 50]
 Data: real Fashion-MNIST photos (10 classes) written for the run. Both tuning jobs use the Random
 strategy with the same seed, so they try the same hyperparameters; trials run one at a time.
 """
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--train-per-class", type=int, default=50)
     parser.add_argument("--valid-per-class", type=int, default=15)
-    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--model", default="efficientnet_lite0")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

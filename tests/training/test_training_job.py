@@ -53,7 +53,9 @@ def test_artifact_is_complete_and_predicts_like_the_trained_model(trained_job, i
     accuracy = float((predictions == labels).float().mean())
     report = json.loads((trained_job / "output" / "data" / "test_report.json").read_text())
     assert accuracy == pytest.approx(report["accuracy"]) == pytest.approx(config["metrics"]["test_accuracy"])
-    best = torch.load(trained_job / "checkpoints" / "best_model.pt", weights_only=True)
+    [best_file] = (trained_job / "checkpoints").glob("best-epoch-*.pt")  # only the current best is kept
+    assert best_file.name == f"best-epoch-{config['metrics']['best_epoch']:04d}.pt"
+    best = torch.load(best_file, weights_only=True)
     assert all(torch.equal(best[k], state[k]) for k in state)
     matrix = torch.tensor(report["confusion_matrix"])
     assert int(matrix.sum()) == len(test) and set(report["per_class_accuracy"]) == set(config["classes"])

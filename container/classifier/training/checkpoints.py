@@ -2,8 +2,8 @@
 
 This is SageMaker managed spot training's contract: the checkpoint dir is synced to S3 and copied back
 in when the job restarts, so a job restarted on the same dir continues after its last finished epoch.
-Files: `last.pt` (everything to resume) and `best_model.pt` (state dict of the best epoch so far).
-Both load with `torch.load(weights_only=True)`.
+Files: `last.pt` (everything to resume) and `best-epoch-NNNN.pt` (state dict of the best epoch so far,
+the one `last.pt` names). Both load with `torch.load(weights_only=True)`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from ..artifact import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 LAST = "last.pt"
-BEST = "best_model.pt"
+
+
+def best_file(epoch: int) -> str:
+    return f"best-epoch-{epoch:04d}.pt"
 
 
 class CheckpointError(RuntimeError):
@@ -48,11 +51,16 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(directory: Path, state: dict, best_model_state: dict | None) -> None:
-    """Write the best model first, then `last.pt`: a crash between the two leaves a consistent pair."""
+    """A new best model under its own name, then `last.pt` naming it, then the old best removed:
+    a crash at any point leaves a `last.pt` whose best model is on disk."""
     directory.mkdir(parents=True, exist_ok=True)
+    keep = best_file(state["progress"]["best_epoch"])
     if best_model_state is not None:
-        atomic_write_bytes(directory / BEST, lambda f: torch.save(best_model_state, f))
+        atomic_write_bytes(directory / keep, lambda f: torch.save(best_model_state, f))
     atomic_write_bytes(directory / LAST, lambda f: torch.save(state, f))
+    for old in directory.glob("best-epoch-*.pt"):
+        if old.name != keep:
+            old.unlink(missing_ok=True)
 
 
 def load(directory: Path, fingerprint: dict) -> tuple[dict, dict | None] | None:
@@ -76,6 +84,11 @@ def load(directory: Path, fingerprint: dict) -> tuple[dict, dict | None] | None:
         raise CheckpointError(f"checkpoint {path} belongs to a different job ({details}); use an empty "
                               f"checkpoint dir or remove {path}")
     best = None
-    if (directory / BEST).is_file():
-        best = torch.load(directory / BEST, map_location="cpu", weights_only=True)
+    best_epoch = state["progress"]["best_epoch"]
+    if best_epoch:
+        path = directory / best_file(best_epoch)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {directory / LAST} names {path.name}, which is missing; "
+                                  f"remove the checkpoint dir to start over")
+        best = torch.load(path, map_location="cpu", weights_only=True)
     return state, best

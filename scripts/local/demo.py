@@ -20,6 +20,7 @@ from pathlib import Path
 from scripts import REPO_ROOT, job_definition
 from scripts.data import fashion_mnist
 from scripts.local import jobs, tune
+from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
 from classifier.serving.local import free_port
 from classifier.training import hyperparameters as hp_specs
@@ -46,11 +47,6 @@ def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 240) -> 
             pass
         time.sleep(1)
     raise RuntimeError(f"the endpoint did not answer /ping within {timeout:.0f}s")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 def tune_and_retrain(args, data: Path) -> Path:

@@ -79,3 +79,12 @@ def moto(moto_server, monkeypatch, settings):
     aws = make_aws(settings)
     aws.client("s3").create_bucket(Bucket=BUCKET)
     return aws
+
+
+@pytest.fixture
+def use(monkeypatch):
+    """Make the scripts' main() use this (stubbed or moto-backed) Aws."""
+    def install(aws, *modules):
+        for module in modules:
+            monkeypatch.setattr(module, "open_aws", lambda args, *required: aws)
+    return install

@@ -30,14 +30,6 @@ def image_set(root, classes=("a_cat", "b_dog", "c_fox"), per_split=2):
     return root
 
 
-@pytest.fixture
-def use(monkeypatch):
-    def install(aws, *modules):
-        for module in modules:
-            monkeypatch.setattr(module, "open_aws", lambda args, *required: aws)
-    return install
-
-
 def put_images(aws, *repositories):
     ecr = aws.client("ecr")
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",

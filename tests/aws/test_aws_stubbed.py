@@ -24,15 +24,6 @@ DATA_URI = f"s3://{BUCKET}/byoc-classifier/data/fashion-mnist/"
 FAKE_ARN = f"arn:aws:sagemaker:{REGION}:123456789012:resource/fake"
 
 
-@pytest.fixture
-def use(monkeypatch):
-    """Make the scripts' main() use this (stubbed) Aws."""
-    def install(aws, *modules):
-        for module in modules:
-            monkeypatch.setattr(module, "open_aws", lambda args, *required: aws)
-    return install
-
-
 def stub_image(stubs, repository: str):
     stubs("ecr").add_response("describe_images", {"imageDetails": [{"imageTags": [TAG]}]},
                               {"repositoryName": repository, "imageIds": [{"imageTag": TAG}]})

@@ -52,7 +52,8 @@ jobs:  ## list local training jobs
 logs:  ## print a local job's log: JOB=name
 	$(PYTHON) -m scripts.local.jobs_cli logs $(JOB)
 
-test: setup  ## the fast test suite (CPU)
+test: setup  ## lint (ruff), then the fast test suite (CPU)
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q tests
 
 -include mk/*.mk

@@ -20,17 +20,18 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
-from classifier.debugger import config  # noqa: E402
-from classifier.debugger.hook import HookObserver  # noqa: E402
-from classifier.model import build_model  # noqa: E402
-from classifier.training import hyperparameters  # noqa: E402
-from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch  # noqa: E402
-from classifier.training.observers import Observers  # noqa: E402
+from classifier.debugger import config
+from classifier.debugger.hook import HookObserver
+from classifier.model import build_model
+from classifier.training import hyperparameters
+from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
+from classifier.training.observers import Observers
 
 
 class Timed:
@@ -71,7 +72,7 @@ class Arm:
         timed = Timed(batches, sync)
         train_one_epoch(self.model, timed, self.optimizer, self.loss_fn, self.precision, self.scaler,
                         self.observer, self.steps)
-        for i, (a, b) in enumerate(zip(timed.stamps, timed.stamps[1:])):
+        for i, (a, b) in enumerate(pairwise(timed.stamps)):
             self.step_times[self.steps + i] = b - a
         self.steps += len(batches)
         if self.steps % epoch_steps == 0:

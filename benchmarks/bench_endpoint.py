@@ -97,7 +97,8 @@ class InProcessWorker:
     def __init__(self, model_dir: Path, threads: int):
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--in-process-worker", str(model_dir), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(CONTAINER_DIR)),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=str(CONTAINER_DIR)),
             start_new_session=True)  # as the server: its own session (with autogroup scheduling, its own CPU share)
         assert self.process.stdout.readline().strip() == "ready"
 
@@ -224,7 +225,8 @@ def main(argv=None) -> int:
 
     cpus = usable_cpus()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="model dir or job dir (default: EfficientNet-Lite0 at 224, untrained head)")
+    parser.add_argument("--model", type=Path,
+                        help="model dir or job dir (default: EfficientNet-Lite0 at 224, untrained head)")
     parser.add_argument("--workers", type=int, default=cpus, help=f"MMS workers (default: CPUs = {cpus})")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: CPUs / workers)")
     parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement")
@@ -270,7 +272,8 @@ def main(argv=None) -> int:
                 sequential += timed_requests(endpoint.port, jpeg, size)
             preprocess_p50, forward_p50 = worker.split()
             worker.close()
-            local = {"latency_ms": summary(local_times), "preprocess_ms_p50": preprocess_p50, "forward_ms_p50": forward_p50}
+            local = {"latency_ms": summary(local_times), "preprocess_ms_p50": preprocess_p50,
+                     "forward_ms_p50": forward_p50}
             time.sleep(1)  # MMS logs asynchronously
             server_side = endpoint.records()[logged_before:logged_before + args.requests]
             print(f"endpoint, {args.clients} clients for {args.duration:g} s ...", flush=True)
@@ -301,7 +304,7 @@ def main(argv=None) -> int:
         # Per request (one at a time, so the log's records are in the same order): what the client saw
         # minus what the handler measured = MMS's Java front end, its socket to the worker, HTTP.
         "stack_ms": summary([client - (r["ModelLatency"] + r["OverheadLatency"]) / 1000
-                             for client, r in zip(sequential, server_side)]),
+                             for client, r in zip(sequential, server_side, strict=False)]),
         "concurrent_clients": args.clients,
         "throughput_rps": len(concurrent_all) / elapsed,
         "concurrent_ms": summary(concurrent_all),
@@ -312,7 +315,8 @@ def main(argv=None) -> int:
     print()
     print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
     print(f"{'in-process predict (1 image)':34}{ip['p50']:9.2f}{ip['p99']:9.2f}{ip['mean']:9.2f}"
-          f"   (decode+transform {figures['in_process_preprocess_ms_p50']:.2f}, forward {figures['in_process_forward_ms_p50']:.2f})")
+          f"   (decode+transform {figures['in_process_preprocess_ms_p50']:.2f}, "
+          f"forward {figures['in_process_forward_ms_p50']:.2f})")
     print(f"{'POST /invocations, 1 client':34}{ep['p50']:9.2f}{ep['p99']:9.2f}{ep['mean']:9.2f}"
           f"   (server log: ModelLatency {figures['server_ModelLatency_ms_p50']:.2f}, "
           f"OverheadLatency {figures['server_OverheadLatency_ms_p50']:.2f})")

@@ -13,12 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from torchvision.transforms import functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
-from classifier.model import get_architecture  # noqa: E402
+from classifier.model import get_architecture
 
 SIZES = [(500, 375), (800, 600), (1024, 768), (1600, 1200), (2000, 1500)]
 
@@ -61,8 +60,13 @@ def main(argv=None) -> int:
     spec = get_architecture("resnet50").preprocessing(224)
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_photos(Path(tmp), args.per_size)
-        ours = lambda p: spec.load_for_eval(p)
-        base = lambda p: plain(p, spec.resize_size, spec.image_size)
+
+        def ours(p):
+            return spec.load_for_eval(p)
+
+        def base(p):
+            return plain(p, spec.resize_size, spec.image_size)
+
         assert ours(paths[0]).shape == base(paths[0]).shape
         t_plain, t_ours = timed(base, paths, args.repeats), timed(ours, paths, args.repeats)
         print(f"{len(paths)} JPEGs from 500x375 to 2000x1500, median of {args.repeats} passes, one core")

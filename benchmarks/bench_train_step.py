@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
-from classifier.model import build_model  # noqa: E402
-from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch  # noqa: E402
-from classifier.training.observers import Observers  # noqa: E402
+from classifier.model import build_model
+from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
+from classifier.training.observers import Observers
 
 
 def plain_loop(model, batches, optimizer):
@@ -48,7 +48,10 @@ def main(argv=None) -> int:
     images = torch.randint(0, 256, (args.batch_size, 3, args.image_size, args.image_size), dtype=torch.uint8)
     labels = torch.randint(0, 10, (args.batch_size,))
     batches = [(images.to(device), labels.to(device))] * args.steps
-    params = lambda m: [p for p in m.parameters() if p.requires_grad]
+
+    def params(m):
+        return [p for p in m.parameters() if p.requires_grad]
+
     ours_opt, plain_opt = torch.optim.Adam(params(model), 1e-3), torch.optim.Adam(params(twin), 1e-3)
     precision = Precision(device)
     scaler, loss_fn, observer = precision.scaler(), NLLWithLabelSmoothing(0.0), Observers([])

@@ -50,7 +50,7 @@ def training_processes(root: int) -> list[int]:
     return found
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
+def _on_sigterm(signum, frame):
     targets = training_processes(os.getpid())
     if not targets:
         print("train: SIGTERM before the training program started; stopping", file=sys.stderr, flush=True)

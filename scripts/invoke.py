@@ -65,7 +65,8 @@ def invoke_sagemaker(endpoint: str, body: bytes, content_type: str, custom_attri
     except ClientError as error:
         # ModelError: the container answered 4xx/5xx; SageMaker passes its status and body on.
         details = error.response.get("Error", {})
-        status = error.response.get("OriginalStatusCode") or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        status = (error.response.get("OriginalStatusCode")
+                  or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         message = error.response.get("OriginalMessage") or details.get("Message") or str(error)
         return Answer(int(status), message.encode() if isinstance(message, str) else message)
     return Answer(200, response["Body"].read())
@@ -82,7 +83,7 @@ def format_answer(answer: Answer, names: list[str]) -> tuple[str, bool]:
         text = message or answer.body.decode("utf-8", "replace").strip() or "(empty body)"
         return f"error {answer.status}: {text}", False
     lines = []
-    for name, prediction in zip(names, document["predictions"]):
+    for name, prediction in zip(names, document["predictions"], strict=True):
         lines.append(name)
         for rank, entry in enumerate(prediction["classes"], start=1):
             lines.append(f"  {rank}. {entry['name']:<24} {entry['probability']:.4f}  (class {entry['index']})")

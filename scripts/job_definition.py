@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from scripts import REPO_ROOT
 from classifier.debugger import config as debugger_config
 from classifier.training import hyperparameters as hp_specs
+from scripts import REPO_ROOT
 
 DEFAULT_PATH = REPO_ROOT / "config" / "job.yaml"
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
@@ -139,10 +139,12 @@ def from_dict(raw: dict, path: Path) -> JobDefinition:
                 raise JobDefinitionError(f"{where}: hyperparameter_ranges.{name} needs 1 to 30 values")
             ranges.append(ParameterRange(name, kind, values=values))
             continue
-        low, high = float(need(spec, "min", f"hyperparameter_ranges.{name}.")), float(need(spec, "max", f"hyperparameter_ranges.{name}."))
+        low = float(need(spec, "min", f"hyperparameter_ranges.{name}."))
+        high = float(need(spec, "max", f"hyperparameter_ranges.{name}."))
         scaling = spec.get("scaling", "Auto")
         if scaling not in SCALINGS:
-            raise JobDefinitionError(f"{where}: hyperparameter_ranges.{name}.scaling {scaling!r} is not one of {SCALINGS}")
+            raise JobDefinitionError(f"{where}: hyperparameter_ranges.{name}.scaling {scaling!r} "
+                                     f"is not one of {SCALINGS}")
         if not low < high:
             raise JobDefinitionError(f"{where}: hyperparameter_ranges.{name}: min {low} must be below max {high}")
         if scaling == "Logarithmic" and low <= 0:

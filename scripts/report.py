@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from scripts.local import jobs
 from classifier.debugger import cli
+from scripts.local import jobs
 
 
 def resolve(job: str) -> Path:

@@ -12,7 +12,8 @@ from scripts.data import fashion_mnist
 FAST_HP = {"model_name": "efficientnet_lite0", "image_size": "32", "batch_size": "16", "num_workers": "0"}
 
 
-def write_image_set(out: Path, classes: int = 4, train: int = 30, valid: int = 10, test: int = 10, size: int = 40) -> Path:
+def write_image_set(out: Path, classes: int = 4, train: int = 30, valid: int = 10, test: int = 10,
+                    size: int = 40) -> Path:
     """Real photos of clothes (Fashion-MNIST) or, without that package, scikit-learn's digits."""
     if (fashion_mnist.DATASET_DIR / "train-images-idx3-ubyte.gz").is_file():
         code = fashion_mnist.main(["--out", str(out), "--classes", str(classes), "--train-per-class", str(train),
@@ -26,7 +27,7 @@ def write_image_set(out: Path, classes: int = 4, train: int = 30, valid: int = 1
         for label in range(classes):
             folder = out / split / f"{label:03d}.digit_{label}"
             folder.mkdir(parents=True, exist_ok=True)
-            for n, index in enumerate(np.flatnonzero(digits.target == label)[start:start + count]):
+            for index in np.flatnonzero(digits.target == label)[start:start + count]:
                 pixels = (digits.images[index] * 255 / 16).astype(np.uint8)
                 Image.fromarray(pixels, "L").resize((size, size)).save(folder / f"{index}.jpg")
     return out

@@ -68,7 +68,8 @@ def read_config(model_dir: Path) -> dict:
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{path} is not valid JSON: {error}") from error
     if config.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path} has format_version {config.get('format_version')!r}; this code reads {FORMAT_VERSION}")
+        raise ArtifactError(f"{path} has format_version {config.get('format_version')!r}; "
+                            f"this code reads {FORMAT_VERSION}")
     for key in ("architecture", "classes", "preprocessing"):
         if key not in config:
             raise ArtifactError(f"{path} lacks {key!r}")
@@ -93,7 +94,8 @@ def load_artifact(model_dir: Path, device="cpu") -> tuple[ImageClassifier, dict,
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, corrupt, or not a tensors-only file
-        raise ArtifactError(f"{weights} cannot be read as a state dict of tensors ({type(error).__name__}: {error})") from error
+        raise ArtifactError(f"{weights} cannot be read as a state dict of tensors "
+                            f"({type(error).__name__}: {error})") from error
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -64,10 +64,14 @@ def _efficientnet_lite0_weights() -> str:
 
 _TV = "https://download.pytorch.org/models/"
 ARCHITECTURES = {
-    "resnet18": Architecture("resnet18", _torchvision("resnet18"), "fc", 512, weights_url=_TV + "resnet18-f37072fd.pth"),
-    "resnet34": Architecture("resnet34", _torchvision("resnet34"), "fc", 512, weights_url=_TV + "resnet34-b627a593.pth"),
-    "resnet50": Architecture("resnet50", _torchvision("resnet50"), "fc", 2048, weights_url=_TV + "resnet50-0676ba61.pth"),
-    "resnet101": Architecture("resnet101", _torchvision("resnet101"), "fc", 2048, weights_url=_TV + "resnet101-63fe2227.pth"),
+    "resnet18": Architecture("resnet18", _torchvision("resnet18"), "fc", 512,
+                             weights_url=_TV + "resnet18-f37072fd.pth"),
+    "resnet34": Architecture("resnet34", _torchvision("resnet34"), "fc", 512,
+                             weights_url=_TV + "resnet34-b627a593.pth"),
+    "resnet50": Architecture("resnet50", _torchvision("resnet50"), "fc", 2048,
+                             weights_url=_TV + "resnet50-0676ba61.pth"),
+    "resnet101": Architecture("resnet101", _torchvision("resnet101"), "fc", 2048,
+                              weights_url=_TV + "resnet101-63fe2227.pth"),
     # TF-trained weights: timm's config for them is mean/std 0.5, bicubic (checked on sample photos).
     "efficientnet_lite0": Architecture(
         "efficientnet_lite0", _efficientnet_lite0, "classifier", 1280,
@@ -205,11 +209,12 @@ def load_backbone_weights(network: nn.Module, state: dict, source) -> None:
         if not not_classifier:
             network.load_state_dict(state, strict=False)
             return
-        raise WeightsError(f"weights file {source} lacks {len(not_classifier)} backbone tensors, e.g. {sorted(not_classifier)[:3]}")
+        raise WeightsError(f"weights file {source} lacks {len(not_classifier)} backbone tensors, "
+                           f"e.g. {sorted(not_classifier)[:3]}")
     # Same tensors under other names (e.g. EfficientNet-Lite0 from another implementation): by position.
     shapes, target_shapes = [v.shape for v in state.values()], [v.shape for v in target.values()]
     if shapes == target_shapes:
-        network.load_state_dict(dict(zip(target.keys(), state.values())))
+        network.load_state_dict(dict(zip(target.keys(), state.values(), strict=True)))
         return
     raise WeightsError(
         f"weights file {source} does not fit this architecture: {len(state)} tensors vs {len(target)} expected "

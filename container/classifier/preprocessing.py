@@ -133,7 +133,8 @@ def open_rgb(source: Source, draft_size: int | None = None, max_pixels: int | No
         raise ImageDecodeError(f"not a readable image: {error}") from error
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageTooLargeError(f"image is {width}x{height} = {width * height} pixels, more than the {max_pixels} allowed")
+        raise ImageTooLargeError(f"image is {width}x{height} = {width * height} pixels, "
+                                 f"more than the {max_pixels} allowed")
     try:
         if draft_size and image.format == "JPEG" and image.mode in ("RGB", "L"):
             image.draft(image.mode, (draft_size, draft_size))

@@ -104,7 +104,8 @@ def data_uri(settings: Settings, data: str | None, data_s3: str | None) -> str:
     return settings.s3_uri("data_prefix", name)
 
 
-def present_channels(aws: Aws, uri: str, required: list[str], optional: list[str], local: str | None = None) -> list[str]:
+def present_channels(aws: Aws, uri: str, required: list[str], optional: list[str],
+                     local: str | None = None) -> list[str]:
     """The channels found under `uri` (one ListObjectsV2 with MaxKeys=1 each); a required one missing
     stops with a hint. A dry run assumes S3 holds what the local DATA folder holds."""
     bucket, prefix = api_requests.split_s3_uri(uri)
@@ -188,9 +189,9 @@ def poll_interval(settings: Settings) -> float:
 def table(rows: list[list], headers: list[str]) -> str:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
 

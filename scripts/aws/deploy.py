@@ -62,7 +62,8 @@ def model_source(aws: Aws, job: str, tuning: str, model_data: str, prefix: str) 
     state = aws.call("sagemaker", "describe_training_job", TrainingJobName=job, dry={
         "TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": f"<S3ModelArtifacts of {job}>"}})
     if state.get("TrainingJobStatus") != "Completed":
-        raise AwsError(f"training job {job} is {state.get('TrainingJobStatus')}, not Completed: it has no model to serve")
+        raise AwsError(f"training job {job} is {state.get('TrainingJobStatus')}, not Completed: "
+                       "it has no model to serve")
     return state["ModelArtifacts"]["S3ModelArtifacts"], f"training job {job}"
 
 
@@ -106,7 +107,8 @@ def deploy(aws: Aws, model_data: str, image: str, wait: bool = True) -> dict:
     if existing:
         status = existing.get("EndpointStatus")
         if status in BUSY:
-            raise AwsError(f"endpoint {endpoint} is {status}: wait until it is InService (or Failed), then deploy again")
+            raise AwsError(f"endpoint {endpoint} is {status}: wait until it is InService (or Failed), "
+                           "then deploy again")
         if status == "Failed":
             raise AwsError(f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
                            f"`make cleanup` removes it, then `make deploy` creates it again")
@@ -132,9 +134,9 @@ def deploy(aws: Aws, model_data: str, image: str, wait: bool = True) -> dict:
         raise AwsError(f"endpoint {endpoint} is {state.get('EndpointStatus')}: {state.get('FailureReason', '')}; "
                        f"its container log: CloudWatch /aws/sagemaker/Endpoints/{endpoint}")
     if state.get("EndpointConfigName") != stamp:
-        raise AwsError(f"the update of {endpoint} to {stamp} failed and was rolled back ({state.get('FailureReason', '')});"
-                       f" it still serves {state.get('EndpointConfigName')}. Container log: CloudWatch "
-                       f"/aws/sagemaker/Endpoints/{endpoint}")
+        raise AwsError(f"the update of {endpoint} to {stamp} failed and was rolled back "
+                       f"({state.get('FailureReason', '')}); it still serves {state.get('EndpointConfigName')}. "
+                       f"Container log: CloudWatch /aws/sagemaker/Endpoints/{endpoint}")
     if settings.autoscaling:
         scale(aws)
     if old_config and old_config != stamp:
@@ -143,7 +145,8 @@ def deploy(aws: Aws, model_data: str, image: str, wait: bool = True) -> dict:
 
 
 def scale(aws: Aws) -> None:
-    aws.call("application-autoscaling", "register_scalable_target", **api_requests.register_scalable_target(aws.settings))
+    aws.call("application-autoscaling", "register_scalable_target",
+             **api_requests.register_scalable_target(aws.settings))
     aws.call("application-autoscaling", "put_scaling_policy", **api_requests.scaling_policy(aws.settings))
 
 

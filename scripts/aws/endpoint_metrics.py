@@ -17,7 +17,8 @@ from .common import base_parser, open_aws, run, table
 LATENCIES = ("ModelLatency", "OverheadLatency")
 
 
-def fetch(aws: Aws, endpoint: str, minutes: int, now: datetime | None = None) -> dict[str, list[tuple[datetime, float]]]:
+def fetch(aws: Aws, endpoint: str, minutes: int,
+          now: datetime | None = None) -> dict[str, list[tuple[datetime, float]]]:
     """metric -> [(minute, value)] in time order."""
     end = (now or datetime.now(timezone.utc)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(minutes=minutes + 1)
@@ -27,7 +28,7 @@ def fetch(aws: Aws, endpoint: str, minutes: int, now: datetime | None = None) ->
     for page in aws.paginate("cloudwatch", "get_metric_data", dry={"MetricDataResults": []}, **request):
         for result in page.get("MetricDataResults", []):
             name = labels.get(result["Id"], result.get("Label"))
-            series[name] += list(zip(result.get("Timestamps", []), result.get("Values", [])))
+            series[name] += list(zip(result.get("Timestamps", []), result.get("Values", []), strict=True))
     for points in series.values():
         points.sort(key=lambda p: p[0])
     return series

@@ -111,7 +111,10 @@ def main(argv=None) -> int:
 
     def go() -> int:
         aws = open_aws(args)
-        engine = args.engine if args.engine and args.engine != "none" else ("docker" if aws.dry_run else detect_engine())
+        if args.engine and args.engine != "none":
+            engine = args.engine
+        else:
+            engine = "docker" if aws.dry_run else detect_engine()
         tag = args.tag or aws.settings.effective_image_tag()
         images = [(args.training_image, aws.settings.training_repository),
                   (args.serving_image, aws.settings.serving_repository)]

@@ -83,7 +83,8 @@ def _bucket(value) -> str:
         problems.append("must not look like an IP address")
     except ValueError:
         pass
-    if text.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or text.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3")):
+    if (text.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+            or text.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3"))):
         problems.append("uses a prefix or suffix reserved by S3")
     if problems:
         raise ValueError("not a valid S3 bucket name: it " + "; ".join(problems))
@@ -215,7 +216,8 @@ SPECS = [
          "SageMaker execution role, arn:aws:iam::<account id>:role/<name>"),
     Spec("bucket", "s3.bucket", ("S3_BUCKET",), _bucket, "", "S3 bucket name (no s3://)"),
     Spec("data_prefix", "s3.data_prefix", ("S3_DATA_PREFIX",), _prefix, "byoc-classifier/data", "data sets"),
-    Spec("output_prefix", "s3.output_prefix", ("S3_OUTPUT_PREFIX",), _prefix, "byoc-classifier/output", "model artifacts"),
+    Spec("output_prefix", "s3.output_prefix", ("S3_OUTPUT_PREFIX",), _prefix, "byoc-classifier/output",
+         "model artifacts"),
     Spec("checkpoint_prefix", "s3.checkpoint_prefix", ("S3_CHECKPOINT_PREFIX",), _prefix, "byoc-classifier/checkpoints",
          "training checkpoints"),
     Spec("capture_prefix", "s3.capture_prefix", ("S3_CAPTURE_PREFIX",), _prefix, "byoc-classifier/data-capture",
@@ -387,8 +389,9 @@ def load(path: Path | str | None = None, environ: dict | None = None) -> Setting
                                 f"Fix it in {where}{env_hint}") from None
         sources[spec.attr] = source
     if values["autoscaling"] and values["max_instances"] < values["min_instances"]:
-        raise SettingsError(f"setting endpoint.max_instances ({values['max_instances']}) is below endpoint.min_instances "
-                            f"({values['min_instances']}). Fix it in {where} or with AUTOSCALING_MAX=...")
+        raise SettingsError(f"setting endpoint.max_instances ({values['max_instances']}) is below "
+                            f"endpoint.min_instances ({values['min_instances']}). "
+                            f"Fix it in {where} or with AUTOSCALING_MAX=...")
     return Settings(path=path, values=values, sources=sources)
 
 

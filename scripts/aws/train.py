@@ -13,13 +13,24 @@ from __future__ import annotations
 
 import sys
 
-from scripts import job_definition
 from classifier.training import hyperparameters as hp_specs
+from scripts import job_definition
 
 from . import api_requests, debugger
 from .client import Aws, error_code
-from .common import (StatusLine, base_parser, console_url, data_uri, ecr_image, open_aws, poll, poll_interval,
-                     present_channels, run, table)
+from .common import (
+    StatusLine,
+    base_parser,
+    console_url,
+    data_uri,
+    ecr_image,
+    open_aws,
+    poll,
+    poll_interval,
+    present_channels,
+    run,
+    table,
+)
 from .tune import best_hyperparameters
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -52,7 +63,7 @@ class LogTail:
             for page in self.aws.paginate("logs", "describe_log_streams", input_token="nextToken",
                                           logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/"):
                 streams += [s["logStreamName"] for s in page.get("logStreams", [])]
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             if error_code(error) == "ResourceNotFoundException":  # no log yet
                 return
             raise

@@ -19,8 +19,18 @@ from scripts import job_definition
 
 from . import api_requests, debugger
 from .client import Aws
-from .common import (base_parser, console_url, data_uri, ecr_image, open_aws, poll, poll_interval, present_channels,
-                     run, table)
+from .common import (
+    base_parser,
+    console_url,
+    data_uri,
+    ecr_image,
+    open_aws,
+    poll,
+    poll_interval,
+    present_channels,
+    run,
+    table,
+)
 
 FINISHED = ("Completed", "Failed", "Stopped", "DeleteFailed")
 IGNORED_HYPERPARAMETERS = ("_tuning_objective_metric",)
@@ -67,7 +77,7 @@ def trials(aws: Aws, name: str) -> list[dict] | None:
                                  MaxResults=100):
             jobs.extend(page.get("TrainingJobSummaries", []))
         return jobs
-    except Exception as error:  # noqa: BLE001 - the table is a report; its absence must not fail the run
+    except Exception as error:  # the table is a report; its absence must not fail the run
         print(f"note: cannot list the training jobs of {name}: {error}", file=sys.stderr)
         return None
 

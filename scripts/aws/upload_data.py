@@ -136,7 +136,7 @@ def unchanged(aws: Aws, bucket: str, key: str, local: LocalFile, remote: dict | 
         return True
     try:  # another part size, or an encrypted bucket (ETag is not the MD5): the MD5 we stored
         head = aws.call("s3", "head_object", Bucket=bucket, Key=key)
-    except Exception as error:  # noqa: BLE001 - any failure here just means "upload it again"
+    except Exception as error:  # any failure here just means "upload it again"
         if error_code(error) in ("404", "NoSuchKey", "403"):
             return False
         raise

@@ -72,7 +72,8 @@ def main(argv=None) -> int:
                              offset=args.train_per_class),
         "test": write_split(args.out / "test", test_images, test_labels, args.test_per_class, classes, args.size),
     }
-    print(f"Wrote {args.out}: " + ", ".join(f"{k} {v} images" for k, v in counts.items()) + f" in {args.classes} classes")
+    summary = ", ".join(f"{k} {v} images" for k, v in counts.items())
+    print(f"Wrote {args.out}: {summary} in {args.classes} classes")
     return 0
 
 

@@ -17,14 +17,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from scripts import REPO_ROOT, job_definition
-from scripts.data import fashion_mnist
-from scripts.local import jobs, tune
-from scripts.endpoint_stats import percentile
-from scripts.invoke import CONTENT_TYPES, invoke_url
 from classifier.serving.local import free_port
 from classifier.training import hyperparameters as hp_specs
 from classifier.training.data import scan_channel
+from scripts import REPO_ROOT, job_definition
+from scripts.data import fashion_mnist
+from scripts.endpoint_stats import percentile
+from scripts.invoke import CONTENT_TYPES, invoke_url
+from scripts.local import jobs, tune
 
 STARTED = time.time()
 
@@ -67,8 +67,12 @@ def tune_and_retrain(args, data: Path) -> Path:
     job = jobs.create_job(job_definition.load(), data, {**best, **extra})
     say(f"Retraining the best hyperparameters as {job.name}"
         + (" with the " + " and ".join(extra) + " on" if extra else ""))
-    result = jobs.run_job(job, definition=definition,
-                          echo=lambda line: say(line) if line.startswith(("[metrics]", "Traceback")) or " rule " in line else None)
+
+    def echo(line: str) -> None:
+        if line.startswith(("[metrics]", "Traceback")) or " rule " in line:
+            say(line)
+
+    result = jobs.run_job(job, definition=definition, echo=echo)
     if result["status"] != "Completed":
         raise RuntimeError(f"retraining failed: {result.get('failure_reason')} (log: {job / jobs.LOG})")
     return job

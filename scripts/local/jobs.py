@@ -22,10 +22,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from scripts import CONTAINER_DIR, REPO_ROOT
-from scripts.job_definition import JobDefinition
 from classifier.artifact import atomic_write_json
 from classifier.training import hyperparameters as hp_specs
+from scripts import CONTAINER_DIR, REPO_ROOT
+from scripts.job_definition import JobDefinition
 
 JOBS_ROOT = Path(os.environ.get("JOBS_DIR", REPO_ROOT / "jobs"))
 RECORD = "job.json"
@@ -140,7 +140,9 @@ def training_environment(job: Path, overrides: dict | None = None) -> dict:
 def train_command() -> list[str]:
     """The toolkit's console script, as `docker run IMAGE train` runs it."""
     script = Path(sys.executable).with_name("train")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"]
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"]
 
 
 # Training processes running now, so that an interrupted tuning job can stop all of them.
@@ -158,7 +160,8 @@ def stop_all() -> None:
             pass
 
 
-def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_line=None, env: dict | None = None) -> dict:
+def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_line=None,
+            env: dict | None = None) -> dict:
     """Run (or resume) the job in its directory; returns the final record.
 
     `echo(line)` gets every log line (progress on screen); `on_line(line, process)` may inspect it and

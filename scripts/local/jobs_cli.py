@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import sys
 
+from classifier.training import hyperparameters as hp_specs
 from scripts import job_definition
 from scripts.local import jobs
-from classifier.training import hyperparameters as hp_specs
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
@@ -27,7 +30,8 @@ def list_jobs() -> int:
         hps = r.get("hyperparameters", {})
         # What sets this job apart: tuned values and anything other than the job definition's static ones.
         shown = " ".join(f"{k}={v}" for k, v in sorted(hps.items())
-                         if not hp_specs.is_ignored(k) and (k in tuned or definition.static_hyperparameters.get(k) != v))
+                         if not hp_specs.is_ignored(k)
+                         and (k in tuned or definition.static_hyperparameters.get(k) != v))
         rows.append([r["name"], r.get("status", "?"), "" if objective is None else f"{objective:.4f}",
                      "" if r.get("duration_seconds") is None else f"{r['duration_seconds']:.0f}s", shown])
     print(table(rows, ["name", "status", definition.objective_metric, "duration", "hyperparameters"]))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from classifier.training.hyperparameters import HyperparameterError
 from scripts import job_definition
 from scripts.local import jobs
-from classifier.training.hyperparameters import HyperparameterError
 
 
 def hyperparameters(args) -> dict[str, str]:

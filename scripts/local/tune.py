@@ -30,12 +30,12 @@ from pathlib import Path
 
 import optuna
 
+from classifier.artifact import atomic_write_json
+from classifier.training import hyperparameters as hp_specs
 from scripts import job_definition
 from scripts.job_definition import JobDefinition
 from scripts.local import jobs
 from scripts.local.jobs_cli import table
-from classifier.artifact import atomic_write_json
-from classifier.training import hyperparameters as hp_specs
 
 RECORD = "tuning.json"
 EPOCH = re.compile(r"\bepoch=(\d+)")
@@ -233,7 +233,8 @@ class Tuner:
             study = self.study()
             interrupted = self.recover_interrupted(study)
             if interrupted:
-                self.echo(f"Resuming {self.record['name']}: {interrupted} interrupted trial(s) will continue from their checkpoints")
+                self.echo(f"Resuming {self.record['name']}: {interrupted} interrupted trial(s) "
+                          "will continue from their checkpoints")
             if self.record["feature_cache"]:
                 build_feature_cache(self.definition, self.data, self.dir / "feature-cache", self.echo)
             self.update(status="InProgress")
@@ -257,7 +258,8 @@ class Tuner:
                            "hyperparameters": {r.name: record.get("hyperparameters", {}).get(r.name)
                                                for r in self.definition.ranges}})
         completed = [t for t in trials if t["status"] == "Completed" and t["objective"] is not None]
-        best = (min if self.definition.minimize() else max)(completed, key=lambda t: t["objective"]) if completed else None
+        pick = min if self.definition.minimize() else max
+        best = pick(completed, key=lambda t: t["objective"]) if completed else None
         status = "Completed" if self.finished(study) >= self.definition.max_jobs else "Stopped"
         if not completed:
             status = "Failed"

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from aws_support import write_settings
-from scripts.aws import (cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data)
+from scripts.aws import cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data
 
 
 @pytest.fixture
@@ -46,10 +46,12 @@ def test_tune_dry_run(no_credentials, capsys):
 def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "epochs=9"]) == 0
     printed = dict(requests_in(capsys.readouterr().out))
-    assert printed["sagemaker.DescribeHyperParameterTuningJob"] == {"HyperParameterTuningJobName": "img-clf-20260101-000000"}
+    assert printed["sagemaker.DescribeHyperParameterTuningJob"] == {
+        "HyperParameterTuningJobName": "img-clf-20260101-000000"}
     hps = printed["sagemaker.CreateTrainingJob"]["HyperParameters"]
     assert hps["lr"] == "<best lr>" and hps["epochs"] == "9" and hps["model_name"] == "resnet50"
-    assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "best"]) == 0  # train-local's form
+    # train-local's form
+    assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "best"]) == 0
     hps = dict(requests_in(capsys.readouterr().out))["sagemaker.CreateTrainingJob"]["HyperParameters"]
     assert hps["epochs"] == "<best epochs>"
     assert train.main(no_credentials + ["--hp", "best"]) == 1

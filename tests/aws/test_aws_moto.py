@@ -14,8 +14,7 @@ from PIL import Image
 
 from aws_support import ACCOUNT, BUCKET, REGION, TAG, moto_backend
 from scripts import job_definition
-from scripts.aws import (cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune,
-                         upload_data)
+from scripts.aws import cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data
 
 PREFIX = "byoc-classifier/data/set/"
 
@@ -33,7 +32,8 @@ def image_set(root, classes=("a_cat", "b_dog", "c_fox"), per_split=2):
 def put_images(aws, *repositories):
     ecr = aws.client("ecr")
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                           "config": {"digest": "sha256:" + "0" * 64, "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"},
+                           "config": {"digest": "sha256:" + "0" * 64, "size": 1,
+                                      "mediaType": "application/vnd.docker.container.image.v1+json"},
                            "layers": []})
     for repository in repositories:
         ecr.create_repository(repositoryName=repository)
@@ -66,7 +66,8 @@ def test_upload_data_syncs_and_reads_back(moto, tmp_path, settings_path, capsys)
     assert upload_data.main(argv) == 0
     out = capsys.readouterr().out
     assert "uploaded 1 file(s)" in out and "1 object(s)" in out and "DELETE=1" in out
-    assert s3.get_object(Bucket=BUCKET, Key=PREFIX + "valid/b_dog/0.jpg")["Body"].read() == (data / "valid/b_dog/0.jpg").read_bytes()
+    uploaded = s3.get_object(Bucket=BUCKET, Key=PREFIX + "valid/b_dog/0.jpg")["Body"].read()
+    assert uploaded == (data / "valid/b_dog/0.jpg").read_bytes()
     assert upload_data.main(argv + ["--delete"]) == 0
     assert "deleted 1 object(s)" in capsys.readouterr().out
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX + "train/a_cat/stale")
@@ -105,7 +106,8 @@ def test_push_creates_scanned_repositories(moto):
                               lambda command, stdin=None: commands.append((command, stdin)))
     repositories = moto.client("ecr").describe_repositories()["repositories"]
     assert sorted(r["repositoryName"] for r in repositories) == ["byoc-classifier-serving", "byoc-classifier-training"]
-    assert all(r["imageScanningConfiguration"]["scanOnPush"] and r["imageTagMutability"] == "MUTABLE" for r in repositories)
+    assert all(r["imageScanningConfiguration"]["scanOnPush"] and r["imageTagMutability"] == "MUTABLE"
+               for r in repositories)
     login, stdin = commands[0]
     assert login[:5] == ["podman", "login", "--username", "AWS", "--password-stdin"] and stdin
     assert len(pushed) == 4 and pushed[0].endswith(f"/byoc-classifier-training:{TAG}")
@@ -130,14 +132,16 @@ def test_tune_create_wait_and_best_job(moto, use, tmp_path, capsys):
     # moto's best job is a placeholder: point it at a real (moto) training job, as SageMaker would
     best = f"{name}-002-abcdefgh"
     moto.client("sagemaker").create_training_job(
-        TrainingJobName=best, HyperParameters={"lr": "0.02", "batch_size": "32", "epochs": "4", "_tuning_objective_metric": "valid_loss"},
+        TrainingJobName=best,
+        HyperParameters={"lr": "0.02", "batch_size": "32", "epochs": "4", "_tuning_objective_metric": "valid_loss"},
         AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"}, RoleArn=definition["RoleArn"],
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/byoc-classifier/output/"},
         ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 60})
     job = moto_backend("sagemaker").hyper_parameter_tuning_jobs[name]
-    job.best_training_job.update({"TrainingJobName": best, "TunedHyperParameters": {"lr": "0.02", "batch_size": "32", "epochs": "4"},
-                                  "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "valid_loss", "Value": 0.25}})
+    job.best_training_job.update({
+        "TrainingJobName": best, "TunedHyperParameters": {"lr": "0.02", "batch_size": "32", "epochs": "4"},
+        "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "valid_loss", "Value": 0.25}})
     assert tune.main(["--attach", name]) == 0
     out = capsys.readouterr().out
     assert f"best training job: {best}" in out and "valid_loss = 0.25" in out
@@ -196,7 +200,8 @@ def test_deploy_invoke_metrics_cleanup(moto, moto_server, use, tmp_path, capsys,
     variant = config["ProductionVariants"][0]
     assert variant["InstanceType"] == "ml.m5.2xlarge" and variant["ModelName"] == endpoint["EndpointConfigName"]
     model = sm.describe_model(ModelName=variant["ModelName"])
-    assert model["PrimaryContainer"]["Image"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-serving:{TAG}"
+    assert model["PrimaryContainer"]["Image"] == (f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/"
+                                                  f"byoc-classifier-serving:{TAG}")
     assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{BUCKET}/byoc-classifier/output/{job}/output/model.tar.gz"
     targets = moto.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")
     assert [t["ResourceId"] for t in targets["ScalableTargets"]] == ["endpoint/img-clf/variant/AllTraffic"]
@@ -204,7 +209,8 @@ def test_deploy_invoke_metrics_cleanup(moto, moto_server, use, tmp_path, capsys,
     # invoke through scripts/invoke.py (the one client); moto answers what we queue
     answer = {"predictions": [{"classes": [{"name": "b_dog", "index": 1, "probability": 0.9}]}]}
     queue = {"account_id": ACCOUNT, "region": REGION, "results": [
-        {"Body": "", "ContentType": "application/json", "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}]}
+        {"Body": "", "ContentType": "application/json", "InvokedProductionVariant": "AllTraffic",
+         "CustomAttributes": ""}]}
     pictures = [tmp_path / "dog.jpg", tmp_path / "cat.png"]  # two: one JSON request (moto's server cannot take
     for picture in pictures:                                  # a binary body; the Stubber tests cover image/jpeg)
         Image.new("RGB", (8, 8)).save(picture)
@@ -233,6 +239,7 @@ def test_deploy_invoke_metrics_cleanup(moto, moto_server, use, tmp_path, capsys,
     assert "deleted endpoint img-clf" in out and "deleted model img-clf-" in out
     assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
-    assert moto.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    targets = moto.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")
+    assert targets["ScalableTargets"] == []
     assert cleanup.main([]) == 0
     assert "nothing to delete" in capsys.readouterr().out

@@ -44,7 +44,8 @@ def test_environment_overrides_the_file(settings_path):
     assert loaded.autoscaling is True
     assert loaded.sources["region"] == "environment AWS_REGION"
     assert S.load(settings_path, environ={"AWS_DEFAULT_REGION": "ap-south-1"}).region == "ap-south-1"
-    assert S.load(settings_path, environ={"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "ap-south-1"}).region == "us-west-2"
+    both = {"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "ap-south-1"}
+    assert S.load(settings_path, environ=both).region == "us-west-2"
 
 
 def test_settings_path_from_environment(tmp_path):
@@ -89,7 +90,8 @@ def test_bad_values_name_the_setting_and_how_to_fix_it(settings_path, env, setti
 
 def test_bad_value_in_the_file_names_the_file(tmp_path):
     path = write_settings(tmp_path / "s.yaml", **{"aws.region": "mars-1"})
-    with pytest.raises(SettingsError, match=r"aws.region = 'mars-1' \(from .*s.yaml\).*Fix it in .*s.yaml or with AWS_REGION"):
+    with pytest.raises(SettingsError,
+                       match=r"aws.region = 'mars-1' \(from .*s.yaml\).*Fix it in .*s.yaml or with AWS_REGION"):
         S.load(path)
 
 

@@ -12,11 +12,33 @@ import pytest
 import yaml
 from botocore.stub import ANY
 
-from aws_support import (BUCKET, NOW, REGION, ROLE, TAG, endpoint_config_description, endpoint_description, make_aws,
-                         training_description, trial_summary, tuning_description, write_settings)
+from aws_support import (
+    BUCKET,
+    NOW,
+    REGION,
+    ROLE,
+    TAG,
+    endpoint_config_description,
+    endpoint_description,
+    make_aws,
+    training_description,
+    trial_summary,
+    tuning_description,
+    write_settings,
+)
 from scripts import job_definition
-from scripts.aws import (api_requests, cleanup, debugger, deploy, endpoint_metrics, push_images, settings as S, train,
-                         tune, upload_data)
+from scripts.aws import (
+    api_requests,
+    cleanup,
+    debugger,
+    deploy,
+    endpoint_metrics,
+    push_images,
+    settings as S,
+    train,
+    tune,
+    upload_data,
+)
 
 TRAINING_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-training:{TAG}"
 SERVING_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-serving:{TAG}"
@@ -51,7 +73,8 @@ def test_tuning_request_follows_the_job_definition(settings):
     ranges = config["ParameterRanges"]
     assert ranges["ContinuousParameterRanges"] == [{"Name": "lr", "MinValue": "0.001", "MaxValue": "0.1",
                                                     "ScalingType": "Logarithmic"}]
-    assert ranges["IntegerParameterRanges"] == [{"Name": "epochs", "MinValue": "2", "MaxValue": "6", "ScalingType": "Linear"}]
+    assert ranges["IntegerParameterRanges"] == [{"Name": "epochs", "MinValue": "2", "MaxValue": "6",
+                                                 "ScalingType": "Linear"}]
     assert ranges["CategoricalParameterRanges"] == [{"Name": "batch_size", "Values": ["16", "32", "64"]}]
     job = request["TrainingJobDefinition"]
     assert job["StaticHyperParameters"] == definition.static_hyperparameters
@@ -86,8 +109,10 @@ def test_tune_creates_waits_and_reports(stubbed, use, capsys):
                     {"HyperParameterTuningJobName": name})
     trials = [trial_summary(f"{name}-001-aaaa", 0.45, {"lr": "0.001", "batch_size": "16", "epochs": "2"}), best,
               trial_summary(f"{name}-003-cccc", None, {"lr": "0.09", "batch_size": "64", "epochs": "6"}, "Failed")]
-    sm.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": trials[:2], "NextToken": "t"},
-                    {"HyperParameterTuningJobName": name, "SortBy": "CreationTime", "SortOrder": "Ascending", "MaxResults": 100})
+    sm.add_response("list_training_jobs_for_hyper_parameter_tuning_job",
+                    {"TrainingJobSummaries": trials[:2], "NextToken": "t"},
+                    {"HyperParameterTuningJobName": name, "SortBy": "CreationTime", "SortOrder": "Ascending",
+                     "MaxResults": 100})
     sm.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": trials[2:]},
                     {"HyperParameterTuningJobName": name, "SortBy": "CreationTime", "SortOrder": "Ascending",
                      "MaxResults": 100, "NextToken": "t"})
@@ -120,7 +145,8 @@ def test_tune_overrides_warm_start_and_attach(stubbed, use, capsys):
         "WarmStartType": "TransferLearning"}
     assert expected["TrainingJobDefinition"]["StaticHyperParameters"]["epochs"] == "3"
     assert expected["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 8
-    stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN}, expected)
+    stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN},
+                                    expected)
     argv = ["--name", name, "--max-jobs", "8", "--max-parallel", "3", "--strategy", "Random", "--hp", "epochs=3",
             "--parent", "parent-a parent-b", "--warm-start-type", "TransferLearning", "--no-wait"]
     assert tune.main(argv) == 0
@@ -128,7 +154,8 @@ def test_tune_overrides_warm_start_and_attach(stubbed, use, capsys):
     # attach: no create, one describe, a failed job exits 1 and says why
     failed = tuning_description(name, "Failed")
     failed["FailureReason"] = "No training job succeeded"
-    stubs("sagemaker").add_response("describe_hyper_parameter_tuning_job", failed, {"HyperParameterTuningJobName": name})
+    stubs("sagemaker").add_response("describe_hyper_parameter_tuning_job", failed,
+                                    {"HyperParameterTuningJobName": name})
     stubs("sagemaker").add_client_error("list_training_jobs_for_hyper_parameter_tuning_job", "AccessDeniedException",
                                         "not allowed")
     assert tune.main(["--attach", name]) == 1
@@ -157,7 +184,8 @@ def test_hyperband_and_grid_requests_are_valid(stubbed, strategy, tmp_path):
     else:
         assert "MaxNumberOfTrainingJobs" not in config["ResourceLimits"]
         assert set(config["ParameterRanges"]) == {"CategoricalParameterRanges"}
-    stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN}, request)
+    stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN},
+                                    request)
     aws.call("sagemaker", "create_hyper_parameter_tuning_job", **request)
 
 
@@ -175,20 +203,23 @@ def test_spot_needs_max_wait_at_least_max_runtime(tmp_path):
 def stub_logs(stubs, job: str):
     logs = stubs("logs")
     params = {"logGroupName": train.LOG_GROUP, "logStreamNamePrefix": f"{job}/"}
-    logs.add_client_error("describe_log_streams", "ResourceNotFoundException", "The specified log group does not exist.",
-                          expected_params=params)
+    logs.add_client_error("describe_log_streams", "ResourceNotFoundException",
+                          "The specified log group does not exist.", expected_params=params)
     stream = f"{job}/algo-1-1767322000"
     logs.add_response("describe_log_streams", {"logStreams": [{"logStreamName": stream}]}, params)
-    events = [{"timestamp": 1, "message": "[metrics] epoch=1 train_loss=0.5 valid_loss=0.4 valid_accuracy=0.8", "ingestionTime": 1},
+    events = [{"timestamp": 1, "message": "[metrics] epoch=1 train_loss=0.5 valid_loss=0.4 valid_accuracy=0.8",
+               "ingestionTime": 1},
               {"timestamp": 2, "message": "[metrics] test_loss=0.41 test_accuracy=0.79", "ingestionTime": 2}]
     logs.add_response("get_log_events", {"events": events, "nextForwardToken": "f/2", "nextBackwardToken": "b/1"},
                       {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True})
     logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2", "nextBackwardToken": "b/2"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True, "nextToken": "f/2"})
+                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
+                       "nextToken": "f/2"})
     # the fetch after the job finished
     logs.add_response("describe_log_streams", {"logStreams": [{"logStreamName": stream}]}, params)
     logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2", "nextBackwardToken": "b/2"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True, "nextToken": "f/2"})
+                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
+                       "nextToken": "f/2"})
 
 
 def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsys):
@@ -197,11 +228,13 @@ def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsy
     tuning, best, name = "img-clf-20260101-000000", "img-clf-20260101-000000-002-bbbb", "img-clf-20260102-030405"
     definition = job_definition.load()
     sm = stubs("sagemaker")
-    sm.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, best=trial_summary(best, 0.3, {"lr": "0.01"})),
+    sm.add_response("describe_hyper_parameter_tuning_job",
+                    tuning_description(tuning, best=trial_summary(best, 0.3, {"lr": "0.01"})),
                     {"HyperParameterTuningJobName": tuning})
     recorded = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "4",
                 "_tuning_objective_metric": "valid_loss", "sagemaker_estimator": "x"}
-    sm.add_response("describe_training_job", training_description(best, hyperparameters=recorded), {"TrainingJobName": best})
+    sm.add_response("describe_training_job", training_description(best, hyperparameters=recorded),
+                    {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs)
     hps = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "8"}  # HP= wins
@@ -232,7 +265,8 @@ def test_train_with_given_hyperparameters_and_failure(stubbed, use, capsys):
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs, present=("train", "valid"))
     hps = {**definition.static_hyperparameters, "lr": "0.05"}
-    expected = api_requests.training_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"], hps)
+    expected = api_requests.training_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"],
+                                         hps)
     sm = stubs("sagemaker")
     sm.add_response("create_training_job", {"TrainingJobArn": FAKE_ARN}, expected)
     sm.add_response("describe_training_job", training_description(name, "Failed"), {"TrainingJobName": name})
@@ -254,7 +288,8 @@ def test_train_stops_when_the_image_is_not_in_ecr(stubbed, use, capsys):
     aws, stubs = stubbed
     use(aws, train)
     stubs("ecr").add_client_error("describe_images", "ImageNotFoundException", "no such image",
-                                  expected_params={"repositoryName": "byoc-classifier-training", "imageIds": [{"imageTag": TAG}]})
+                                  expected_params={"repositoryName": "byoc-classifier-training",
+                                                   "imageIds": [{"imageTag": TAG}]})
     assert train.main(["--hp", "lr=0.05"]) == 1
     assert f"{TRAINING_IMAGE} is not in ECR: run `make build push`" in capsys.readouterr().err
 
@@ -263,8 +298,11 @@ def test_train_stops_when_a_required_channel_is_empty(stubbed, use, capsys):
     aws, stubs = stubbed
     use(aws, train)
     stub_image(stubs, "byoc-classifier-training")
-    stubs("s3").add_response("list_objects_v2", {"KeyCount": 1}, {"Bucket": BUCKET, "Prefix": "byoc-classifier/data/fashion-mnist/train/", "MaxKeys": 1})
-    stubs("s3").add_response("list_objects_v2", {"KeyCount": 0}, {"Bucket": BUCKET, "Prefix": "byoc-classifier/data/fashion-mnist/valid/", "MaxKeys": 1})
+    prefix = "byoc-classifier/data/fashion-mnist/"
+    stubs("s3").add_response("list_objects_v2", {"KeyCount": 1},
+                             {"Bucket": BUCKET, "Prefix": prefix + "train/", "MaxKeys": 1})
+    stubs("s3").add_response("list_objects_v2", {"KeyCount": 0},
+                             {"Bucket": BUCKET, "Prefix": prefix + "valid/", "MaxKeys": 1})
     assert train.main(["--hp", "lr=0.05"]) == 1
     assert "channel 'valid' is empty in S3" in capsys.readouterr().err
 
@@ -274,8 +312,9 @@ def test_service_error_becomes_one_message(stubbed, use, capsys):
     use(aws, train)
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs, present=("train", "valid"))
-    stubs("sagemaker").add_client_error("create_training_job", "ResourceLimitExceeded",
-                                        "The account-level service limit 'ml.g4dn.xlarge for spot training job usage' is 0")
+    stubs("sagemaker").add_client_error(
+        "create_training_job", "ResourceLimitExceeded",
+        "The account-level service limit 'ml.g4dn.xlarge for spot training job usage' is 0")
     assert train.main(["--hp", "lr=0.05"]) == 1
     err = capsys.readouterr().err
     assert "\nerror: CreateTrainingJob failed: ResourceLimitExceeded" in err and "Service Quotas" in err
@@ -304,7 +343,8 @@ def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
          "RuleParameters": {"rule_to_invoke": "Overfit", "patience": "2"}}]
     assert fields["ProfilerConfig"] == {"S3OutputPath": f"s3://{BUCKET}/byoc-classifier/debugger/job/profiler/",
                                         "ProfilingIntervalInMilliseconds": 1000}
-    assert [r["RuleConfigurationName"] for r in fields["ProfilerRuleConfigurations"]] == ["LowGPUUtilization", "CPUBottleneck"]
+    profiler_rules = [r["RuleConfigurationName"] for r in fields["ProfilerRuleConfigurations"]]
+    assert profiler_rules == ["LowGPUUtilization", "CPUBottleneck"]
     request = api_requests.training_job(job_definition.load(), aws.settings, "job", TRAINING_IMAGE, DATA_URI,
                                         ["train", "valid"], {"lr": "0.1"}, fields)
     stubs("sagemaker").add_response("create_training_job", {"TrainingJobArn": FAKE_ARN}, request)
@@ -312,7 +352,8 @@ def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
 
 
 def test_rule_evaluator_images_per_region():
-    assert debugger.rule_evaluator_image("eu-west-1") == "929884845733.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-debugger-rules:latest"
+    assert debugger.rule_evaluator_image("eu-west-1") == (
+        "929884845733.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-debugger-rules:latest")
     assert debugger.rule_evaluator_image("cn-north-1").endswith(".amazonaws.com.cn/sagemaker-debugger-rules:latest")
     with pytest.raises(debugger.DebuggerConfigError, match="no evaluator image in xx-east-9"):
         debugger.rule_evaluator_image("xx-east-9")
@@ -360,7 +401,8 @@ def test_deploy_creates_the_endpoint(tmp_path, use, capsys, monkeypatch):
                         expected_params={"EndpointName": "img-clf"})
     model_data = f"s3://{BUCKET}/byoc-classifier/output/{job}/output/model.tar.gz"
     sm.add_response("create_model", {"ModelArn": FAKE_ARN}, {
-        "ModelName": stamp, "PrimaryContainer": {"Image": SERVING_IMAGE, "ModelDataUrl": model_data, "Mode": "SingleModel"},
+        "ModelName": stamp,
+        "PrimaryContainer": {"Image": SERVING_IMAGE, "ModelDataUrl": model_data, "Mode": "SingleModel"},
         "ExecutionRoleArn": ROLE, "Tags": [{"Key": "project", "Value": "byoc-classifier"}]})
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": FAKE_ARN}, {
         "EndpointConfigName": stamp,
@@ -372,18 +414,23 @@ def test_deploy_creates_the_endpoint(tmp_path, use, capsys, monkeypatch):
                               "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}},
         "Tags": [{"Key": "project", "Value": "byoc-classifier"}]})
     sm.add_response("create_endpoint", {"EndpointArn": FAKE_ARN}, {
-        "EndpointName": "img-clf", "EndpointConfigName": stamp, "Tags": [{"Key": "project", "Value": "byoc-classifier"}]})
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "Creating", stamp), {"EndpointName": "img-clf"})
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", stamp), {"EndpointName": "img-clf"})
+        "EndpointName": "img-clf", "EndpointConfigName": stamp,
+        "Tags": [{"Key": "project", "Value": "byoc-classifier"}]})
+    sm.add_response("describe_endpoint", endpoint_description("img-clf", "Creating", stamp),
+                    {"EndpointName": "img-clf"})
+    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", stamp),
+                    {"EndpointName": "img-clf"})
     scaling = stubs("application-autoscaling")
     scaling.add_response("register_scalable_target", {}, {
         "ServiceNamespace": "sagemaker", "ResourceId": "endpoint/img-clf/variant/AllTraffic",
         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount", "MinCapacity": 1, "MaxCapacity": 3})
     scaling.add_response("put_scaling_policy", {"PolicyARN": FAKE_ARN, "Alarms": []}, {
         "PolicyName": "img-clf-invocations", "ServiceNamespace": "sagemaker",
-        "ResourceId": "endpoint/img-clf/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        "ResourceId": "endpoint/img-clf/variant/AllTraffic",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
         "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {
-            "TargetValue": 100.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+            "TargetValue": 100.0,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
             "ScaleInCooldown": 300, "ScaleOutCooldown": 60}})
     assert deploy.main(["--job", job]) == 0
     stubs.verify()
@@ -395,13 +442,16 @@ def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use
     aws, stubs = stubbed
     use(aws, deploy)
     monkeypatch.setattr(api_requests, "timestamp", lambda now=None: "20260102-030405")
-    tuning, best, old, new = "img-clf-20260101-000000", "img-clf-20260101-000000-001-aaaa", "img-clf-20251231-235959", "img-clf-20260102-030405"
+    tuning, best = "img-clf-20260101-000000", "img-clf-20260101-000000-001-aaaa"
+    old, new = "img-clf-20251231-235959", "img-clf-20260102-030405"
     sm = stubs("sagemaker")
-    sm.add_response("describe_hyper_parameter_tuning_job", tuning_description(tuning, best=trial_summary(best, 0.2, {})),
+    sm.add_response("describe_hyper_parameter_tuning_job",
+                    tuning_description(tuning, best=trial_summary(best, 0.2, {})),
                     {"HyperParameterTuningJobName": tuning})
     sm.add_response("describe_training_job", training_description(best), {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-serving")
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old), {"EndpointName": "img-clf"})
+    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old),
+                    {"EndpointName": "img-clf"})
     sm.add_response("create_model", {"ModelArn": FAKE_ARN}, {"ModelName": new, "PrimaryContainer": ANY,
                                                             "ExecutionRoleArn": ROLE, "Tags": ANY})
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": FAKE_ARN}, {"EndpointConfigName": new,
@@ -411,13 +461,17 @@ def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use
               "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
     scaling.add_response("describe_scalable_targets", {"ScalableTargets": [{
         **target, "MinCapacity": 1, "MaxCapacity": 2, "RoleARN": FAKE_ARN, "CreationTime": NOW}]},
-        {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]], "ScalableDimension": target["ScalableDimension"]})
+        {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]],
+         "ScalableDimension": target["ScalableDimension"]})
     scaling.add_response("deregister_scalable_target", {}, target)
     sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN},
                     {"EndpointName": "img-clf", "EndpointConfigName": new, "RetainAllVariantProperties": False})
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "Updating", old), {"EndpointName": "img-clf"})
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", new), {"EndpointName": "img-clf"})
-    sm.add_response("describe_endpoint_config", endpoint_config_description(old, [old]), {"EndpointConfigName": old})
+    sm.add_response("describe_endpoint", endpoint_description("img-clf", "Updating", old),
+                    {"EndpointName": "img-clf"})
+    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", new),
+                    {"EndpointName": "img-clf"})
+    sm.add_response("describe_endpoint_config", endpoint_config_description(old, [old]),
+                    {"EndpointConfigName": old})
     sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": old})
     sm.add_response("delete_model", {}, {"ModelName": old})
     assert deploy.main(["--tuning", tuning]) == 0
@@ -431,26 +485,29 @@ def test_deploy_reports_a_rolled_back_update(stubbed, use, capsys, monkeypatch):
     old, new = "img-clf-20251231-235959", "img-clf-20260102-030405"
     sm = stubs("sagemaker")
     stub_image(stubs, "byoc-classifier-serving")
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old), {"EndpointName": "img-clf"})
+    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old),
+                    {"EndpointName": "img-clf"})
     sm.add_response("create_model", {"ModelArn": FAKE_ARN}, None)
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": FAKE_ARN}, None)
     stubs("application-autoscaling").add_response("describe_scalable_targets", {"ScalableTargets": []}, None)
     sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN}, None)
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old,
-                                                              reason="The primary container did not pass the ping health check"),
-                    {"EndpointName": "img-clf"})
+    rolled_back = endpoint_description("img-clf", "InService", old,
+                                       reason="The primary container did not pass the ping health check")
+    sm.add_response("describe_endpoint", rolled_back, {"EndpointName": "img-clf"})
     assert deploy.main(["--model-data", f"s3://{BUCKET}/m/model.tar.gz"]) == 1
     err = capsys.readouterr().err
     assert f"the update of img-clf to {new} failed and was rolled back" in err and "ping health check" in err
     assert "/aws/sagemaker/Endpoints/img-clf" in err
 
 
-@pytest.mark.parametrize("status, words", [("Failed", "`make cleanup` removes it"), ("Updating", "wait until it is InService")])
+@pytest.mark.parametrize("status, words", [("Failed", "`make cleanup` removes it"),
+                                           ("Updating", "wait until it is InService")])
 def test_deploy_refuses_a_failed_or_busy_endpoint(stubbed, use, capsys, status, words):
     aws, stubs = stubbed
     use(aws, deploy)
     stub_image(stubs, "byoc-classifier-serving")
-    stubs("sagemaker").add_response("describe_endpoint", endpoint_description("img-clf", status, "c"), {"EndpointName": "img-clf"})
+    stubs("sagemaker").add_response("describe_endpoint", endpoint_description("img-clf", status, "c"),
+                                    {"EndpointName": "img-clf"})
     assert deploy.main(["--model-data", f"s3://{BUCKET}/m/model.tar.gz"]) == 1
     assert words in capsys.readouterr().err
 
@@ -459,9 +516,12 @@ def test_deploy_picks_the_newest_completed_job(stubbed, use):
     aws, stubs = stubbed
     sm = stubs("sagemaker")
     sm.add_response("list_training_jobs", {"TrainingJobSummaries": [
-        {"TrainingJobName": "img-clf-2-20260102-000000", "TrainingJobArn": FAKE_ARN, "CreationTime": NOW, "TrainingJobStatus": "Completed"},
-        {"TrainingJobName": "img-clf-20260101-000000", "TrainingJobArn": FAKE_ARN, "CreationTime": NOW, "TrainingJobStatus": "Completed"}]},
-        {"NameContains": "img-clf", "StatusEquals": "Completed", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 10})
+        {"TrainingJobName": "img-clf-2-20260102-000000", "TrainingJobArn": FAKE_ARN, "CreationTime": NOW,
+         "TrainingJobStatus": "Completed"},
+        {"TrainingJobName": "img-clf-20260101-000000", "TrainingJobArn": FAKE_ARN, "CreationTime": NOW,
+         "TrainingJobStatus": "Completed"}]},
+        {"NameContains": "img-clf", "StatusEquals": "Completed", "SortBy": "CreationTime", "SortOrder": "Descending",
+         "MaxResults": 10})
     sm.add_response("describe_training_job", training_description("img-clf-2-20260102-000000"),
                     {"TrainingJobName": "img-clf-2-20260102-000000"})
     uri, source = deploy.model_source(aws, "", "", "", "img-clf")
@@ -474,17 +534,21 @@ def test_cleanup_deletes_endpoint_config_model_and_leftovers(stubbed, use, capsy
     live, older = "img-clf-20260102-030405", "img-clf-20251231-235959"
     sm = stubs("sagemaker")
     scaling = stubs("application-autoscaling")
-    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", live), {"EndpointName": "img-clf"})
+    sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", live),
+                    {"EndpointName": "img-clf"})
     scaling.add_response("describe_scalable_targets", {"ScalableTargets": []}, None)
-    sm.add_response("describe_endpoint_config", endpoint_config_description(live, [live]), {"EndpointConfigName": live})
+    sm.add_response("describe_endpoint_config", endpoint_config_description(live, [live]),
+                    {"EndpointConfigName": live})
     sm.add_response("delete_endpoint", {}, {"EndpointName": "img-clf"})
     sm.add_response("list_endpoint_configs", {"EndpointConfigs": [
         {"EndpointConfigName": n, "EndpointConfigArn": FAKE_ARN, "CreationTime": NOW}
         for n in (live, older, "img-clf-other-20250101-000000", "img-clf-manual")]},
         {"NameContains": "img-clf", "MaxResults": 100})
-    sm.add_response("describe_endpoint_config", endpoint_config_description(older, [older]), {"EndpointConfigName": older})
+    sm.add_response("describe_endpoint_config", endpoint_config_description(older, [older]),
+                    {"EndpointConfigName": older})
+    models = (live, older, "img-clf-20250505-050505", "img-clf-other-20250101-000000")
     sm.add_response("list_models", {"Models": [{"ModelName": n, "ModelArn": FAKE_ARN, "CreationTime": NOW}
-                                               for n in (live, older, "img-clf-20250505-050505", "img-clf-other-20250101-000000")]},
+                                               for n in models]},
                     {"NameContains": "img-clf", "MaxResults": 100})
     for config in (live, older):
         sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": config})
@@ -506,11 +570,12 @@ def test_endpoint_metrics_request_and_summary(stubbed, use, capsys):
     assert request["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"] == [
         {"Name": "EndpointName", "Value": "img-clf"}, {"Name": "VariantName", "Value": "AllTraffic"}]
     t1, t2 = datetime(2026, 1, 2, 3, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, 3, 12, tzinfo=timezone.utc)
-    results = [{"Id": "m0", "Label": "Invocations", "Timestamps": [t1, t2], "Values": [10.0, 5.0], "StatusCode": "Complete"},
-               {"Id": "m1", "Label": "Invocation4XXErrors", "Timestamps": [t1], "Values": [1.0], "StatusCode": "Complete"},
-               {"Id": "m2", "Label": "Invocation5XXErrors", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
-               {"Id": "m3", "Label": "ModelLatency", "Timestamps": [t1, t2], "Values": [20000.0, 30000.0], "StatusCode": "Complete"},
-               {"Id": "m4", "Label": "OverheadLatency", "Timestamps": [t1], "Values": [1500.0], "StatusCode": "Complete"}]
+    results = [{**r, "StatusCode": "Complete"} for r in [
+        {"Id": "m0", "Label": "Invocations", "Timestamps": [t1, t2], "Values": [10.0, 5.0]},
+        {"Id": "m1", "Label": "Invocation4XXErrors", "Timestamps": [t1], "Values": [1.0]},
+        {"Id": "m2", "Label": "Invocation5XXErrors", "Timestamps": [], "Values": []},
+        {"Id": "m3", "Label": "ModelLatency", "Timestamps": [t1, t2], "Values": [20000.0, 30000.0]},
+        {"Id": "m4", "Label": "OverheadLatency", "Timestamps": [t1], "Values": [1500.0]}]]
     stubs("cloudwatch").add_response("get_metric_data", {"MetricDataResults": results}, request)
     series = endpoint_metrics.fetch(aws, "img-clf", 60, now=now)
     text = endpoint_metrics.summary(series)
@@ -533,7 +598,8 @@ def test_push_logs_in_creates_repositories_and_pushes_both_tags(stubbed, capsys)
         "repositoryName": "byoc-classifier-training", "imageTagMutability": "MUTABLE",
         "imageScanningConfiguration": {"scanOnPush": True}, "encryptionConfiguration": {"encryptionType": "AES256"},
         "tags": [{"Key": "project", "Value": "byoc-classifier"}]})
-    ecr.add_response("describe_repositories", {"repositories": [{"repositoryUri": f"{registry}/byoc-classifier-serving"}]},
+    ecr.add_response("describe_repositories",
+                     {"repositories": [{"repositoryUri": f"{registry}/byoc-classifier-serving"}]},
                      {"repositoryNames": ["byoc-classifier-serving"]})
     commands = []
     pushed = push_images.push(aws, "docker", [("byoc-classifier-training", "byoc-classifier-training"),
@@ -564,7 +630,8 @@ def test_upload_sends_changed_files_only(stubbed, tmp_path):
         {"Key": prefix + "train/a/kms.jpg", "Size": 3, "ETag": '"ffff"'},
         {"Key": prefix + "train/b/gone.jpg", "Size": 1, "ETag": '"1"'}]}, {"Bucket": BUCKET, "Prefix": prefix})
     s3.add_response("head_object", {"Metadata": {"md5": "0000"}}, {"Bucket": BUCKET, "Key": prefix + "train/a/new.png"})
-    s3.add_response("head_object", {"Metadata": {"md5": kms.digest()}}, {"Bucket": BUCKET, "Key": prefix + "train/a/kms.jpg"})
+    s3.add_response("head_object", {"Metadata": {"md5": kms.digest()}},
+                    {"Bucket": BUCKET, "Key": prefix + "train/a/kms.jpg"})
     s3.add_response("put_object", {"ETag": '"x"'}, {"Bucket": BUCKET, "Key": prefix + "train/a/new.png", "Body": ANY,
                                                     "ContentType": "image/png", "Metadata": {"md5": changed.digest()},
                                                     "ChecksumAlgorithm": ANY})

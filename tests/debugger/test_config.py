@@ -63,7 +63,8 @@ def test_job_definition_sections_become_hyperparameters():
     assert all(len(v) <= 256 for v in static.values()) and len(static) + len(definition.ranges) <= 100
     hyperparameters.parse(static)
     # a run's override wins over the section
-    assert definition.with_overrides(hyperparameters={"debugger": "false"}).static_hyperparameters["debugger"] == "false"
+    overridden = definition.with_overrides(hyperparameters={"debugger": "false"})
+    assert overridden.static_hyperparameters["debugger"] == "false"
 
 
 def test_job_definition_errors_name_the_entry(tmp_path):

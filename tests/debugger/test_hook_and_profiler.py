@@ -12,9 +12,9 @@ from torch import nn
 
 from classifier.debugger import config
 from classifier.debugger.hook import HookObserver
+from classifier.debugger.jobdata import JobData
 from classifier.debugger.profiler import GPUMonitor, SystemSampler, TraceWindow
 from classifier.debugger.rules import evaluate
-from classifier.debugger.jobdata import JobData
 from classifier.debugger.tensors import TensorReader
 from classifier.training import hyperparameters
 from classifier.training.loop import NLLWithLabelSmoothing, Precision, evaluate as evaluate_model, train_one_epoch

@@ -7,7 +7,7 @@ import pytest
 
 from classifier.debugger import config, rules
 from classifier.debugger.jobdata import JobData
-from classifier.debugger.tensors import TensorData, TensorStat, _reduce
+from classifier.debugger.tensors import TensorData, _reduce
 
 T0 = 1_700_000_000.0
 
@@ -41,7 +41,7 @@ def healthy_tensors(tmp_path, steps=(0, 10, 20, 30)):
 
 def epochs(train, valid):
     return [{"epoch": i + 1, "train_loss": t, "valid_loss": v, "train_steps": [10 * i, 10 * i + 9],
-             "eval_steps": [3 * i, 3 * i + 2]} for i, (t, v) in enumerate(zip(train, valid))]
+             "eval_steps": [3 * i, 3 * i + 2]} for i, (t, v) in enumerate(zip(train, valid, strict=True))]
 
 
 def test_healthy_tensors_give_no_issues(tmp_path):
@@ -128,8 +128,8 @@ def test_missing_data_is_an_error_with_a_reason(tmp_path):
 
 
 def system(n=200, gpu_util=None, gpu_mem=None, cpu=50.0, iowait=1.0, cores=4):
-    columns = {"timestamp": T0 + 0.5 * np.arange(n), "cpu_percent": np.full(n, cpu), "iowait_percent": np.full(n, iowait),
-               "memory_percent": np.full(n, 30.0)}
+    columns = {"timestamp": T0 + 0.5 * np.arange(n), "cpu_percent": np.full(n, cpu),
+               "iowait_percent": np.full(n, iowait), "memory_percent": np.full(n, 30.0)}
     for i in range(cores):
         columns[f"cpu{i}_percent"] = np.full(n, cpu)
     if gpu_util is not None:
@@ -178,8 +178,9 @@ def steps(n=100, data_s=0.001, slow=()):
     step_s = np.full(n, 0.1) + np.random.default_rng(0).normal(0, 0.002, n)
     for index in slow:
         step_s[index] = 2.0
-    return {"step": np.arange(n, dtype=float), "elapsed_s": 30 + 0.1 * np.arange(n), "timestamp": T0 + 0.1 * np.arange(n),
-            "step_s": step_s, "data_s": np.full(n, data_s), "epoch": np.ones(n)}
+    return {"step": np.arange(n, dtype=float), "elapsed_s": 30 + 0.1 * np.arange(n),
+            "timestamp": T0 + 0.1 * np.arange(n), "step_s": step_s, "data_s": np.full(n, data_s),
+            "epoch": np.ones(n)}
 
 
 def test_step_outlier_initialisation_and_dataloader(tmp_path):

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from helpers import FAST_HP
 from scripts import job_definition
 from scripts.local import jobs, tune
-from helpers import FAST_HP
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2"}.items())
 
@@ -29,7 +29,8 @@ def run_tuner(image_set, *extra, env=None, timeout=900):
 
 def test_tuning_job_runs_trials_records_a_failure_and_finds_the_best(image_set, jobs_dir):
     # A planted failing trial: 0 is not a valid batch size; Grid tries every value.
-    definition = job_definition.load().with_overrides(strategy="Grid", hyperparameters=job_definition.parse_hp_string(TINY + " lr=0.003"))
+    definition = job_definition.load().with_overrides(
+        strategy="Grid", hyperparameters=job_definition.parse_hp_string(TINY + " lr=0.003"))
     definition.raw["hyperparameter_ranges"] = {"batch_size": {"type": "Categorical", "values": [16, 0, 32]}}
     del definition.raw["static_hyperparameters"]["batch_size"]
     definition = job_definition.from_dict(definition.raw, definition.path)
@@ -64,7 +65,8 @@ def test_killed_tuning_job_resumes_without_duplicated_trials(image_set, jobs_dir
     second = None
     while time.time() < deadline and second is None:
         found = sorted(jobs_dir.glob("*-002"))
-        if found and "[metrics] epoch=1" in (found[0] / jobs.LOG).read_text(errors="replace") if found and (found[0] / jobs.LOG).exists() else False:
+        log = found[0] / jobs.LOG if found else None
+        if log is not None and log.exists() and "[metrics] epoch=1" in log.read_text(errors="replace"):
             second = found[0]
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
@@ -96,8 +98,9 @@ def test_feature_cache_gives_the_same_head_training_as_recomputing(image_set, jo
         assert jobs.run_job(job, definition=definition)["status"] == "Completed"
     assert "of 120 images from the cache" not in (without / jobs.LOG).read_text()
     assert "train': 120 of 120 images from the cache" in (with_cache / jobs.LOG).read_text()
-    histories = [json.loads((j / "output" / "data" / "metrics.json").read_text())["history"] for j in (with_cache, without)]
-    for cached, computed in zip(*histories):
+    histories = [json.loads((j / "output" / "data" / "metrics.json").read_text())["history"]
+                 for j in (with_cache, without)]
+    for cached, computed in zip(*histories, strict=True):
         assert cached["valid_loss"] == pytest.approx(computed["valid_loss"], rel=1e-4)
         assert cached["train_loss"] == pytest.approx(computed["train_loss"], rel=1e-4)
     # augmentation makes features change every epoch: the cache is not used then

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classifier.serving.local import free_port  # noqa: F401 (the tests import it from here)
+from classifier.serving.local import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO_ROOT / "container"

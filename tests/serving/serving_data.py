@@ -9,9 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scripts.data.fashion_mnist import CLASSES as FASHION_NAMES
-from scripts.data.fashion_mnist import DATASET_DIR as FASHION_DIR
-from scripts.data.fashion_mnist import read_idx
+from scripts.data.fashion_mnist import CLASSES as FASHION_NAMES, DATASET_DIR as FASHION_DIR, read_idx
 
 CLASSES = ["Trouser", "Sneaker", "Bag", "T-shirt_top"]  # label order of the artifact (not Fashion-MNIST's)
 IMAGE_SIZE = 64

@@ -65,7 +65,8 @@ def test_ping_never_200_when_the_model_cannot_load(artifact_dir, tmp_path):
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0
         time.sleep(1)
-        left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if str(server.work_dir) in " ".join(p.info["cmdline"] or [])]
+        left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+                if str(server.work_dir) in " ".join(p.info["cmdline"] or [])]
         assert left == [], left
     finally:
         server.stop()
@@ -84,7 +85,7 @@ def test_serve_refuses_to_start_without_a_model(tmp_path):
 def test_predictions_for_held_out_images(server, test_images):
     images, labels = test_images
     correct = sum(top1(server.invoke(serving_data.encode(pixels))) == serving_data.CLASSES[label]
-                  for pixels, label in zip(images, labels))
+                  for pixels, label in zip(images, labels, strict=True))
     assert correct / len(images) >= 0.9, f"{correct} of {len(images)}"
 
 
@@ -126,10 +127,10 @@ def test_json_batch_is_in_order_and_matches_single_requests(server, test_images)
     assert response.status == 200
     predictions = response.json()["predictions"]
     assert len(predictions) == len(chosen)
-    for image, prediction in zip(encoded, predictions):
+    for image, prediction in zip(encoded, predictions, strict=True):
         single = server.invoke(image).json()["predictions"][0]
         assert [c["index"] for c in prediction["classes"]] == [c["index"] for c in single["classes"]]
-        for a, b in zip(prediction["classes"], single["classes"]):
+        for a, b in zip(prediction["classes"], single["classes"], strict=True):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
 
 
@@ -179,8 +180,10 @@ def bad_requests(image: bytes):
          {"Content-Type": "application/json"}, 400, "instances[1] could not be decoded"),
         ("url instead of image", json_body([{"url": "http://169.254.169.254/latest/meta-data/"}]),
          {"Content-Type": "application/json"}, 400, "URLs are not fetched"),
-        ("too many instances", json_body([{"b64": "AAAA"}] * 33), {"Content-Type": "application/json"}, 400, "at most 32"),
-        ("top_k=0", image, {**jpeg, "X-Amzn-SageMaker-Custom-Attributes": "top_k=0"}, 400, "top_k=0 must be at least 1"),
+        ("too many instances", json_body([{"b64": "AAAA"}] * 33), {"Content-Type": "application/json"}, 400,
+         "at most 32"),
+        ("top_k=0", image, {**jpeg, "X-Amzn-SageMaker-Custom-Attributes": "top_k=0"}, 400,
+         "top_k=0 must be at least 1"),
         ("top_k=abc", image, {**jpeg, "X-Amzn-SageMaker-Custom-Attributes": "top_k=abc"}, 400, "not an integer"),
         ("accept csv", image, {**jpeg, "Accept": "text/csv"}, 406, "responses are application/json"),
         ("6 MiB + 1", b"\xff" * (6 * MIB + 1), jpeg, 413, "the limit is 6291456 bytes"),
@@ -230,7 +233,8 @@ def test_bad_input_never_kills_a_worker(server, test_images):
 def test_concurrent_clients(server, test_images):
     """20 clients x 50 requests, all answered correctly, while /ping keeps answering 200."""
     images, labels = test_images
-    encoded = [(serving_data.encode(pixels), serving_data.CLASSES[label]) for pixels, label in zip(images, labels)]
+    encoded = [(serving_data.encode(pixels), serving_data.CLASSES[label])
+               for pixels, label in zip(images, labels, strict=True)]
 
     def client(number: int) -> list[str]:
         problems = []
@@ -240,7 +244,7 @@ def test_concurrent_clients(server, test_images):
                 response = server.invoke(body)
                 if response.status != 200 or response.json()["predictions"][0]["classes"][0]["name"] != label:
                     problems.append(f"{response.status} {response.body[:200]!r}")
-            except Exception as error:  # noqa: BLE001 - a failed request is what this test looks for
+            except Exception as error:  # a failed request is what this test looks for
                 problems.append(repr(error))
         return problems
 

@@ -24,8 +24,9 @@ def status_of(call, *args, **kwargs) -> tuple[int, str]:
 
 
 # --- content negotiation and request bodies --------------------------------------------------------
-@pytest.mark.parametrize("accept", [None, "", "*/*", "application/json", "application/*", "Application/JSON; charset=utf-8",
-                                    "text/html, application/json;q=0.5", "image/png, */*;q=0.1"])
+@pytest.mark.parametrize("accept", [None, "", "*/*", "application/json", "application/*",
+                                    "Application/JSON; charset=utf-8", "text/html, application/json;q=0.5",
+                                    "image/png, */*;q=0.1"])
 def test_accept_allows_json(accept):
     assert inference.accepts_json(accept)
 
@@ -273,7 +274,8 @@ def test_transformer_turns_unexpected_failures_into_json_500(transformer, artifa
         raise RuntimeError("simulated failure")
 
     monkeypatch.setattr(inference, "predict_fn", broken)
-    context, response = run(transformer, artifact_dir, serving_data.encode(test_images[0][0]), {"content-type": "image/png"})
+    context, response = run(transformer, artifact_dir, serving_data.encode(test_images[0][0]),
+                            {"content-type": "image/png"})
     assert context.status[0] == 500 and context.content_type == "application/json"
     body = json.loads(response)
     assert body["code"] == 500 and "simulated failure" in body["message"] and "Traceback" not in response

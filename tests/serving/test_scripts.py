@@ -6,14 +6,12 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import serving_data
 from mms_server import REPO_ROOT, mms_missing
-
-from scripts import endpoint_stats, invoke  # noqa: E402  (run as files too: python scripts/invoke.py)
+from scripts import endpoint_stats, invoke  # these also run as files: python scripts/invoke.py
 
 needs_server = pytest.mark.skipif(bool(mms_missing()), reason=f"not installed: {mms_missing()}")
 
@@ -75,8 +73,8 @@ def sagemaker_client(response_body: bytes, expected: dict):
     client = boto3.client("sagemaker-runtime", region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     stubber = Stubber(client)
-    stubber.add_response("invoke_endpoint", {"Body": FakeStreamingBody(response_body), "ContentType": "application/json"},
-                         expected)
+    stubber.add_response("invoke_endpoint",
+                         {"Body": FakeStreamingBody(response_body), "ContentType": "application/json"}, expected)
     stubber.activate()
     return client
 
@@ -86,8 +84,9 @@ def test_sagemaker_and_local_give_the_same_output(server, image_files):
     (first, _), _ = image_files
     body, content_type = invoke.build_request([first])
     local_answer = invoke.invoke_url(server.url, body, content_type, "top_k=2")
-    client = sagemaker_client(local_answer.body, {"EndpointName": "classifier", "Body": body, "ContentType": content_type,
-                                                  "Accept": "application/json", "CustomAttributes": "top_k=2"})
+    client = sagemaker_client(local_answer.body, {"EndpointName": "classifier", "Body": body,
+                                                  "ContentType": content_type, "Accept": "application/json",
+                                                  "CustomAttributes": "top_k=2"})
     remote_answer = invoke.invoke_sagemaker("classifier", body, content_type, "top_k=2", client=client)
     assert invoke.format_answer(remote_answer, [str(first)]) == invoke.format_answer(local_answer, [str(first)])
     assert invoke.format_answer(local_answer, [str(first)])[1]
@@ -99,9 +98,11 @@ def test_sagemaker_model_error_is_shown_like_a_local_one():
 
     client = boto3.client("sagemaker-runtime", region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
-    container_body = json.dumps({"code": 415, "type": "UnsupportedMediaType", "message": "Content-Type 'text/plain' is not supported"})
+    container_body = json.dumps({"code": 415, "type": "UnsupportedMediaType",
+                                 "message": "Content-Type 'text/plain' is not supported"})
     with Stubber(client) as stubber:
-        stubber.add_client_error("invoke_endpoint", service_error_code="ModelError", service_message="Received client error (415)",
+        stubber.add_client_error("invoke_endpoint", service_error_code="ModelError",
+                                 service_message="Received client error (415)",
                                  http_status_code=424, response_meta={},
                                  modeled_fields={"OriginalStatusCode": 415, "OriginalMessage": container_body})
         answer = invoke.invoke_sagemaker("classifier", b"hi", "text/plain", None, client=client)

@@ -4,7 +4,8 @@ from classifier.training import hyperparameters as H
 
 
 def test_strings_are_parsed_with_types():
-    hp = H.parse({"lr": "1e-3", "freeze_backbone": "False", "augment": "True", "batch_size": "64.0", "num_workers": "auto"})
+    hp = H.parse({"lr": "1e-3", "freeze_backbone": "False", "augment": "True", "batch_size": "64.0",
+                  "num_workers": "auto"})
     assert hp.lr == pytest.approx(0.001) and isinstance(hp.lr, float)
     assert hp.freeze_backbone is False and hp.augment is True
     assert hp.batch_size == 64 and isinstance(hp.batch_size, int)

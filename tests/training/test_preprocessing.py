@@ -19,7 +19,10 @@ def encoded(image: Image.Image, fmt: str, **kw) -> bytes:
                                       ("LA", "PNG"), ("I;16", "PNG"), ("RGB", "PNG")])
 def test_every_image_mode_becomes_rgb(mode, fmt):
     rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
-    image = rgb.convert(mode) if mode != "I;16" else Image.fromarray((np.arange(3500).reshape(50, 70) * 18).astype(np.uint16))
+    if mode != "I;16":
+        image = rgb.convert(mode)
+    else:
+        image = Image.fromarray((np.arange(3500).reshape(50, 70) * 18).astype(np.uint16))
     out = open_rgb(encoded(image, fmt))
     assert out.mode == "RGB" and out.size == (70, 50)
 

@@ -12,9 +12,9 @@ import torch
 from classifier import artifact
 from classifier.training import metrics_log
 from classifier.training.data import scan_channel
+from helpers import FAST_HP
 from scripts import job_definition
 from scripts.local import jobs
-from helpers import FAST_HP
 
 
 def test_model_learns_and_reports_metric_lines(trained_job):
@@ -96,7 +96,7 @@ def test_sigkill_mid_epoch_then_restart_resumes_to_the_same_result(image_set, tm
     expected = json.loads((reference / "output" / "data" / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     # Deterministic on CPU: the resumed job ends exactly where the uninterrupted one did.
-    for ours, theirs in zip(history, expected):
+    for ours, theirs in zip(history, expected, strict=True):
         assert ours["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-5)
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
     assert not list((job / "checkpoints").glob(".*.tmp"))
@@ -104,8 +104,9 @@ def test_sigkill_mid_epoch_then_restart_resumes_to_the_same_result(image_set, tm
 
 def test_make_train_local_prints_the_job(image_set, tmp_path):
     env = {**os.environ, "JOBS_DIR": str(tmp_path)}
+    hp = "model_name=efficientnet_lite0 image_size=32 epochs=1 num_workers=0 batch_size=32"
     result = subprocess.run([sys.executable, "-m", "scripts.local.train", "--quiet", "--data", str(image_set),
-                             "--hp", "model_name=efficientnet_lite0 image_size=32 epochs=1 num_workers=0 batch_size=32"],
+                             "--hp", hp],
                             capture_output=True, text=True, env=env, cwd=jobs.REPO_ROOT, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Training job img-clf-" in result.stdout and "Completed" in result.stdout and str(tmp_path) in result.stdout

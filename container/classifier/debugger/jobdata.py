@@ -62,10 +62,12 @@ class JobData:
         return {k: v[mask] for k, v in self.system.items()}
 
     def gpu_indices(self) -> list[int]:
-        return sorted({int(k[3:].split("_")[0]) for k in self.system if k.startswith("gpu") and k.endswith("_util_percent")})
+        return sorted({int(k[3:].split("_")[0]) for k in self.system
+                       if k.startswith("gpu") and k.endswith("_util_percent")})
 
     def cpu_cores(self) -> int:
-        return int(self.job.get("cpu_count") or len([k for k in self.system if k.startswith("cpu") and k[3:4].isdigit()]) or 1)
+        return int(self.job.get("cpu_count")
+                   or len([k for k in self.system if k.startswith("cpu") and k[3:4].isdigit()]) or 1)
 
 
 def load(layout: config.Layout, reader: TensorReader | None = None, with_tensors: bool = True) -> JobData:

@@ -157,14 +157,15 @@ class SystemSampler:
         io = self._io()
         last_time, last_io = self._last
         seconds = max(now - last_time, 1e-6)
-        rates = [max(0, a - b) / 2**20 / seconds for a, b in zip(io, last_io)]
+        rates = [max(0, a - b) / 2**20 / seconds for a, b in zip(io, last_io, strict=True)]
         self._last = (now, io)
         rss, children = self._process_memory()
         return ([round(now, 3), round(now - self.started, 3), round(sum(per_core) / len(per_core), 1)]
                 + [round(v, 1) for v in per_core]
                 + [round(getattr(times, "iowait", 0.0), 1), round(memory.percent, 1),
                    round((memory.total - memory.available) / 2**20, 1), round(rss, 1), children]
-                + [round(r, 3) for r in rates] + [round(v, 2) if isinstance(v, float) else v for v in self.gpu.sample()])
+                + [round(r, 3) for r in rates]
+                + [round(v, 2) if isinstance(v, float) else v for v in self.gpu.sample()])
 
     def _process_memory(self):
         try:
@@ -241,7 +242,8 @@ class TraceWindow:
             for event in averages:
                 rows.append([event.key, event.count, round(event.self_cpu_time_total / 1000, 3),
                              round(event.cpu_time_total / 1000, 3),
-                             round(getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0)) / 1000, 3)])
+                             round(getattr(event, "self_device_time_total",
+                                           getattr(event, "self_cuda_time_total", 0)) / 1000, 3)])
             rows.sort(key=lambda r: -(r[4] if cuda else r[2]))
             with open(self.directory / "operators.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)

@@ -116,7 +116,8 @@ def job_summary(data: jobdata.JobData, name: str) -> str:
         ("Initialisation (start to first step)", fmt_seconds(init)),
         ("Training loop (first step to last epoch end)", fmt_seconds(loop)),
         ("Finalisation (last epoch end to end)", fmt_seconds(final)), ("Total", fmt_seconds(total)),
-        ("Epochs run / best epoch", f"{esc(finals.get('epochs_run', len(data.epochs)))} / {esc(finals.get('best_epoch', '–'))}"),
+        ("Epochs run / best epoch", f"{esc(finals.get('epochs_run', len(data.epochs)))} / "
+                                    f"{esc(finals.get('best_epoch', '–'))}"),
         ("Best valid loss / accuracy", f"{fmt_number(number(finals.get('valid_loss')))} / "
                                        f"{fmt_number(number(finals.get('valid_accuracy')))}"),
         ("Stopped", esc(finals.get("stopped") or "no (ran all epochs)")),
@@ -127,7 +128,8 @@ def job_summary(data: jobdata.JobData, name: str) -> str:
     hook = job.get("hook")
     if hook:
         rows.append(("smdebug hook", esc(f"{hook.get('source')}; watches the {hook.get('watched')}; every "
-                                         f"{hook.get('train_interval')} train / {hook.get('eval_interval')} eval steps; "
+                                         f"{hook.get('train_interval')} train / "
+                                         f"{hook.get('eval_interval')} eval steps; "
                                          f"{', '.join(hook.get('collections', []))}; {hook.get('out_dir')}")))
     else:
         rows.append(("smdebug hook", "off (debugger=false)"))
@@ -265,7 +267,8 @@ def system_section(data: jobdata.JobData) -> str:
     plt = _plt()
     started = data.started or float(system["timestamp"][0])
     t = system["timestamp"] - started
-    cores = sorted((k for k in system if k.startswith("cpu") and k[3:4].isdigit()), key=lambda k: int(k[3:].split("_")[0]))
+    cores = sorted((k for k in system if k.startswith("cpu") and k[3:4].isdigit()),
+                   key=lambda k: int(k[3:].split("_")[0]))
     first, last = data.loop_window()
     fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
     ax = axes[0]
@@ -377,7 +380,8 @@ def steps_section(data: jobdata.JobData, results: list[dict]) -> str:
                                                                  ("optimizer", "optimizer_s"))]
     body += table(["phase", "unit", "max", "p99", "p95", "p50", "min"], [r for r in stats if r])
     if outliers.any():
-        listed = ", ".join(f"{int(s)} ({d:.3f} s)" for s, d in zip(steps["step"][outliers][:20], durations[outliers][:20]))
+        listed = ", ".join(f"{int(s)} ({d:.3f} s)"
+                           for s, d in zip(steps["step"][outliers][:20], durations[outliers][:20], strict=True))
         body += note(f"Outlier steps: {listed}")
     return section("steps", "Step durations", body)
 
@@ -441,7 +445,7 @@ def tensors_section(data: jobdata.JobData) -> str:
     panels = [p for p in (("gradients", grads), ("weights", weights), ("relu", relus)) if p[1]]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.4), squeeze=False)
-        for ax, (kind, stats) in zip(axes[0], panels):
+        for ax, (kind, stats) in zip(axes[0], panels, strict=True):
             names = sorted({s.name for s in stats})
             for name in names[:12]:
                 series = sorted((s for s in stats if s.name == name), key=lambda s: s.step)
@@ -468,8 +472,8 @@ def tensors_section(data: jobdata.JobData) -> str:
         entry[3] += s.inf
     rows = [(esc(c), len(v[0]), len({st for m, st in v[1] if m == 'train'}), len({st for m, st in v[1] if m == 'eval'}),
              v[2], v[3]) for c, v in sorted(collections.items())]
-    parts.append(table(["collection", "tensors", "train steps saved", "eval steps saved", "NaN values", "infinite values"],
-                       rows))
+    parts.append(table(["collection", "tensors", "train steps saved", "eval steps saved", "NaN values",
+                        "infinite values"], rows))
     parts.append(note(f"smdebug output: {tensors.path}. Read it with smdebug.trials.create_trial(path)."))
     return section("tensors", "Tensors saved by the hook", "".join(parts))
 
@@ -505,9 +509,10 @@ def operators_section(layout: config.Layout) -> str:
     if not rows:
         return section("operators", "torch.profiler operators",
                        note("No torch.profiler window (profiler_trace_steps=0)."))
-    header = (layout.trace_dir / "operators.txt").read_text().splitlines()[0] if (layout.trace_dir / "operators.txt").is_file() else ""
-    shown = [(esc(r["operator"]), esc(r["calls"]), esc(r["self_cpu_ms"]), esc(r["cpu_total_ms"]), esc(r["self_device_ms"]))
-             for r in rows[:25]]
+    operators_txt = layout.trace_dir / "operators.txt"
+    header = operators_txt.read_text().splitlines()[0] if operators_txt.is_file() else ""
+    shown = [(esc(r["operator"]), esc(r["calls"]), esc(r["self_cpu_ms"]), esc(r["cpu_total_ms"]),
+              esc(r["self_device_ms"])) for r in rows[:25]]
     return section("operators", "torch.profiler operators", note(header) + table(
         ["operator", "calls", "self CPU (ms)", "CPU total (ms)", "self GPU (ms)"], shown) + note(
         "The Chrome trace is profiler/trace/torch_trace.json: open it in chrome://tracing or ui.perfetto.dev."))
@@ -535,7 +540,8 @@ section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:12px 
 h2{font-size:18px;margin:4px 0 10px}h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0;width:100%}
 th,td{border:1px solid #e1e4e8;padding:4px 7px;text-align:left;vertical-align:top}th{background:#f1f3f5}
-tr.fired td{background:#fff5f5}.badge{padding:2px 7px;border-radius:10px;font-size:11.5px;font-weight:600;white-space:nowrap}
+tr.fired td{background:#fff5f5}
+.badge{padding:2px 7px;border-radius:10px;font-size:11.5px;font-weight:600;white-space:nowrap}
 .IssuesFound{background:#ffd7d5;color:#a40e26}.NoIssuesFound{background:#dcffe4;color:#176f2c}
 .Error{background:#fff1c2;color:#735c0f}.InProgress{background:#e1ecf4;color:#2c5777}
 .small{font-size:11px;color:#666}.note{font-size:12.5px;color:#444}img.plot{max-width:100%;display:block;margin:6px 0}

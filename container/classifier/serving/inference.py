@@ -214,7 +214,7 @@ def _b64decode(text: str, source: str) -> bytes:
 
 def predict_fn(data: ImageBatch, model: ServingModel) -> Prediction:
     tensors = []
-    for image, source in zip(data.images, data.sources):
+    for image, source in zip(data.images, data.sources, strict=True):
         try:
             tensors.append(model.preprocess(image))
         except ImageTooLargeError as error:
@@ -268,7 +268,7 @@ def output_fn(prediction: Prediction, accept: str | None, top_k: int = 3) -> tup
     values, indices = torch.topk(prediction.probabilities, top_k, dim=1)
     predictions = [
         {"classes": [{"name": prediction.classes[i], "index": i, "probability": p}
-                     for p, i in zip(row_values.tolist(), row_indices.tolist())]}
-        for row_values, row_indices in zip(values, indices)
+                     for p, i in zip(row_values.tolist(), row_indices.tolist(), strict=True)]}
+        for row_values, row_indices in zip(values, indices, strict=True)
     ]
     return json.dumps({"predictions": predictions}), JSON

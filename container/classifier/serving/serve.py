@@ -20,9 +20,9 @@ import os
 import sys
 from pathlib import Path
 
+from ..artifact import CONFIG_FILE, WEIGHTS_FILE  # torch-free: the front end never loads torch
 from .mms_plugin import PluginBuildError, plugin_dir
 from .settings import Settings, SettingsError
-from ..artifact import CONFIG_FILE, WEIGHTS_FILE  # torch-free: the front end never loads torch
 
 HANDLER_SERVICE = "classifier.serving.handler_service"
 DEFAULT_BASE_DIR = "/opt/ml"

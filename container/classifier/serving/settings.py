@@ -83,7 +83,8 @@ class Settings:
         env = os.environ if env is None else env
         port = _int_env(env, "SAGEMAKER_BIND_TO_PORT", 8080)
         if port > MAX_MMS_PORT:
-            raise SettingsError(f"SAGEMAKER_BIND_TO_PORT={port}: multi-model-server only binds ports up to {MAX_MMS_PORT}")
+            raise SettingsError(f"SAGEMAKER_BIND_TO_PORT={port}: multi-model-server only binds ports "
+                                f"up to {MAX_MMS_PORT}")
         cpus = usable_cpus()
         # One single-threaded worker per CPU gives the most throughput under concurrent load, and
         # a worker never waits for another's request; a single client still gets one core.

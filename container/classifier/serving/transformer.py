@@ -44,7 +44,7 @@ def _request_id(context, index: int) -> str | None:
     """MMS's id of the request (also in its access log)."""
     try:
         return context.get_request_id(index)
-    except Exception:  # noqa: BLE001 - only for the log line
+    except Exception:  # only for the log line
         return None
 
 
@@ -117,7 +117,8 @@ class ClassifierTransformer(Transformer):
             message = None
         context.set_response_content_type(index, content_type)
         total_ns = time.perf_counter_ns() - start
-        self._log_request(_request_id(context, index), headers, body, images, top_k, status, model_ns, total_ns, message)
+        self._log_request(_request_id(context, index), headers, body, images, top_k, status, model_ns, total_ns,
+                          message)
         return response
 
     def _log_request(self, request_id, headers, body, images, top_k, status, model_ns, total_ns, message):

@@ -94,7 +94,7 @@ def verify_images(channel: Channel, workers: int, skip_bad: bool) -> Channel:
             problems = list(pool.map(_check_image, paths, chunksize=64))
     else:
         problems = [_check_image(p) for p in paths]
-    bad = [(p, why) for p, why in zip(paths, problems) if why]
+    bad = [(p, why) for p, why in zip(paths, problems, strict=True) if why]
     if not bad:
         return channel
     listing = "; ".join(f"{p.relative_to(channel.root)} ({why})" for p, why in bad[:20])

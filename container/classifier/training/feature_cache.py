@@ -53,7 +53,7 @@ def load(cache_dir: Path, key: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         return {}
     stored = torch.load(path, map_location="cpu", weights_only=True)
-    return dict(zip(stored["hashes"], stored["features"]))
+    return dict(zip(stored["hashes"], stored["features"], strict=True))
 
 
 def save(cache_dir: Path, key: str, entries: dict[str, torch.Tensor]) -> None:
@@ -72,7 +72,8 @@ def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, prepr
     computed = {}
     if missing:
         subset = Channel(channel.name, channel.root, channel.classes, [channel.samples[i] for i in missing])
-        for i, row in zip(missing, compute_features(model, subset, preprocessing, batch_size, workers, device)):
+        features = compute_features(model, subset, preprocessing, batch_size, workers, device)
+        for i, row in zip(missing, features, strict=True):
             computed[hashes[i]] = row
     log.info("feature cache: channel '%s': %d of %d images from the cache", channel.name,
              len(hashes) - len(missing), len(hashes))

@@ -63,7 +63,8 @@ def _choice(*values):
 
 
 SPECS: dict[str, Spec] = {
-    "model_name": Spec(str, "resnet50", **_choice("resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0"),
+    "model_name": Spec(str, "resnet50",
+                       **_choice("resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0"),
                        help="backbone"),
     "pretrained": Spec(_bool, True, help="start from ImageNet weights"),
     "lr": Spec(_float, 0.001, lambda v: 0 < v <= 10, "> 0 and <= 10", "learning rate of the head"),

@@ -187,7 +187,8 @@ def make_optimizer(model, hp: Hyperparameters):
     if not hp.freeze_backbone:
         groups.append({"params": list(model.backbone.parameters()), "lr": hp.lr * hp.backbone_lr_scale})
     if hp.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay, nesterov=hp.momentum > 0)
+        return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay,
+                               nesterov=hp.momentum > 0)
     if hp.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
     return torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay)
@@ -228,7 +229,8 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     preprocessing = arch.preprocessing(hp.image_size)
     weights_file = None
     if hp.pretrained:
-        weights_file = find_weights_file(channels["weights"]) if "weights" in channels else find_pretrained_weights(arch)
+        weights_file = (find_weights_file(channels["weights"]) if "weights" in channels
+                        else find_pretrained_weights(arch))
     model = build_model(hp.model_name, len(classes), hp.pretrained, hp.freeze_backbone, weights_file).to(device)
     if use_channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -347,7 +349,8 @@ def finish(hp, model, best_model_state, state, classes, preprocessing, test, pre
     final = {"best_epoch": state["best_epoch"], "valid_loss": state["best_valid_loss"],
              "valid_accuracy": best.get("valid_accuracy"), "epochs_run": state["epoch"], "stopped": state["stopped"]}
     # Last of the valid_* values in the log: the final objective describes the model that is saved.
-    print(metrics_log.best_line(state["best_epoch"], state["best_valid_loss"], best.get("valid_accuracy", 0.0)), flush=True)
+    print(metrics_log.best_line(state["best_epoch"], state["best_valid_loss"], best.get("valid_accuracy", 0.0)),
+          flush=True)
     output = paths.output_data_dir()
     output.mkdir(parents=True, exist_ok=True)
     if test is not None:

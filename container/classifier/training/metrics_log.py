@@ -1,11 +1,12 @@
 """The metric lines of the training log: a fixed format that SageMaker MetricDefinitions regexes read.
 
-    [metrics] epoch=3 train_loss=0.412300 valid_loss=0.399100 valid_accuracy=0.875000 epoch_time=12.31 images_per_sec=201.3
-    [metrics] best_epoch=2 valid_loss=0.398000 valid_accuracy=0.880000
-    [metrics] test_loss=0.401200 test_accuracy=0.870000
+[metrics] epoch=3 train_loss=0.412300 valid_loss=0.399100 valid_accuracy=0.875000 epoch_time=12.31 images_per_sec=201.3
+[metrics] best_epoch=2 valid_loss=0.398000 valid_accuracy=0.880000
+[metrics] test_loss=0.401200 test_accuracy=0.870000
 
 The `best_epoch` line comes last of the valid_* values: the final value a regex reads (SageMaker's
-final objective metric) is the one of the epoch whose model is saved. The regexes live in config/job.yaml (metric_definitions); tests check that they read these lines.
+final objective metric) is the one of the epoch whose model is saved. The regexes live in
+config/job.yaml (metric_definitions); tests check that they read these lines.
 """
 
 PREFIX = "[metrics]"

@@ -130,7 +130,8 @@ def batch_size(data, cpu_threshold_p95=70.0, gpu_threshold_p95=70.0, gpu_memory_
     gpu = max(float(np.percentile(u, 95)) for _, u, _ in gpus)
     memories = [float(np.percentile(m, 95)) for _, _, m in gpus if len(m)]
     memory = max(memories) if memories else math.nan
-    if cpu < cpu_threshold_p95 and gpu < gpu_threshold_p95 and (math.isnan(memory) or memory < gpu_memory_threshold_p95):
+    if (cpu < cpu_threshold_p95 and gpu < gpu_threshold_p95
+            and (math.isnan(memory) or memory < gpu_memory_threshold_p95)):
         return issues(f"p95 of CPU {cpu:.0f} %, GPU {gpu:.0f} %, GPU memory {memory:.0f} % are all below their "
                       f"thresholds ({cpu_threshold_p95:g}/{gpu_threshold_p95:g}/{gpu_memory_threshold_p95:g} %)",
                       time=_time(data, window), cpu_p95=cpu, gpu_p95=gpu, gpu_memory_p95=memory)
@@ -154,8 +155,9 @@ def gpu_memory_increase(data, increase=10.0, window=20):
         if rise > increase:
             at = int(np.argmax(means > means[0] + increase)) + width - 1
             return issues(f"GPU {index} memory grew by {rise:.1f} percentage points (> {increase:g}): "
-                          f"{means[0]:.1f} % -> {means.max():.1f} %", time=float(samples["timestamp"][at] - data.started)
-                          if data.started else None, gpu=index, increase=rise)
+                          f"{means[0]:.1f} % -> {means.max():.1f} %",
+                          time=float(samples["timestamp"][at] - data.started) if data.started else None,
+                          gpu=index, increase=rise)
     return no_issues(f"GPU memory stable (window {width} samples)")
 
 
@@ -171,8 +173,9 @@ def step_outlier(data, stddev=5.0, n_outliers=10):
     outliers = np.nonzero(durations > limit)[0] if sd > 0 else np.array([], dtype=int)
     if len(outliers) > n_outliers:
         first = int(outliers[0])
-        return issues(f"{len(outliers)} steps took longer than mean + {stddev:g} sd = {limit:.3f} s (mean {mean:.3f} s, "
-                      f"sd {sd:.3f} s; allowed {n_outliers}); longest {durations[outliers].max():.3f} s",
+        return issues(f"{len(outliers)} steps took longer than mean + {stddev:g} sd = {limit:.3f} s "
+                      f"(mean {mean:.3f} s, sd {sd:.3f} s; allowed {n_outliers}); "
+                      f"longest {durations[outliers].max():.3f} s",
                       step=int(steps["step"][first]), time=float(steps["elapsed_s"][first]), outliers=len(outliers),
                       mean=mean, sd=sd, limit=limit, outlier_steps=[int(steps["step"][i]) for i in outliers[:20]])
     return no_issues(f"{len(outliers)} outlier step(s) (limit {limit:.3f} s, allowed {n_outliers}); mean {mean:.3f} s",

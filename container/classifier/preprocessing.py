@@ -18,9 +18,9 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import functional as TF
 
+from .backbones import IMAGENET_MEAN, IMAGENET_STD
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RULE = "shorter_side_then_center_crop"
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 # Decompression bombs: PIL warns at 89M pixels; we refuse anything larger than this outright.

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..backbones import ARCHITECTURES
 from ..debugger import config as _debugger
 
 # Keys SageMaker adds that are not ours: accepted and ignored.
@@ -49,6 +50,15 @@ def _workers(text: str):
     return "auto" if text.strip().lower() == "auto" else _int(text)
 
 
+def _stages(text: str):
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return _int(text)
+    except ValueError:
+        raise ValueError("expected all or a whole number") from None
+
+
 @dataclass(frozen=True)
 class Spec:
     parse: Callable[[str], Any]
@@ -63,9 +73,7 @@ def _choice(*values):
 
 
 SPECS: dict[str, Spec] = {
-    "model_name": Spec(str, "resnet50",
-                       **_choice("resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0"),
-                       help="backbone"),
+    "model_name": Spec(str, "resnet50", **_choice(*ARCHITECTURES), help="backbone"),
     "pretrained": Spec(_bool, True, help="start from ImageNet weights"),
     "lr": Spec(_float, 0.001, lambda v: 0 < v <= 10, "> 0 and <= 10", "learning rate of the head"),
     "batch_size": Spec(_int, 32, lambda v: 1 <= v <= 4096, "between 1 and 4096", "images per step (per GPU)"),
@@ -74,7 +82,9 @@ SPECS: dict[str, Spec] = {
     "optimizer": Spec(str, "adam", **_choice("adam", "adamw", "sgd")),
     "momentum": Spec(_float, 0.9, lambda v: 0 <= v < 1, ">= 0 and < 1", "SGD momentum"),
     "weight_decay": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
-    "freeze_backbone": Spec(_bool, True, help="train the head only"),
+    "unfreeze_stages": Spec(_stages, 0, lambda v: v == "all" or v >= 0, "all or a whole number >= 0",
+                            "backbone stages trained, counted from the last (0: the head only; all: everything)"),
+    "freeze_backbone": Spec(_bool, True, help="alias: true is unfreeze_stages=0, false is unfreeze_stages=all"),
     "backbone_lr_scale": Spec(_float, 0.1, lambda v: 0 < v <= 1, "> 0 and <= 1",
                               "backbone lr = lr x this, when the backbone is not frozen"),
     "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
@@ -157,9 +167,53 @@ def parse(values: dict[str, Any]) -> Hyperparameters:
             errors.append(f"{name}={text!r} is not valid (must be {spec.rule})")
             continue
         parsed[name] = value
+    if not errors:
+        errors = _reconcile_stages(parsed, given={k for k in values if k in SPECS})
     if errors:
         raise HyperparameterError("bad hyperparameter value(s): " + "; ".join(errors))
     return parsed
+
+
+# A name and its alias: a value given for either replaces both in layers below it (see merge).
+ALIASES = {"freeze_backbone": "unfreeze_stages", "unfreeze_stages": "freeze_backbone"}
+
+
+def _reconcile_stages(parsed: Hyperparameters, given: set[str]) -> list[str]:
+    """freeze_backbone is an alias of unfreeze_stages (true: 0, false: all); both given must agree."""
+    stages, frozen = parsed["unfreeze_stages"], parsed["freeze_backbone"]
+    if "freeze_backbone" in given and "unfreeze_stages" in given:
+        if frozen != (stages == 0) or (not frozen and stages != "all"):
+            return [f"freeze_backbone={str(frozen).lower()} and unfreeze_stages={stages} disagree "
+                    f"(freeze_backbone=true is unfreeze_stages=0, false is unfreeze_stages=all); give one of them"]
+    elif "freeze_backbone" in given:
+        parsed["unfreeze_stages"] = 0 if frozen else "all"
+    stages = parsed["unfreeze_stages"]
+    count = len(ARCHITECTURES[parsed["model_name"]].stages)
+    if stages != "all" and stages > count:
+        return [f"unfreeze_stages={stages} is more than the {count} stages of {parsed['model_name']} "
+                f"(0 to {count}, or all)"]
+    parsed["freeze_backbone"] = stages == 0
+    return []
+
+
+def merge(*layers: dict) -> dict:
+    """Hyperparameter layers, later ones winning (static < best trial < given); a name given in a
+    later layer also removes its alias from the earlier ones, so `unfreeze_stages=1` over a static
+    `freeze_backbone=true` is not a contradiction."""
+    merged: dict = {}
+    for layer in layers:
+        for name in layer:
+            alias = ALIASES.get(name)
+            if alias is not None and alias not in layer:
+                merged.pop(alias, None)
+        merged.update(layer)
+    return merged
+
+
+def features_are_fixed(hp: Hyperparameters) -> bool:
+    """True when an image's backbone output never changes during training (the backbone is frozen, with
+    pretrained weights, and no random augmentation): the condition for training from cached features."""
+    return hp.unfreeze_stages == 0 and not hp.augment and hp.pretrained
 
 
 def parse_args(argv: list[str]) -> Hyperparameters:

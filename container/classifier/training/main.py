@@ -27,7 +27,13 @@ from ..model import WeightsError, build_model, find_pretrained_weights, get_arch
 from . import checkpoints, distributed, feature_cache, metrics_log
 from .checkpoints import CheckpointError
 from .data import DataError, ImageDataset, scan_channel, verify_images
-from .hyperparameters import HyperparameterError, Hyperparameters, parse_args, resolve_num_workers
+from .hyperparameters import (
+    HyperparameterError,
+    Hyperparameters,
+    features_are_fixed,
+    parse_args,
+    resolve_num_workers,
+)
 from .loop import NLLWithLabelSmoothing, Precision, evaluate, train_one_epoch
 from .observers import build_observers
 
@@ -239,7 +245,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     train_set, valid_set = ImageDataset(train, preprocessing, hp.augment, hp.seed), ImageDataset(valid, preprocessing)
     trained_module, eval_module, loader_workers = model, model, workers
     if "feature_cache" in channels:
-        if hp.freeze_backbone and not hp.augment and hp.pretrained:
+        if features_are_fixed(hp):
             key = feature_cache.model_key(hp.model_name, weights_file, preprocessing)
             cached = feature_cache.load(channels["feature_cache"], key)
 
@@ -251,7 +257,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
             train_set, valid_set = from_cache(train), from_cache(valid)
             trained_module, eval_module, loader_workers = model.head, model.head, 0
         else:
-            log.info("feature cache not used: it needs freeze_backbone=true, augment=false and pretrained=true")
+            log.info("feature cache not used: it needs unfreeze_stages=0, augment=false and pretrained=true")
     train_model = trained_module
     if world.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(

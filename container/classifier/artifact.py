@@ -30,11 +30,15 @@ def atomic_write_bytes(path: Path, write) -> None:
     """Write through a temporary file and rename, so a crash never leaves a half-written file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk, say: leave no half-written file behind
+        raise
 
 
 def atomic_write_json(path: Path, data) -> None:

@@ -34,22 +34,56 @@ def make_head(num_features: int, num_classes: int) -> nn.Sequential:
     )
 
 
+def trained_backbone_parts(arch: Architecture, unfreeze_stages) -> list[str]:
+    """Submodule names of the backbone that train: its last k stages and the layers after them
+    ("" is the whole backbone, stem included: `all`); none for 0."""
+    if unfreeze_stages == "all":
+        return [""]
+    if not unfreeze_stages:
+        return []
+    if not 0 < unfreeze_stages <= len(arch.stages):
+        raise ValueError(f"unfreeze_stages={unfreeze_stages}: {arch.name} has {len(arch.stages)} stages")
+    return [*arch.stages[-unfreeze_stages:], *arch.after_stages]
+
+
 class ImageClassifier(nn.Module):
-    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, mean, std, freeze_backbone=False):
+    """Backbone, optional dropout on its pooled features, and the head.
+
+    `trained_parts` names the backbone submodules that train (see `trained_backbone_parts`); every other
+    backbone parameter is frozen (requires_grad off, so autograd records nothing for a frozen prefix)
+    and its BatchNorm layers stay in eval mode, so their running statistics stay the pretrained ones.
+    """
+
+    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, mean, std,
+                 trained_parts: list[str] = ("",), dropout: float = 0.0):
         super().__init__()
         self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)  # no parameters: the state dict is the same with or without it
         self.head = make_head(num_features, num_classes)
         # Not persistent: the artifact's JSON holds mean/std, the state dict holds only learnt weights.
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False)
-        self.backbone_frozen = freeze_backbone
-        if freeze_backbone:
-            self.backbone.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255,
+                             persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255,
+                             persistent=False)
+        self.trained_parts = list(trained_parts)
+        self.backbone.requires_grad_(False)
+        for module in self.trained_backbone_modules():
+            module.requires_grad_(True)
+
+    @property
+    def backbone_frozen(self) -> bool:
+        """The whole backbone is frozen: its output depends on the image alone."""
+        return not self.trained_parts
+
+    def trained_backbone_modules(self) -> list[nn.Module]:
+        return [self.backbone.get_submodule(name) for name in self.trained_parts]
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.backbone_frozen:
+        if mode and self.trained_parts != [""]:
             self.backbone.eval()  # frozen BatchNorm statistics stay the pretrained ones
+            for module in self.trained_backbone_modules():
+                module.train()
         return self
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -62,8 +96,16 @@ class ImageClassifier(nn.Module):
                 return self.backbone(images)
         return self.backbone(images)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities from pooled backbone features (what the head trains on from the cache)."""
+        return self.head(self.dropout(features))
+
+    def head_on_features(self) -> nn.Module:
+        """The trained part when the backbone's features come from the cache: dropout + head."""
+        return nn.Sequential(self.dropout, self.head)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images))
+        return self.classify(self.features(images))
 
 
 def build_model(
@@ -72,16 +114,25 @@ def build_model(
     pretrained: bool = True,
     freeze_backbone: bool = True,
     weights_file: Path | None = None,
+    unfreeze_stages=None,
+    dropout: float = 0.0,
 ) -> ImageClassifier:
-    """The backbone (with pretrained ImageNet weights when asked) and a fresh head."""
+    """The backbone (with pretrained ImageNet weights when asked) and a fresh head.
+
+    `unfreeze_stages` (0..stages or "all") says which backbone stages train; when None,
+    `freeze_backbone` decides (true: 0, false: all), as the hyperparameter alias does.
+    """
     arch = get_architecture(model_name)
+    if unfreeze_stages is None:
+        unfreeze_stages = 0 if freeze_backbone else "all"
+    trained = trained_backbone_parts(arch, unfreeze_stages)
     network = arch.build()
     if pretrained:
         source = weights_file or find_pretrained_weights(arch)
         load_backbone_weights(network, _read_state_dict(source), source)
         log.info("Loaded pretrained %s weights from %s", arch.name, source)
     setattr(network, arch.classifier_attr, nn.Identity())
-    return ImageClassifier(network, arch.num_features, num_classes, arch.mean, arch.std, freeze_backbone)
+    return ImageClassifier(network, arch.num_features, num_classes, arch.mean, arch.std, trained, dropout)
 
 
 def find_pretrained_weights(arch: Architecture) -> Path:

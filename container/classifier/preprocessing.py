@@ -115,36 +115,77 @@ class Preprocessing:
         return self.eval_transform(self.load(source, max_pixels=max_pixels))
 
 
-def open_rgb(source: Source, draft_size: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open any JPEG/PNG (greyscale, RGBA, CMYK, palette, 16-bit) as a fully decoded RGB image.
+# Only these decoders are ever run: Pillow would otherwise open any format it knows (GIF, BMP, TIFF, WEBP,
+# and EPS through Ghostscript) from whatever bytes arrive, whatever the file name or Content-Type says.
+ACCEPTED_FORMATS = ("JPEG", "PNG")
+# Leading bytes of formats people send by mistake, to name them in the error.
+_OTHER_FORMATS = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+                  (b"%!PS", "PostScript/EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"))
+
+
+def _sniff_format(handle, position: int | None) -> str | None:
+    if position is None:
+        return None
+    try:
+        handle.seek(position)
+        head = handle.read(16)
+    except (AttributeError, OSError, ValueError):
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
+
+
+def open_rgb(source: Source, draft_size: int | None = None,
+             max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open a JPEG or PNG (greyscale, RGBA, CMYK, palette, 16-bit) as a fully decoded, upright RGB image.
 
     `draft_size`: the shorter side the caller needs; JPEGs are decoded at the smallest 1/2, 1/4 or 1/8
     scale that keeps both sides at least this large (libjpeg's reduced-size decode, much faster).
-    Raises ImageDecodeError for unreadable, corrupt or truncated data and ImageTooLargeError above
-    `max_pixels`.
+    The EXIF Orientation tag (phone photos are often stored sideways) is applied after decoding, so
+    the pixels are the way the photo was taken. Raises ImageDecodeError for other formats and for
+    unreadable, corrupt or truncated data, and ImageTooLargeError above `max_pixels`.
     """
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     try:
-        image = Image.open(source)
+        start = source.tell() if hasattr(source, "tell") else 0
+    except OSError:  # not seekable: the format is not named in an error
+        start = None
+    try:
+        image = Image.open(source, formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(str(error)) from error
+    except Image.UnidentifiedImageError as error:
+        other = _sniff_path(source) if isinstance(source, (str, Path)) else _sniff_format(source, start)
+        what = f"a {other} image" if other else "not a JPEG or PNG image"
+        raise ImageDecodeError(f"{what}: only {' and '.join(ACCEPTED_FORMATS)} are accepted") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"not a readable image: {error}") from error
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageTooLargeError(f"image is {width}x{height} = {width * height} pixels, "
-                                 f"more than the {max_pixels} allowed")
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height} pixels, more than the {max_pixels} allowed")
     try:
         if draft_size and image.format == "JPEG" and image.mode in ("RGB", "L"):
+            # Both sides stay >= draft_size, so the size needed holds whichever way the photo is turned.
             image.draft(image.mode, (draft_size, draft_size))
         image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy for the many upright images
         return _to_rgb(image)
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(str(error)) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # PIL says "image file is truncated" or "broken data stream" for cut-off files.
         raise ImageDecodeError(f"corrupt or truncated image: {error}") from error
+
+
+def _sniff_path(path) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return _sniff_format(handle, 0)
+    except OSError:
+        return None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -7,8 +7,10 @@ the one `last.pt` names). Both load with `torch.load(weights_only=True)`.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +54,38 @@ def set_rng_state(state: dict) -> None:
 
 def save(directory: Path, state: dict, best_model_state: dict | None) -> None:
     """A new best model under its own name, then `last.pt` naming it, then the old best removed:
-    a crash at any point leaves a `last.pt` whose best model is on disk."""
+    a crash at any point leaves a `last.pt` whose best model is on disk. A write that fails (a full
+    disk) leaves the previous checkpoint as it was and raises CheckpointError saying why."""
     directory.mkdir(parents=True, exist_ok=True)
     keep = best_file(state["progress"]["best_epoch"])
-    if best_model_state is not None:
-        atomic_write_bytes(directory / keep, lambda f: torch.save(best_model_state, f))
-    atomic_write_bytes(directory / LAST, lambda f: torch.save(state, f))
+    written = []
+    try:
+        if best_model_state is not None:
+            _write(directory / keep, best_model_state)
+            written.append(directory / keep)
+        _write(directory / LAST, state)
+    except CheckpointError:
+        for path in written:  # not named by the last.pt on disk: only takes space
+            path.unlink(missing_ok=True)
+        raise
     for old in directory.glob("best-epoch-*.pt"):
         if old.name != keep:
             old.unlink(missing_ok=True)
+
+
+def _write(path: Path, payload: dict) -> None:
+    try:
+        atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    except (OSError, RuntimeError) as error:
+        # torch reports a full disk as "RuntimeError: [enforce fail at inline_container.cc:...] ...
+        # file write failed"; ask the file system instead of parsing that.
+        free = shutil.disk_usage(path.parent).free
+        if getattr(error, "errno", None) == errno.ENOSPC or free < 64 * 1024 * 1024:
+            raise CheckpointError(f"no space left on {path.parent} to write checkpoint {path.name} "
+                                  f"({free // 1024} KiB free); the previous checkpoint is kept. Free space "
+                                  f"and run the job again to resume") from error
+        raise CheckpointError(f"cannot write checkpoint {path} ({type(error).__name__}: {error}); "
+                              f"the previous checkpoint is kept") from error
 
 
 def load(directory: Path, fingerprint: dict) -> tuple[dict, dict | None] | None:
@@ -90,5 +115,9 @@ def load(directory: Path, fingerprint: dict) -> tuple[dict, dict | None] | None:
         if not path.is_file():
             raise CheckpointError(f"checkpoint {directory / LAST} names {path.name}, which is missing; "
                                   f"remove the checkpoint dir to start over")
-        best = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            best = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                                  f"remove the checkpoint dir {directory} to start over") from error
     return state, best

@@ -60,14 +60,24 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
     else:
         classes = found
     index = {c: i for i, c in enumerate(classes)}
-    samples, empty, ignored = [], [], 0
+    samples, empty, nested, ignored = [], [], [], 0
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        entries = sorted(folder.iterdir())
+        # A sub-folder (old/, augmented/, another class by mistake) would silently join its parent's
+        # class: refuse it and let the user decide. Hidden ones (.ipynb_checkpoints) are skipped.
+        nested += [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+        files = [p for p in entries if p.is_file()]
         images = [p for p in files if is_image_file(p)]
         ignored += len(files) - len(images)
         if not images:
             empty.append(folder.name)
         samples.extend((p, index[folder.name]) for p in images)
+    if nested:
+        listing = ", ".join(str(p.relative_to(root)) for p in nested[:10])
+        more = f" and {len(nested) - 10} more" if len(nested) > 10 else ""
+        raise DataError(f"channel '{name}' has {len(nested)} folder(s) inside class folders: {listing}{more}. "
+                        f"Each class folder must hold its images directly: move the images up into their class "
+                        f"folder, make the folder a class of its own next to the others, or remove it")
     if empty:
         raise DataError(f"channel '{name}' has {len(empty)} class folder(s) with no .jpg/.jpeg/.png images: "
                         f"{', '.join(empty)}")

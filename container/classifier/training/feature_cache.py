@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -33,19 +34,65 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Bump when decoding changes what pixels a file gives (2: EXIF orientation applied), so older caches miss.
+DECODER_VERSION = 2
+
+
 def model_key(architecture: str, weights_file: Path | None, preprocessing: Preprocessing) -> str:
     identity = {"architecture": architecture, "preprocessing": preprocessing.to_dict(),
-                "weights": file_sha256(weights_file) if weights_file else "random-init"}
+                "weights": file_sha256(weights_file) if weights_file else "random-init",
+                "decoder": DECODER_VERSION}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class PassStopped(Exception):
+    """The feature pass was asked to stop (SIGTERM) before it finished."""
+
+
+class Progress:
+    """One line every `every` seconds (and at the end) while a pass runs: done of total, rate, time left."""
+
+    def __init__(self, what: str, total: int, report=None, every: float = 10.0):
+        self.what, self.total, self.report, self.every = what, total, report or log.info, every
+        self.done, self.started = 0, time.monotonic()
+        self.last = self.started
+
+    def add(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            elapsed = now - self.started
+            rate = self.done / max(elapsed, 1e-9)
+            if self.done < self.total:
+                left = _duration((self.total - self.done) / rate)
+                self.report(f"{self.what}: {self.done}/{self.total} images, {rate:.1f} images/s, {left} left")
+            else:
+                self.report(f"{self.what}: {self.done} images in {_duration(elapsed)} ({rate:.1f} images/s)")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 @torch.inference_mode()
 def compute_features(model, channel: Channel, preprocessing: Preprocessing, batch_size: int, workers: int,
-                     device) -> torch.Tensor:
-    """The backbone's output for every image of the channel, in sample order (eval transform)."""
+                     device, progress=None, should_stop=lambda: False) -> torch.Tensor:
+    """The backbone's output for every image of the channel, in sample order (eval transform).
+
+    `progress(line)` gets a line every few seconds (default: the log); when `should_stop()` turns true
+    (SIGTERM), the pass raises PassStopped."""
     model.eval()
     loader = DataLoader(ImageDataset(channel, preprocessing), batch_size=batch_size, num_workers=workers)
-    return torch.cat([model.features(images.to(device)).float().cpu() for images, _ in loader])
+    meter = Progress(f"feature pass '{channel.name}'", len(channel), progress)
+    rows = []
+    for images, _ in loader:
+        rows.append(model.features(images.to(device)).float().cpu())
+        meter.add(len(images))
+        if should_stop():
+            raise PassStopped(f"{meter.what} stopped after {meter.done} of {meter.total} images")
+    return torch.cat(rows)
 
 
 def load(cache_dir: Path, key: str) -> dict[str, torch.Tensor]:
@@ -65,14 +112,15 @@ def save(cache_dir: Path, key: str, entries: dict[str, torch.Tensor]) -> None:
 
 
 def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, preprocessing, batch_size, workers,
-                 device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                 device, progress=None, should_stop=lambda: False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Features of every sample, from the cache where present; returns them and the newly computed."""
     hashes = [file_sha256(path) for path, _ in channel.samples]
     missing = [i for i, h in enumerate(hashes) if h not in cached]
     computed = {}
     if missing:
         subset = Channel(channel.name, channel.root, channel.classes, [channel.samples[i] for i in missing])
-        features = compute_features(model, subset, preprocessing, batch_size, workers, device)
+        features = compute_features(model, subset, preprocessing, batch_size, workers, device, progress,
+                                    should_stop)
         for i, row in zip(missing, features, strict=True):
             computed[hashes[i]] = row
     log.info("feature cache: channel '%s': %d of %d images from the cache", channel.name,
@@ -82,12 +130,13 @@ def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, prepr
 
 
 def build(cache_dir: Path, key: str, channels: list[Channel], model, preprocessing, batch_size, workers,
-          device) -> int:
+          device, progress=None) -> int:
     """Fill the cache for these channels (the tuning job does this once, before its trials)."""
     cached = load(cache_dir, key)
     added = {}
     for channel in channels:
-        _, computed = features_for(channel, {**cached, **added}, model, preprocessing, batch_size, workers, device)
+        _, computed = features_for(channel, {**cached, **added}, model, preprocessing, batch_size, workers, device,
+                                   progress)
         added.update(computed)
     if added:
         save(cache_dir, key, {**cached, **added})

@@ -47,7 +47,13 @@ def _float(text: str) -> float:
 
 
 def _workers(text: str):
-    return "auto" if text.strip().lower() == "auto" else _int(text)
+    """auto, or a whole number (num_workers, epochs)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _int(text)
+    except ValueError:
+        raise ValueError("expected auto or a whole number") from None
 
 
 def _stages(text: str):
@@ -77,7 +83,9 @@ SPECS: dict[str, Spec] = {
     "pretrained": Spec(_bool, True, help="start from ImageNet weights"),
     "lr": Spec(_float, 0.001, lambda v: 0 < v <= 10, "> 0 and <= 10", "learning rate of the head"),
     "batch_size": Spec(_int, 32, lambda v: 1 <= v <= 4096, "between 1 and 4096", "images per step (per GPU)"),
-    "epochs": Spec(_int, 5, lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    "epochs": Spec(_workers, "auto", lambda v: v == "auto" or 1 <= v <= 1000, "auto or between 1 and 1000",
+                   "auto: 30 when only the head trains on fixed backbone features (cheap), 10 when backbone "
+                   "stages train or images are augmented"),
     "image_size": Spec(_int, 224, lambda v: 32 <= v <= 1024, "between 32 and 1024", "crop side in pixels"),
     "optimizer": Spec(str, "adam", **_choice("adam", "adamw", "sgd")),
     "momentum": Spec(_float, 0.9, lambda v: 0 <= v < 1, ">= 0 and < 1", "SGD momentum"),
@@ -88,6 +96,10 @@ SPECS: dict[str, Spec] = {
     "backbone_lr_scale": Spec(_float, 0.1, lambda v: 0 < v <= 1, "> 0 and <= 1",
                               "backbone lr = lr x this, when the backbone is not frozen"),
     "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "dropout": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1",
+                    "dropout on the backbone's pooled features, before the head"),
+    "warmup_epochs": Spec(_float, 0.0, lambda v: 0 <= v <= 100, "between 0 and 100",
+                          "linear learning-rate warm-up before the cosine decay (fractions of an epoch allowed)"),
     "augment": Spec(_bool, False, help="random resized crops and flips for training images"),
     "early_stopping_patience": Spec(_int, 0, lambda v: v >= 0, ">= 0",
                                     "stop after this many epochs without a better valid loss (0: off)"),
@@ -232,6 +244,17 @@ def parse_args(argv: list[str]) -> Hyperparameters:
         values[name] = value
         index += 1
     return parse(values)
+
+
+# epochs=auto: the head alone on fixed features costs almost nothing per epoch; training backbone stages
+# (or augmenting images) runs the backbone on every image of every epoch.
+HEAD_EPOCHS, IMAGE_EPOCHS = 30, 10
+
+
+def resolve_epochs(hp: Hyperparameters) -> int:
+    if hp.epochs != "auto":
+        return int(hp.epochs)
+    return HEAD_EPOCHS if features_are_fixed(hp) else IMAGE_EPOCHS
 
 
 def resolve_num_workers(value, cpu_count: int | None = None) -> int:

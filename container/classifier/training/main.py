@@ -32,6 +32,7 @@ from .hyperparameters import (
     Hyperparameters,
     features_are_fixed,
     parse_args,
+    resolve_epochs,
     resolve_num_workers,
 )
 from .loop import NLLWithLabelSmoothing, Precision, evaluate, train_one_epoch
@@ -189,15 +190,33 @@ def make_loader(dataset, hp: Hyperparameters, world, shuffle: bool, workers: int
 
 
 def make_optimizer(model, hp: Hyperparameters):
-    groups = [{"params": list(model.head.parameters()), "lr": hp.lr}]
-    if not hp.freeze_backbone:
-        groups.append({"params": list(model.backbone.parameters()), "lr": hp.lr * hp.backbone_lr_scale})
+    """The head at `lr`, the trained backbone stages at `lr * backbone_lr_scale`. Weight decay applies
+    to weight matrices and kernels only, not to biases and normalisation parameters (the usual practice:
+    decaying those only shifts the features)."""
+    backbone = [p for m in model.trained_backbone_modules() for p in m.parameters()]
+    groups = []
+    for params, lr in ((list(model.head.parameters()), hp.lr), (backbone, hp.lr * hp.backbone_lr_scale)):
+        groups.append({"params": [p for p in params if p.ndim > 1], "lr": lr, "weight_decay": hp.weight_decay})
+        groups.append({"params": [p for p in params if p.ndim <= 1], "lr": lr, "weight_decay": 0.0})
+    groups = [group for group in groups if group["params"]]
     if hp.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay,
-                               nesterov=hp.momentum > 0)
+        return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
     if hp.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-    return torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        return torch.optim.AdamW(groups, lr=hp.lr)
+    return torch.optim.Adam(groups, lr=hp.lr)
+
+
+def make_scheduler(optimizer, hp: Hyperparameters, epochs: int, steps_per_epoch: int):
+    """Per step: a linear warm-up over `warmup_epochs`, then a cosine decay to zero at the last step."""
+    warmup, total = round(hp.warmup_epochs * steps_per_epoch), epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def seed_everything(seed: int) -> None:
@@ -237,27 +256,37 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     if hp.pretrained:
         weights_file = (find_weights_file(channels["weights"]) if "weights" in channels
                         else find_pretrained_weights(arch))
-    model = build_model(hp.model_name, len(classes), hp.pretrained, hp.freeze_backbone, weights_file).to(device)
+    model = build_model(hp.model_name, len(classes), hp.pretrained, weights_file=weights_file,
+                        unfreeze_stages=hp.unfreeze_stages, dropout=hp.dropout).to(device)
     if use_channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    # What trains: the whole model on images, or only the head on cached backbone features.
-    train_set, valid_set = ImageDataset(train, preprocessing, hp.augment, hp.seed), ImageDataset(valid, preprocessing)
-    trained_module, eval_module, loader_workers = model, model, workers
-    if "feature_cache" in channels:
-        if features_are_fixed(hp):
-            key = feature_cache.model_key(hp.model_name, weights_file, preprocessing)
-            cached = feature_cache.load(channels["feature_cache"], key)
+    # What trains: with a frozen backbone (and no augmentation), the head on the backbone's features,
+    # computed once per image (or read from the feature_cache channel); else the model on images.
+    if features_are_fixed(hp):
+        cached = {}
+        if "feature_cache" in channels:
+            cached = feature_cache.load(channels["feature_cache"],
+                                        feature_cache.model_key(hp.model_name, weights_file, preprocessing))
 
-            def from_cache(channel):
-                features, _ = feature_cache.features_for(channel, cached, model, preprocessing, hp.batch_size,
-                                                         workers, device)
-                return FeatureDataset(features, channel.labels())
+        def features(channel):
+            rows, _ = feature_cache.features_for(channel, cached, model, preprocessing, hp.batch_size, workers,
+                                                 device, should_stop=lambda: stop_signal["received"])
+            return FeatureDataset(rows, channel.labels())
 
-            train_set, valid_set = from_cache(train), from_cache(valid)
-            trained_module, eval_module, loader_workers = model.head, model.head, 0
-        else:
+        try:
+            train_set, valid_set = features(train), features(valid)
+        except feature_cache.PassStopped as stopped:
+            raise TrainingStopped(f"stopped by SIGTERM before the first epoch ({stopped})") from None
+        trained_module = eval_module = model.head_on_features()
+        loader_workers = 0
+    else:
+        if "feature_cache" in channels:
             log.info("feature cache not used: it needs unfreeze_stages=0, augment=false and pretrained=true")
+        train_set = ImageDataset(train, preprocessing, hp.augment, hp.seed)
+        valid_set = ImageDataset(valid, preprocessing)
+        trained_module = eval_module = model
+        loader_workers = workers
     train_model = trained_module
     if world.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(
@@ -266,13 +295,15 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     train_loader = make_loader(train_set, hp, world, True, loader_workers)
     valid_loader = make_loader(valid_set, hp, world, False, loader_workers)
     loss_fn = NLLWithLabelSmoothing(hp.label_smoothing)
+    epochs = resolve_epochs(hp)
     optimizer = make_optimizer(model, hp)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=hp.epochs)
+    scheduler = make_scheduler(optimizer, hp, epochs, len(train_loader))
     scaler = precision.scaler()
 
     checkpoint_dir = paths.checkpoint_dir()
-    fingerprint = {"model_name": hp.model_name, "classes": classes, "freeze_backbone": hp.freeze_backbone,
-                   "optimizer": hp.optimizer, "image_size": hp.image_size, "pretrained": hp.pretrained}
+    fingerprint = {"model_name": hp.model_name, "classes": classes, "unfreeze_stages": hp.unfreeze_stages,
+                   "optimizer": hp.optimizer, "image_size": hp.image_size, "pretrained": hp.pretrained,
+                   "epochs": epochs, "batch_size": hp.batch_size}
     state = {"epoch": 0, "history": [], "best_epoch": 0, "best_valid_loss": math.inf, "epochs_without_improvement": 0,
              "stopped": None}
     best_model_state = None
@@ -285,7 +316,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
         scaler.load_state_dict(saved["scaler"])
         checkpoints.set_rng_state(saved["rng"])
         state = saved["progress"]
-        log.info("Resumed from %s after epoch %d of %d", checkpoint_dir / checkpoints.LAST, state["epoch"], hp.epochs)
+        log.info("Resumed from %s after epoch %d of %d", checkpoint_dir / checkpoints.LAST, state["epoch"], epochs)
 
     observer = build_observers(hp, world.is_main)
     observer.on_train_start(model, loss_fn, {
@@ -295,16 +326,15 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     step = state["epoch"] * len(train_loader)
     log.info("Initialisation took %.1f s", time.time() - started)
 
-    while state["epoch"] < hp.epochs and not state["stopped"]:
+    while state["epoch"] < epochs and not state["stopped"]:
         epoch = state["epoch"] + 1
         train_loader.sampler.set_epoch(epoch)
-        result = train_one_epoch(train_model, train_loader, optimizer, loss_fn, precision, scaler, observer, step,
-                                 use_channels_last, should_stop=lambda: stop_signal["received"])
+        result = train_one_epoch(train_model, train_loader, optimizer, scheduler, loss_fn, precision, scaler,
+                                 observer, step, use_channels_last, should_stop=lambda: stop_signal["received"])
         if stop_signal["received"]:
             raise TrainingStopped(f"stopped by SIGTERM during epoch {epoch}; the checkpoint of epoch "
                                   f"{epoch - 1} in {checkpoint_dir} is kept for resuming")
         step += len(train_loader)
-        scheduler.step()
         stop_reason = None
         if world.is_main:
             evaluation = evaluate(eval_module, valid_loader, precision, observer, use_channels_last)

@@ -120,7 +120,7 @@ class Preprocessing:
 ACCEPTED_FORMATS = ("JPEG", "PNG")
 # Leading bytes of formats people send by mistake, to name them in the error.
 _OTHER_FORMATS = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
-                  (b"%!PS", "PostScript/EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"))
+                  (b"%!PS", "EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"))
 
 
 def _sniff_format(handle, position: int | None) -> str | None:
@@ -158,8 +158,8 @@ def open_rgb(source: Source, draft_size: int | None = None,
         raise ImageTooLargeError(str(error)) from error
     except Image.UnidentifiedImageError as error:
         other = _sniff_path(source) if isinstance(source, (str, Path)) else _sniff_format(source, start)
-        what = f"a {other} image" if other else "not a JPEG or PNG image"
-        raise ImageDecodeError(f"{what}: only {' and '.join(ACCEPTED_FORMATS)} are accepted") from error
+        what = f"{other} images are not accepted" if other else "not a JPEG or PNG image"
+        raise ImageDecodeError(f"{what}: only {' and '.join(ACCEPTED_FORMATS)} are") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError(f"not a readable image: {error}") from error
     width, height = image.size

@@ -142,3 +142,50 @@ def test_missing_pretrained_weights_say_how_to_supply_them(monkeypatch, tmp_path
         model.build_model("resnet50", 3, pretrained=True)
     message = str(error.value)
     assert "weights" in message and "resnet50-0676ba61.pth" in message and "pretrained=false" in message
+
+
+def test_sub_folders_inside_a_class_are_refused_by_name(opt_ml, image_set, tmp_path):
+    train = shutil.copytree(image_set / "train", tmp_path / "train")
+    folder = sorted(train.iterdir())[2]
+    old = folder / "old"
+    old.mkdir()
+    shutil.copy(next(folder.glob("*.jpg")), old / "a.jpg")
+    (folder / ".ipynb_checkpoints").mkdir()  # hidden folders are not classes' content: ignored
+    opt_ml.link("train", train)
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml)
+    assert code != 0 and f"{folder.name}/old" in failure and "inside class folders" in failure
+    assert ".ipynb_checkpoints" not in failure
+
+
+def test_other_image_formats_are_named_not_decoded(opt_ml, image_set, tmp_path):
+    from PIL import Image
+
+    train = shutil.copytree(image_set / "train", tmp_path / "train")
+    folder = sorted(train.iterdir())[0]
+    Image.new("RGB", (40, 40), (9, 9, 9)).save(folder / "really-a-gif.jpg", "GIF")  # the name says JPEG
+    opt_ml.link("train", train)
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml)
+    assert code != 0 and "really-a-gif.jpg (GIF images are not accepted: only JPEG and PNG are)" in failure
+
+
+def test_inconsistent_freeze_backbone_and_unfreeze_stages(opt_ml, image_set):
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml, {**ONE_EPOCH, "freeze_backbone": "false", "unfreeze_stages": "1"})
+    assert code != 0 and "freeze_backbone=false and unfreeze_stages=1 disagree" in failure
+    (opt_ml.root / "output" / "failure").unlink()
+    code, failure = run_job(opt_ml, {**ONE_EPOCH, "unfreeze_stages": "8"})
+    assert "unfreeze_stages=8 is more than the 7 stages of efficientnet_lite0" in failure
+
+
+def test_a_corrupt_best_checkpoint_is_named(opt_ml, image_set):
+    opt_ml.link("train", image_set / "train")
+    opt_ml.link("valid", image_set / "valid")
+    assert main(args({**ONE_EPOCH, "epochs": "2"})) == 0, opt_ml.failure()
+    [best] = (opt_ml.root / "checkpoints").glob("best-epoch-*.pt")
+    best.write_bytes(best.read_bytes()[:500])
+    (opt_ml.root / "output" / "failure").unlink(missing_ok=True)
+    code, failure = run_job(opt_ml, {**ONE_EPOCH, "epochs": "2"})  # a restart of the same job
+    assert code != 0 and best.name in failure and "cannot be read" in failure and "Unexpected" not in failure

@@ -64,3 +64,54 @@ def test_preprocessing_round_trips_through_json():
     assert Preprocessing.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match="resize_rule"):
         Preprocessing.from_dict({**spec.to_dict(), "resize_rule": "stretch"})
+
+
+# The stored pixels of a photo taken upright, for each EXIF orientation: what the camera wrote.
+STORED = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+          4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+          7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+
+
+def upright_photo() -> np.ndarray:
+    pixels = np.zeros((300, 400, 3), np.uint8)  # no symmetry: every wrong turn or flip shows
+    pixels[:100, :200] = (255, 0, 0)
+    pixels[200:, 300:] = (0, 0, 255)
+    pixels[120:180, 50:] = (0, 255, 0)
+    return pixels
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("orientation", sorted(STORED))
+def test_every_exif_orientation_decodes_upright(orientation, fmt):
+    pixels = upright_photo()
+    image = Image.fromarray(pixels)
+    stored = image.transpose(STORED[orientation]) if STORED[orientation] is not None else image
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encoded(stored, fmt, exif=exif.tobytes(), **({"quality": 95} if fmt == "JPEG" else {}))
+    full = open_rgb(data)
+    assert full.size == (400, 300)
+    assert np.abs(np.asarray(full, dtype=float) - pixels).mean() < 2
+    # JPEG's reduced-size decode still works with the orientation applied (both sides >= the draft size)
+    reduced = open_rgb(data, draft_size=120)
+    if fmt == "JPEG":
+        assert reduced.size == (200, 150)
+    small = np.asarray(Image.fromarray(pixels).resize(reduced.size, Image.Resampling.BOX), dtype=float)
+    assert np.abs(np.asarray(reduced, dtype=float) - small).mean() < 4
+
+
+def test_a_rotated_photo_gets_the_same_model_input_as_the_upright_one():
+    spec = get_architecture("efficientnet_lite0").preprocessing(96)
+    image = Image.fromarray(upright_photo())
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = encoded(image.transpose(Image.Transpose.ROTATE_90), "PNG", exif=exif.tobytes())
+    assert torch.equal(spec.load_for_eval(rotated), spec.load_for_eval(encoded(image, "PNG")))
+
+
+@pytest.mark.parametrize("fmt,name", [("GIF", "GIF"), ("BMP", "BMP"), ("TIFF", "TIFF"), ("WEBP", "WEBP"),
+                                      ("EPS", "EPS")])
+def test_only_jpeg_and_png_are_decoded(fmt, name):
+    image = Image.new("RGB", (32, 32), (200, 10, 10))
+    with pytest.raises(ImageDecodeError, match=f"{name} images are not accepted: only JPEG and PNG are"):
+        open_rgb(encoded(image, fmt))

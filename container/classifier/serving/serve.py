@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"serve: {summary['architecture']} with {summary['classes']} classes from {model_dir}; "
           f"port {settings.port}, {settings.workers} workers x {settings.threads_per_worker} threads, "
-          f"body limit {settings.max_body_bytes} bytes", flush=True)
+          f"body limit {settings.max_body_bytes} bytes; /ping plugin {plugins}", flush=True)
     try:
         return launcher.run(config)
     except launcher.LaunchError as error:

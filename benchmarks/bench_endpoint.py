@@ -1,4 +1,4 @@
-"""What the endpoint costs on top of the model: POST /invocations on the real MMS stack against the same
+"""What the endpoint costs on top of the model: POST /invocations on the real nginx + MMS stack against the same
 preprocessing + forward pass called in-process, in one run, with a 224x224 JPEG.
 
 Run: .venv/bin/python benchmarks/bench_endpoint.py [--model DIR] [--workers N] [--threads T]
@@ -7,7 +7,7 @@ Run: .venv/bin/python benchmarks/bench_endpoint.py [--model DIR] [--workers N] [
 1. In-process: `ServingModel.predict([jpeg])` (decode, evaluation transform, forward, softmax) from
    `model_fn`, with the torch threads of one MMS worker, in a fresh process (as a worker is), N times
    after a warm-up: p50/p99.
-2. Endpoint: `python -m classifier.serving.local` (sagemaker-inference + MMS, as `make serve-local`)
+2. Endpoint: `python -m classifier.serving.local` (nginx + MMS + our handler, as `make serve-local`)
    on a free port; one client on a keep-alive connection, N requests: p50/p99; the difference of the
    p50s is what the HTTP stack adds. The server's own INVOCATION lines give ModelLatency and
    OverheadLatency for the same requests. 1 and 2 run in alternating rounds of 20 requests, so both

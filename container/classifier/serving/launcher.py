@@ -103,6 +103,7 @@ events {{ worker_connections 1024; }}
 http {{
     access_log off;  # MMS logs every request, the handler writes one INVOCATION line each
     server_tokens off;
+    keepalive_requests 100000;  # a client's keep-alive connection lasts (nginx's default closes it after 1000)
     default_type application/json;
     # Bodies stream to MMS from memory: nothing is written to these temporary folders.
     client_max_body_size {size};

@@ -97,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     logs = str(Path(environment.base_dir) / "logs")
     os.environ.setdefault("LOG_LOCATION", logs)  # MMS's log files (the toolkit's log4j2.xml)
     os.environ.setdefault("METRICS_LOCATION", logs)
-    toolkit = environment.Environment()
+    try:
+        toolkit = environment.Environment()  # SAGEMAKER_MODEL_SERVER_TIMEOUT(_SECONDS), ..._VMARGS
+    except ValueError as error:
+        print(f"serve: a SAGEMAKER_MODEL_SERVER_* setting is not a number: {error}", file=sys.stderr)
+        return 1
     config = launcher.ServerConfig(
         model_dir=model_dir,
         host=settings.host,

@@ -1,4 +1,4 @@
-"""What the endpoint costs on top of the model: POST /invocations on the real MMS stack against the same
+"""What the endpoint costs on top of the model: POST /invocations on the real nginx + MMS stack against the same
 preprocessing + forward pass called in-process, in one run, with a 224x224 JPEG.
 
 Run: .venv/bin/python benchmarks/bench_endpoint.py [--model DIR] [--workers N] [--threads T]
@@ -7,11 +7,12 @@ Run: .venv/bin/python benchmarks/bench_endpoint.py [--model DIR] [--workers N] [
 1. In-process: `ServingModel.predict([jpeg])` (decode, evaluation transform, forward, softmax) from
    `model_fn`, with the torch threads of one MMS worker, in a fresh process (as a worker is), N times
    after a warm-up: p50/p99.
-2. Endpoint: `python -m classifier.serving.local` (sagemaker-inference + MMS, as `make serve-local`)
+2. Endpoint: `python -m classifier.serving.local` (nginx + MMS + our handler, as `make serve-local`)
    on a free port; one client on a keep-alive connection, N requests: p50/p99; the difference of the
    p50s is what the HTTP stack adds. The server's own INVOCATION lines give ModelLatency and
    OverheadLatency for the same requests. 1 and 2 run in alternating rounds of 20 requests, so both
-   see the same machine.
+   see the same machine. Then the same requests through nginx and straight to MMS's own port (behind
+   it, on 127.0.0.1), again in alternating rounds: the difference of the p50s is what nginx adds.
 3. Throughput: 4 concurrent clients (threads, a connection each) for --duration seconds: requests/s
    and the latency they saw.
 Without --model, the artifact is EfficientNet-Lite0 (ImageNet weights) at 224 px with an untrained
@@ -26,6 +27,7 @@ import io
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -181,6 +183,14 @@ class Endpoint:
             time.sleep(0.2)
         raise TimeoutError("no healthy /ping")
 
+    @property
+    def mms_port(self) -> int:
+        """MMS's own inference port behind nginx, as `serve` printed it."""
+        found = re.search(r"-> MMS on 127\.0\.0\.1:(\d+)", self.log_path.read_text(errors="replace"))
+        if not found:
+            raise RuntimeError("serve did not print MMS's port")
+        return int(found.group(1))
+
     def records(self) -> list[dict]:
         out = []
         for line in self.log_path.read_text(errors="replace").splitlines():
@@ -276,6 +286,12 @@ def main(argv=None) -> int:
                      "forward_ms_p50": forward_p50}
             time.sleep(1)  # MMS logs asynchronously
             server_side = endpoint.records()[logged_before:logged_before + args.requests]
+            print(f"through nginx and straight to MMS, {args.requests} requests each, interleaved ...", flush=True)
+            via_nginx, direct = [], []
+            for n in range(rounds):
+                size = args.requests // rounds + (1 if n < args.requests % rounds else 0)
+                via_nginx += timed_requests(endpoint.port, jpeg, size)
+                direct += timed_requests(endpoint.mms_port, jpeg, size)
             print(f"endpoint, {args.clients} clients for {args.duration:g} s ...", flush=True)
             results: list[list[float]] = [[] for _ in range(args.clients)]
             stop_at = time.monotonic() + args.duration
@@ -305,6 +321,8 @@ def main(argv=None) -> int:
         # minus what the handler measured = MMS's Java front end, its socket to the worker, HTTP.
         "stack_ms": summary([client - (r["ModelLatency"] + r["OverheadLatency"]) / 1000
                              for client, r in zip(sequential, server_side, strict=False)]),
+        "via_nginx_ms": summary(via_nginx), "mms_direct_ms": summary(direct),
+        "nginx_added_ms_p50": percentile(via_nginx, 50) - percentile(direct, 50),
         "concurrent_clients": args.clients,
         "throughput_rps": len(concurrent_all) / elapsed,
         "concurrent_ms": summary(concurrent_all),
@@ -325,6 +343,9 @@ def main(argv=None) -> int:
     st = figures["stack_ms"]
     print(f"{'  of it MMS + HTTP (per request)':34}{st['p50']:9.2f}{st['p99']:9.2f}{st['mean']:9.2f}"
           f"   (client latency - handler's ModelLatency + OverheadLatency)")
+    vn, md = figures["via_nginx_ms"], figures["mms_direct_ms"]
+    print(f"{'  of it nginx (p50 vs MMS direct)':34}{figures['nginx_added_ms_p50']:9.2f}"
+          f"{'':18}   (through nginx {vn['p50']:.2f}, straight to MMS {md['p50']:.2f})")
     label = f"{args.clients} clients, {cc['n']} requests"
     print(f"{label:34}{cc['p50']:9.2f}{cc['p99']:9.2f}{cc['mean']:9.2f}"
           f"   throughput {figures['throughput_rps']:.1f} requests/s "

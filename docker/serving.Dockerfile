@@ -1,5 +1,6 @@
-# Serving image: `docker run IMAGE serve` (the SageMaker contract): multi-model-server through
-# sagemaker-inference on port 8080 (GET /ping, POST /invocations), model from /opt/ml/model.
+# Serving image: `docker run IMAGE serve` (the SageMaker contract): nginx on port 8080 (GET /ping,
+# POST /invocations) in front of multi-model-server with the sagemaker-inference handler, model from
+# /opt/ml/model (see container/classifier/serving/serve.py).
 #
 # Build from the repository root (the build context must be the repo root, see .dockerignore):
 #   docker build -f docker/serving.Dockerfile -t byoc-classifier-serving .
@@ -7,7 +8,8 @@
 # Without registry access, first `make base-image` and build with BASE_IMAGE=localhost/debian-bookworm-minbase.
 #
 # Layer order: OS packages -> Python deps shared with the training image (torch, ~5 GB) ->
-# Java + serving-only deps -> code. Editing code under container/ rebuilds only the last layers.
+# Java, nginx + serving-only deps -> code (+ the /ping plugin jar). Editing code under container/
+# rebuilds only the last layers.
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
@@ -39,31 +41,43 @@ RUN set -eu; cd /tmp/requirements; \
 # ---- end of the shared layers ----
 
 # multi-model-server is a Java program: a headless JRE (the man1 folder is missing on -slim
-# images and the JRE's postinst needs it). sagemaker-inference and MMS themselves come from PyPI.
+# images and the JRE's postinst needs it); nginx holds port 8080 in front of it (its packaged
+# site config is removed: `serve` writes the one nginx reads; policy-rc.d keeps the package from
+# starting nginx during the build). sagemaker-inference and MMS themselves come from PyPI.
 RUN set -eu; \
     mkdir -p /usr/share/man/man1; \
+    policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
+      printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; fi; \
     apt-get update; \
-    apt-get install -y --no-install-recommends openjdk-17-jre-headless; \
-    rm -rf /var/lib/apt/lists/*; \
+    apt-get install -y --no-install-recommends openjdk-17-jre-headless nginx; \
+    rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default $policy; \
     if [ -s /run/host-ca.crt ]; then export PIP_CERT=/run/host-ca.crt; fi; \
     pip install -r /tmp/requirements/requirements-serving.txt; \
     pip check; \
     java -version; \
+    nginx -v; \
     python -c 'import sagemaker_inference, timm, torchvision' && multi-model-server --help >/dev/null
 
 # sagemaker-inference settings (see shared/sagemaker-reference.md); all can be overridden at run time.
+# CLASSIFIER_IMAGE tells docker/entrypoint.sh that this image serves (and cannot train);
+# CLASSIFIER_MMS_PLUGIN_DIR is where the /ping plugin jar is built below.
 ENV PYTHONPATH=/opt/ml/code \
     SAGEMAKER_BIND_TO_PORT=8080 \
-    SAGEMAKER_MODEL_SERVER_TIMEOUT=60
+    SAGEMAKER_MODEL_SERVER_TIMEOUT=60 \
+    CLASSIFIER_IMAGE=serving \
+    CLASSIFIER_MMS_PLUGIN_DIR=/usr/local/lib/classifier-mms-plugin
 
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint
 COPY container/ /opt/ml/code/
 WORKDIR /opt/ml/code
+# The MMS /ping plugin (ReadyPing.java), compiled now, against this image's MMS and Java: `serve` only
+# checks it and never compiles anything at start.
+RUN python -m classifier.serving.mms_plugin "$CLASSIFIER_MMS_PLUGIN_DIR"
 EXPOSE 8080
 
 # tini as PID 1 (exec form, so no shell swallows signals): on SIGTERM (endpoint scale-in) it signals
-# the whole process group (-g): `serve`, whose sagemaker-inference handler stops MMS, MMS's Java
-# frontend and its Python workers. Without -g, MMS 1.1's Python worker parent outlives the frontend.
-# It also reaps zombies; -s keeps that working where it is not PID 1.
+# the process group (-g) of `serve`, which passes it on to the servers' own group (nginx, MMS's Java
+# front end and its Python workers) and stops whatever of it is left. It also reaps zombies (the
+# workers MMS leaves behind are reparented to it); -s keeps that working where it is not PID 1.
 ENTRYPOINT ["/usr/bin/tini", "-s", "-g", "--", "/usr/local/bin/entrypoint"]
 CMD ["serve"]

@@ -62,9 +62,11 @@ RUN set -eu; mkdir -p "$TORCH_HOME/hub/checkpoints"; \
     fi
 
 # sagemaker-training convention: the program is /opt/ml/code/$SAGEMAKER_PROGRAM; the package
-# `classifier` is importable from anywhere through PYTHONPATH.
+# `classifier` is importable from anywhere through PYTHONPATH. CLASSIFIER_IMAGE tells
+# docker/entrypoint.sh that this image trains: `serve` here stops at once, naming the serving image.
 ENV SAGEMAKER_PROGRAM=train.py \
-    PYTHONPATH=/opt/ml/code
+    PYTHONPATH=/opt/ml/code \
+    CLASSIFIER_IMAGE=training
 
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint
 COPY docker/entrypoint_train.py /usr/local/lib/byoc/entrypoint_train.py

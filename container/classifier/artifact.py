@@ -3,13 +3,16 @@
 - `model.pth`: the weights as a plain state dict (loads with `torch.load(weights_only=True)`);
 - `model_config.json`: format version, architecture, class names in label order, preprocessing
   (image size, resize rule, mean, std, interpolation), hyperparameters and final metrics.
-Nothing in it is executed or unpickled beyond tensors. Importing this module does not import torch
-(the serving front end checks a model dir without loading torch); the functions that need it do.
+Nothing in it is executed or unpickled beyond tensors. Importing this module does not import torch; the
+functions that need it do (`read_config` too, through `Preprocessing.from_dict`), so the serving front end,
+which must stay torch-free, checks a model dir in a child process: `python -m classifier.artifact MODEL_DIR`.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,19 +67,112 @@ def save_artifact(model_dir: Path, model: ImageClassifier, architecture: str, cl
 
 
 def read_config(model_dir: Path) -> dict:
+    """`model_config.json`, checked whole: every field serving needs, with a message that names the field.
+
+    `serve` calls this before multi-model-server starts, so a bad config stops the endpoint at once with
+    that message instead of workers that fail to load and restart in a loop. It imports torch (through
+    `Preprocessing.from_dict`, whose own checks it uses).
+    """
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
         raise ArtifactError(f"{path} is missing: {model_dir} is not a model directory written by training")
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{path} is not valid JSON: {error}") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArtifactError(f"{path} is not readable JSON: {error}") from error
+    except RecursionError:
+        raise ArtifactError(f"{path} is nested too deeply to be a model config") from None
+    problem = config_problem(config)
+    if problem:
+        raise ArtifactError(f"{path}: {problem}")
+    return config
+
+
+def config_problem(config) -> str | None:
+    """What is wrong with a parsed model config (the first problem found), or None."""
+    if not isinstance(config, dict):
+        return f"must hold a JSON object, not {_json_type(config)}"
     if config.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path} has format_version {config.get('format_version')!r}; "
-                            f"this code reads {FORMAT_VERSION}")
+        return f"format_version is {config.get('format_version')!r}; this code reads {FORMAT_VERSION}"
     for key in ("architecture", "classes", "preprocessing"):
         if key not in config:
-            raise ArtifactError(f"{path} lacks {key!r}")
+            return f"lacks {key!r}"
+    return _architecture_problem(config["architecture"]) or _classes_problem(config["classes"]) or \
+        _preprocessing_problem(config["preprocessing"])
+
+
+def _json_type(value) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _architecture_problem(architecture) -> str | None:
+    from .backbones import ARCHITECTURES  # torch-free
+
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
+        return f"architecture {architecture!r} is unknown; this code builds {sorted(ARCHITECTURES)}"
+    return None
+
+
+def _classes_problem(classes) -> str | None:
+    if not isinstance(classes, list):
+        return f"classes must be a list of class names, not {_json_type(classes)}"
+    if not classes:
+        return "classes is empty"
+    bad = [index for index, name in enumerate(classes) if not isinstance(name, str) or not name.strip()]
+    if bad:
+        return f"classes[{bad[0]}] is {classes[bad[0]]!r}; class names must be non-empty strings"
+    duplicates = sorted({name for name in classes if classes.count(name) > 1})
+    if duplicates:
+        return f"classes holds {', '.join(map(repr, duplicates))} more than once"
+    return None
+
+
+def _preprocessing_problem(spec) -> str | None:
+    """The checks `Preprocessing.from_dict` leaves out (presence, types, sizes), then its own."""
+    from dataclasses import fields
+
+    from .preprocessing import Preprocessing
+
+    if not isinstance(spec, dict):
+        return f"preprocessing must be an object, not {_json_type(spec)}"
+    missing = [field.name for field in fields(Preprocessing) if field.name not in spec]
+    if missing:
+        return f"preprocessing lacks {', '.join(f'preprocessing.{name}' for name in missing)}"
+    for key in ("image_size", "resize_size"):
+        value = spec[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return f"preprocessing.{key} is {value!r}; it must be a positive whole number of pixels"
+    if spec["resize_size"] < spec["image_size"]:
+        return (f"preprocessing.resize_size ({spec['resize_size']}) is smaller than preprocessing.image_size "
+                f"({spec['image_size']}): the centre crop would not fit")
+    for key in ("mean", "std"):
+        values = spec[key]
+        if not isinstance(values, list) or not all(_is_finite_number(v) for v in values):
+            return f"preprocessing.{key} is {values!r}; it must be a list of 3 finite numbers (R, G, B)"
+    for key in ("interpolation", "resize_rule"):
+        if not isinstance(spec[key], str):
+            return f"preprocessing.{key} must be a string, not {_json_type(spec[key])}"
+    try:
+        Preprocessing.from_dict(spec)
+    except ValueError as error:
+        return f"preprocessing: {error}"
+    return None
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_model_dir(model_dir: Path) -> dict:
+    """What `serve` checks before it starts the model server: a valid config and a weights file.
+
+    The weights themselves are loaded (and checked against the architecture) by each worker.
+    """
+    config = read_config(model_dir)
+    weights = Path(model_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ArtifactError(f"{weights} is missing")
     return config
 
 
@@ -106,3 +202,23 @@ def load_artifact(model_dir: Path, device="cpu") -> tuple[ImageClassifier, dict,
         raise ArtifactError(f"{weights} does not match architecture {config['architecture']} "
                             f"with {len(config['classes'])} classes: {error}") from error
     return model.to(device).eval(), config, preprocessing
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m classifier.artifact MODEL_DIR`: check a model directory as `serve` does; print a summary."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m classifier.artifact MODEL_DIR", file=sys.stderr)
+        return 64
+    try:
+        config = check_model_dir(Path(args[0]))
+    except ArtifactError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(json.dumps({"architecture": config["architecture"], "classes": len(config["classes"]),
+                      "image_size": config["preprocessing"]["image_size"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

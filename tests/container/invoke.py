@@ -1,8 +1,9 @@
 """Container test client (standard library only, runs on the host): wait for GET /ping, send the held-out
 images to POST /invocations and check the answers.
 
-    python3 invoke.py wait  URL TIMEOUT_S
-    python3 invoke.py check URL REQUESTS_DIR MIN_ACCURACY
+    python3 invoke.py wait   URL TIMEOUT_S
+    python3 invoke.py check  URL REQUESTS_DIR MIN_ACCURACY
+    python3 invoke.py closed URL REQUESTS_DIR      only GET /ping and POST /invocations are served
 
 REQUESTS_DIR holds <class>/*.jpg; the folder name is the expected class. Response format (the serving
 code's output_fn): {"predictions": [{"classes": [{"name", "index", "probability"}, ...]}, ...]}.
@@ -18,8 +19,10 @@ import urllib.request
 from pathlib import Path
 
 
-def request(url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 60):
-    req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body is not None else "GET")
+def request(url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 60,
+            method: str | None = None):
+    method = method or ("POST" if body is not None else "GET")
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.status, response.read()
@@ -128,11 +131,40 @@ def check(url: str, requests_dir: Path, min_accuracy: float) -> int:
     return 1 if problems else 0
 
 
+def closed(url: str, requests_dir: Path) -> int:
+    """MMS's management API and other methods are not served on the endpoint's port, and trying them
+    leaves the model loaded (DELETE /models/model used to unload it)."""
+    image = sorted(requests_dir.glob("*/*.jpg"))[0].read_bytes()
+    jpeg = {"Content-Type": "image/jpeg"}
+    problems = []
+    for method, path, body, expected in [
+        ("DELETE", "/models/model", None, 404), ("PUT", "/models/model?min_worker=0", b"", 404),
+        ("GET", "/models", None, 404), ("POST", "/models?url=/tmp&model_name=x", b"", 404),
+        ("GET", "/api-description", None, 404), ("PUT", "/invocations", image, 405),
+        ("GET", "/invocations", None, 405), ("DELETE", "/invocations", None, 405), ("POST", "/ping", b"", 405),
+    ]:
+        status, raw = request(url + path, body, jpeg if body else {}, method=method)
+        print(f"{method} {path}: HTTP {status} {raw[:120].decode(errors='replace')}")
+        if status != expected:
+            problems.append(f"{method} {path}: HTTP {status}, expected {expected}: {raw[:200]!r}")
+    status, _ = request(url + "/ping", timeout=2)
+    if status != 200:
+        problems.append(f"/ping afterwards: HTTP {status}")
+    status, raw = request(url + "/invocations", image, jpeg)
+    if status != 200:
+        problems.append(f"POST /invocations afterwards: HTTP {status}: {raw[:200]!r}")
+    for problem in problems:
+        print("FAIL:", problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "wait":
         return wait(argv[1].rstrip("/"), float(argv[2]))
     if len(argv) == 4 and argv[0] == "check":
         return check(argv[1].rstrip("/"), Path(argv[2]), float(argv[3]))
+    if len(argv) == 3 and argv[0] == "closed":
+        return closed(argv[1].rstrip("/"), Path(argv[2]))
     print(__doc__, file=sys.stderr)
     return 64
 

@@ -6,10 +6,15 @@
 #      checks exit 0, output/success, model/model.pth + model/model_config.json and its classes
 #   3. `IMAGE train` again with more epochs, SIGTERM once training is under way: checks that the
 #      program stops by itself (non-zero exit, output/failure names SIGTERM) well within 120 s
-#   4. `IMAGE serve` with that model mounted read-only at /opt/ml/model; waits for GET /ping on 8080
-#   5. POST /invocations with held-out JPEGs (one per request, and a JSON batch): checks the answers
-#      and the accuracy, and that a bad request gets a 4xx while the server stays up
-#   6. SIGTERM to the serving container: checks it stops by itself, exit 0, within 30 s
+#   4. `TRAINING_IMAGE serve` (what the SDK's default estimator.deploy() runs): exits 1 at once with a
+#      message naming the serving image; the serving image holds the /ping plugin jar pre-built
+#   5. `IMAGE serve` with that model mounted read-only at /opt/ml/model; waits for GET /ping on 8080,
+#      checks that it uses the pre-built plugin jar
+#   6. POST /invocations with held-out JPEGs (one per request, and a JSON batch): checks the answers
+#      and the accuracy, and that a bad request gets a 4xx while the server stays up; then that 8080
+#      serves only GET /ping and POST /invocations (MMS's management API: 404, PUT /invocations: 405)
+#      and the model is still loaded after
+#   7. SIGTERM to the serving container: checks it stops by itself, exit 0, within 30 s
 #
 # Usage: make container-test   (builds the images first), or directly:
 #   TRAINING_IMAGE=byoc-classifier-training:TAG SERVING_IMAGE=byoc-classifier-serving:TAG \
@@ -356,7 +361,29 @@ if [ "${CONTAINER_TEST_SKIP_STOP_TRAINING:-0}" != 1 ]; then
     stop_server
 fi
 
-# 4. serve -------------------------------------------------------------------------------------------
+# 4. each image does its own job -----------------------------------------------------------------------
+t=$(date +%s)
+rc=0
+run_container fg ct-train-serve "$TRAINING_IMAGE" -v "$ML/model:/opt/ml/model:ro" -- serve || rc=$?
+took=$(( $(date +%s) - t ))
+if [ "$rc" = 1 ] && [ "$took" -le 60 ] && grep -q "byoc-classifier-serving" "$WORK/ct-train-serve.log" &&
+        grep -q "image_uri=" "$WORK/ct-train-serve.log"; then
+    pass "training image 'serve': exit 1 after ${took} s: $(head -c 160 "$WORK/ct-train-serve.log")..."
+else
+    cat "$WORK/ct-train-serve.log"; fail "training image 'serve': exit $rc after ${took} s, without naming the serving image"
+fi
+# The jar is in the image and plugin_dir() returns it without compiling (subprocess.run is gone).
+plugin_check='import subprocess; from classifier.serving import mms_plugin as m
+subprocess.run = None
+d = m.plugin_dir(); j = d / m.JAR_NAME; assert j.is_file(), j; print(j)'
+if run_container fg ct-plugin "$SERVING_IMAGE" -- python -c "$plugin_check"; then
+    PLUGIN_JAR=$(tail -n 1 "$WORK/ct-plugin.log")
+    pass "the /ping plugin jar is pre-built in the serving image: $PLUGIN_JAR"
+else
+    cat "$WORK/ct-plugin.log"; fail "no pre-built /ping plugin jar in the serving image"; PLUGIN_JAR=none
+fi
+
+# 5. serve -------------------------------------------------------------------------------------------
 if port_open "$PORT"; then die "port $PORT is in use on this machine (set CONTAINER_TEST_PORT)"; fi
 log "serving: $SERVING_IMAGE serve with /opt/ml/model mounted read-only ..."
 t=$(date +%s)
@@ -366,15 +393,25 @@ if "$PYTHON" "$HERE/invoke.py" wait "http://127.0.0.1:$PORT" "$PING_TIMEOUT"; th
 else
     tail -n 60 "$WORK/ct-serve.log"; die "the server did not become healthy"
 fi
+if grep -q "/ping plugin $(dirname "$PLUGIN_JAR")\$" "$WORK/ct-serve.log"; then
+    pass "serve uses the pre-built plugin $(dirname "$PLUGIN_JAR")"
+else
+    grep "^serve:" "$WORK/ct-serve.log" || true; fail "serve does not use the pre-built plugin $PLUGIN_JAR"
+fi
 
-# 5. invoke ------------------------------------------------------------------------------------------
+# 6. invoke ------------------------------------------------------------------------------------------
 if "$PYTHON" "$HERE/invoke.py" check "http://127.0.0.1:$PORT" "$WORK/data/requests" "$MIN_ACCURACY"; then
     pass "POST /invocations: predictions checked"
 else
     tail -n 40 "$WORK/ct-serve.log"; fail "POST /invocations"
 fi
+if "$PYTHON" "$HERE/invoke.py" closed "http://127.0.0.1:$PORT" "$WORK/data/requests"; then
+    pass "port $PORT serves only GET /ping and POST /invocations; the model is still loaded after"
+else
+    tail -n 20 "$WORK/ct-serve.log"; fail "the endpoint's port serves more than GET /ping and POST /invocations"
+fi
 
-# 6. SIGTERM -----------------------------------------------------------------------------------------
+# 7. SIGTERM -----------------------------------------------------------------------------------------
 t=$(date +%s)
 procs=""
 [ "$ENGINE" != buildah ] || procs=$(descendants_of "$SERVER_PID")

@@ -1,20 +1,25 @@
 """The real endpoint for tests: started exactly as `make serve-local` starts it
 (`python -m classifier.serving.local`, which becomes `python -m classifier.serving.serve`:
-sagemaker-inference + multi-model-server + Java), on a free port of 127.0.0.1, with its own
-SAGEMAKER_BASE_DIR; stopped by killing its process group (serve, java and the workers)."""
+nginx + multi-model-server (Java) + the sagemaker-inference handler), on a free port of 127.0.0.1, with
+its own SAGEMAKER_BASE_DIR; stopped with SIGTERM to `serve`, then SIGKILL to whatever is left of it
+and of the servers' process group."""
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from classifier.serving.local import free_port
 
@@ -24,9 +29,31 @@ STARTUP_TIMEOUT = 180
 
 
 def mms_missing() -> list[str]:
-    """What the real server needs and this machine lacks (MMS is a Java program)."""
-    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return [tool for tool in ("java", "multi-model-server") if not shutil.which(tool, path=search)]
+    """What the real server needs and this machine lacks (MMS is a Java program, nginx is in front of it)."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return [tool for tool in ("java", "multi-model-server", "nginx") if not shutil.which(tool, path=search)]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (MMS's management API), like `curl --unix-socket`."""
+
+    def __init__(self, path: str, timeout: float = 30):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def _exchange(connection: http.client.HTTPConnection, method: str, path: str, body, headers) -> "Response":
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
 
 
 @dataclass
@@ -56,12 +83,17 @@ class Server:
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 timeout: float = 60) -> Response:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-        finally:
-            connection.close()
+        return _exchange(connection, method, path, body, headers)
+
+    @property
+    def management_socket(self) -> str:
+        """Where `serve` said MMS's management API listens (a unix socket in a private directory)."""
+        found = re.search(r"MMS management API on the unix socket (\S+)", self.log_text())
+        assert found, self.log_text()[-3000:]
+        return found.group(1)
+
+    def management(self, method: str, path: str) -> Response:
+        return _exchange(UnixHTTPConnection(self.management_socket), method, path, None, None)
 
     def invoke(self, body: bytes, content_type: str | None = "image/jpeg", **headers) -> Response:
         all_headers = {"Content-Type": content_type} if content_type else {}
@@ -84,10 +116,32 @@ class Server:
         return records
 
     def workers(self) -> list[dict]:
-        """MMS's management API (same port, as the toolkit configures it): the model's workers."""
-        return self.request("GET", "/models/model").json()["workers"]
+        """The model's workers, from MMS's management API."""
+        return self.management("GET", "/models/model").json()["workers"]
+
+    def server_processes(self) -> list[psutil.Process]:
+        """Everything `serve` started: nginx, the MMS launcher, Java and the Python workers (one group)."""
+        try:
+            children = psutil.Process(self.process.pid).children()
+        except psutil.Error:
+            return []
+        groups = set()
+        for child in children:
+            try:
+                groups.add(os.getpgid(child.pid))
+            except OSError:
+                pass
+        members = []
+        for process in psutil.process_iter():
+            try:
+                if os.getpgid(process.pid) in groups and process.status() != psutil.STATUS_ZOMBIE:
+                    members.append(process)
+            except (OSError, psutil.Error):
+                pass
+        return members
 
     def stop(self) -> None:
+        left = self.server_processes()
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)  # serve, java and the workers: one group
@@ -101,6 +155,11 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
         except (ProcessLookupError, PermissionError):
             pass
+        for process in left:  # and of the servers, had `serve` died without stopping them
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
 
 
 def start_server(model_dir: Path, work_dir: Path, env: dict | None = None, wait: bool = True) -> Server:

@@ -1,5 +1,5 @@
-"""The real endpoint: multi-model-server (Java) started through sagemaker-inference by
-`python -m classifier.serving.serve`, on a free port of 127.0.0.1, serving a small trained artifact."""
+"""The real endpoint: nginx in front of multi-model-server (Java) with the sagemaker-inference handler, started
+by `python -m classifier.serving.serve`, on a free port of 127.0.0.1, serving a small trained artifact."""
 from __future__ import annotations
 
 import base64
@@ -8,9 +8,11 @@ import functools
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -61,10 +63,14 @@ def test_ping_never_200_when_the_model_cannot_load(artifact_dir, tmp_path):
             time.sleep(0.1)
         assert set(statuses) == {503}, statuses
         assert "failed (" in server.log_text() and "this worker exits" in server.log_text()
-        # SIGTERM to `serve` alone (docker stop signals PID 1) stops MMS and every worker process.
+        # SIGTERM to `serve` alone (docker stop signals PID 1) stops nginx, MMS and every worker process.
+        servers = server.server_processes()
+        assert {p.name() for p in servers} >= {"nginx", "java"}, servers
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0
         time.sleep(1)
+        left = [p for p in servers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert left == [], left
         left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
                 if str(server.work_dir) in " ".join(p.info["cmdline"] or [])]
         assert left == [], left
@@ -79,6 +85,28 @@ def test_serve_refuses_to_start_without_a_model(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "model_config.json is missing" in result.stderr
+
+
+def test_serve_refuses_a_bad_model_config_before_starting_mms(artifact_dir, tmp_path):
+    """The whole config is checked first: exit 1 naming the field, instead of workers failing in a loop."""
+    model = tmp_path / "model"
+    model.mkdir()
+    config = json.loads((artifact_dir / "model_config.json").read_text())
+    config["preprocessing"]["image_size"] = 0
+    (model / "model_config.json").write_text(json.dumps(config))
+    (model / "model.pth").write_bytes((artifact_dir / "model.pth").read_bytes())
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(tmp_path), PYTHONPATH=str(CONTAINER_DIR))
+    process = subprocess.Popen([sys.executable, "-m", "classifier.serving.serve"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # it started a server instead
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 1, stdout + stderr
+    assert "preprocessing.image_size is 0; it must be a positive whole number" in stderr
+    assert "nginx on" not in stdout  # nothing was started
 
 
 # --- predictions ----------------------------------------------------------------------------------
@@ -277,3 +305,47 @@ def test_one_structured_log_line_per_request(server, test_images):
     assert ok["content_type"] == "image/jpeg" and ok["ModelLatency"] > 0
     assert failed["content_type"] == "image/png" and failed["error"] == "the request body is empty"
     assert ok["request_id"] and ok["request_id"] != failed["request_id"]
+
+
+# --- only what SageMaker calls, on the endpoint's port -------------------------------------------------
+def test_the_management_api_is_not_on_the_inference_port(server, test_images):
+    """`DELETE /models/model` there used to answer 200 and unload the model (issue 12, item 3)."""
+    image = serving_data.encode(test_images[0][0])
+    label = serving_data.CLASSES[test_images[1][0]]
+    for method, path in [("DELETE", "/models/model"), ("PUT", "/models/model?min_worker=0&synchronous=true"),
+                         ("GET", "/models"), ("GET", "/models/model"), ("POST", "/models?url=/tmp&model_name=x"),
+                         ("GET", "/api-description"), ("OPTIONS", "/"), ("POST", "/predictions/model")]:
+        response = server.request(method, path, b"" if method in ("POST", "PUT") else None)
+        assert response.status == 404, (method, path, response.status, response.body[:300])
+        assert response.json()["message"] == "only GET /ping and POST /invocations are served here"
+    assert server.ping().status == 200
+    assert top1(server.invoke(image)) == label
+    # The management API is there for this machine's own processes: a unix socket in a private directory.
+    workers = server.workers()
+    assert workers and all(worker["status"] == "READY" for worker in workers), workers
+    socket_dir = Path(server.management_socket).parent
+    assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700 and socket_dir.stat().st_uid == os.geteuid()
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET", "DELETE", "PATCH"])
+def test_invocations_answers_only_post(server, test_images, method):
+    image = serving_data.encode(test_images[0][0])
+    response = server.request(method, "/invocations", image, {"Content-Type": "image/jpeg"})
+    assert response.status == 405, response.body[:300]
+    assert response.headers["allow"] == "POST"
+    assert response.json() == {"code": 405, "type": "MethodNotAllowed",
+                               "message": f"{method} is not allowed on /invocations: it only answers POST"}
+    assert server.invoke(image).status == 200
+
+
+def test_ping_answers_only_get(server):
+    response = server.request("POST", "/ping", b"")
+    assert response.status == 405 and response.headers["allow"] == "GET"
+    assert server.ping().status == 200
+
+
+def test_deeply_nested_json_is_a_400(server):
+    """json.loads raises RecursionError on `[[[[...`: that was an internal error (500)."""
+    response = server.invoke(b"[" * 100_000 + b"]" * 100_000, "application/json")
+    assert response.status == 400, response.body[:300]
+    assert response.json()["message"] == "the JSON body is nested too deeply"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,8 @@ def test_json_instances_in_order_and_base64_with_line_breaks():
     (b'{"instances": [{"b64": "QUJD"}, {"b64": "QUJ"}]}', "instances[1].b64 is not valid base64"),
     (b'{"instances": [{"b64": ""}]}', "not valid base64"),
     (json.dumps({"instances": [{"b64": "QUJD"}] * 33}).encode(), "at most 32"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # RecursionError: was a 500
+    (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
 ])
 def test_bad_json_bodies(body, message):
     status, text = status_of(inference.input_fn, body, "application/json", 32)
@@ -136,7 +139,6 @@ def test_configure_environment_sizes_mms():
     chosen = serve.configure_environment(env)
     assert env["SAGEMAKER_MODEL_SERVER_WORKERS"] == str(chosen.workers)
     assert env["OMP_NUM_THREADS"] == env["CLASSIFIER_THREADS_PER_WORKER"] == str(chosen.threads_per_worker)
-    assert int(env["MMS_MAX_REQUEST_SIZE"]) > chosen.max_body_bytes  # the handler answers oversized bodies
     explicit = {"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "OMP_NUM_THREADS": "2"}
     chosen = serve.configure_environment(explicit)
     assert (chosen.workers, chosen.threads_per_worker) == (3, 2)
@@ -153,18 +155,94 @@ def test_model_dir_or_job_dir(tmp_path):
         local.resolve_model_dir(tmp_path)
 
 
+def valid_config() -> dict:
+    return {
+        "format_version": artifact.FORMAT_VERSION,
+        "architecture": "efficientnet_lite0",
+        "classes": ["cat", "dog", "fox"],
+        "preprocessing": preprocessing.Preprocessing(image_size=64, resize_size=73).to_dict(),
+        "hyperparameters": {},
+        "metrics": {},
+    }
+
+
+def with_change(path: str, value) -> dict:
+    """valid_config() with `a.b` set to value (or removed, for DELETE)."""
+    config = valid_config()
+    *parents, key = path.split(".")
+    target = config
+    for parent in parents:
+        target = target[parent]
+    if value is DELETE:
+        del target[key]
+    else:
+        target[key] = value
+    return config
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("preprocessing.image_size", 0, "preprocessing.image_size is 0; it must be a positive whole number"),
+    ("preprocessing.image_size", -5, "preprocessing.image_size is -5"),
+    ("preprocessing.image_size", "64", "preprocessing.image_size is '64'"),
+    ("preprocessing.image_size", 64.5, "preprocessing.image_size is 64.5"),
+    ("preprocessing.image_size", True, "preprocessing.image_size is True"),
+    ("preprocessing.image_size", DELETE, "lacks preprocessing.image_size"),
+    ("preprocessing.resize_size", 32, "preprocessing.resize_size (32) is smaller than preprocessing.image_size"),
+    ("preprocessing.mean", "0.5", "preprocessing.mean is '0.5'; it must be a list of 3 finite numbers"),
+    ("preprocessing.mean", [0.5, 0.5, float("nan")], "preprocessing.mean is [0.5, 0.5, nan]"),
+    ("preprocessing.std", [0.5, "x", 0.5], "preprocessing.std is [0.5, 'x', 0.5]"),
+    ("preprocessing.std", [0.5, 0.5], "mean and std must hold 3 values each"),  # Preprocessing.from_dict's check
+    ("preprocessing.std", [0.5, 0.0, 0.5], "std > 0"),
+    ("preprocessing.interpolation", "lanczos", "unknown interpolation 'lanczos'"),
+    ("preprocessing.interpolation", 3, "preprocessing.interpolation must be a string"),
+    ("preprocessing.resize_rule", "stretch", "unknown resize_rule 'stretch'"),
+    ("preprocessing", [64], "preprocessing must be an object, not a list"),
+    ("classes", "cat,dog", "classes must be a list of class names, not a string"),
+    ("classes", [], "classes is empty"),
+    ("classes", ["cat", "dog", "cat"], "classes holds 'cat' more than once"),
+    ("classes", ["cat", ""], "classes[1] is ''"),
+    ("classes", ["cat", 7], "classes[1] is 7"),
+    ("architecture", "resnet9", "architecture 'resnet9' is unknown"),
+    ("architecture", DELETE, "lacks 'architecture'"),
+    ("format_version", 2, "format_version is 2; this code reads 1"),
+])
+def test_read_config_validates_every_field(tmp_path, path, value, message):
+    (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(with_change(path, value)))
+    with pytest.raises(artifact.ArtifactError) as caught:
+        artifact.read_config(tmp_path)
+    assert message in str(caught.value) and str(tmp_path / artifact.CONFIG_FILE) in str(caught.value)
+
+
+def test_read_config_accepts_what_training_writes(tmp_path):
+    (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(valid_config()))
+    assert artifact.read_config(tmp_path) == valid_config()
+
+
 @pytest.mark.parametrize("files, message", [
     ({}, "model_config.json is missing"),
-    ({"model_config.json": "{}"}, "model.pth is missing"),
+    ({"model_config.json": json.dumps(valid_config())}, "model.pth is missing"),
     ({"model_config.json": "{oops", "model.pth": ""}, "not readable JSON"),
-    ({"model_config.json": "[1]", "model.pth": ""}, "JSON object"),
-    ({"model_config.json": '{"architecture": "resnet18"}', "model.pth": ""}, "lacks ['classes', 'preprocessing']"),
+    ({"model_config.json": "[1]", "model.pth": ""}, "must hold a JSON object, not a list"),
+    ({"model_config.json": "[" * 100_000, "model.pth": ""}, "nested too deeply"),
 ])
-def test_serve_checks_the_model_dir_before_starting(tmp_path, files, message):
+def test_check_model_dir(tmp_path, files, message):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    with pytest.raises(serve.ModelDirError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(artifact.ArtifactError, match=re.escape(message)):
+        artifact.check_model_dir(tmp_path)
+
+
+def test_serve_checks_the_model_dir_in_a_child_process(tmp_path):
+    """serve's check is artifact.check_model_dir itself, run where torch may be imported."""
+    (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(with_change("preprocessing.image_size", -5)))
+    (tmp_path / artifact.WEIGHTS_FILE).write_bytes(b"")
+    with pytest.raises(serve.ModelDirError, match="preprocessing.image_size is -5"):
         serve.check_model_dir(tmp_path)
+    (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(valid_config()))
+    assert serve.check_model_dir(tmp_path) == {"architecture": "efficientnet_lite0", "classes": 3, "image_size": 64}
 
 
 # --- the model in-process -----------------------------------------------------------------------------

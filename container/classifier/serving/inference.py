@@ -182,6 +182,8 @@ def _json_instances(body: bytes | str, max_instances: int) -> ImageBatch:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RequestError(400, f"the body is not valid JSON: {error}") from None
+    except RecursionError:  # `[[[[...` a few thousand deep: the parser's recursion limit
+        raise RequestError(400, "the JSON body is nested too deeply") from None
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list) or not instances:
         raise RequestError(400, 'JSON bodies must look like {"instances": [{"b64": "<base64 image>"}, ...]} '

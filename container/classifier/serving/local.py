@@ -1,38 +1,24 @@
-"""A local endpoint: the serving image's own stack (`classifier.serving.serve`: sagemaker-inference + MMS)
-on this machine, for a model directory or a local training job directory (an /opt/ml tree).
+"""A local endpoint: the serving image's own stack (`classifier.serving.serve`: nginx + multi-model-server
+with the sagemaker-inference handler) on this machine, for a model directory or a local training job
+directory (an /opt/ml tree).
 
     python -m classifier.serving.local MODEL_OR_JOB_DIR [--port 8080] [--work-dir DIR] [--workers N]
 
-The work dir becomes `SAGEMAKER_BASE_DIR`: `model` there links to the model, MMS's config, pid file,
-sockets and logs (`logs/`) stay inside it. Then this process becomes `python -m classifier.serving.serve`.
+The work dir becomes `SAGEMAKER_BASE_DIR`: `model` there links to the model, MMS's logs go to its `logs/`
+(the servers' configs, pid files and sockets to a private temporary directory). Then this process becomes
+`python -m classifier.serving.serve`.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import random
-import socket
 import sys
 import tempfile
 from pathlib import Path
 
-from .serve import CONFIG_FILE
-from .settings import MAX_MMS_PORT
-
-CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `classifier` package
-
-
-def free_port() -> int:
-    """A free 127.0.0.1 port that MMS accepts: it refuses 32767 and above, where the kernel's ephemeral
-    ports are (so port 0 cannot be used)."""
-    for port in random.Random().sample(range(20000, min(32000, MAX_MMS_PORT)), 200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32000")
+from ..artifact import CONFIG_FILE
+from .launcher import free_port  # noqa: F401 - the tests, the demo and the benchmark pick ports with it
+from .serve import CODE_ROOT
 
 
 def resolve_model_dir(path: Path) -> Path:
@@ -63,16 +49,15 @@ def server_environment(base_dir: Path, port: int, workers: int | None = None, ho
     env = dict(os.environ if env is None else env)
     env["SAGEMAKER_BASE_DIR"] = str(base_dir)
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
-    # The toolkit binds 0.0.0.0 (right in a container); on a workstation only this machine should reach it.
-    # MMS reads MMS_* variables over its config file (enable_envvars_config=true).
-    env["MMS_INFERENCE_ADDRESS"] = env["MMS_MANAGEMENT_ADDRESS"] = f"http://{host}:{port}"
+    # The image listens on 0.0.0.0 (right in a container); on a workstation only this machine should reach it.
+    env["CLASSIFIER_BIND_HOST"] = host
     env["LOG_LOCATION"] = env["METRICS_LOCATION"] = str(base_dir / "logs")
     env["PYTHONUNBUFFERED"] = "1"
     if workers:
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
     paths = [str(CODE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    # multi-model-server and java are found on PATH; put this interpreter's scripts first.
+    # multi-model-server, java and nginx are found on PATH; put this interpreter's scripts first.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
@@ -86,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="SAGEMAKER_MODEL_SERVER_WORKERS")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: reachable from other machines)")
     args = parser.parse_args(argv)
-    if not 1 <= args.port <= MAX_MMS_PORT:
-        parser.error(f"--port {args.port}: multi-model-server only binds ports 1 to {MAX_MMS_PORT}")
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is not a TCP port (1 to 65535)")
     model_dir = resolve_model_dir(args.model)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="serve-local-"))
     base_dir = prepare_base_dir(model_dir, work_dir)

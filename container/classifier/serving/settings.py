@@ -9,6 +9,8 @@
 | CLASSIFIER_MAX_PIXELS             | 40,000,000       | larger images are refused (decompression bombs)     |
 | CLASSIFIER_MAX_INSTANCES          | 32               | images in one JSON request                          |
 | CLASSIFIER_DEFAULT_TOP_K          | 3                | classes returned when the request names no top_k    |
+| SAGEMAKER_BIND_TO_PORT            | 8080             | the endpoint's port (nginx)                         |
+| CLASSIFIER_BIND_HOST              | 0.0.0.0          | the address it listens on (127.0.0.1: this machine) |
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_PAYLOAD_MB = 6  # InvokeEndpoint: 6 MiB = 6,291,456 bytes
 
 
-MAX_MMS_PORT = 32766  # MMS refuses to bind 32767 and above ("Invalid port number")
+MAX_MMS_PORT = 32766  # MMS refuses to bind 32767 and above ("Invalid port number"); nginx has no such limit
 
 
 class SettingsError(ValueError):
@@ -77,14 +79,15 @@ class Settings:
     default_top_k: int
     workers: int
     threads_per_worker: int
+    port: int = 8080
+    host: str = "0.0.0.0"
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
         env = os.environ if env is None else env
         port = _int_env(env, "SAGEMAKER_BIND_TO_PORT", 8080)
-        if port > MAX_MMS_PORT:
-            raise SettingsError(f"SAGEMAKER_BIND_TO_PORT={port}: multi-model-server only binds ports "
-                                f"up to {MAX_MMS_PORT}")
+        if port > 65535:
+            raise SettingsError(f"SAGEMAKER_BIND_TO_PORT={port} is not a TCP port (1 to 65535)")
         cpus = usable_cpus()
         # One single-threaded worker per CPU gives the most throughput under concurrent load, and
         # a worker never waits for another's request; a single client still gets one core.
@@ -98,4 +101,6 @@ class Settings:
             default_top_k=_int_env(env, "CLASSIFIER_DEFAULT_TOP_K", 3),
             workers=workers,
             threads_per_worker=threads,
+            port=port,
+            host=str(env.get("CLASSIFIER_BIND_HOST", "")).strip() or "0.0.0.0",
         )

@@ -3,9 +3,9 @@
 - `model.pth`: the weights as a plain state dict (loads with `torch.load(weights_only=True)`);
 - `model_config.json`: format version, architecture, class names in label order, preprocessing
   (image size, resize rule, mean, std, interpolation), hyperparameters and final metrics.
-Nothing in it is executed or unpickled beyond tensors. Importing this module does not import torch; the
-functions that need it do (`read_config` too, through `Preprocessing.from_dict`), so the serving front end,
-which must stay torch-free, checks a model dir in a child process: `python -m classifier.artifact MODEL_DIR`.
+Nothing in it is executed or unpickled beyond tensors. Reading and checking the config needs no torch
+(the serving front end stays small); saving and loading the weights import it. `python -m
+classifier.artifact MODEL_DIR` runs serve's check of a model directory.
 """
 from __future__ import annotations
 
@@ -176,6 +176,11 @@ def check_model_dir(model_dir: Path) -> dict:
     return config
 
 
+def summary(config: dict) -> dict:
+    return {"architecture": config["architecture"], "classes": len(config["classes"]),
+            "image_size": config["preprocessing"]["image_size"]}
+
+
 def load_artifact(model_dir: Path, device="cpu") -> tuple[ImageClassifier, dict, Preprocessing]:
     """Rebuild the architecture named in the config and load the weights (tensors only)."""
     import torch
@@ -215,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactError as error:
         print(error, file=sys.stderr)
         return 1
-    print(json.dumps({"architecture": config["architecture"], "classes": len(config["classes"]),
-                      "image_size": config["preprocessing"]["image_size"]}))
+    print(json.dumps(summary(config)))
     return 0
 
 

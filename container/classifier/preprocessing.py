@@ -12,13 +12,14 @@ import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import TYPE_CHECKING, BinaryIO, Union
 
-import torch
 from PIL import Image, ImageOps
-from torchvision.transforms import functional as TF
 
 from .backbones import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 RESIZE_RULE = "shorter_side_then_center_crop"
@@ -93,6 +94,8 @@ class Preprocessing:
     # --- transforms -----------------------------------------------------------------------------
     def eval_transform(self, image: Image.Image) -> torch.Tensor:
         """Resize the shorter side to `resize_size`, centre-crop `image_size`: uint8 CHW tensor."""
+        from torchvision.transforms import functional as TF  # here: checking a config needs no torch
+
         image = resize_shorter_side(image, self.resize_size, _RESAMPLING[self.interpolation])
         return TF.pil_to_tensor(TF.center_crop(image, [self.image_size, self.image_size]))
 
@@ -105,6 +108,8 @@ class Preprocessing:
         image = image.resize((self.image_size, self.image_size), _RESAMPLING[self.interpolation], box=crop)
         if rng.random() < 0.5:
             image = ImageOps.mirror(image)
+        from torchvision.transforms import functional as TF
+
         return TF.pil_to_tensor(image)
 
     def augment_draft_size(self) -> int:

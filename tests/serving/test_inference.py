@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,14 +238,19 @@ def test_check_model_dir(tmp_path, files, message):
         artifact.check_model_dir(tmp_path)
 
 
-def test_serve_checks_the_model_dir_in_a_child_process(tmp_path):
-    """serve's check is artifact.check_model_dir itself, run where torch may be imported."""
+def test_serve_checks_the_model_dir_without_torch(tmp_path):
+    """serve's check is artifact.check_model_dir itself, and needs no torch (serve's process stays small)."""
     (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(with_change("preprocessing.image_size", -5)))
     (tmp_path / artifact.WEIGHTS_FILE).write_bytes(b"")
     with pytest.raises(serve.ModelDirError, match="preprocessing.image_size is -5"):
         serve.check_model_dir(tmp_path)
     (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(valid_config()))
     assert serve.check_model_dir(tmp_path) == {"architecture": "efficientnet_lite0", "classes": 3, "image_size": 64}
+    code = ("import sys; from pathlib import Path; from classifier.serving import serve; "
+            f"serve.check_model_dir(Path({str(tmp_path)!r})); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(serve.__file__).resolve().parents[2])})
+    assert result.stdout.strip() == "False"
 
 
 # --- the model in-process -----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 1. Checks `/opt/ml/model` before anything starts, with `classifier.artifact` (the whole model_config.json,
    and that model.pth is there): a clear message and exit 1, not workers that restart in a loop. The
-   check imports torch, so it runs in a short-lived child process; this one stays small, it only waits.
+   check does not import torch, so this process, which only waits for the servers, stays small.
 2. Sizes MMS for the machine: `SAGEMAKER_MODEL_SERVER_WORKERS` workers (default: one per usable CPU)
    with `CLASSIFIER_THREADS_PER_WORKER` torch threads each (default: CPUs / workers).
 3. Lets bodies somewhat over the payload limit through, so that the handler, not the HTTP front ends,
@@ -18,9 +18,7 @@ the management API to the inference port and has no setting for plugins.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,7 +31,6 @@ CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `cl
 # MMS refuses bodies over its max_request_size itself (Netty: an empty 413, or a connection reset while
 # the client is still sending); bodies up to this many times our limit reach the handler and get a JSON 413.
 MMS_BODY_FACTOR = 4
-CHECK_TIMEOUT_S = 300
 
 
 def configure_environment(env=os.environ) -> Settings:
@@ -52,20 +49,14 @@ class ModelDirError(RuntimeError):
 
 
 def check_model_dir(model_dir: Path) -> dict:
-    """`classifier.artifact.check_model_dir` (read_config + weights present), run in a child process.
+    """`classifier.artifact.check_model_dir` (read_config + weights present), in a summary: architecture,
+    number of classes, image size."""
+    from .. import artifact  # torch-free
 
-    Returns its summary: architecture, number of classes, image size.
-    """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE_ROOT), env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "classifier.artifact", str(model_dir)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise ModelDirError(f"checking {model_dir} took over {CHECK_TIMEOUT_S} s") from None
-    if result.returncode != 0:
-        raise ModelDirError(result.stderr.strip() or f"{' '.join(command)} exited with {result.returncode}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        return artifact.summary(artifact.check_model_dir(model_dir))
+    except artifact.ArtifactError as error:
+        raise ModelDirError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

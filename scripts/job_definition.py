@@ -482,7 +482,15 @@ def validate(definition: JobDefinition) -> JobDefinition:
     if not re.fullmatch(NAME_PREFIX, definition.name_prefix):
         raise read.error(f"name_prefix {definition.name_prefix!r} must be 1-16 letters, digits or hyphens "
                          "(not starting or ending with a hyphen)")
-    # The debugger and profiler sections, checked by the training container's own hyperparameter rules.
+    # The debugger and profiler sections, checked by the training container's own rules (the rule table's
+    # messages name the rule or parameter; then every value as a hyperparameter).
+    section_hyperparameters = definition.debugger.hyperparameters()
+    try:
+        for key in ("debugger_rules", "debugger_stop_rules"):
+            rule_table.rule_names(section_hyperparameters[key])
+        rule_table.rule_parameters(section_hyperparameters["debugger_rule_parameters"])
+    except ValueError as error:
+        raise read.error(f"debugger: {error}") from None
     for name, section in (("debugger", definition.debugger), ("profiler", definition.profiler)):
         try:
             hp_specs.parse(section.hyperparameters())

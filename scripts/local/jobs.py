@@ -365,7 +365,7 @@ def _finish(job: Path, definition: JobDefinition | None, began: float | None, co
                   pid_start=None)
     if began is not None:
         record["duration_seconds"] = round(time.time() - began, 1)
-    if definition is not None:
+    if definition is not None and (job / LOG).is_file():
         record["metrics"] = final_metrics(definition, (job / LOG).read_text(errors="replace"))
     write_record(job, record)
     return record

@@ -26,7 +26,6 @@ OBJECTIVE_KEY = "_tuning_objective_metric"  # what SageMaker adds to every trial
 TRAINING_NAME_MAX = 63
 TUNING_NAME_MAX = 32
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-FINISHED = ("Completed", "Failed", "Stopped")
 
 
 class RequestError(ValueError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from classifier import channels as container_channels
 from scripts import orchestration
 from scripts.job_definition import JobDefinition
 
@@ -15,7 +16,8 @@ from .settings import Settings, SettingsError
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-CHANNEL_CONTENT_TYPES = {"weights": "application/octet-stream"}  # the image channels: application/x-image
+# The image channels are application/x-image.
+CHANNEL_CONTENT_TYPES = {container_channels.WEIGHTS: "application/octet-stream"}
 ENDPOINT_METRICS = (  # (name, statistic): counts are summed, latencies (microseconds) averaged
     ("Invocations", "Sum"), ("Invocation4XXErrors", "Sum"), ("Invocation5XXErrors", "Sum"),
     ("ModelLatency", "Average"), ("OverheadLatency", "Average"),

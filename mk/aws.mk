@@ -5,10 +5,11 @@
 #
 #   make build push                         build, then push both images to ECR (tags: git commit, latest)
 #   make upload-data DATA=dir [WEIGHTS=f]   check the layout, sync the data set to S3 (DELETE=1: remove extras)
-#   make tune [MAX_JOBS= MAX_PARALLEL= STRATEGY= HP=] [PARENT_TUNING="a b"]   tuning job, wait, trials, best
+#   make tune [MAX_JOBS= MAX_PARALLEL= STRATEGY= EARLY_STOPPING= HP=] [PARENT_TUNING="a b"]   tuning job, wait,
+#                                           trials, best (the same variables as tune-local, the same meaning)
 #   make tune TUNING=name                   wait for / report on an existing tuning job
-#   make train TUNING=name | HP="lr=..."    one training job, log streamed, metrics, model artifact (HP=best
-#                                           with TUNING= as in train-local: the tuning job's best values)
+#   make train TUNING=name [HP="best epochs=10"] | HP="lr=..."   one training job, log streamed, metrics, model
+#                                           artifact; hyperparameters as train-local: static < best trial < HP
 #   make deploy [JOB=training-job | TUNING=name | MODEL_DATA=s3://...]        create or update the endpoint
 #   make invoke IMAGE=file.jpg [TOP_K=5]    classify with the endpoint (scripts/invoke.py)
 #   make endpoint-metrics                   the endpoint's CloudWatch metrics, last hour
@@ -29,44 +30,45 @@ MINUTES ?= 60
 JOB_DEFINITION ?=
 
 AWS_FLAGS = $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
-AWS_JOBDEF = $(if $(JOB_DEFINITION),--job-definition $(JOB_DEFINITION))
 AWS_WAIT = $(if $(filter 1 true yes,$(NO_WAIT)),--no-wait)
-AWS_DATA = --data "$(DATA)" $(if $(DATA_S3),--data-s3 "$(DATA_S3)")
+AWS_JOBDEF = $(if $(JOB_DEFINITION),--job-definition $(call quote,JOB_DEFINITION))
+AWS_DATA = --data $(call quote,DATA) $(if $(DATA_S3),--data-s3 $(call quote,DATA_S3))
 # The image tag tune/train/deploy use: IMAGE_TAG, else ecr.image_tag, else the git short commit (= the
 # TAG of mk/images.mk); a TAG= given to make for build/push is used too.
-AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG="$(TAG)"))
+AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG=$(call quote,TAG)))
+# One shell word per item of a space-separated list (PARENT_TUNING, IMAGE).
+quote_each = $(foreach item,$(1),'$(subst ','\'',$(item))')
 
 .PHONY: push upload-data tune train deploy invoke endpoint-metrics cleanup aws-settings test-aws
 
 push:  ## push the built images to ECR, tagged with the git commit and latest (repositories made when missing)
-	$(PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag "$(TAG)" --engine "$(CONTAINER_ENGINE)" \
-		--training-image "$(TRAINING_IMAGE)" --serving-image "$(SERVING_IMAGE)"
+	$(PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag $(call quote,TAG) --engine $(call quote,CONTAINER_ENGINE) \
+		--training-image $(call quote,TRAINING_IMAGE) --serving-image $(call quote,SERVING_IMAGE)
 
 upload-data:  ## sync DATA=dir (train/ valid/ [test/]) to S3 after the training job's layout checks; WEIGHTS=file, DELETE=1
-	$(PYTHON) -m scripts.aws.upload_data $(AWS_FLAGS) $(AWS_DATA) $(if $(WEIGHTS),--weights "$(WEIGHTS)") \
+	$(PYTHON) -m scripts.aws.upload_data $(AWS_FLAGS) $(AWS_DATA) $(if $(WEIGHTS),--weights $(call quote,WEIGHTS)) \
 		$(if $(filter 1 true yes,$(DELETE)),--delete)
 
 tune:  ## SageMaker tuning job from config/job.yaml (TUNING=name: attach; PARENT_TUNING=: warm start)
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.tune $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
-		$(if $(TUNING),--attach "$(TUNING)") \
-		$(foreach p,$(PARENT_TUNING),--parent "$(p)") --warm-start-type "$(WARM_START_TYPE)" \
-		$(if $(MAX_JOBS),--max-jobs $(MAX_JOBS)) $(if $(MAX_PARALLEL),--max-parallel $(MAX_PARALLEL)) \
-		$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(EARLY_STOPPING),--early-stopping $(EARLY_STOPPING)) \
-		$(if $(HP),--hp "$(HP)")
+		$(if $(TUNING),--attach $(call quote,TUNING)) \
+		$(addprefix --parent ,$(call quote_each,$(PARENT_TUNING))) --warm-start-type $(call quote,WARM_START_TYPE) \
+		$(TUNE_ARGS)
 
-train:  ## one SageMaker training job: TUNING=name (its best hyperparameters) and/or HP="lr=0.01 ..."
+train:  ## one SageMaker training job: TUNING=name [HP="best epochs=10"] (its best trial's hyperparameters) and/or HP="lr=0.01 ..."
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.train $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
-		$(if $(TUNING),--tuning "$(TUNING)") $(if $(HP),--hp "$(HP)")
+		$(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS))
 
 deploy:  ## create or update the endpoint: JOB=training job | TUNING=name | MODEL_DATA=s3://... (default: newest job)
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) \
-		$(if $(JOB),--job "$(JOB)") $(if $(TUNING),--tuning "$(TUNING)") $(if $(MODEL_DATA),--model-data "$(MODEL_DATA)")
+		$(if $(JOB),--job $(call quote,JOB)) $(if $(TUNING),--tuning $(call quote,TUNING)) \
+		$(if $(MODEL_DATA),--model-data $(call quote,MODEL_DATA))
 
 invoke:  ## classify IMAGE=file.jpg (several: IMAGE="a.jpg b.png") with the endpoint; TOP_K=5
-	$(PYTHON) -m scripts.aws.invoke_endpoint $(AWS_FLAGS) $(IMAGE) $(if $(TOP_K),--top-k $(TOP_K))
+	$(PYTHON) -m scripts.aws.invoke_endpoint $(AWS_FLAGS) $(call quote_each,$(IMAGE)) $(if $(TOP_K),--top-k $(call quote,TOP_K))
 
 endpoint-metrics:  ## the endpoint's CloudWatch metrics for the last hour (MINUTES=60)
-	$(PYTHON) -m scripts.aws.endpoint_metrics $(AWS_FLAGS) --minutes $(MINUTES)
+	$(PYTHON) -m scripts.aws.endpoint_metrics $(AWS_FLAGS) --minutes $(call quote,MINUTES)
 
 cleanup:  ## delete the endpoint, its endpoint config and model
 	$(PYTHON) -m scripts.aws.cleanup $(AWS_FLAGS)

@@ -5,7 +5,9 @@
 #   make container-test           build both, then train in the training image and serve/invoke/stop the
 #                                 serving image for real (tests/container/run_container_test.sh)
 # Where no registry can be reached (this project's machines): add BASE_IMAGE=$(LOCAL_BASE_IMAGE); the
-# base image is then built first when it is missing.
+# base image is then built first when it is missing. Any other base image is looked for, then pulled
+# within PULL_TIMEOUT seconds, before a build starts; if that fails the build stops at once with the
+# exact command to use the local base (scripts/check_base_image.sh).
 
 BASE_IMAGE ?= debian:bookworm-slim
 LOCAL_BASE_IMAGE ?= localhost/debian-bookworm-minbase:latest
@@ -21,6 +23,7 @@ BUILD_ISOLATION ?= chroot
 # Read at build time only; it is not copied into the images. Set empty to turn off.
 BUILD_CA ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 EXTRA_BUILD_ARGS ?=
+PULL_TIMEOUT ?= 30
 
 # The engine: the first of docker (with a reachable daemon), podman, buildah. Computed once, and only
 # when a target needs it. Override with CONTAINER_ENGINE=docker|podman|buildah.
@@ -34,15 +37,20 @@ IMG_CA_MOUNT = $(if $(BUILD_CA),-v $(BUILD_CA):/run/host-ca.crt:ro)
 IMG_BUILD_docker = docker build
 IMG_BUILD_podman = podman build --layers --isolation $(BUILD_ISOLATION) $(IMG_CA_MOUNT)
 IMG_BUILD_buildah = buildah bud --layers --isolation $(BUILD_ISOLATION) $(IMG_CA_MOUNT)
-IMG_BUILD = $(IMG_BUILD_$(CONTAINER_ENGINE)) --build-arg BASE_IMAGE=$(BASE_IMAGE) $(EXTRA_BUILD_ARGS)
-# The local base image is made on demand when a build asks for it.
-IMG_BASE_DEP = $(if $(filter $(BASE_IMAGE) $(BASE_IMAGE):latest,$(LOCAL_BASE_IMAGE)),base-image)
+IMG_BUILD = $(IMG_BUILD_$(CONTAINER_ENGINE)) --build-arg BASE_IMAGE=$(call quote,BASE_IMAGE) $(EXTRA_BUILD_ARGS)
+# The local base image is made on demand when a build asks for it; any other is checked first.
+IMG_BASE_DEP = $(if $(filter $(BASE_IMAGE) $(BASE_IMAGE):latest,$(LOCAL_BASE_IMAGE)),base-image,base-image-check)
 
-.PHONY: build build-training build-serving base-image container-test container-tools images-engine
+.PHONY: build build-training build-serving base-image base-image-check container-test container-tools images-engine
 
 images-engine:
 	@case "$(CONTAINER_ENGINE)" in docker|podman|buildah) echo "container engine: $(CONTAINER_ENGINE)";; \
 	  *) echo "no container engine: install docker, podman or buildah (apt-get install -y buildah podman)" >&2; exit 1;; esac
+
+# Fast, before any build: is BASE_IMAGE here or pullable? Else stop with the command that uses the local base.
+base-image-check: images-engine
+	@PULL_TIMEOUT=$(call quote,PULL_TIMEOUT) scripts/check_base_image.sh $(call quote,CONTAINER_ENGINE) \
+		$(call quote,BASE_IMAGE) $(call quote,LOCAL_BASE_IMAGE) '$(or $(firstword $(MAKECMDGOALS)),build)'
 
 IMG_BUILD_TRAINING = $(IMG_BUILD) -f docker/training.Dockerfile --build-arg BAKE_RESNET50_WEIGHTS=$(BAKE_RESNET50_WEIGHTS) \
 	-t $(TRAINING_IMAGE):$(TAG) -t $(TRAINING_IMAGE):latest .

@@ -5,8 +5,10 @@ Stubber) and DRY_RUN=1 prints them. Field names are the APIs' own.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
+from classifier import channels as container_channels
+from scripts import orchestration
 from scripts.job_definition import JobDefinition
 
 from .settings import Settings, SettingsError
@@ -14,20 +16,12 @@ from .settings import Settings, SettingsError
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-CHANNEL_CONTENT_TYPES = {"weights": "application/octet-stream"}  # the image channels: application/x-image
+# The image channels are application/x-image.
+CHANNEL_CONTENT_TYPES = {container_channels.WEIGHTS: "application/octet-stream"}
 ENDPOINT_METRICS = (  # (name, statistic): counts are summed, latencies (microseconds) averaged
     ("Invocations", "Sum"), ("Invocation4XXErrors", "Sum"), ("Invocation5XXErrors", "Sum"),
     ("ModelLatency", "Average"), ("OverheadLatency", "Average"),
 )
-
-
-def timestamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
-
-
-def job_name(prefix: str, now: datetime | None = None) -> str:
-    """<prefix>-<yyyymmdd-hhmmss> (UTC): at most 16 + 16 = 32 characters, the tuning job limit."""
-    return f"{prefix}-{timestamp(now)}"
 
 
 def ecr_registry(account: str, region: str) -> str:
@@ -63,12 +57,13 @@ def channels(data_uri: str, names: list[str], input_mode: str) -> list[dict]:
 
 
 def _stopping_condition(definition: JobDefinition, settings: Settings) -> dict:
-    condition = {"MaxRuntimeInSeconds": definition.training_max_runtime_seconds}
+    runtime = definition.limits.training_max_runtime_seconds
+    condition = {"MaxRuntimeInSeconds": runtime}
     if settings.spot:
-        if settings.max_wait_seconds < definition.training_max_runtime_seconds:
+        if settings.max_wait_seconds < runtime:
             raise SettingsError(
                 f"setting training.max_wait_seconds ({settings.max_wait_seconds}) must be at least the training "
-                f"job's max runtime ({definition.training_max_runtime_seconds} s, training_max_runtime_seconds in "
+                f"job's max runtime ({runtime} s, training_max_runtime_seconds in "
                 f"{definition.path.name}) for spot training. Raise it in config/settings.yaml or with "
                 f"MAX_WAIT_SECONDS=..., or turn spot off (SPOT_TRAINING=false)")
         condition["MaxWaitTimeInSeconds"] = settings.max_wait_seconds
@@ -113,24 +108,25 @@ def parameter_ranges(definition: JobDefinition) -> dict:
 def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
                channel_names: list[str], parents: list[str] | None = None,
                warm_start_type: str = "IdenticalDataAndAlgorithm") -> dict:
-    """CreateHyperParameterTuningJob from the job definition (the same file local mode reads)."""
-    if len(name) > 32:
-        raise ValueError(f"tuning job name {name!r} is longer than SageMaker's 32 characters")
-    limits = {"MaxParallelTrainingJobs": definition.max_parallel_jobs,
-              "MaxRuntimeInSeconds": definition.max_runtime_seconds}
-    if definition.strategy != "Grid":  # Grid runs every combination: SageMaker counts the jobs itself
-        limits["MaxNumberOfTrainingJobs"] = definition.max_jobs
+    """CreateHyperParameterTuningJob from the job definition (the same file local mode reads). Its trials
+    get `channel_names` (orchestration.trial_channels: never test)."""
+    orchestration.check_name(name, orchestration.TUNING_NAME_MAX, "tuning job")
+    strategy, limits = definition.strategy, definition.limits
+    resource_limits = {"MaxParallelTrainingJobs": limits.max_parallel_jobs,
+                       "MaxRuntimeInSeconds": limits.max_runtime_seconds}
+    if strategy.name != "Grid":  # Grid runs every combination: SageMaker counts the jobs itself
+        resource_limits["MaxNumberOfTrainingJobs"] = limits.max_jobs
     config = {
-        "Strategy": definition.strategy,
-        "HyperParameterTuningJobObjective": {"Type": definition.objective_type,
-                                             "MetricName": definition.objective_metric},
-        "ResourceLimits": limits,
+        "Strategy": strategy.name,
+        "HyperParameterTuningJobObjective": {"Type": definition.objective.type,
+                                             "MetricName": definition.objective.metric},
+        "ResourceLimits": resource_limits,
         "ParameterRanges": parameter_ranges(definition),
-        "TrainingJobEarlyStoppingType": "Off" if definition.strategy == "Hyperband" else definition.early_stopping,
+        "TrainingJobEarlyStoppingType": "Off" if strategy.name == "Hyperband" else strategy.early_stopping,
     }
-    if definition.strategy == "Hyperband":
+    if strategy.name == "Hyperband":
         config["StrategyConfig"] = {"HyperbandStrategyConfig": {
-            "MinResource": definition.hyperband_min_resource, "MaxResource": definition.hyperband_max_resource}}
+            "MinResource": strategy.hyperband_min_resource, "MaxResource": strategy.hyperband_max_resource}}
     job = {"StaticHyperParameters": dict(definition.static_hyperparameters),
            **_common_job_fields(definition, settings, image, data_uri, channel_names,
                                 settings.s3_uri("checkpoint_prefix", name))}
@@ -150,7 +146,9 @@ def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: 
 def training_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
                  channel_names: list[str], hyperparameters: dict[str, str], debugger: dict | None = None) -> dict:
     """CreateTrainingJob: one job with fixed hyperparameters, the same channels, checkpoints and limits as
-    the tuning job's trials; `debugger` adds the Debugger/Profiler fields (see debugger.py)."""
+    the tuning job's trials; `debugger` adds the Debugger/Profiler fields (see debugger.py). The
+    hyperparameters are orchestration.training_hyperparameters'."""
+    orchestration.check_name(name, orchestration.TRAINING_NAME_MAX, "training job")
     request = {"TrainingJobName": name, "HyperParameters": {k: str(v) for k, v in hyperparameters.items()},
                **_common_job_fields(definition, settings, image, data_uri, channel_names,
                                     settings.s3_uri("checkpoint_prefix", name))}

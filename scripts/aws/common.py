@@ -104,13 +104,13 @@ def data_uri(settings: Settings, data: str | None, data_s3: str | None) -> str:
     return settings.s3_uri("data_prefix", name)
 
 
-def present_channels(aws: Aws, uri: str, required: list[str], optional: list[str],
+def present_channels(aws: Aws, uri: str, candidates: list[str], required: tuple[str, ...] | list[str],
                      local: str | None = None) -> list[str]:
-    """The channels found under `uri` (one ListObjectsV2 with MaxKeys=1 each); a required one missing
-    stops with a hint. A dry run assumes S3 holds what the local DATA folder holds."""
+    """Which of `candidates` hold data under `uri` (one ListObjectsV2 with MaxKeys=1 each); a required one
+    missing stops with a hint. A dry run assumes S3 holds what the local DATA folder holds."""
     bucket, prefix = api_requests.split_s3_uri(uri)
     found = []
-    for channel in [*required, *optional]:
+    for channel in candidates:
         assumed = 1 if channel in required or (local and (Path(local) / channel).exists()) else 0
         page = aws.call("s3", "list_objects_v2", dry={"KeyCount": assumed}, Bucket=bucket,
                         Prefix=f"{prefix}{channel}/", MaxKeys=1)
@@ -185,15 +185,6 @@ def poll_interval(settings: Settings) -> float:
 
 
 # --- output --------------------------------------------------------------------------------------------
-
-def table(rows: list[list], headers: list[str]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
-
 
 def console_url(region: str, kind: str, name: str) -> str:
     return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{kind}/{name}"

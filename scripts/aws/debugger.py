@@ -12,6 +12,9 @@ ap-northeast-3, eu-south-1 and us-gov-west-1).
 """
 from __future__ import annotations
 
+from classifier.debugger import config as rule_table
+from scripts.job_definition import JobDefinition
+
 from .api_requests import ecr_registry
 from .settings import Settings
 
@@ -33,10 +36,6 @@ RULE_COLLECTIONS = {
     "WeightUpdateRatio": {"weights": {}}, "DeadRelu": {"relu_output": {"include_regex": ".*relu_output"}},
     "PoorWeightInitialization": {"relu_input": {"include_regex": ".*relu_input"}},
 }
-_FALLBACK_PROFILER_RULES = ("LowGPUUtilization", "CPUBottleneck", "IOBottleneck", "BatchSize", "GPUMemoryIncrease",
-                            "StepOutlier", "MaxInitializationTime", "Dataloader", "OverallSystemUsage",
-                            "ProfilerReport")
-DEFAULT_SAVE_INTERVAL = 500
 
 
 class DebuggerConfigError(ValueError):
@@ -44,10 +43,7 @@ class DebuggerConfigError(ValueError):
 
 
 def _profiler_rule_names() -> set[str]:
-    try:  # the container's rule table (names and kinds as SageMaker's)
-        from classifier.debugger import config as rule_table
-    except ImportError:
-        return set(_FALLBACK_PROFILER_RULES)
+    # The container's rule table (names and kinds as SageMaker's), and SageMaker's two report rules.
     return set(rule_table.PROFILER_RULES) | {"ProfilerReport", "OverallSystemUsage"}
 
 
@@ -61,23 +57,17 @@ def rule_evaluator_image(region: str) -> str:
     return f"{ecr_registry(account, region)}/{RULE_REPOSITORY}"
 
 
-def attach_requested(raw: dict) -> bool:
-    section = raw.get("debugger") or {}
-    return isinstance(section, dict) and section.get("attach_sagemaker_rules") is True
+def attach_requested(definition: JobDefinition) -> bool:
+    return definition.debugger.attach_sagemaker_rules
 
 
-def training_job_fields(raw: dict, settings: Settings, job_name: str) -> dict:
+def training_job_fields(definition: JobDefinition, settings: Settings, job_name: str) -> dict:
     """DebugHookConfig, DebugRuleConfigurations, ProfilerConfig and ProfilerRuleConfigurations for the
-    rules listed in job.yaml's debugger.rules; {} unless debugger.attach_sagemaker_rules is true."""
-    if not attach_requested(raw):
+    rules listed in job.yaml's debugger.rules; {} unless debugger.attach_sagemaker_rules is true. The hook
+    saves at the job definition's train_interval, the profiler samples at its interval_ms."""
+    section, profiler = definition.debugger, definition.profiler
+    if not section.attach_sagemaker_rules or not section.rules:
         return {}
-    section = raw["debugger"]
-    rules = section.get("rules") or []
-    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
-        raise DebuggerConfigError("debugger.rules in config/job.yaml must be a list of rule names")
-    if not rules:
-        return {}
-    overrides = section.get("rule_parameters") or {}
     image = rule_evaluator_image(settings.region)
     profiler_names = _profiler_rule_names()
     output = settings.s3_uri("debugger_prefix", job_name)
@@ -85,15 +75,15 @@ def training_job_fields(raw: dict, settings: Settings, job_name: str) -> dict:
     def configuration(name: str) -> dict:
         params = {"rule_to_invoke": name}
         params.update({str(k): (str(v).lower() if isinstance(v, bool) else str(v))
-                       for k, v in (overrides.get(name) or {}).items()})
+                       for k, v in section.rule_parameters.get(name, {}).items()})
         return {"RuleConfigurationName": name, "RuleEvaluatorImage": image, "RuleParameters": params}
 
-    tensor_rules = [r for r in rules if r not in profiler_names]
-    profiler_rules = [r for r in rules if r in profiler_names]
+    tensor_rules = [r for r in section.rules if r not in profiler_names]
+    profiler_rules = [r for r in section.rules if r in profiler_names]
     fields: dict = {}
     if tensor_rules:
-        interval = str(section.get("train_interval") or DEFAULT_SAVE_INTERVAL)
-        collections: dict[str, dict] = {name: {} for name in (section.get("collections") or [])}
+        interval = str(section.train_interval)
+        collections: dict[str, dict] = {name: {} for name in section.collections}
         for rule in tensor_rules:
             for name, params in RULE_COLLECTIONS.get(rule, {}).items():
                 collections.setdefault(name, {}).update(params)
@@ -104,8 +94,7 @@ def training_job_fields(raw: dict, settings: Settings, job_name: str) -> dict:
                 for name, params in collections.items()]}
         fields["DebugRuleConfigurations"] = [configuration(r) for r in tensor_rules]
     if profiler_rules:
-        profiler = raw.get("profiler") or {}
         fields["ProfilerConfig"] = {"S3OutputPath": output + "profiler/",
-                                    "ProfilingIntervalInMilliseconds": int(profiler.get("interval_ms") or 500)}
+                                    "ProfilingIntervalInMilliseconds": profiler.interval_ms}
         fields["ProfilerRuleConfigurations"] = [configuration(r) for r in profiler_rules]
     return fields

@@ -15,12 +15,12 @@ import sys
 
 import botocore.exceptions
 
-from scripts import job_definition
+from scripts import job_definition, orchestration
 
 from . import api_requests
 from .client import Aws, AwsError, error_code
 from .common import base_parser, console_url, ecr_image, open_aws, poll, poll_interval, require, run
-from .tune import best_training_job
+from .tune import best_trial
 
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
 SETTLED = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
@@ -41,15 +41,15 @@ def describe_endpoint(aws: Aws, name: str, dry: dict | None = None) -> dict | No
         raise
 
 
-def model_source(aws: Aws, job: str, tuning: str, model_data: str, prefix: str) -> tuple[str, str]:
-    """(model.tar.gz S3 URI, where it came from)."""
+def model_source(aws: Aws, job: str, tuning: str, model_data: str,
+                 definition: job_definition.JobDefinition) -> tuple[str, str]:
+    """(model.tar.gz S3 URI, where it came from). A tuning job's: its best trial, as `make train` picks it."""
+    prefix = definition.name_prefix
     if model_data:
         api_requests.split_s3_uri(model_data)
         return model_data, model_data
     if tuning:
-        state = aws.call("sagemaker", "describe_hyper_parameter_tuning_job", HyperParameterTuningJobName=tuning,
-                         dry={"BestTrainingJob": {"TrainingJobName": f"<best training job of {tuning}>"}})
-        job = best_training_job(state)["TrainingJobName"]
+        job = best_trial(aws, tuning, definition).name
     if not job:
         found = aws.call("sagemaker", "list_training_jobs", NameContains=prefix, StatusEquals="Completed",
                          SortBy="CreationTime", SortOrder="Descending", MaxResults=10,
@@ -102,7 +102,7 @@ def wait_in_service(aws: Aws, name: str) -> dict:
 def deploy(aws: Aws, model_data: str, image: str, wait: bool = True) -> dict:
     settings = aws.settings
     endpoint = settings.endpoint_name
-    stamp = f"{endpoint}-{api_requests.timestamp()}"
+    stamp = f"{endpoint}-{orchestration.timestamp()}"
     existing = describe_endpoint(aws, endpoint, dry={})
     if existing:
         status = existing.get("EndpointStatus")
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
         aws = open_aws(args, "role_arn")
         if aws.settings.data_capture:
             require(aws, "bucket")
-        model_data, source = model_source(aws, args.job, args.tuning, args.model_data, definition.name_prefix)
+        model_data, source = model_source(aws, args.job, args.tuning, args.model_data, definition)
         image = ecr_image(aws, aws.settings.serving_repository)
         result = deploy(aws, model_data, image, wait=not args.no_wait)
         if aws.dry_run:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 
+from scripts.orchestration import table
+
 from . import api_requests
 from .client import Aws
-from .common import base_parser, open_aws, run, table
+from .common import base_parser, open_aws, run
 
 LATENCIES = ("ModelLatency", "OverheadLatency")
 

@@ -4,17 +4,18 @@ waits, streams its CloudWatch log, prints the final metrics and the model artifa
     python -m scripts.aws.train --tuning <tuning job> [--hp "epochs=10"] [--dry-run]
     python -m scripts.aws.train --hp "lr=0.01 batch_size=32 epochs=4" [--data ... | --data-s3 ...]
 
-Same channels, limits, spot and checkpoint settings as the tuning job's trials. Hyperparameters: the
-static ones of config/job.yaml, then the best trial's (all it ran with), then --hp; a tuned one given by
-neither takes the training job's default (printed). SageMaker's built-in Debugger/Profiler rules are
-attached when job.yaml's debugger.attach_sagemaker_rules is true (see debugger.py).
+Same limits, spot and checkpoint settings as the tuning job's trials, and every channel of the data set
+(the test set too, for the final report). Hyperparameters (scripts/orchestration.py, as `make train-local`):
+the static ones of config/job.yaml, then the best trial's of --tuning (all it ran with), then --hp, where
+the word `best` is allowed (`--hp "best epochs=10"`); a tuned one given by neither takes the training
+job's default (printed). SageMaker's built-in Debugger/Profiler rules are attached when job.yaml's
+debugger.attach_sagemaker_rules is true (see debugger.py).
 """
 from __future__ import annotations
 
 import sys
 
-from classifier.training import hyperparameters as hp_specs
-from scripts import job_definition
+from scripts import job_definition, orchestration
 
 from . import api_requests, debugger
 from .client import Aws, error_code
@@ -29,24 +30,11 @@ from .common import (
     poll_interval,
     present_channels,
     run,
-    table,
 )
 from .tune import best_hyperparameters
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 FINISHED = ("Completed", "Failed", "Stopped")
-
-
-def hyperparameters(definition: job_definition.JobDefinition, best: dict, given: dict,
-                    check: bool = True) -> tuple[dict, list[str]]:
-    """static < best trial < given; validated like the job definition. Also the tuned names left unset."""
-    merged = {**best, **given}
-    if not check:
-        final = {**definition.static_hyperparameters, **merged}
-    else:
-        final = dict(definition.with_overrides(hyperparameters=merged).static_hyperparameters)
-    unset = [r.name for r in definition.ranges if r.name not in final]
-    return final, unset
 
 
 class LogTail:
@@ -116,9 +104,9 @@ def report(state: dict, definition: job_definition.JobDefinition, log_text: str)
     name = state["TrainingJobName"]
     metrics = {m["MetricName"]: m["Value"] for m in state.get("FinalMetricDataList", [])}
     if not metrics and log_text:  # SageMaker's list can lag: read the same regexes over the log
-        metrics = {k: v[-1] for k, v in definition.parse_metrics(log_text).items()}
+        metrics = orchestration.final_metrics(definition, log_text)
     if metrics:
-        print(table([[k, f"{v:.6g}"] for k, v in sorted(metrics.items())], ["final metric", "value"]))
+        print(orchestration.table([[k, f"{v:.6g}"] for k, v in sorted(metrics.items())], ["final metric", "value"]))
     if state.get("TrainingJobStatus") != "Completed":
         print(f"training job {name}: {state.get('TrainingJobStatus')}: {state.get('FailureReason', '')}")
         return
@@ -134,8 +122,9 @@ def main(argv=None) -> int:
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
     parser.add_argument("--data", default="data/fashion-mnist")
     parser.add_argument("--data-s3", default="")
-    parser.add_argument("--tuning", default="", help="take the best hyperparameters of this tuning job")
-    parser.add_argument("--hp", default="", help='"name=value ..." (on top of the tuning job\'s best)')
+    parser.add_argument("--tuning", default="", help="take the best trial's hyperparameters of this tuning job")
+    parser.add_argument("--hp", default="", help='"name=value ..." (on top of the tuning job\'s best); "best '
+                                                 'epochs=10" says the same as --tuning with epochs=10')
     parser.add_argument("--name", default="", help="training job name (default: <name_prefix>-<yyyymmdd-hhmmss>)")
     parser.add_argument("--no-wait", action="store_true")
     parser.add_argument("--no-logs", action="store_true", help="wait without streaming the log")
@@ -143,31 +132,29 @@ def main(argv=None) -> int:
 
     def go() -> int:
         definition = job_definition.load(args.job_definition)
-        if args.hp.strip() == "best":  # `HP=best TUNING=name`, as `make train-local` takes it
-            if not args.tuning:
-                raise ValueError("HP=best needs TUNING=<tuning job> (its best training job's hyperparameters)")
-            args.hp = ""
-        given = job_definition.parse_hp_string(args.hp) if args.hp.strip() else {}
+        argument = orchestration.parse_hp_argument(args.hp)
+        orchestration.training_hyperparameters(definition, given=argument.given)  # bad input: before any request
         aws = open_aws(args, "role_arn", "bucket")
-        best, source = {}, ""
-        if args.tuning:
+        best, source = None, ""
+        if orchestration.wants_best_trial(argument, args.tuning):
             source, best = best_hyperparameters(aws, args.tuning, definition)
-        final, unset = hyperparameters(definition, best, given, check=not aws.dry_run)
+        final, unset = orchestration.training_hyperparameters(definition, best, argument.given,
+                                                              check=not aws.dry_run)  # dry run: placeholders
         if unset:
-            print("note: no value for tuned hyperparameter(s) " + ", ".join(
-                f"{n} (the training job's default {hp_specs.SPECS[n].default})" for n in unset)
-                  + "; give them with HP=\"name=value\" or TUNING=", file=sys.stderr)
-        name = args.name or api_requests.job_name(definition.name_prefix)
+            print(orchestration.unset_note(unset), file=sys.stderr)
+        name = args.name or orchestration.training_job_name(definition.name_prefix)
         image = ecr_image(aws, aws.settings.training_repository)
         uri = data_uri(aws.settings, args.data, args.data_s3)
-        names = present_channels(aws, uri, definition.required_channels, definition.optional_channels, args.data)
-        extra = debugger.training_job_fields(definition.raw, aws.settings, name)
+        found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=False),
+                                 definition.channels.required, args.data)
+        names = orchestration.training_channels(definition, found)
+        extra = debugger.training_job_fields(definition, aws.settings, name)
         request = api_requests.training_job(definition, aws.settings, name, image, uri, names, final, extra)
         aws.call("sagemaker", "create_training_job", dry={}, **request)
         if aws.dry_run:
             return 0
         print(f"created training job {name}" + (f" with the hyperparameters of {source}" if source else "")
-              + ": " + " ".join(f"{k}={v}" for k, v in sorted(final.items()))
+              + ": " + orchestration.describe_values(final)
               + f"\n  {console_url(aws.settings.region, 'jobs', name)}")
         if args.no_wait:
             return 0

@@ -7,15 +7,16 @@ and the best training job.
 
 The request comes from the job definition (ranges, static hyperparameters, metric definitions, objective,
 strategy, early stopping, limits) and the settings (image, role, instance type, spot, channels, output and
-checkpoint locations). --hp fixes a tuned hyperparameter for this run. The trials get the train, valid
-(and weights) channels, never test: the test set plays no part in choosing (`make train` reports on it).
+checkpoint locations). --hp fixes a hyperparameter for this run (a tuned one stops being tuned). What the
+trials get and which is best is scripts/orchestration.py's, as in local mode: the train, valid (and weights)
+channels, never test; the best is the completed trial with the best objective.
 """
 from __future__ import annotations
 
 import sys
 from datetime import datetime
 
-from scripts import job_definition
+from scripts import job_definition, orchestration
 
 from . import api_requests, debugger
 from .client import Aws
@@ -29,12 +30,9 @@ from .common import (
     poll_interval,
     present_channels,
     run,
-    table,
 )
 
 FINISHED = ("Completed", "Failed", "Stopped", "DeleteFailed")
-IGNORED_HYPERPARAMETERS = ("_tuning_objective_metric",)
-TEST_CHANNELS = ("test",)
 
 
 def describe(aws: Aws, name: str, dry: dict | None = None) -> dict:
@@ -67,12 +65,12 @@ def wait(aws: Aws, name: str) -> dict:
         raise
 
 
-def trials(aws: Aws, name: str) -> list[dict] | None:
+def trials(aws: Aws, name: str, dry: dict | None = None) -> list[dict] | None:
     """Every training job of the tuning job (None when they cannot be listed). Sorted by creation time on
     the server: a list sorted by the objective leaves out jobs that emitted no objective."""
     try:
         jobs = []
-        for page in aws.paginate("sagemaker", "list_training_jobs_for_hyper_parameter_tuning_job",
+        for page in aws.paginate("sagemaker", "list_training_jobs_for_hyper_parameter_tuning_job", dry=dry,
                                  HyperParameterTuningJobName=name, SortBy="CreationTime", SortOrder="Ascending",
                                  MaxResults=100):
             jobs.extend(page.get("TrainingJobSummaries", []))
@@ -82,30 +80,14 @@ def trials(aws: Aws, name: str) -> list[dict] | None:
         return None
 
 
-def _seconds(job: dict) -> str:
+def as_trial(job: dict) -> orchestration.Trial:
+    """A TrainingJobSummary of a tuning job as the core's Trial (the table and the best-trial choice)."""
+    metric = job.get("FinalHyperParameterTuningJobObjectiveMetric")
     start, end = job.get("TrainingStartTime"), job.get("TrainingEndTime")
-    if isinstance(start, datetime) and isinstance(end, datetime):
-        return f"{(end - start).total_seconds():.0f}s"
-    return ""
-
-
-def trials_table(jobs: list[dict], minimize: bool) -> str:
-    def key(job):
-        metric = job.get("FinalHyperParameterTuningJobObjectiveMetric")
-        if not metric:
-            return (1, 0.0)
-        return (0, metric["Value"] if minimize else -metric["Value"])
-
-    rows = []
-    names = sorted({k for job in jobs for k in job.get("TunedHyperParameters", {})})
-    for job in sorted(jobs, key=key):
-        metric = job.get("FinalHyperParameterTuningJobObjectiveMetric")
-        status = job.get("TrainingJobStatus", "")
-        if job.get("FailureReason"):
-            status += f" ({job['FailureReason'][:60]})"
-        rows.append([job["TrainingJobName"], f"{metric['Value']:.4g}" if metric else "-",
-                     *[job.get("TunedHyperParameters", {}).get(n, "") for n in names], _seconds(job), status])
-    return table(rows, ["training job", "objective", *names, "time", "status"])
+    seconds = (end - start).total_seconds() if isinstance(start, datetime) and isinstance(end, datetime) else None
+    return orchestration.Trial(job["TrainingJobName"], job.get("TrainingJobStatus", ""),
+                               metric["Value"] if metric else None, dict(job.get("TunedHyperParameters", {})),
+                               seconds, job.get("FailureReason", ""))
 
 
 def best_training_job(state: dict) -> dict:
@@ -116,38 +98,55 @@ def best_training_job(state: dict) -> dict:
     return best
 
 
+def best_trial(aws: Aws, tuning_name: str, definition: job_definition.JobDefinition,
+               listed: list[dict] | None = None) -> orchestration.Trial:
+    """The core's choice among the tuning job's trials (orchestration.best_trial, as in local mode). Where
+    the trials cannot be listed (no ListTrainingJobsForHyperParameterTuningJob permission), SageMaker's
+    own BestTrainingJob, which follows the same rule (the completed job with the best objective)."""
+    placeholder = f"<best training job of {tuning_name}>"
+    if listed is None:
+        listed = trials(aws, tuning_name, dry={"TrainingJobSummaries": [{
+            "TrainingJobName": placeholder, "TrainingJobStatus": "Completed",
+            "FinalHyperParameterTuningJobObjectiveMetric": {"Value": 0.0}}]})
+    if listed is not None:
+        best = orchestration.best_trial([as_trial(job) for job in listed], definition.minimize())
+        if best is None:
+            raise ValueError(f"tuning job {tuning_name} has no completed training job that reported the objective "
+                             f"{definition.objective.metric}")
+        return best
+    state = describe(aws, tuning_name, dry={"BestTrainingJob": {"TrainingJobName": placeholder}})
+    return as_trial(best_training_job(state))
+
+
 def best_hyperparameters(aws: Aws, tuning_name: str, definition: job_definition.JobDefinition) -> tuple[str, dict]:
     """The best trial's name and every hyperparameter it ran with (static and tuned), as SageMaker recorded
-    them; SageMaker's own keys are dropped."""
-    placeholder = f"<best training job of {tuning_name}>"
-    state = describe(aws, tuning_name, dry={"BestTrainingJob": {"TrainingJobName": placeholder}})
-    best = best_training_job(state)["TrainingJobName"]
-    dry_hps = {**definition.static_hyperparameters, **{r.name: f"<best {r.name}>" for r in definition.ranges}}
+    them; SageMaker's own keys are dropped (orchestration.recorded_hyperparameters)."""
+    best = best_trial(aws, tuning_name, definition).name
+    dry_hps = {**definition.static_hyperparameters, **{n: f"<best {n}>" for n in definition.tuned_names}}
     job = aws.call("sagemaker", "describe_training_job", TrainingJobName=best, dry={"HyperParameters": dry_hps})
-    hps = {k: v for k, v in job.get("HyperParameters", {}).items()
-           if k not in IGNORED_HYPERPARAMETERS and not k.startswith("sagemaker_")}
-    return best, hps
+    return best, orchestration.recorded_hyperparameters(job.get("HyperParameters", {}))
 
 
 def report(aws: Aws, state: dict, definition: job_definition.JobDefinition) -> None:
     name = state["HyperParameterTuningJobName"]
-    jobs = trials(aws, name)
-    if jobs:
-        print(trials_table(jobs, definition.minimize()))
+    listed = trials(aws, name)
+    if listed:
+        print(orchestration.trials_table([as_trial(job) for job in listed], definition))
     if state.get("FailureReason"):
         print(f"failure reason: {state['FailureReason']}")
-    best = state.get("BestTrainingJob")
-    if not best:
-        print("no best training job: no trial reported the objective metric "
-              f"{definition.objective_metric} (see the trials' logs in CloudWatch /aws/sagemaker/TrainingJobs)")
+    try:
+        best = best_trial(aws, name, definition, listed)
+    except ValueError:
+        print("no best training job: no trial completed with the objective metric "
+              f"{definition.objective.metric} (see the trials' logs in CloudWatch /aws/sagemaker/TrainingJobs)")
         return
-    metric = best.get("FinalHyperParameterTuningJobObjectiveMetric", {})
-    job = aws.call("sagemaker", "describe_training_job", TrainingJobName=best["TrainingJobName"])
-    print(f"\nbest training job: {best['TrainingJobName']}")
-    print(f"  {metric.get('MetricName')} = {metric.get('Value')} ({metric.get('Type', definition.objective_type)})")
-    print("  tuned: " + " ".join(f"{k}={v}" for k, v in sorted(best.get("TunedHyperParameters", {}).items())))
+    job = aws.call("sagemaker", "describe_training_job", TrainingJobName=best.name)
+    print(f"\nbest training job: {best.name}")
+    value = "-" if best.objective is None else f"{best.objective:g}"
+    print(f"  {definition.objective.metric} = {value} ({definition.objective.type})")
+    print("  tuned: " + orchestration.describe_values(best.hyperparameters))
     print(f"  model artifact: {job.get('ModelArtifacts', {}).get('S3ModelArtifacts', '(none)')}")
-    print(f"  next: `make deploy JOB={best['TrainingJobName']}`, or `make train TUNING={name}` for one more "
+    print(f"  next: `make deploy JOB={best.name}`, or `make train TUNING={name}` for one more "
           f"job with these hyperparameters")
 
 
@@ -171,7 +170,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
-        fixed = job_definition.parse_hp_string(args.hp) if args.hp.strip() else {}
+        fixed = orchestration.parse_hp_argument(args.hp, allow_best=False).given
         definition = job_definition.load(args.job_definition).with_overrides(
             max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
             early_stopping=args.early_stopping, hyperparameters=fixed)
@@ -180,23 +179,24 @@ def main(argv=None) -> int:
             name = args.attach
         else:
             aws = open_aws(args, "role_arn", "bucket")
-            name = args.name or api_requests.job_name(definition.name_prefix)
+            name = args.name or orchestration.tuning_job_name(definition.name_prefix)
             image = ecr_image(aws, aws.settings.training_repository)
             uri = data_uri(aws.settings, args.data, args.data_s3)
-            # As in local mode, trials never see the test channel: selection uses the validation set only.
-            optional = [c for c in definition.optional_channels if c not in TEST_CHANNELS]
-            names = present_channels(aws, uri, definition.required_channels, optional, args.data)
+            found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=True),
+                                     definition.channels.required, args.data)
+            names = orchestration.trial_channels(definition, found)
             parents = [p for item in args.parent for p in item.replace(",", " ").split()]
             request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names, parents,
                                               args.warm_start_type)
             aws.call("sagemaker", "create_hyper_parameter_tuning_job", dry={}, **request)
-            if debugger.attach_requested(definition.raw):
+            if debugger.attach_requested(definition):
                 print("note: debugger.attach_sagemaker_rules applies to `make train` only (tuning jobs cannot carry "
                       "Debugger rules); the job's own rules run in every trial", file=sys.stderr)
             if aws.dry_run:
                 return 0
-            print(f"created tuning job {name}: {definition.max_jobs} jobs, {definition.max_parallel_jobs} at a time, "
-                  f"{definition.strategy}, {aws.settings.training_instance_type}"
+            limits = definition.limits
+            print(f"created tuning job {name}: {limits.max_jobs} jobs, {limits.max_parallel_jobs} at a time, "
+                  f"{definition.strategy.name}, {aws.settings.training_instance_type}"
                   f"{' (spot)' if aws.settings.spot else ''}\n"
                   f"  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
         if aws.dry_run:

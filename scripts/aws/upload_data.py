@@ -62,16 +62,17 @@ class LocalFile:
 
 def check_layout(data: Path, weights: Path | None = None) -> tuple[list[LocalFile], list[str]]:
     """The files to send and the class names, after the training job's own layout checks."""
+    from classifier import channels
     from classifier.training.data import DataError, scan_channel
 
     data = Path(data)
     if not data.is_dir():
         raise AwsError(f"DATA={data} is not a directory (expected train/ valid/ [test/] inside; `make data` makes one)")
-    try:
-        train = scan_channel("train", data / "train")
-        found = [train, scan_channel("valid", data / "valid", train.classes)]
-        if (data / "test").exists():
-            found.append(scan_channel("test", data / "test", train.classes))
+    try:  # the image channels of a data set, as the training job checks them (weights: a file, below)
+        train = scan_channel(channels.TRAIN, data / channels.TRAIN)
+        found = [train, scan_channel(channels.VALID, data / channels.VALID, train.classes)]
+        if (data / channels.TEST).exists():
+            found.append(scan_channel(channels.TEST, data / channels.TEST, train.classes))
     except DataError as error:
         raise AwsError(f"data set {data} is not usable for training: {error}") from None
     files = []
@@ -83,7 +84,7 @@ def check_layout(data: Path, weights: Path | None = None) -> tuple[list[LocalFil
         weights = Path(weights)
         if not weights.is_file():
             raise AwsError(f"WEIGHTS={weights} is not a file (the weights channel takes one pretrained weights file)")
-        files.append(LocalFile(weights, f"weights/{weights.name}", weights.stat().st_size))
+        files.append(LocalFile(weights, f"{channels.WEIGHTS}/{weights.name}", weights.stat().st_size))
     return files, train.classes
 
 

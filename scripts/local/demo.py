@@ -24,7 +24,7 @@ from scripts import REPO_ROOT, job_definition
 from scripts.data import fashion_mnist
 from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
-from scripts.local import jobs, tune
+from scripts.local import jobs, train, tune
 
 STARTED = time.time()
 
@@ -55,16 +55,16 @@ def tune_and_retrain(args, data: Path) -> Path:
         hyperparameters={"model_name": args.backbone, "image_size": str(args.image_size)})
     directory = tune.create_tuning(definition, data)
     tuner = tune.Tuner(directory, echo=say)
-    say(f"Tuning job {tuner.record['name']}: {definition.strategy}, {definition.max_jobs} trials over "
-        + ", ".join(r.name for r in definition.ranges) + f", objective {definition.objective_type} "
-        f"{definition.objective_metric} (feature cache {'on' if tuner.record['feature_cache'] else 'off'})")
+    say(f"Tuning job {tuner.record['name']}: {definition.strategy.name}, {definition.limits.max_jobs} trials over "
+        + ", ".join(definition.tuned_names) + f", objective {definition.objective.type} "
+        f"{definition.objective.metric} (feature cache {'on' if tuner.record['feature_cache'] else 'off'})")
     record = tuner.run()
     tune.print_summary(record, definition)
     if not record.get("best"):
         raise RuntimeError("no trial of the tuning job completed")
     best = tune.best_hyperparameters(record["name"])
     extra = {name: "true" for name in ("debugger", "profiler") if name in hp_specs.SPECS}
-    job = jobs.create_job(job_definition.load(), data, {**best, **extra})
+    job = train.prepare_job(job_definition.load(), data, best=best, given=extra, echo=say)
     say(f"Retraining the best hyperparameters as {job.name}"
         + (" with the " + " and ".join(extra) + " on" if extra else ""))
 

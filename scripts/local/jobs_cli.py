@@ -4,37 +4,29 @@ from __future__ import annotations
 import sys
 
 from classifier.training import hyperparameters as hp_specs
-from scripts import job_definition
+from scripts import job_definition, orchestration
 from scripts.local import jobs
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def list_jobs() -> int:
     definition = job_definition.load()
-    records = jobs.list_jobs()
+    records = jobs.list_jobs(definition=definition)  # a job whose processes are gone is shown as it ended
     if not records:
         print(f"No local jobs in {jobs.JOBS_ROOT}")
         return 0
-    tuned = {r.name for r in definition.ranges}
+    tuned = set(definition.tuned_names)
+    metric = definition.objective.metric
     rows = []
     for r in records:
-        objective = (r.get("metrics") or {}).get(definition.objective_metric)
+        objective = (r.get("metrics") or {}).get(metric)
         hps = r.get("hyperparameters", {})
         # What sets this job apart: tuned values and anything other than the job definition's static ones.
-        shown = " ".join(f"{k}={v}" for k, v in sorted(hps.items())
-                         if not hp_specs.is_ignored(k)
-                         and (k in tuned or definition.static_hyperparameters.get(k) != v))
+        shown = orchestration.describe_values({
+            k: v for k, v in hps.items()
+            if not hp_specs.is_ignored(k) and (k in tuned or definition.static_hyperparameters.get(k) != v)})
         rows.append([r["name"], r.get("status", "?"), "" if objective is None else f"{objective:.4f}",
-                     "" if r.get("duration_seconds") is None else f"{r['duration_seconds']:.0f}s", shown])
-    print(table(rows, ["name", "status", definition.objective_metric, "duration", "hyperparameters"]))
+                     orchestration.seconds_text(r.get("duration_seconds")), shown])
+    print(orchestration.table(rows, ["name", "status", metric, "duration", "hyperparameters"]))
     return 0
 
 

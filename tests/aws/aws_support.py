@@ -75,6 +75,32 @@ def moto_backend(service: str):
     return get_backend(service)[ACCOUNT][REGION]
 
 
+# --- stubbed requests ----------------------------------------------------------------------------------
+
+TRAINING_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-training:{TAG}"
+DATA_URI = f"s3://{BUCKET}/byoc-classifier/data/fashion-mnist/"
+FAKE_ARN = f"arn:aws:sagemaker:{REGION}:123456789012:resource/fake"
+
+
+def stub_image(stubs, repository: str):
+    stubs("ecr").add_response("describe_images", {"imageDetails": [{"imageTags": [TAG]}]},
+                              {"repositoryName": repository, "imageIds": [{"imageTag": TAG}]})
+
+
+def stub_trials(stubs, tuning: str, summaries: list[dict]):
+    """The tuning job's trials, listed (the core picks the best of them)."""
+    stubs("sagemaker").add_response(
+        "list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": summaries},
+        {"HyperParameterTuningJobName": tuning, "SortBy": "CreationTime", "SortOrder": "Ascending", "MaxResults": 100})
+
+
+def stub_channels(stubs, present=("train", "valid", "test"), prefix="byoc-classifier/data/fashion-mnist/",
+                  checked=("train", "valid", "test", "weights")):
+    for channel in checked:
+        stubs("s3").add_response("list_objects_v2", {"KeyCount": 1 if channel in present else 0},
+                                 {"Bucket": BUCKET, "Prefix": f"{prefix}{channel}/", "MaxKeys": 1})
+
+
 # --- complete responses (Stubber checks them against the output shapes too) ------------------------------
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

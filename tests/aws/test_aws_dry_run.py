@@ -46,14 +46,19 @@ def test_tune_dry_run(no_credentials, capsys):
 def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "epochs=9"]) == 0
     printed = dict(requests_in(capsys.readouterr().out))
-    assert printed["sagemaker.DescribeHyperParameterTuningJob"] == {
-        "HyperParameterTuningJobName": "img-clf-20260101-000000"}
+    # the best trial is the core's choice among the listed trials (as in local mode)
+    assert printed["sagemaker.ListTrainingJobsForHyperParameterTuningJob"] == {
+        "HyperParameterTuningJobName": "img-clf-20260101-000000", "SortBy": "CreationTime",
+        "SortOrder": "Ascending", "MaxResults": 100}
+    assert printed["sagemaker.DescribeTrainingJob"] == {
+        "TrainingJobName": "<best training job of img-clf-20260101-000000>"}
     hps = printed["sagemaker.CreateTrainingJob"]["HyperParameters"]
     assert hps["lr"] == "<best lr>" and hps["epochs"] == "9" and hps["model_name"] == "resnet50"
-    # train-local's form
-    assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "best"]) == 0
-    hps = dict(requests_in(capsys.readouterr().out))["sagemaker.CreateTrainingJob"]["HyperParameters"]
-    assert hps["epochs"] == "<best epochs>"
+    # the same with the word best, as make train-local takes it
+    for hp in ("best", "best epochs=9"):
+        assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", hp]) == 0
+        hps = dict(requests_in(capsys.readouterr().out))["sagemaker.CreateTrainingJob"]["HyperParameters"]
+        assert hps["epochs"] == ("9" if "epochs" in hp else "<best epochs>")
     assert train.main(no_credentials + ["--hp", "best"]) == 1
     assert "HP=best needs TUNING=" in capsys.readouterr().err
 

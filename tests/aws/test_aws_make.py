@@ -21,17 +21,18 @@ def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, expected", [
     (["tune", "MAX_JOBS=8", "PARENT_TUNING=a b", "STRATEGY=Random", "HP=epochs=3", "DRY_RUN=1"],
-     ["-m scripts.aws.tune --dry-run", '--parent "a" --parent "b"', "--max-jobs 8", "--strategy Random",
-      '--hp "epochs=3"', 'IMAGE_TAG="abc1234"']),
-    (["tune", "TUNING=t1", "NO_WAIT=1"], ['--attach "t1"', "--no-wait"]),
-    (["train", "TUNING=t1", "HP=best", "DATA_S3=s3://b/p/"], ['--tuning "t1"', '--hp "best"', '--data-s3 "s3://b/p/"']),
-    (["deploy", "JOB=j1"], ["-m scripts.aws.deploy", '--job "j1"']),
-    (["deploy", "MODEL_DATA=s3://b/m.tar.gz"], ['--model-data "s3://b/m.tar.gz"']),
+     ["-m scripts.aws.tune --dry-run", "--parent 'a' --parent 'b'", "--max-jobs '8'", "--strategy 'Random'",
+      "--hp 'epochs=3'", "IMAGE_TAG='abc1234'"]),
+    (["tune", "TUNING=t1", "NO_WAIT=1"], ["--attach 't1'", "--no-wait"]),
+    (["train", "TUNING=t1", "HP=best", "DATA_S3=s3://b/p/"], ["--tuning 't1'", "--hp 'best'", "--data-s3 's3://b/p/'"]),
+    (["train", "HP=lr=0.1", "BACKBONE=resnet18"], ["--hp 'model_name=resnet18 lr=0.1'"]),
+    (["deploy", "JOB=j1"], ["-m scripts.aws.deploy", "--job 'j1'"]),
+    (["deploy", "MODEL_DATA=s3://b/m.tar.gz"], ["--model-data 's3://b/m.tar.gz'"]),
     (["upload-data", "DATA=some/dir", "WEIGHTS=w.pth", "DELETE=1"],
-     ['--data "some/dir"', '--weights "w.pth"', "--delete"]),
-    (["push"], ['--tag "abc1234"', '--engine "docker"', '--training-image "byoc-classifier-training"']),
-    (["invoke", "IMAGE=a.jpg b.png", "TOP_K=3"], ["-m scripts.aws.invoke_endpoint a.jpg b.png --top-k 3"]),
-    (["endpoint-metrics", "MINUTES=15"], ["--minutes 15"]),
+     ["--data 'some/dir'", "--weights 'w.pth'", "--delete"]),
+    (["push"], ["--tag 'abc1234'", "--engine 'docker'", "--training-image 'byoc-classifier-training'"]),
+    (["invoke", "IMAGE=a.jpg b.png", "TOP_K=3"], ["-m scripts.aws.invoke_endpoint 'a.jpg' 'b.png' --top-k '3'"]),
+    (["endpoint-metrics", "MINUTES=15"], ["--minutes '15'"]),
     (["cleanup", "DRY_RUN=1"], ["-m scripts.aws.cleanup --dry-run"]),
 ])
 def test_make_passes_variables(args, expected):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 from datetime import datetime, timezone
 
 import pytest
@@ -14,19 +15,25 @@ from botocore.stub import ANY
 
 from aws_support import (
     BUCKET,
+    DATA_URI,
+    FAKE_ARN,
     NOW,
     REGION,
     ROLE,
     TAG,
+    TRAINING_IMAGE,
     endpoint_config_description,
     endpoint_description,
     make_aws,
+    stub_channels,
+    stub_image,
+    stub_trials,
     training_description,
     trial_summary,
     tuning_description,
     write_settings,
 )
-from scripts import job_definition
+from scripts import job_definition, orchestration
 from scripts.aws import (
     api_requests,
     cleanup,
@@ -40,22 +47,7 @@ from scripts.aws import (
     upload_data,
 )
 
-TRAINING_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-training:{TAG}"
 SERVING_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-serving:{TAG}"
-DATA_URI = f"s3://{BUCKET}/byoc-classifier/data/fashion-mnist/"
-FAKE_ARN = f"arn:aws:sagemaker:{REGION}:123456789012:resource/fake"
-
-
-def stub_image(stubs, repository: str):
-    stubs("ecr").add_response("describe_images", {"imageDetails": [{"imageTags": [TAG]}]},
-                              {"repositoryName": repository, "imageIds": [{"imageTag": TAG}]})
-
-
-def stub_channels(stubs, present=("train", "valid", "test"), prefix="byoc-classifier/data/fashion-mnist/",
-                  checked=("train", "valid", "test", "weights")):
-    for channel in checked:
-        stubs("s3").add_response("list_objects_v2", {"KeyCount": 1 if channel in present else 0},
-                                 {"Bucket": BUCKET, "Prefix": f"{prefix}{channel}/", "MaxKeys": 1})
 
 
 # --- tuning ---------------------------------------------------------------------------------------------
@@ -65,11 +57,11 @@ def test_tuning_request_follows_the_job_definition(settings):
     request = api_requests.tuning_job(definition, settings, "img-clf-20260102-030405", TRAINING_IMAGE, DATA_URI,
                                       ["train", "valid", "test"])
     config = request["HyperParameterTuningJobConfig"]
-    assert config["Strategy"] == definition.strategy
+    assert config["Strategy"] == definition.strategy.name
     assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "valid_loss"}
-    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": definition.max_jobs,
-                                        "MaxParallelTrainingJobs": definition.max_parallel_jobs,
-                                        "MaxRuntimeInSeconds": definition.max_runtime_seconds}
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": definition.limits.max_jobs,
+                                        "MaxParallelTrainingJobs": definition.limits.max_parallel_jobs,
+                                        "MaxRuntimeInSeconds": definition.limits.max_runtime_seconds}
     ranges = config["ParameterRanges"]
     assert ranges["ContinuousParameterRanges"] == [{"Name": "lr", "MinValue": "0.001", "MaxValue": "0.1",
                                                     "ScalingType": "Logarithmic"}]
@@ -84,7 +76,7 @@ def test_tuning_request_follows_the_job_definition(settings):
     assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == DATA_URI + "train/"
     assert job["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
     assert job["EnableManagedSpotTraining"] is True
-    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": definition.training_max_runtime_seconds,
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": definition.limits.training_max_runtime_seconds,
                                         "MaxWaitTimeInSeconds": settings.max_wait_seconds}
     assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/byoc-classifier/checkpoints/img-clf-20260102-030405/",
                                        "LocalPath": "/opt/ml/checkpoints"}
@@ -228,9 +220,10 @@ def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsy
     tuning, best, name = "img-clf-20260101-000000", "img-clf-20260101-000000-002-bbbb", "img-clf-20260102-030405"
     definition = job_definition.load()
     sm = stubs("sagemaker")
-    sm.add_response("describe_hyper_parameter_tuning_job",
-                    tuning_description(tuning, best=trial_summary(best, 0.3, {"lr": "0.01"})),
-                    {"HyperParameterTuningJobName": tuning})
+    # three trials: the core picks the completed one with the best objective (not the failed 0.1)
+    stub_trials(stubs, tuning, [trial_summary(f"{tuning}-001-aaaa", 0.5, {"lr": "0.001"}),
+                                trial_summary(best, 0.3, {"lr": "0.01"}),
+                                trial_summary(f"{tuning}-003-cccc", 0.1, {"lr": "0.09"}, "Failed")])
     recorded = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "4",
                 "_tuning_objective_metric": "valid_loss", "sagemaker_estimator": "x"}
     sm.add_response("describe_training_job", training_description(best, hyperparameters=recorded),
@@ -322,15 +315,22 @@ def test_service_error_becomes_one_message(stubbed, use, capsys):
 
 # --- Debugger / Profiler rules ----------------------------------------------------------------------------
 
+def with_debugger(definition, **changes):
+    return dataclasses.replace(definition, debugger=dataclasses.replace(definition.debugger, **changes))
+
+
 def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
     aws, stubs = stubbed
-    assert debugger.training_job_fields({}, aws.settings, "job") == {}
-    assert debugger.training_job_fields({"debugger": {"rules": ["Overfit"]}}, aws.settings, "job") == {}
-    raw = {"debugger": {"attach_sagemaker_rules": True, "collections": ["losses"], "train_interval": 100,
-                        "rules": ["VanishingGradient", "Overfit", "LowGPUUtilization", "CPUBottleneck"],
-                        "rule_parameters": {"Overfit": {"patience": 2}}},
-           "profiler": {"interval_ms": 1000}}
-    fields = debugger.training_job_fields(raw, aws.settings, "job")
+    definition = job_definition.load()
+    assert definition.debugger.attach_sagemaker_rules is False
+    assert debugger.training_job_fields(definition, aws.settings, "job") == {}
+    assert debugger.training_job_fields(with_debugger(definition, attach_sagemaker_rules=True, rules=()),
+                                        aws.settings, "job") == {}
+    asked = with_debugger(definition, attach_sagemaker_rules=True, collections=("losses",), train_interval=100,
+                          rules=("VanishingGradient", "Overfit", "LowGPUUtilization", "CPUBottleneck"),
+                          rule_parameters={"Overfit": {"patience": 2}})
+    asked = dataclasses.replace(asked, profiler=dataclasses.replace(asked.profiler, interval_ms=1000))
+    fields = debugger.training_job_fields(asked, aws.settings, "job")
     image = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest"
     assert fields["DebugHookConfig"] == {
         "S3OutputPath": f"s3://{BUCKET}/byoc-classifier/debugger/job/tensors/", "LocalPath": "/opt/ml/output/tensors",
@@ -345,10 +345,20 @@ def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
                                         "ProfilingIntervalInMilliseconds": 1000}
     profiler_rules = [r["RuleConfigurationName"] for r in fields["ProfilerRuleConfigurations"]]
     assert profiler_rules == ["LowGPUUtilization", "CPUBottleneck"]
-    request = api_requests.training_job(job_definition.load(), aws.settings, "job", TRAINING_IMAGE, DATA_URI,
+    request = api_requests.training_job(definition, aws.settings, "job", TRAINING_IMAGE, DATA_URI,
                                         ["train", "valid"], {"lr": "0.1"}, fields)
     stubs("sagemaker").add_response("create_training_job", {"TrainingJobArn": FAKE_ARN}, request)
     aws.call("sagemaker", "create_training_job", **request)
+
+
+def test_sagemaker_hook_saves_at_the_job_definitions_interval(settings):
+    """The hook's save interval is job.yaml's debugger.train_interval (100), not smdebug's default 500."""
+    definition = job_definition.load()
+    fields = debugger.training_job_fields(with_debugger(definition, attach_sagemaker_rules=True), settings, "job")
+    collections = fields["DebugHookConfig"]["CollectionConfigurations"]
+    intervals = {c["CollectionParameters"]["save_interval"] for c in collections}
+    assert intervals == {str(definition.debugger.train_interval)} == {"100"}
+    assert fields["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == definition.profiler.interval_ms
 
 
 def test_rule_evaluator_images_per_region():
@@ -372,7 +382,7 @@ def test_train_request_carries_rules_from_the_job_definition(stubbed, use, tmp_p
     stub_channels(stubs, present=("train", "valid"))
     expected = api_requests.training_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"],
                                          {**definition.static_hyperparameters, "lr": "0.05"},
-                                         debugger.training_job_fields(definition.raw, aws.settings, name))
+                                         debugger.training_job_fields(definition, aws.settings, name))
     assert expected["DebugRuleConfigurations"][0]["RuleParameters"] == {"rule_to_invoke": "LossNotDecreasing"}
     stubs("sagemaker").add_response("create_training_job", {"TrainingJobArn": FAKE_ARN}, expected)
     assert train.main(["--job-definition", str(path), "--hp", "lr=0.05", "--name", name, "--no-wait"]) == 0
@@ -391,7 +401,7 @@ def test_deploy_creates_the_endpoint(tmp_path, use, capsys, monkeypatch):
     from aws_support import Stubs
     stubs = Stubs(aws)
     use(aws, deploy)
-    monkeypatch.setattr(api_requests, "timestamp", lambda now=None: "20260102-030405")
+    monkeypatch.setattr(orchestration, "timestamp", lambda now=None: "20260102-030405")
     job, stamp = "img-clf-20260101-000000", "img-clf-20260102-030405"
     sm = stubs("sagemaker")
     sm.add_response("describe_training_job", training_description(job), {"TrainingJobName": job})
@@ -441,13 +451,11 @@ def test_deploy_creates_the_endpoint(tmp_path, use, capsys, monkeypatch):
 def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use, capsys, monkeypatch):
     aws, stubs = stubbed
     use(aws, deploy)
-    monkeypatch.setattr(api_requests, "timestamp", lambda now=None: "20260102-030405")
+    monkeypatch.setattr(orchestration, "timestamp", lambda now=None: "20260102-030405")
     tuning, best = "img-clf-20260101-000000", "img-clf-20260101-000000-001-aaaa"
     old, new = "img-clf-20251231-235959", "img-clf-20260102-030405"
     sm = stubs("sagemaker")
-    sm.add_response("describe_hyper_parameter_tuning_job",
-                    tuning_description(tuning, best=trial_summary(best, 0.2, {})),
-                    {"HyperParameterTuningJobName": tuning})
+    stub_trials(stubs, tuning, [trial_summary(best, 0.2, {})])
     sm.add_response("describe_training_job", training_description(best), {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-serving")
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old),
@@ -481,7 +489,7 @@ def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use
 def test_deploy_reports_a_rolled_back_update(stubbed, use, capsys, monkeypatch):
     aws, stubs = stubbed
     use(aws, deploy)
-    monkeypatch.setattr(api_requests, "timestamp", lambda now=None: "20260102-030405")
+    monkeypatch.setattr(orchestration, "timestamp", lambda now=None: "20260102-030405")
     old, new = "img-clf-20251231-235959", "img-clf-20260102-030405"
     sm = stubs("sagemaker")
     stub_image(stubs, "byoc-classifier-serving")
@@ -524,7 +532,7 @@ def test_deploy_picks_the_newest_completed_job(stubbed, use):
          "MaxResults": 10})
     sm.add_response("describe_training_job", training_description("img-clf-2-20260102-000000"),
                     {"TrainingJobName": "img-clf-2-20260102-000000"})
-    uri, source = deploy.model_source(aws, "", "", "", "img-clf")
+    uri, source = deploy.model_source(aws, "", "", "", job_definition.load())
     assert source == "training job img-clf-2-20260102-000000"  # same prefix: any img-clf-* job
 
 

@@ -1,4 +1,4 @@
-"""Rule names and parameters, the job definition's debugger/profiler sections, where a job's files are."""
+"""Rule names and parameters, where a job's files are (the job definition's sections: tests/local)."""
 import json
 
 import pytest
@@ -47,43 +47,6 @@ def test_hyperparameters_are_strict_and_off_by_default():
                 {"profiler_interval_ms": "10"}):
         with pytest.raises(hyperparameters.HyperparameterError):
             hyperparameters.parse(bad)
-
-
-def test_job_definition_sections_become_hyperparameters():
-    from scripts import job_definition
-
-    definition = job_definition.load()
-    raw = definition.raw["debugger"]
-    assert raw["attach_sagemaker_rules"] is False
-    assert set(raw["rules"]) == set(config.RULES)
-    static = definition.static_hyperparameters
-    assert static["debugger"] == "true" and static["profiler"] == "true"
-    assert static["debugger_stop_rules"] == "ExplodingTensor"
-    assert set(static["debugger_rules"].split(",")) == set(config.RULES)
-    assert all(len(v) <= 256 for v in static.values()) and len(static) + len(definition.ranges) <= 100
-    hyperparameters.parse(static)
-    # a run's override wins over the section
-    overridden = definition.with_overrides(hyperparameters={"debugger": "false"})
-    assert overridden.static_hyperparameters["debugger"] == "false"
-
-
-def test_job_definition_errors_name_the_entry(tmp_path):
-    from scripts import job_definition
-
-    definition = job_definition.load()
-    for section, message in (({"debugger": {"rules": ["Overfit", "Typo"]}}, "Typo"),
-                             ({"debugger": {"actions": {"Email": ["Overfit"]}}}, "Email"),
-                             ({"debugger": {"interval": 3}}, "interval"),
-                             ({"debugger": {"rule_parameters": {"Overfit": {"patience": 0.5, "x": 1}}}}, "'x'")):
-        raw = {**definition.raw, **section}
-        with pytest.raises(job_definition.JobDefinitionError, match=message):
-            job_definition.from_dict(raw, tmp_path / "job.yaml")
-    converted = config.hyperparameters_from_job_definition({
-        "debugger": {"rule_parameters": {"Overfit": {"patience": 2}}, "actions": {"StopTraining": ["Overfit"]},
-                     "collections": ["losses"]},
-        "profiler": {"enabled": False, "trace_steps": 3}})
-    assert converted == {"debugger_rule_parameters": "Overfit.patience=2", "debugger_stop_rules": "Overfit",
-                         "debugger_collections": "losses", "profiler": "false", "profiler_trace_steps": "3"}
 
 
 def test_layout_finds_local_jobs_output_dirs_and_extracted_tarballs(tmp_path):

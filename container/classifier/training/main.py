@@ -23,6 +23,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .. import paths
 from ..artifact import ArtifactError, atomic_write_json, save_artifact
+from ..channels import OPTIONAL as CHANNELS_OPTIONAL, REQUIRED as CHANNELS_REQUIRED
 from ..model import WeightsError, build_model, find_pretrained_weights, get_architecture
 from . import checkpoints, distributed, feature_cache, metrics_log
 from .checkpoints import CheckpointError
@@ -39,8 +40,6 @@ from .loop import NLLWithLabelSmoothing, Precision, evaluate, train_one_epoch
 from .observers import build_observers
 
 log = logging.getLogger("classifier.training")
-CHANNELS_REQUIRED = ("train", "valid")
-CHANNELS_OPTIONAL = ("test", "weights", "feature_cache")
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 

@@ -1,0 +1,100 @@
+"""The frozen-backbone feature cache that every local job shares (jobs/feature-cache/).
+
+With a frozen pretrained backbone and no random augmentation (`features_are_fixed`) an image's backbone
+output never changes, so it is computed once, with the training code's own feature pass, and every job
+that applies (tuning trials, `make train-local`, a retrain of the best trial) trains the head from it
+through the optional `feature_cache` channel. The cache is keyed by the architecture, the pretrained
+weights file's contents and the preprocessing, and within that by each image file's SHA-256
+(classifier/training/feature_cache.py), so one directory is valid for every data set and job.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from classifier.training import hyperparameters as hp_specs
+from scripts import orchestration
+from scripts.local import jobs
+
+BATCH_SIZE = 64
+_LOCK = threading.Lock()  # parallel trials of one tuning job
+_FILLED: set[tuple] = set()  # (cache dir, model, image size, weights, data) filled by this process
+
+
+def prepare(values: dict[str, str], data: Path, echo=print) -> Path | None:
+    """The cache directory, holding the features of `data`'s train and valid images for a job with these
+    hyperparameters; None when the job cannot train from cached features (it then runs the backbone)."""
+    if not orchestration.uses_feature_cache(values):
+        return None
+    from classifier.model import WeightsError, find_pretrained_weights, get_architecture
+    from classifier.training.main import find_weights_file
+
+    hp = hp_specs.parse(values)
+    data, cache_dir = Path(data).resolve(), jobs.feature_cache_dir()
+    try:
+        weights = find_weights_file(data / "weights") if (data / "weights").exists() else \
+            find_pretrained_weights(get_architecture(hp.model_name))
+    except WeightsError as error:  # the job itself fails with the full explanation
+        echo(f"Feature cache not used: {error}")
+        return None
+    identity = (str(cache_dir), hp.model_name, hp.image_size, str(weights), str(data))
+    with _LOCK:
+        if identity not in _FILLED:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            with open(cache_dir / ".lock", "w") as lock:  # another process filling the same cache
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                fill(hp, data, weights, cache_dir, echo)
+            _FILLED.add(identity)
+    return cache_dir
+
+
+def fill(hp: hp_specs.Hyperparameters, data: Path, weights: Path | None, cache_dir: Path, echo) -> int:
+    """Backbone features of every train and valid image not in the cache yet, with the training job's own
+    code (model, preprocessing, feature pass); returns how many were added."""
+    import torch
+
+    from classifier.model import build_model, get_architecture
+    from classifier.training import feature_cache
+    from classifier.training.data import scan_channel, verify_images
+
+    preprocessing = get_architecture(hp.model_name).preprocessing(hp.image_size)
+    workers = hp_specs.resolve_num_workers("auto")
+    train = verify_images(scan_channel("train", data / "train"), workers, skip_bad=True)
+    channels = [train, verify_images(scan_channel("valid", data / "valid", train.classes), workers, skip_bad=True)]
+    key = feature_cache.model_key(hp.model_name, weights, preprocessing)
+    model = build_model(hp.model_name, len(train.classes), True, True, weights)
+    started = time.time()
+    with _lines_to(echo, feature_cache.log):  # the pass's own progress lines (images done, images/s, time left)
+        added = feature_cache.build(cache_dir, key, channels, model, preprocessing, batch_size=BATCH_SIZE,
+                                    workers=workers, device=torch.device("cpu"))
+    echo(f"Feature cache {cache_dir}/{key} ({hp.model_name}, {hp.image_size} px): {added} new of "
+         f"{sum(len(c) for c in channels)} images in {time.time() - started:.1f}s")
+    return added
+
+
+class _Echo(logging.Handler):
+    def __init__(self, echo):
+        super().__init__(logging.INFO)
+        self.echo = echo
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.echo(record.getMessage())
+
+
+@contextmanager
+def _lines_to(echo, logger: logging.Logger):
+    """A logger's INFO lines to `echo` for a while (this process does not configure logging)."""
+    handler, level, propagate = _Echo(echo), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

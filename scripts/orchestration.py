@@ -1,0 +1,233 @@
+"""What a training or tuning job is, decided once for both backends (local mode and SageMaker).
+
+The backends (scripts/local, scripts/aws) only submit jobs, wait for them and read their logs and
+metrics. Every decision they share is made here, from the typed job definition (scripts/job_definition.py):
+- hyperparameters: the layers static < best trial < given (`hyperparameters.merge`, which also lets a
+  later layer's alias replace its partner), the word `best` in HP=, the keys SageMaker adds that are not
+  ours (`hyperparameters.is_ignored`), the training container's checks and SageMaker's limits;
+- channels: a tuning trial gets the data set's channels but `test` (the test set never takes part in a
+  choice); a training job gets all of them;
+- names: training and tuning jobs are `<name_prefix>-<yyyymmdd-hhmmss>` (UTC), within SageMaker's
+  limits (63 and 32 characters, letters, digits and hyphens);
+- the final metrics and the objective read from a log, the trials table and the best trial.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+from classifier.training import hyperparameters as hp_specs
+from scripts.job_definition import JobDefinition, check_sagemaker_limits, parse_hp_string
+
+BEST = "best"  # HP="best epochs=10": the best trial's values, with epochs=10 on top
+OBJECTIVE_KEY = "_tuning_objective_metric"  # what SageMaker adds to every trial's hyperparameters
+TRAINING_NAME_MAX = 63
+TUNING_NAME_MAX = 32
+NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+
+
+class RequestError(ValueError):
+    """A job request that cannot be made as asked (the message says what to give instead)."""
+
+
+# --- names ----------------------------------------------------------------------------------------------------
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def timestamp(now: datetime | None = None) -> str:
+    return (now or utc_now()).astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def check_name(name: str, limit: int, what: str) -> str:
+    if not (len(name) <= limit and NAME_PATTERN.fullmatch(name)):
+        raise RequestError(f"{what} name {name!r} must be 1-{limit} letters, digits and hyphens, starting and "
+                           "ending with a letter or digit (SageMaker's rule)")
+    return name
+
+
+def training_job_name(prefix: str, now: datetime | None = None, attempt: int = 0) -> str:
+    """<prefix>-<yyyymmdd-hhmmss>; attempt n > 0 (the name is taken: several jobs in one second) adds -<n+1>."""
+    return check_name(f"{prefix}-{timestamp(now)}" + (f"-{attempt + 1}" if attempt else ""), TRAINING_NAME_MAX,
+                      "training job")
+
+
+def tuning_job_name(prefix: str, now: datetime | None = None) -> str:
+    return check_name(f"{prefix}-{timestamp(now)}", TUNING_NAME_MAX, "tuning job")
+
+
+def trial_job_name(tuning: str, ordinal: int) -> str:
+    """A local tuning job's trial n: <tuning>-NNN (SageMaker names its trials <tuning>-NNN-<8 hex digits>)."""
+    return check_name(f"{tuning}-{ordinal:03d}", TRAINING_NAME_MAX, "training job")
+
+
+# --- hyperparameters ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HpArgument:
+    """What HP= says: the word `best` (the best trial's values) and name=value pairs given on top."""
+    best: bool = False
+    given: dict = field(default_factory=dict)
+
+
+def parse_hp_argument(text: str, allow_best: bool = True) -> HpArgument:
+    tokens = (text or "").split()
+    best = BEST in tokens
+    if best and not allow_best:
+        raise RequestError("HP=best is for training jobs (make train / make train-local TUNING=<tuning job>); "
+                           "a tuning job takes name=value pairs")
+    return HpArgument(best, parse_hp_string(" ".join(t for t in tokens if t != BEST)))
+
+
+def wants_best_trial(argument: HpArgument, tuning: str | None) -> bool:
+    """TUNING=<tuning job> takes its best trial's hyperparameters (HP=best says so explicitly); `best`
+    without a tuning job is an error."""
+    if argument.best and not tuning:
+        raise RequestError("HP=best needs TUNING=<tuning job> (its best training job's hyperparameters)")
+    return bool(tuning)
+
+
+def recorded_hyperparameters(values: dict) -> dict[str, str]:
+    """A finished job's hyperparameters as it ran with them, without the keys SageMaker adds."""
+    return {k: str(v) for k, v in values.items() if not hp_specs.is_ignored(k)}
+
+
+def validate_hyperparameters(values: dict[str, str]) -> hp_specs.Hyperparameters:
+    """The one check of a job's hyperparameters before it is submitted, on either backend: the training
+    container's parse (names, types, ranges, aliases), then SageMaker's limits (100 names, keys of 256 and
+    values of 2,500 characters)."""
+    parsed = hp_specs.parse(values)
+    check_sagemaker_limits(values)
+    return parsed
+
+
+def _strings(values: dict) -> dict[str, str]:
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+
+
+def training_hyperparameters(definition: JobDefinition, best: dict | None = None, given: dict | None = None,
+                             check: bool = True) -> tuple[dict[str, str], list[str]]:
+    """A training job's hyperparameters: the job definition's static ones < the best trial's < the given
+    ones. Also the tuned names none of them sets (the job then uses the container's default)."""
+    values = _strings(hp_specs.merge(definition.static_hyperparameters, recorded_hyperparameters(best or {}),
+                                     given or {}))
+    if check:
+        validate_hyperparameters(values)
+    unset = [name for name in definition.tuned_names
+             if name not in values and hp_specs.ALIASES.get(name) not in values]
+    return dict(sorted(values.items())), unset
+
+
+def unset_note(unset: list[str]) -> str:
+    return ("note: no value for tuned hyperparameter(s) "
+            + ", ".join(f"{n} (the training job's default {hp_specs.SPECS[n].default})" for n in unset)
+            + '; give them with HP="name=value" or TUNING=<tuning job>')
+
+
+def trial_hyperparameters(definition: JobDefinition, tuned: dict) -> dict[str, str]:
+    """What a tuning trial runs with, as SageMaker builds it: the static ones, the tuner's values and the
+    objective's name. Not checked here: a bad value fails its trial, as on SageMaker."""
+    values = _strings(hp_specs.merge(definition.static_hyperparameters, tuned))
+    values[OBJECTIVE_KEY] = definition.objective.metric
+    return dict(sorted(values.items()))
+
+
+def uses_feature_cache(values: dict[str, str]) -> bool:
+    """Whether a job with these hyperparameters trains from cached backbone features (the training
+    container's rule, `features_are_fixed`)."""
+    try:
+        return hp_specs.features_are_fixed(hp_specs.parse(values))
+    except hp_specs.HyperparameterError:
+        return False
+
+
+# --- channels -------------------------------------------------------------------------------------------------
+
+def data_set_channels(definition: JobDefinition, present: Iterable[str]) -> list[str]:
+    """The data set's channels that are present, in the container's order; a required one missing is an
+    error."""
+    present = set(present)
+    missing = [c for c in definition.channels.required if c not in present]
+    if missing:
+        raise RequestError(f"the data set lacks the required channel(s) {', '.join(missing)}")
+    return [c for c in definition.channels.data_set if c in present]
+
+
+def trial_channels(definition: JobDefinition, present: Iterable[str]) -> list[str]:
+    """A tuning trial's channels: never the test set, which plays no part in choosing."""
+    return [c for c in data_set_channels(definition, present) if c != definition.channels.test]
+
+
+def training_channels(definition: JobDefinition, present: Iterable[str]) -> list[str]:
+    """A training job's channels: all of the data set's (the test set for the final report)."""
+    return data_set_channels(definition, present)
+
+
+def channels_to_look_for(definition: JobDefinition, trial: bool) -> list[str]:
+    return [c for c in definition.channels.data_set if not (trial and c == definition.channels.test)]
+
+
+# --- metrics, trials and the best one --------------------------------------------------------------------------
+
+def final_metrics(definition: JobDefinition, log_text: str) -> dict[str, float]:
+    """Each metric's last value in a training log, read with the job definition's regexes (as SageMaker
+    reads its final metrics and a trial's objective)."""
+    return {name: values[-1] for name, values in definition.parse_metrics(log_text).items()}
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training job of a tuning job, as either backend reports it."""
+    name: str
+    status: str  # InProgress | Completed | Failed | Stopped (early stopping, or the tuning job stopped)
+    objective: float | None
+    hyperparameters: dict  # the tuned ones
+    seconds: float | None = None
+    failure_reason: str = ""
+
+
+def ranked(trials: Iterable[Trial], minimize: bool) -> list[Trial]:
+    """Best objective first; trials without one after them, in their given order."""
+    trials = list(trials)
+    scored = [t for t in trials if t.objective is not None]
+    scored.sort(key=lambda t: t.objective if minimize else -t.objective)
+    return scored + [t for t in trials if t.objective is None]
+
+
+def best_trial(trials: Iterable[Trial], minimize: bool) -> Trial | None:
+    """The completed trial with the best objective (the first of equals). A stopped trial has no model of
+    its own, so it is never the best."""
+    candidates = [t for t in ranked(trials, minimize) if t.status == "Completed" and t.objective is not None]
+    return candidates[0] if candidates else None
+
+
+def table(rows: list[list], headers: list[str]) -> str:
+    """A plain text table, columns padded to their widest cell."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(row):
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def seconds_text(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds:.0f}s"
+
+
+def trials_table(trials: Iterable[Trial], definition: JobDefinition) -> str:
+    """The trials of a tuning job, best first: name, status, objective, tuned values, time, failure reason."""
+    trials = ranked(trials, definition.minimize())
+    names = definition.tuned_names or sorted({k for t in trials for k in t.hyperparameters})
+    rows = [[t.name, t.status, "-" if t.objective is None else f"{t.objective:.4g}",
+             *[t.hyperparameters.get(n, "") for n in names], seconds_text(t.seconds),
+             " ".join((t.failure_reason or "").split())[:80]] for t in trials]
+    return table(rows, ["training job", "status", definition.objective.metric, *names, "time", "failure reason"])
+
+
+def describe_values(values: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(values.items()))

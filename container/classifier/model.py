@@ -78,6 +78,24 @@ class ImageClassifier(nn.Module):
     def trained_backbone_modules(self) -> list[nn.Module]:
         return [self.backbone.get_submodule(name) for name in self.trained_parts]
 
+    def trained_state_dict(self) -> dict:
+        """What training changes: the head and the trained backbone parts (weights and BatchNorm
+        statistics). Checkpoints hold only this; the frozen rest is the pretrained weights file's."""
+        if self.trained_parts == [""]:
+            return self.state_dict()
+        state = {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        for name in self.trained_parts:
+            module = self.backbone.get_submodule(name)
+            state.update({f"backbone.{name}.{k}": v for k, v in module.state_dict().items()})
+        return state
+
+    def load_trained_state_dict(self, state: dict) -> None:
+        expected = set(self.trained_state_dict())
+        if set(state) != expected:
+            raise KeyError(f"state holds {len(state)} tensors, {len(expected)} expected for the trained parts "
+                           f"{self.trained_parts or ['head']}")
+        self.load_state_dict(state, strict=False)
+
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.trained_parts != [""]:

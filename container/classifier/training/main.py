@@ -300,7 +300,9 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     scaler = precision.scaler()
 
     checkpoint_dir = paths.checkpoint_dir()
+    # Checkpoints hold the trained parts only: the rest must come from the same pretrained weights.
     fingerprint = {"model_name": hp.model_name, "classes": classes, "unfreeze_stages": hp.unfreeze_stages,
+                   "weights": feature_cache.file_sha256(weights_file) if weights_file else None,
                    "optimizer": hp.optimizer, "image_size": hp.image_size, "pretrained": hp.pretrained,
                    "epochs": epochs, "batch_size": hp.batch_size}
     state = {"epoch": 0, "history": [], "best_epoch": 0, "best_valid_loss": math.inf, "epochs_without_improvement": 0,
@@ -309,7 +311,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     resumed = checkpoints.load(checkpoint_dir, fingerprint)
     if resumed:
         saved, best_model_state = resumed
-        model.load_state_dict(saved["model"])
+        model.load_trained_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
@@ -340,7 +342,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
             improved = evaluation.loss < state["best_valid_loss"]
             if improved:
                 state.update(best_epoch=epoch, best_valid_loss=evaluation.loss, epochs_without_improvement=0)
-                best_model_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best_model_state = {k: v.detach().cpu().clone() for k, v in model.trained_state_dict().items()}
             else:
                 state["epochs_without_improvement"] += 1
             images_per_sec = result.images * world.size / result.seconds
@@ -361,7 +363,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
         state["stopped"] = stop_reason or ("stopped by the main process" if stop else None)
         if world.is_main:
             checkpoints.save(checkpoint_dir, {
-                "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "fingerprint": fingerprint, "model": model.trained_state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": checkpoints.rng_state(),
                 "progress": state,
             }, best_model_state if state["best_epoch"] == epoch else None)
@@ -379,7 +381,7 @@ def finish(hp, model, best_model_state, state, classes, preprocessing, test, pre
     if best_model_state is None:
         raise TrainingDiverged(f"valid_loss was not finite in any of {state['epoch']} epoch(s): training diverged "
                                f"(lr={hp.lr} may be too high); no model was saved")
-    model.load_state_dict(best_model_state)
+    model.load_trained_state_dict(best_model_state)
     best = state["history"][state["best_epoch"] - 1] if state["history"] else {}
     final = {"best_epoch": state["best_epoch"], "valid_loss": state["best_valid_loss"],
              "valid_accuracy": best.get("valid_accuracy"), "epochs_run": state["epoch"], "stopped": state["stopped"]}

@@ -16,9 +16,9 @@ from classifier.debugger.jobdata import JobData
 from classifier.debugger.profiler import GPUMonitor, SystemSampler, TraceWindow
 from classifier.debugger.rules import evaluate
 from classifier.debugger.tensors import TensorReader
+from classifier.observers import Observers
 from classifier.training import hyperparameters
 from classifier.training.loop import NLLWithLabelSmoothing, Precision, evaluate as evaluate_model, train_one_epoch
-from classifier.training.observers import Observers
 
 
 class TinyClassifier(nn.Module):

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from .. import paths
-from ..training.observers import Observer
+from ..observers import Observer
 from . import config
 from .records import read_jsonl
 

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..training.observers import Observer
+from ..observers import Observer
 from . import config
 from .records import read_jsonl
 

@@ -20,7 +20,7 @@ from classifier.debugger import config
 from classifier.debugger.tensors import TensorReader
 from helpers import FAST_HP, args, write_image_set
 from scripts import job_definition
-from scripts.local import jobs, tune
+from scripts.local import jobs
 
 KILLS = 10  # per path
 RUN_LIMIT_S = 240  # a run still going after this long hangs (a whole run takes 5-20 s on 2 busy cores)
@@ -93,6 +93,26 @@ def small_set(tmp_path_factory) -> Path:
     return write_image_set(tmp_path_factory.mktemp("resume") / "set", classes=4, train=12, valid=6, test=4, size=40)
 
 
+def fill_feature_cache(cache: Path, data: Path, hp: dict) -> None:
+    """The backbone features of the train and valid images, as a tuning job caches them before its trials,
+    with the training job's own functions; `feature_cache` is then a channel of the job."""
+    import torch
+
+    from classifier.model import build_model, find_pretrained_weights, get_architecture
+    from classifier.training import feature_cache
+    from classifier.training.data import scan_channel
+
+    name = hp["model_name"]
+    arch = get_architecture(name)
+    preprocessing = arch.preprocessing(int(hp["image_size"]))
+    train = scan_channel("train", data / "train")
+    channels = [train, scan_channel("valid", data / "valid", train.classes)]
+    weights = find_pretrained_weights(arch)
+    key = feature_cache.model_key(name, weights, preprocessing)  # as the training job computes it
+    assert feature_cache.build(cache, key, channels, build_model(name, len(train.classes)), preprocessing, 64,
+                               0, torch.device("cpu")) == sum(len(c.samples) for c in channels)
+
+
 def log_tail(job: Path, chars: int = 3000) -> str:
     return (job / jobs.LOG).read_text(errors="replace")[-chars:]
 
@@ -124,17 +144,16 @@ def check_completed(job: Path) -> None:
 def test_killed_at_random_moments_and_resumed_the_job_completes_with_its_rules(path, forked, small_set, tmp_path):
     definition = job_definition.load()
     hp = dict(HP)
-    extra_channels = None
     if path == "feature_cache":
         hp["batch_size"] = "4"  # more steps: the head alone trains in milliseconds
-        tune.build_feature_cache(definition.with_overrides(hyperparameters=hp), small_set, tmp_path / "cache",
-                                 echo=lambda line: None)
-        extra_channels = {"feature_cache": tmp_path / "cache"}
+        fill_feature_cache(tmp_path / "cache", small_set, hp)
     rng = random.Random(f"{path}-1")
     plan = [(rng.choice(MOMENTS), rng.uniform(0, 0.3) if i % 3 == 0 else rng.uniform(0, 1.5)) for i in range(KILLS)]
 
     def new_job() -> Path:
-        job = jobs.create_job(definition, small_set, hp, root=tmp_path, extra_channels=extra_channels)
+        job = jobs.create_job(definition, small_set, hp, root=tmp_path)
+        if path == "feature_cache":
+            (job / "input" / "data" / "feature_cache").symlink_to(tmp_path / "cache")
         return job
 
     job, kills, completed = new_job(), [], []
@@ -155,3 +174,5 @@ def test_killed_at_random_moments_and_resumed_the_job_completes_with_its_rules(p
     check_completed(job)
     logs = [(j / jobs.LOG).read_text(errors="replace") for j in [*completed, job]]
     assert any("Resumed from" in text for text in logs), kills  # some kills came after a checkpoint
+    if path == "feature_cache":
+        assert all("48 of 48 images from the cache" in text for text in logs)

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
 from classifier.debugger import config
 from classifier.debugger.hook import HookObserver
 from classifier.model import build_model
+from classifier.observers import Observers
 from classifier.training import hyperparameters
 from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
-from classifier.training.observers import Observers
 
 
 class Timed:

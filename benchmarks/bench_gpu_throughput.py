@@ -18,12 +18,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
 from benchmarks.bench_image_pipeline import make_photos
 from classifier.model import build_model, get_architecture
+from classifier.observers import Observers
 from classifier.training.data import ImageDataset, scan_channel
 from classifier.training.distributed import World
 from classifier.training.hyperparameters import Hyperparameters, parse
 from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
 from classifier.training.main import make_loader, make_optimizer
-from classifier.training.observers import Observers
 
 
 def make_dataset(root: Path, images: int) -> Path:

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
 from classifier.model import build_model
+from classifier.observers import Observers
 from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
-from classifier.training.observers import Observers
 
 
 def plain_loop(model, batches, optimizer):

@@ -68,7 +68,7 @@ def test_layout_finds_local_jobs_output_dirs_and_extracted_tarballs(tmp_path):
 
 
 def test_hooks_off_cost_nothing_and_only_the_main_process_observes():
-    from classifier.training.observers import build_observers
+    from classifier.debugger import build_observers
 
     assert build_observers(hyperparameters.parse({}), True).observers == []
     assert build_observers(hyperparameters.parse({"debugger": "true"}), False).observers == []

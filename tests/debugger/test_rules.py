@@ -192,6 +192,11 @@ def test_step_outlier_initialisation_and_dataloader(tmp_path):
     slow_start = {**job, "first_step_start": T0 + 25 * 60}
     result = run(JobData(layout(tmp_path), job=slow_start), "MaxInitializationTime")
     assert result.status == "IssuesFound" and result.values["initialization_s"] > 20 * 60
+    # A run resumed after the last epoch trains no step; the step timings are those of the earlier runs.
+    finish_only = {**job, "started": T0 + 600, "first_step_start": None, "ended": T0 + 610}
+    result = run(JobData(layout(tmp_path), job=finish_only, steps=steps()), "MaxInitializationTime")
+    assert result.status == "NoIssuesFound" and result.message.startswith("no training step in this run (10 s"), \
+        result.message
     waiting = JobData(layout(tmp_path), job=job, steps=steps(data_s=0.08))
     result = run(waiting, "Dataloader")
     assert result.status == "IssuesFound" and result.values["data_wait_percent"] > 50

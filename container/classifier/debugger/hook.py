@@ -1,23 +1,25 @@
 """smdebug's PyTorch hook on the model and the loss, as an observer of the training loop.
 
-Built from `/opt/ml/input/config/debughookconfig.json` when SageMaker supplies one (a job created with a
-DebugHookConfig), otherwise from the hyperparameters (the job definition's `debugger:` section), writing
-under `/opt/ml/output/tensors`. Collections: losses, weights, biases, gradients, relu_output (the outputs of
-the ReLU modules), saved every `debugger_train_interval` training steps and `debugger_eval_interval`
-evaluation steps.
+Built from the hyperparameters (the job definition's `debugger:` section), writing under
+`/opt/ml/output/tensors`: collections losses, weights, biases, gradients, relu_output (the outputs of the
+ReLU modules), saved every `debugger_train_interval` training steps and `debugger_eval_interval` evaluation
+steps. A `/opt/ml/input/config/debughookconfig.json` (a job created with a DebugHookConfig) that names
+collections sets the hook instead; one that names none (the SageMaker Python SDK's default) only sets where
+the tensors go. The log and debugger/job.json say which, with each collection's save intervals.
 
 With a frozen backbone (the default) the hook watches the trainable part, the head: the backbone's weights
 never change and have no gradients, and saving them every interval would cost time and disk for nothing.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
 from .. import paths
-from ..training.observers import Observer
+from ..observers import Observer
 from . import config
 from .records import read_jsonl
 
@@ -27,10 +29,65 @@ HOOK_CONFIG_FILE = "debughookconfig.json"
 
 def import_smdebug():
     os.environ.setdefault("SMDEBUG_LOG_LEVEL", "warning")  # its INFO lines would flood the job log
+    # A trial that sees the training-end marker sleeps this long before its last refresh (default 1 s);
+    # the files are complete when this project reads them.
+    os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
     import smdebug.pytorch as smd
     from smdebug import modes
 
     return smd, modes
+
+
+def save_intervals(hook, collection, modes) -> dict:
+    """{"train": N, "eval": M}: how often the hook saves the collection in each mode (collection None: the
+    hook's own save config, which collections without one of their own follow); exact steps or a step
+    range too, where smdebug was given them."""
+    result = {}
+    for name, mode in (("train", modes.TRAIN), ("eval", modes.EVAL)):
+        own = collection.save_config.mode_save_configs.get(mode) if collection and collection.save_config else None
+        setting = own or hook.save_config.get_save_config(mode)
+        result[name] = setting.save_interval
+        if setting.save_steps:
+            result[f"{name}_steps"] = list(setting.save_steps)
+        if setting.start_step or setting.end_step is not None:
+            result[f"{name}_range"] = [setting.start_step, setting.end_step]
+    return result
+
+
+def describe_intervals(intervals: dict) -> str:
+    """'losses, weights every 100 train / 10 eval steps; gradients every 7 train / 4 eval steps'."""
+    groups: dict[str, list[str]] = {}
+    for name, setting in intervals.items():
+        text = f"every {setting['train']} train / {setting['eval']} eval steps"
+        extra = {k: v for k, v in setting.items() if k not in ("train", "eval")}
+        if extra:
+            text += " (" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(extra.items())) + ")"
+        groups.setdefault(text, []).append(name)
+    return "; ".join(f"{', '.join(names)} {text}" for text, names in groups.items()) or "nothing"
+
+
+def clear_unfinished_run(out_dir: Path) -> None:
+    """Remove what a killed run of this job left in smdebug's output folder that would stop this run.
+
+    smdebug writes from the process that creates `claim.smd` first (O_EXCL) and removes the file when its
+    hook closes: a run killed before that leaves it behind, and the resumed run's hook would save nothing.
+    Only the job's main process has a hook, so a claim found before the first step is always stale. Also
+    removed: the `.tmp` files of a step cut short, and the training-end marker of a run killed after its
+    hook closed (smdebug's Hook refuses a folder that has one; the hook writes it again when it closes).
+    """
+    from smdebug.core.access_layer.utils import END_OF_JOB_FILENAME
+    from smdebug.core.config_constants import CLAIM_FILENAME
+
+    if not out_dir.is_dir():
+        return
+    markers = [out_dir / name for name in (CLAIM_FILENAME, END_OF_JOB_FILENAME) if (out_dir / name).exists()]
+    unfinished = sorted(out_dir.rglob("*.tmp"))
+    for path in markers + unfinished:
+        path.unlink(missing_ok=True)
+    if markers or unfinished:
+        removed = [p.name for p in markers] + ([f"{len(unfinished)} unfinished .tmp file(s)"] if unfinished else [])
+        log.warning("smdebug output %s: removed %s, left by an earlier run of this job that did not end",
+                    out_dir, ", ".join(removed))
 
 
 def relu_modules(module) -> list:
@@ -78,19 +135,38 @@ class HookObserver(Observer):
 
     # -- creation ------------------------------------------------------------------------------------------
     def _create_hook(self):
+        """smdebug's hook and where its settings come from.
+
+        A debughookconfig.json that names collections sets the hook (smdebug reads it: its collections and
+        save intervals, smdebug's default 500 steps where it gives none). One that names none is what the
+        SageMaker Python SDK attaches by default (an empty DebugHookConfig), not a choice: the hook then
+        takes the job's own settings (debugger_collections, debugger_*_interval), writing to its LocalPath.
+        """
         smd, modes = import_smdebug()
+        from smdebug.core.config_constants import DEFAULT_SAGEMAKER_OUTDIR
+
         json_file = paths.config_dir() / HOOK_CONFIG_FILE
-        if json_file.is_file():
-            hook = smd.Hook.create_from_json_file(json_file_path=str(json_file))
-            source = str(json_file)
-        else:
-            save = smd.SaveConfig(mode_save_configs={
-                modes.TRAIN: smd.SaveConfigMode(save_interval=self.hp.debugger_train_interval),
-                modes.EVAL: smd.SaveConfigMode(save_interval=self.hp.debugger_eval_interval),
-            })
-            hook = smd.Hook(out_dir=str(self.layout.tensors), save_config=save,
-                            include_collections=config.split_names(self.hp.debugger_collections))
-            source = "hyperparameters"
+        sagemaker = json.loads(json_file.read_text()) if json_file.is_file() else None
+        from_json = bool(sagemaker and sagemaker.get("CollectionConfigurations"))
+        out_dir = (sagemaker or {}).get("LocalPath") or (DEFAULT_SAGEMAKER_OUTDIR if from_json
+                                                         else str(self.layout.tensors))
+        clear_unfinished_run(Path(out_dir))  # before the hook: smdebug refuses a folder with an end marker
+        if from_json:
+            return smd.Hook.create_from_json_file(json_file_path=str(json_file)), modes, str(json_file)
+        source = "hyperparameters"
+        if sagemaker is not None:
+            source = f"hyperparameters ({json_file} names no collections)"
+            ignored = sorted(sagemaker.get("HookParameters") or {})
+            if ignored:
+                log.warning("%s names no collections: its HookParameters %s are not used, the hook takes the "
+                            "job's debugger_* hyperparameters (a DebugHookConfig with CollectionConfigurations "
+                            "sets the hook)", json_file, ", ".join(ignored))
+        save = smd.SaveConfig(mode_save_configs={
+            modes.TRAIN: smd.SaveConfigMode(save_interval=self.hp.debugger_train_interval),
+            modes.EVAL: smd.SaveConfigMode(save_interval=self.hp.debugger_eval_interval),
+        })
+        hook = smd.Hook(out_dir=out_dir, save_config=save,
+                        include_collections=config.split_names(self.hp.debugger_collections))
         return hook, modes, source
 
     def on_train_start(self, model, loss_fn, context):
@@ -131,15 +207,17 @@ class HookObserver(Observer):
                 relu_names.append(name)
         self._resume_offsets(hook)
         self.hook = hook
+        collections = sorted(hook.include_collections or [])
+        intervals = {name: save_intervals(hook, hook.get_collection(name), self.modes) for name in collections}
+        default = save_intervals(hook, None, self.modes)
         self.described = {
-            "source": source, "out_dir": str(getattr(hook, "out_dir", self.layout.tensors)), "watched": watched_name,
-            "train_interval": self.hp.debugger_train_interval, "eval_interval": self.hp.debugger_eval_interval,
-            "collections": sorted(hook.include_collections or []), "relu_modules": relu_names,
-            "loss_tensor": f"{loss_fn._get_name()}_output_0",
+            "source": source, "out_dir": str(hook.out_dir), "watched": watched_name,
+            "train_interval": default["train"], "eval_interval": default["eval"],  # the hook's own save config
+            "collections": collections, "intervals": intervals,  # each collection's, as the hook applies them
+            "relu_modules": relu_names, "loss_tensor": f"{loss_fn._get_name()}_output_0",
         }
-        log.info("smdebug hook (%s) on the %s: collections %s, saving every %s train / %s eval steps to %s",
-                 source, watched_name, ", ".join(self.described["collections"]), self.hp.debugger_train_interval,
-                 self.hp.debugger_eval_interval, self.described["out_dir"])
+        log.info("smdebug hook from the %s, on the %s: saves %s; to %s", source, watched_name,
+                 describe_intervals(intervals), self.described["out_dir"])
 
     def _resume_offsets(self, hook) -> None:
         """A resumed job continues the step numbers of the earlier run(s), as its epochs record them."""

@@ -23,9 +23,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..training.observers import Observer
+from ..observers import Observer
 from . import config
-from .records import read_jsonl
+from .records import open_append, read_jsonl
 
 log = logging.getLogger(__name__)
 STEP_COLUMNS = ["step", "epoch", "timestamp", "elapsed_s", "data_s", "forward_s", "backward_s", "optimizer_s",
@@ -123,7 +123,7 @@ class SystemSampler:
                 new = handle.readline().strip().split(",") != self.columns()
             if new:
                 self.path.rename(self.path.with_name(f"system_metrics.{int(time.time())}.csv"))
-        self._handle = open(self.path, "a", newline="")
+        self._handle = open_append(self.path)
         self._writer = csv.writer(self._handle)
         if new:
             self._writer.writerow(self.columns())
@@ -276,7 +276,7 @@ class ProfilerObserver(Observer):
         self.sampler.start()
         self.layout.steps_file.parent.mkdir(parents=True, exist_ok=True)
         new = not self.layout.steps_file.is_file() or self.layout.steps_file.stat().st_size == 0
-        self._steps_handle = open(self.layout.steps_file, "a", newline="")
+        self._steps_handle = open_append(self.layout.steps_file)
         self._steps = csv.writer(self._steps_handle)
         if new:
             self._steps.writerow(STEP_COLUMNS)

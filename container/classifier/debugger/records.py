@@ -33,10 +33,22 @@ def read_jsonl(path: Path, by_epoch: bool = True) -> list[dict]:
     return records
 
 
-def append_jsonl(path: Path, record: dict) -> None:
+def open_append(path: Path):
+    """A text handle appending to `path`; a last line cut short (a killed run) is ended first, so that the
+    next record starts on a line of its own instead of spoiling it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    with open(path, "ab") as handle:
+        if handle.tell():
+            with open(path, "rb") as tail:
+                tail.seek(-1, os.SEEK_END)
+                if tail.read(1) != b"\n":
+                    handle.write(b"\n")
+    return open(path, "a", newline="")
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open_append(path) as handle:
         handle.write(json.dumps(clean(record)) + "\n")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config, jobdata
+from .hook import describe_intervals
 from .records import number, read_csv_rows, read_json
 
 STATUS_ORDER = {"IssuesFound": 0, "Error": 1, "NoIssuesFound": 2, "InProgress": 3}
@@ -127,10 +128,11 @@ def job_summary(data: jobdata.JobData, name: str) -> str:
     ]
     hook = job.get("hook")
     if hook:
-        rows.append(("smdebug hook", esc(f"{hook.get('source')}; watches the {hook.get('watched')}; every "
-                                         f"{hook.get('train_interval')} train / "
-                                         f"{hook.get('eval_interval')} eval steps; "
-                                         f"{', '.join(hook.get('collections', []))}; {hook.get('out_dir')}")))
+        intervals = hook.get("intervals") or {  # job.json of an earlier version: one setting for all
+            name: {"train": hook.get("train_interval"), "eval": hook.get("eval_interval")}
+            for name in hook.get("collections", [])}
+        rows.append(("smdebug hook", esc(f"from the {hook.get('source')}; watches the {hook.get('watched')}; saves "
+                                         f"{describe_intervals(intervals)}; to {hook.get('out_dir')}")))
     else:
         rows.append(("smdebug hook", "off (debugger=false)"))
     prof = job.get("profiler")

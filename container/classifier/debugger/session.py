@@ -13,7 +13,7 @@ import os
 import socket
 import time
 
-from ..training.observers import Observer
+from ..observers import Observer
 from . import config, jobdata, rules
 from .records import append_jsonl, read_json, read_jsonl, write_json
 from .tensors import TensorReader

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
+from .hook import import_smdebug
 
 log = logging.getLogger(__name__)
 SAMPLE = 200_000  # at most about this many values per tensor for the gradient percentiles
@@ -84,10 +85,16 @@ class TensorReader:
         self.done: set = set()  # (mode, step) already read
 
     def read(self) -> TensorData:
+        """Never waits: smdebug's trial would wait without a bound for files that may never come."""
         if not (self.path / "index").is_dir():
             self.data.error = f"no tensors in {self.path} (debugger=false, or no step saved yet)"
             return self.data
         try:
+            missing = self._missing_collections()
+            if missing:
+                log.warning("smdebug tensors in %s not read: %s", self.path, missing)
+                self.data.error = f"cannot read the smdebug tensors in {self.path}: {missing}"
+                return self.data
             self._read_new_steps()
             self.data.error = None
         except Exception as error:  # a damaged file must not take the job (or the offline run) down
@@ -95,14 +102,31 @@ class TensorReader:
             self.data.error = f"cannot read the smdebug tensors in {self.path}: {type(error).__name__}: {error}"
         return self.data
 
-    def _read_new_steps(self) -> None:
-        from .hook import import_smdebug
+    def _missing_collections(self) -> str | None:
+        """Why smdebug's trial would wait for collections files (it polls every 2 s, for ever), or None.
 
+        The trial waits for one collections file, then for one per worker the file names, until the
+        training-end marker appears; a job killed before its hook saved a step leaves index files and no
+        collections file. Checked with smdebug's own functions, so the condition is the one it waits on.
+        """
+        import_smdebug()
+        from smdebug.core.access_layer.utils import has_training_ended
+        from smdebug.core.collection_manager import CollectionManager
+        from smdebug.core.utils import get_path_to_collections, list_collection_files_in_directory
+
+        files = list_collection_files_in_directory(get_path_to_collections(str(self.path)))
+        if not files:
+            return "no collections file: the hook has not finished saving a step (or wrote nothing)"
+        workers = CollectionManager.load(files[0]).get_num_workers()
+        if len(files) < workers and not has_training_ended(str(self.path)):
+            return f"collections files of {len(files)} of the {workers} workers only"
+        return None
+
+    def _read_new_steps(self) -> None:
         _, modes = import_smdebug()
         from smdebug.trials import create_trial
 
         trial = create_trial(str(self.path))
-        trial._training_end_delay_refresh = 0  # the files are complete when we read them: no need to wait
         names_by_collection = {}
         for collection in config.COLLECTIONS:
             try:

@@ -133,13 +133,6 @@ SPECS: dict[str, Spec] = {
 }
 
 
-def register(name: str, spec: Spec) -> None:
-    """Other parts of the training job (debugger, profiler) add their own hyperparameters here."""
-    if name in SPECS:
-        raise ValueError(f"hyperparameter {name!r} is defined twice")
-    SPECS[name] = spec
-
-
 class Hyperparameters(dict):
     """Parsed values by name; attribute access for readability (`hp.lr`)."""
 
@@ -263,13 +256,3 @@ def resolve_num_workers(value, cpu_count: int | None = None) -> int:
         return int(value)
     cpus = cpu_count or os.cpu_count() or 1
     return max(0, min(8, cpus - 1))
-
-
-def describe() -> str:
-    """A table of every hyperparameter for the README and `--help`."""
-    rows = ["| name | default | valid values | meaning |", "|---|---|---|---|"]
-    for name, spec in SPECS.items():
-        default = str(spec.default).lower() if isinstance(spec.default, bool) else spec.default
-        rule = spec.rule or ("true or false" if spec.parse is _bool else "")
-        rows.append(f"| `{name}` | `{default}` | {rule} | {spec.help} |")
-    return "\n".join(rows)

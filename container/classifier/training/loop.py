@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .observers import Observer
+from ..observers import Observer
 
 
 class NLLWithLabelSmoothing(nn.Module):

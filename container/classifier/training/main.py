@@ -24,6 +24,7 @@ from torch.utils.data.distributed import DistributedSampler
 from .. import paths
 from ..artifact import ArtifactError, atomic_write_json, save_artifact
 from ..channels import OPTIONAL as CHANNELS_OPTIONAL, REQUIRED as CHANNELS_REQUIRED
+from ..debugger import build_observers
 from ..model import WeightsError, build_model, find_pretrained_weights, get_architecture
 from . import checkpoints, distributed, feature_cache, metrics_log
 from .checkpoints import CheckpointError
@@ -37,7 +38,6 @@ from .hyperparameters import (
     resolve_num_workers,
 )
 from .loop import NLLWithLabelSmoothing, Precision, evaluate, train_one_epoch
-from .observers import build_observers
 
 log = logging.getLogger("classifier.training")
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")

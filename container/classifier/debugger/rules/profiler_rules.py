@@ -187,12 +187,18 @@ def max_initialization_time(data, threshold=20.0):
     if started is None:
         raise RuleError("the job's start time was not recorded")
     first, _ = data.loop_window()
+    if first is not None and first < started:  # a resumed run: the step timings hold earlier runs' steps too
+        first = data.job.get("first_step_start")
     limit = threshold * 60
     if first is None:
-        waited = data.job.get("ended", data.now) - started
+        ended = data.job.get("ended")
+        waited = (ended or data.now) - started
         if waited > limit:
             return issues(f"no training step after {waited / 60:.1f} min (> {threshold:g} min)", time=waited,
                           initialization_s=waited)
+        if ended:
+            return no_issues(f"no training step in this run ({waited:.0f} s from start to end: it resumed after "
+                             f"the last epoch)")
         return no_issues(f"no training step yet ({waited:.0f} s since the start)")
     seconds = first - started
     if seconds > limit:

@@ -15,6 +15,14 @@ def _tensors(data, collection: str, mode: str = "train"):
     if data.tensors.error and not data.tensors.stats:
         raise RuleError(data.tensors.error)
     stats = data.tensors.select(collection, mode)
+    hook = data.job.get("hook") or {}
+    if not stats and hook.get("collections") and collection not in hook["collections"]:
+        raise RuleError(f"no '{collection}' tensors: the hook saves {', '.join(hook['collections'])} only "
+                        f"(its settings came from the {hook.get('source')})")
+    every = (hook.get("intervals") or {}).get(collection, {}).get(mode)
+    if not stats and every:
+        raise RuleError(f"no '{collection}' tensors saved in {mode} mode yet (the hook saves them every {every} "
+                        f"{mode} steps)")
     if not stats:
         raise RuleError(f"no '{collection}' tensors saved in {mode} mode (is the collection in "
                         f"debugger_collections? with debugger_train_interval larger than the steps run, only "

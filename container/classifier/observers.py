@@ -1,7 +1,9 @@
-"""Hooks into the training loop for the debugger and profiler; the loop itself knows nothing of them.
+"""What the training loop tells those who watch it (the debugger and profiler); the loop knows nothing else of them.
 
 An observer sees the model, each step's phase timings, losses and predictions, and each epoch's
 metrics; `on_epoch_end` may return a reason to stop training (SageMaker's StopTraining action).
+A module of its own, importing nothing: classifier.training calls observers, classifier.debugger implements
+them, and neither package needs the other for it.
 """
 from __future__ import annotations
 
@@ -55,16 +57,3 @@ class Observers(Observer):
     def on_train_end(self, summary):
         for o in self.observers:
             o.on_train_end(summary)
-
-
-def build_observers(hp, is_main_process: bool) -> Observers:
-    """The observers this job's hyperparameters ask for: smdebug's hook (debugger=true), the profiler
-    (profiler=true), and with either the rules, StopTraining and the report (classifier/debugger).
-
-    None when both are off, so they cost nothing; the main process only (it evaluates and writes outputs).
-    """
-    if not is_main_process or not (hp.get("debugger") or hp.get("profiler")):
-        return Observers([])
-    from ..debugger.session import build
-
-    return Observers(build(hp))

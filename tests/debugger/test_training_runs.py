@@ -172,3 +172,26 @@ def test_slow_decoding_without_workers_gets_a_data_loading_recommendation(opt_ml
     result = statuses(opt_ml.root / "output" / "data")["Dataloader"]
     assert result["status"] == "IssuesFound" and result["values"]["data_wait_percent"] > 10, result
     assert "num_workers" in result["recommendation"] and "pre-fetching" in result["recommendation"]
+
+
+def test_partial_fine_tuning_saves_the_trained_parts_only(image_set, tmp_path, monkeypatch):
+    """unfreeze_stages=1: weights of the head and the last stage (not the frozen ones); gradients of both."""
+    from classifier.debugger.tensors import TensorReader
+
+    base = tmp_path / "opt_ml"
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+    for name in ("SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR", "SM_CHANNEL_TRAIN", "SM_CHANNEL_VALID"):
+        monkeypatch.delenv(name, raising=False)
+    hp = {**FAST, "epochs": "1", "profiler": "false", "unfreeze_stages": "1", "debugger_relu_modules": "all"}
+    assert train_job(base, image_set, hp) == 0
+    data = TensorReader(base / "output" / "tensors").read()
+    assert data.error is None
+    weights = {s.name for s in data.select("weights")}
+    assert any("_head." in n for n in weights) and any("_backbone.blocks.6." in n for n in weights)
+    assert not any(re.search(r"_backbone\.(blocks\.[0-5]|conv_stem|bn1)\.", n) for n in weights)
+    gradients = {s.name for s in data.select("gradients")}
+    assert any("blocks.6." in n for n in gradients) and not any("blocks.5." in n for n in gradients)
+    job = json.loads((base / "output" / "data" / "debugger" / "job.json").read_text())
+    assert "blocks.6" in job["hook"]["watched"]
+    results = statuses(base / "output" / "data")
+    assert all(results[r]["status"] != "Error" for r in config.TENSOR_RULES), results

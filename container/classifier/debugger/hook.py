@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -123,6 +124,21 @@ def register_watched(hook, module, output_modules: list) -> None:
     hook.has_registered_module = True
 
 
+def trained_parts(model) -> list[str] | None:
+    """The backbone parts that train when only some do (partial fine-tuning), else None."""
+    parts = getattr(model, "trained_parts", None)
+    return list(parts) if parts and parts != [""] else None
+
+
+def only_trained_weights(hook, model, parts: list[str]) -> None:
+    """With partial fine-tuning the hook is on the whole model (it counts the steps there), but the frozen
+    stages' weights never change: the weights and biases collections keep to the head and trained parts.
+    (Gradients exist for trained parameters only anyway.)"""
+    names = "|".join(["head", *(re.escape(f"backbone.{part}") for part in parts)])
+    for collection, suffix in (("weights", "weight"), ("biases", "bias")):
+        hook.get_collection(collection).include_regex = [f"^{model._get_name()}_({names})\\..*{suffix}$"]
+
+
 class HookObserver(Observer):
     """Creates and drives the smdebug hook; the rules read what it writes."""
 
@@ -184,8 +200,17 @@ class HookObserver(Observer):
         watched = model.head if frozen else model
         watched_name = "head" if frozen else "model"
         head_only = self.hp.debugger_relu_modules == "head" and hasattr(model, "head")
-        relus = relu_modules(model.head if head_only else watched)
+        parts = trained_parts(model)
+        if head_only:
+            relus = relu_modules(model.head)
+        elif parts is not None:  # partial fine-tuning: the ReLUs of what trains
+            relus = [r for module in [model.head, *model.trained_backbone_modules()] for r in relu_modules(module)]
+        else:
+            relus = relu_modules(watched)
         register_watched(hook, watched, [m for _, m in relus])
+        if parts is not None:
+            watched_name = "model (weights of the head and " + ", ".join(parts) + ")"
+            only_trained_weights(hook, model, parts)
         # The loss: register_loss wants a torch `_Loss`; ours is a plain Module, so do what it does.
         if isinstance(loss_fn, torch.nn.modules.loss._Loss):
             hook.register_loss(loss_fn)

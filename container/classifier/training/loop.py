@@ -70,8 +70,9 @@ def to_device(images, labels, device, channels_last):
     return images, labels.to(device, non_blocking=True)
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, precision: Precision, scaler, observer: Observer,
-                    first_step: int, channels_last: bool = False, should_stop=lambda: False) -> EpochResult:
+def train_one_epoch(model, loader, optimizer, loss_fn, precision: Precision, scaler, observer: Observer,
+                    first_step: int, channels_last: bool = False, should_stop=lambda: False,
+                    scheduler=None) -> EpochResult:
     model.train()
     observer.on_mode("train")
     device = precision.device
@@ -93,7 +94,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, precision: Pre
         backward_done = time.perf_counter()
         scaler.step(optimizer)
         scaler.update()
-        scheduler.step()  # the learning rate schedule is per step (warm-up, then cosine)
+        if scheduler is not None:
+            scheduler.step()  # the learning rate schedule is per step (warm-up, then cosine)
         sync()
         optimizer_done = time.perf_counter()
         total_loss += loss.detach() * labels.shape[0]  # no GPU sync per step

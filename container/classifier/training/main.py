@@ -330,8 +330,8 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     while state["epoch"] < epochs and not state["stopped"]:
         epoch = state["epoch"] + 1
         train_loader.sampler.set_epoch(epoch)
-        result = train_one_epoch(train_model, train_loader, optimizer, scheduler, loss_fn, precision, scaler,
-                                 observer, step, use_channels_last, should_stop=lambda: stop_signal["received"])
+        result = train_one_epoch(train_model, train_loader, optimizer, loss_fn, precision, scaler, observer, step,
+                                 use_channels_last, should_stop=lambda: stop_signal["received"], scheduler=scheduler)
         if stop_signal["received"]:
             raise TrainingStopped(f"stopped by SIGTERM during epoch {epoch}; the checkpoint of epoch "
                                   f"{epoch - 1} in {checkpoint_dir} is kept for resuming")

@@ -1,7 +1,7 @@
 """`make demo`: the whole loop on this machine, as it would run on SageMaker.
 
 Sample data -> a small tuning job of the head on the frozen backbone's cached features -> the best
-trial's hyperparameters retrained with the backbone's last stage fine-tuned too (`unfreeze_stages=1`,
+trial's hyperparameters retrained with the backbone's last stage fine-tuned too (`unfreeze_stages=1`, on
 augmented images; the debugger and profiler on) -> the report -> the local endpoint (the serving image's
 nginx + MMS stack) -> every test image sent to it -> accuracy beside the baseline (a linear probe on the
 frozen features), per-class accuracy and endpoint latency -> the endpoint stopped.
@@ -52,9 +52,9 @@ def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 240) -> 
     raise RuntimeError(f"the endpoint did not answer /ping within {timeout:.0f}s")
 
 
-# The final model: the best head's hyperparameters, with the last backbone stage trained too on
-# augmented images (benchmarks/bench_quality.py measures what each step adds).
-FINE_TUNE = {"unfreeze_stages": "1", "augment": "true"}
+# The final model: the best head's hyperparameters, with the last backbone stage trained too (on augmented
+# images: augment=auto; benchmarks/bench_quality.py measures what each step adds).
+FINE_TUNE = {"unfreeze_stages": "1"}
 
 
 def tune_and_fine_tune(args, data: Path) -> tuple[Path, dict]:

@@ -63,11 +63,11 @@ def test_tuning_request_follows_the_job_definition(settings):
                                         "MaxParallelTrainingJobs": definition.limits.max_parallel_jobs,
                                         "MaxRuntimeInSeconds": definition.limits.max_runtime_seconds}
     ranges = config["ParameterRanges"]
-    assert ranges["ContinuousParameterRanges"] == [{"Name": "lr", "MinValue": "0.001", "MaxValue": "0.1",
-                                                    "ScalingType": "Logarithmic"}]
-    assert ranges["IntegerParameterRanges"] == [{"Name": "epochs", "MinValue": "2", "MaxValue": "6",
-                                                 "ScalingType": "Linear"}]
-    assert ranges["CategoricalParameterRanges"] == [{"Name": "batch_size", "Values": ["16", "32", "64"]}]
+    assert ranges["ContinuousParameterRanges"] == [
+        {"Name": "dropout", "MinValue": "0.0", "MaxValue": "0.7", "ScalingType": "Linear"},
+        {"Name": "lr", "MinValue": "0.0001", "MaxValue": "0.01", "ScalingType": "Logarithmic"},
+        {"Name": "weight_decay", "MinValue": "0.001", "MaxValue": "0.3", "ScalingType": "Logarithmic"}]
+    assert "IntegerParameterRanges" not in ranges and "CategoricalParameterRanges" not in ranges
     job = request["TrainingJobDefinition"]
     assert job["StaticHyperParameters"] == definition.static_hyperparameters
     assert job["AlgorithmSpecification"] == {"TrainingImage": TRAINING_IMAGE, "TrainingInputMode": "File",
@@ -163,7 +163,6 @@ def test_hyperband_and_grid_requests_are_valid(stubbed, strategy, tmp_path):
     if strategy == "Grid":
         raw["hyperparameter_ranges"] = {"batch_size": {"type": "Categorical", "values": [16, 32]},
                                         "optimizer": {"type": "Categorical", "values": ["adam", "sgd"]}}
-        raw["static_hyperparameters"].pop("optimizer")
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(raw))
     definition = job_definition.load(path)
@@ -171,7 +170,7 @@ def test_hyperband_and_grid_requests_are_valid(stubbed, strategy, tmp_path):
                                       ["train", "valid"])
     config = request["HyperParameterTuningJobConfig"]
     if strategy == "Hyperband":
-        assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 6}}
+        assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 30}}
         assert config["TrainingJobEarlyStoppingType"] == "Off"
     else:
         assert "MaxNumberOfTrainingJobs" not in config["ResourceLimits"]
@@ -265,7 +264,7 @@ def test_train_with_given_hyperparameters_and_failure(stubbed, use, capsys):
     sm.add_response("describe_training_job", training_description(name, "Failed"), {"TrainingJobName": name})
     assert train.main(["--hp", "lr=0.05", "--name", name, "--no-logs"]) == 1
     out = capsys.readouterr()
-    assert "batch_size (the training job's default 32)" in out.err
+    assert "dropout (the training job's default 0.5)" in out.err
     assert "Failed: AlgorithmError: channel 'train' has no class folders" in out.out
 
 

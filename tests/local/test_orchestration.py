@@ -29,14 +29,14 @@ def test_names_are_one_utc_format_within_sagemakers_limits():
 
 def test_merge_order_static_then_best_then_given():
     definition = job_definition.load()
-    best = {"lr": "0.02", "epochs": "4", "batch_size": "32", "model_name": "efficientnet_lite0",
+    best = {"lr": "0.02", "epochs": "4", "dropout": "0.3", "weight_decay": "0.01", "model_name": "efficientnet_lite0",
             "_tuning_objective_metric": "valid_loss", "sagemaker_program": "train.py"}
     values, unset = orchestration.training_hyperparameters(definition, best, {"epochs": "10"})
     assert values["epochs"] == "10" and values["lr"] == "0.02" and values["model_name"] == "efficientnet_lite0"
-    assert values["optimizer"] == definition.static_hyperparameters["optimizer"]
+    assert values["image_size"] == definition.static_hyperparameters["image_size"]
     assert not any(hp_specs.is_ignored(k) for k in values) and unset == []
     _, unset = orchestration.training_hyperparameters(definition, None, {"lr": "0.1"})
-    assert unset == ["batch_size", "epochs"]
+    assert unset == ["dropout", "weight_decay"]
     # an alias given later replaces its partner from earlier layers
     values, _ = orchestration.training_hyperparameters(definition, {"freeze_backbone": "true"},
                                                        {"unfreeze_stages": "1"})
@@ -90,7 +90,7 @@ def test_best_trial_and_the_table():
     assert orchestration.best_trial(trials, minimize=False).name == "t-001"
     assert orchestration.best_trial(trials[1:3], minimize=True) is None
     lines = orchestration.trials_table(trials, definition).splitlines()
-    assert lines[0].split() == ["training", "job", "status", "valid_loss", "batch_size", "epochs", "lr", "time",
+    assert lines[0].split() == ["training", "job", "status", "valid_loss", "dropout", "lr", "weight_decay", "time",
                                 "failure", "reason"]
     assert [line.split()[0] for line in lines[2:]] == ["t-003", "t-004", "t-005", "t-001", "t-002"]
     assert lines[-1].endswith("AlgorithmError: bad thing")

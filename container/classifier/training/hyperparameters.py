@@ -56,6 +56,10 @@ def _workers(text: str):
         raise ValueError("expected auto or a whole number") from None
 
 
+def _auto_bool(text: str):
+    return "auto" if text.strip().lower() == "auto" else _bool(text)
+
+
 def _stages(text: str):
     if text.strip().lower() == "all":
         return "all"
@@ -87,21 +91,23 @@ SPECS: dict[str, Spec] = {
                    "auto: 30 when only the head trains on fixed backbone features (cheap), 10 when backbone "
                    "stages train or images are augmented"),
     "image_size": Spec(_int, 224, lambda v: 32 <= v <= 1024, "between 32 and 1024", "crop side in pixels"),
-    "optimizer": Spec(str, "adam", **_choice("adam", "adamw", "sgd")),
+    "optimizer": Spec(str, "adamw", **_choice("adam", "adamw", "sgd")),
     "momentum": Spec(_float, 0.9, lambda v: 0 <= v < 1, ">= 0 and < 1", "SGD momentum"),
-    "weight_decay": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "weight_decay": Spec(_float, 0.05, lambda v: 0 <= v < 1, ">= 0 and < 1",
+                         "on weights only, not on biases and normalisation parameters"),
     "unfreeze_stages": Spec(_stages, 0, lambda v: v == "all" or v >= 0, "all or a whole number >= 0",
                             "backbone stages trained, counted from the last (0: the head only; all: everything)"),
     "freeze_backbone": Spec(_bool, True, help="alias: true is unfreeze_stages=0, false is unfreeze_stages=all"),
     "backbone_lr_scale": Spec(_float, 0.1, lambda v: 0 < v <= 1, "> 0 and <= 1",
                               "backbone lr = lr x this, when the backbone is not frozen"),
     "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
-    "dropout": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1",
+    "dropout": Spec(_float, 0.5, lambda v: 0 <= v < 1, ">= 0 and < 1",
                     "dropout on the backbone's pooled features, before the head"),
-    "warmup_epochs": Spec(_float, 0.0, lambda v: 0 <= v <= 100, "between 0 and 100",
+    "warmup_epochs": Spec(_float, 1.0, lambda v: 0 <= v <= 100, "between 0 and 100",
                           "linear learning-rate warm-up before the cosine decay (fractions of an epoch allowed)"),
-    "augment": Spec(_bool, False, help="random resized crops and flips for training images"),
-    "early_stopping_patience": Spec(_int, 0, lambda v: v >= 0, ">= 0",
+    "augment": Spec(_auto_bool, "auto", help="random resized crops and flips for training images; auto: when "
+                                             "backbone stages train (a frozen backbone's features stay cached)"),
+    "early_stopping_patience": Spec(_int, 5, lambda v: v >= 0, ">= 0",
                                     "stop after this many epochs without a better valid loss (0: off)"),
     "seed": Spec(_int, 42, lambda v: 0 <= v < 2**32, "between 0 and 2**32-1"),
     "num_workers": Spec(_workers, "auto", lambda v: v == "auto" or 0 <= v <= 64, "auto or between 0 and 64",
@@ -198,6 +204,8 @@ def _reconcile_stages(parsed: Hyperparameters, given: set[str]) -> list[str]:
         return [f"unfreeze_stages={stages} is more than the {count} stages of {parsed['model_name']} "
                 f"(0 to {count}, or all)"]
     parsed["freeze_backbone"] = stages == 0
+    if parsed["augment"] == "auto":  # fine-tuning a backbone on few images needs augmentation; a frozen one
+        parsed["augment"] = stages != 0  # does not, and its features then stay fixed (cacheable)
     return []
 
 

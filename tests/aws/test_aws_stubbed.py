@@ -334,8 +334,11 @@ def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
     image = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest"
     assert fields["DebugHookConfig"] == {
         "S3OutputPath": f"s3://{BUCKET}/byoc-classifier/debugger/job/tensors/", "LocalPath": "/opt/ml/output/tensors",
-        "CollectionConfigurations": [{"CollectionName": "losses", "CollectionParameters": {"save_interval": "100"}},
-                                     {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "100"}}]}
+        "CollectionConfigurations": [
+            {"CollectionName": "losses", "CollectionParameters": {"train.save_interval": "100",
+                                                                  "eval.save_interval": "10"}},
+            {"CollectionName": "gradients", "CollectionParameters": {"train.save_interval": "100",
+                                                                     "eval.save_interval": "10"}}]}
     assert fields["DebugRuleConfigurations"] == [
         {"RuleConfigurationName": "VanishingGradient", "RuleEvaluatorImage": image,
          "RuleParameters": {"rule_to_invoke": "VanishingGradient"}},
@@ -352,12 +355,15 @@ def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
 
 
 def test_sagemaker_hook_saves_at_the_job_definitions_interval(settings):
-    """The hook's save interval is job.yaml's debugger.train_interval (100), not smdebug's default 500."""
+    """The hook's save intervals are job.yaml's debugger.train_interval (100) and eval_interval (10), not
+    smdebug's default 500 (tests/aws/test_debugger_rules.py: what smdebug makes of them)."""
     definition = job_definition.load()
     fields = debugger.training_job_fields(with_debugger(definition, attach_sagemaker_rules=True), settings, "job")
     collections = fields["DebugHookConfig"]["CollectionConfigurations"]
-    intervals = {c["CollectionParameters"]["save_interval"] for c in collections}
-    assert intervals == {str(definition.debugger.train_interval)} == {"100"}
+    intervals = {(c["CollectionParameters"]["train.save_interval"], c["CollectionParameters"]["eval.save_interval"])
+                 for c in collections}
+    assert intervals == {(str(definition.debugger.train_interval), str(definition.debugger.eval_interval))}
+    assert intervals == {("100", "10")} and not any("save_interval" in c["CollectionParameters"] for c in collections)
     assert fields["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == definition.profiler.interval_ms
 
 

@@ -136,8 +136,8 @@ def trial_summary(name: str, value: float | None, tuned: dict, status: str = "Co
                "TrainingJobStatus": status, "TunedHyperParameters": tuned,
                "TrainingStartTime": NOW, "TrainingEndTime": NOW.replace(minute=10)}
     if value is not None:
-        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"Type": "Minimize", "MetricName": "valid_loss",
-                                                                  "Value": value}
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"Type": "Minimize",
+                                                                  "MetricName": "best_valid_loss", "Value": value}
     return summary
 
 

@@ -127,13 +127,15 @@ def test_tune_create_wait_and_best_job(moto, use, tmp_path, capsys):
     definition = created["TrainingJobDefinition"]
     assert definition["StaticHyperParameters"] == job_definition.load().static_hyperparameters
     assert [c["ChannelName"] for c in definition["InputDataConfig"]] == ["train", "valid"]  # never test
-    assert created["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"] == "valid_loss"
+    objective = created["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    assert objective["MetricName"] == "best_valid_loss"
 
     # moto's best job is a placeholder: point it at a real (moto) training job, as SageMaker would
     best = f"{name}-002-abcdefgh"
     moto.client("sagemaker").create_training_job(
         TrainingJobName=best,
-        HyperParameters={"lr": "0.02", "batch_size": "32", "epochs": "4", "_tuning_objective_metric": "valid_loss"},
+        HyperParameters={"lr": "0.02", "batch_size": "32", "epochs": "4",
+                         "_tuning_objective_metric": "best_valid_loss"},
         AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"}, RoleArn=definition["RoleArn"],
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/byoc-classifier/output/"},
         ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
@@ -141,10 +143,11 @@ def test_tune_create_wait_and_best_job(moto, use, tmp_path, capsys):
     job = moto_backend("sagemaker").hyper_parameter_tuning_jobs[name]
     job.best_training_job.update({
         "TrainingJobName": best, "TunedHyperParameters": {"lr": "0.02", "batch_size": "32", "epochs": "4"},
-        "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "valid_loss", "Value": 0.25}})
+        "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "best_valid_loss",
+                                                        "Value": 0.25}})
     assert tune.main(["--attach", name]) == 0
     out = capsys.readouterr().out
-    assert f"best training job: {best}" in out and "valid_loss = 0.25" in out
+    assert f"best training job: {best}" in out and "best_valid_loss = 0.25" in out
     assert f"s3://{BUCKET}/byoc-classifier/output/{best}/output/model.tar.gz" in out
 
     # make train TUNING=<it>: the best job's hyperparameters, SageMaker's own key dropped

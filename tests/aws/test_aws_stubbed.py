@@ -58,7 +58,7 @@ def test_tuning_request_follows_the_job_definition(settings):
                                       ["train", "valid", "test"])
     config = request["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == definition.strategy.name
-    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "valid_loss"}
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "best_valid_loss"}
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": definition.limits.max_jobs,
                                         "MaxParallelTrainingJobs": definition.limits.max_parallel_jobs,
                                         "MaxRuntimeInSeconds": definition.limits.max_runtime_seconds}
@@ -117,7 +117,7 @@ def test_tune_creates_waits_and_reports(stubbed, use, capsys):
     table_rows = [line for line in lines if line.startswith(name)]
     assert [row.split()[0] for row in table_rows] == [f"{name}-002-bbbb", f"{name}-001-aaaa", f"{name}-003-cccc"]
     assert f"best training job: {name}-002-bbbb" in out.out
-    assert "valid_loss = 0.31" in out.out and "lr=0.01" in out.out
+    assert "best_valid_loss = 0.31" in out.out and "lr=0.01" in out.out
     assert f"s3://{BUCKET}/byoc-classifier/output/{name}-002-bbbb/output/model.tar.gz" in out.out
     assert "jobs: 1 completed, 2 running" in out.err  # the status line
 
@@ -225,7 +225,7 @@ def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsy
                                 trial_summary(best, 0.3, {"lr": "0.01"}),
                                 trial_summary(f"{tuning}-003-cccc", 0.1, {"lr": "0.09"}, "Failed")])
     recorded = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "4",
-                "_tuning_objective_metric": "valid_loss", "sagemaker_estimator": "x"}
+                "_tuning_objective_metric": "best_valid_loss", "sagemaker_estimator": "x"}
     sm.add_response("describe_training_job", training_description(best, hyperparameters=recorded),
                     {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-training")

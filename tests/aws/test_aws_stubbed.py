@@ -122,7 +122,7 @@ def test_tune_creates_waits_and_reports(stubbed, use, capsys):
     assert "jobs: 1 completed, 2 running" in out.err  # the status line
 
 
-def test_tune_overrides_warm_start_and_attach(stubbed, use, capsys):
+def test_tune_overrides_and_attach(stubbed, use, capsys):
     aws, stubs = stubbed
     use(aws, tune)
     name = "img-clf-20260102-030405"
@@ -130,17 +130,13 @@ def test_tune_overrides_warm_start_and_attach(stubbed, use, capsys):
                                                       hyperparameters={"epochs": "3"})
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs, present=("train", "valid"), checked=("train", "valid", "weights"))
-    expected = api_requests.tuning_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"],
-                                       parents=["parent-a", "parent-b"], warm_start_type="TransferLearning")
-    assert expected["WarmStartConfig"] == {"ParentHyperParameterTuningJobs": [
-        {"HyperParameterTuningJobName": "parent-a"}, {"HyperParameterTuningJobName": "parent-b"}],
-        "WarmStartType": "TransferLearning"}
+    expected = api_requests.tuning_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"])
     assert expected["TrainingJobDefinition"]["StaticHyperParameters"]["epochs"] == "3"
     assert expected["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 8
     stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN},
                                     expected)
     argv = ["--name", name, "--max-jobs", "8", "--max-parallel", "3", "--strategy", "Random", "--hp", "epochs=3",
-            "--parent", "parent-a parent-b", "--warm-start-type", "TransferLearning", "--no-wait"]
+            "--no-wait"]
     assert tune.main(argv) == 0
     assert f"make tune TUNING={name}" in capsys.readouterr().out
     # attach: no create, one describe, a failed job exits 1 and says why

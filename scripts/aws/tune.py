@@ -21,6 +21,7 @@ from scripts import job_definition, orchestration
 from . import api_requests, debugger, warm_start
 from .client import Aws
 from .common import (
+    StatusLine,
     base_parser,
     console_url,
     data_uri,
@@ -31,6 +32,7 @@ from .common import (
     present_channels,
     run,
 )
+from .trial_checkpoints import TrialCheckpoints
 
 FINISHED = ("Completed", "Failed", "Stopped", "DeleteFailed")
 
@@ -55,14 +57,20 @@ def status_text(state: dict) -> str:
 
 
 def wait(aws: Aws, name: str) -> dict:
+    """Poll until the tuning job ends; each trial's checkpoint folder is deleted as soon as the trial ends
+    (trial_checkpoints: later trials would download it)."""
+    line = StatusLine()
+    retired = TrialCheckpoints(aws, lambda: trials(aws, name), echo=lambda text: line.print(text, stream=sys.stderr))
     try:
-        return poll(lambda: describe(aws, name), lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
-                    status_text, poll_interval(aws.settings))
+        state = poll(lambda: describe(aws, name), lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
+                     status_text, poll_interval(aws.settings), on_poll=retired.update, line=line)
     except KeyboardInterrupt:
-        print(f"\nstopped waiting; tuning job {name} goes on. `make tune TUNING={name}` waits again; "
+        print(f"\nstopped waiting; tuning job {name} goes on. `make tune TUNING={name}` waits again (and "
+              f"deletes the finished trials' checkpoints); "
               f"`aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name {name}` stops it",
               file=sys.stderr)
         raise
+    return state
 
 
 def trials(aws: Aws, name: str, dry: dict | None = None) -> list[dict] | None:

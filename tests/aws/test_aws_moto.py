@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from PIL import Image
 
-from aws_support import ACCOUNT, BUCKET, REGION, TAG, moto_backend
+from aws_support import ACCOUNT, BUCKET, REGION, TAG, moto_backend, put_images
 from scripts import job_definition
 from scripts.aws import cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data
 
@@ -27,17 +27,6 @@ def image_set(root, classes=("a_cat", "b_dog", "c_fox"), per_split=2):
             for n in range(per_split):
                 Image.new("RGB", (8, 8), (index * 80, n * 60, 0)).save(folder / f"{n}.{'png' if n else 'jpg'}")
     return root
-
-
-def put_images(aws, *repositories):
-    ecr = aws.client("ecr")
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                           "config": {"digest": "sha256:" + "0" * 64, "size": 1,
-                                      "mediaType": "application/vnd.docker.container.image.v1+json"},
-                           "layers": []})
-    for repository in repositories:
-        ecr.create_repository(repositoryName=repository)
-        ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=TAG)
 
 
 def test_upload_data_syncs_and_reads_back(moto, tmp_path, settings_path, capsys):

@@ -215,6 +215,27 @@ def scaling_policy(settings: Settings) -> dict:
                 "ScaleInCooldown": 300, "ScaleOutCooldown": 60}}
 
 
+def restore_scalable_target(target: dict) -> dict:
+    """RegisterScalableTarget that puts back a target as DescribeScalableTargets described it (its role is
+    the service-linked one SageMaker's scaling uses, so RoleARN is left to Application Auto Scaling)."""
+    request = {key: target[key] for key in ("ServiceNamespace", "ResourceId", "ScalableDimension", "MinCapacity",
+                                             "MaxCapacity") if key in target}
+    if target.get("SuspendedState"):
+        request["SuspendedState"] = target["SuspendedState"]
+    return request
+
+
+POLICY_CONFIGURATIONS = ("TargetTrackingScalingPolicyConfiguration", "StepScalingPolicyConfiguration",
+                         "PredictiveScalingPolicyConfiguration")
+
+
+def restore_scaling_policy(policy: dict) -> dict:
+    """PutScalingPolicy that puts back a policy as DescribeScalingPolicies described it (without the fields
+    only a description has: ARN, alarms, creation time)."""
+    keys = ("PolicyName", "ServiceNamespace", "ResourceId", "ScalableDimension", "PolicyType", *POLICY_CONFIGURATIONS)
+    return {key: policy[key] for key in keys if key in policy}
+
+
 def endpoint_metric_data(endpoint_name: str, start: datetime, end: datetime, period: int = 60) -> dict:
     """GetMetricData for the endpoint's invocation metrics (namespace AWS/SageMaker, 1-minute data)."""
     queries = []

@@ -473,7 +473,12 @@ def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use
         **target, "MinCapacity": 1, "MaxCapacity": 2, "RoleARN": FAKE_ARN, "CreationTime": NOW}]},
         {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]],
          "ScalableDimension": target["ScalableDimension"]})
-    scaling.add_response("deregister_scalable_target", {}, target)
+    scaling.add_response("describe_scaling_policies", {"ScalingPolicies": []},
+                         {"ServiceNamespace": "sagemaker", "ResourceId": target["ResourceId"],
+                          "ScalableDimension": target["ScalableDimension"]})
+    # the same instance type: the scaling stays on during the update (a new model under it is allowed)
+    sm.add_response("describe_endpoint_config", endpoint_config_description(old, [old]),
+                    {"EndpointConfigName": old})
     sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN},
                     {"EndpointName": "img-clf", "EndpointConfigName": new, "RetainAllVariantProperties": False})
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "Updating", old),

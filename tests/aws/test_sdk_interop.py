@@ -352,3 +352,23 @@ def test_the_readme_shows_sdk_users_the_calls_that_fit():
     assert re.search(r"\.deploy\([^)]*image_uri=", code, re.S)  # the serving image, not the training one
     assert 'IdentitySerializer("image/jpeg")' in code and "JSONDeserializer()" in code
     assert "best_valid_loss" in code  # the tuner's objective is the job definition's
+
+
+@pytest.mark.parametrize("values", [
+    {"model_name": '"resnet50"', "pretrained": "true", "lr": "1e-3", "epochs": '"auto"'},
+    {"pretrained": "True", "batch_size": "32.0", "freeze_backbone": '"false"', "sagemaker_program": '"train.py"'},
+    {"lr": "null"}, {"batch_size": "[16, 32]"}, {"debugger_rule_parameters": "Overfit.patience=2", "seed": " 7"},
+    {"model_name": '"resnet51"'}, {"_tuning_objective_metric": "best_valid_loss", "momentum": "0.95"},
+])
+def test_the_host_accepts_and_refuses_what_the_container_does(values, tmp_path, monkeypatch):
+    """The host's decoding is the toolkit's, value for value, and the check passes or fails with the container."""
+    arguments = toolkit_arguments(values, tmp_path, monkeypatch)
+    assert orchestration.program_arguments(values) == arguments
+    try:
+        expected = hp_specs.parse_args(arguments)
+    except hp_specs.HyperparameterError as error:
+        with pytest.raises(hp_specs.HyperparameterError) as raised:
+            orchestration.validate_hyperparameters(values)
+        assert str(raised.value) == str(error)
+    else:
+        assert orchestration.validate_hyperparameters(values) == expected

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 
@@ -91,7 +92,7 @@ class Scaling:
     def commands(self) -> str:
         """The same as AWS CLI commands, for when this script cannot send them (the endpoint is busy)."""
         return "\n".join(f"  aws application-autoscaling {operation.replace('_', '-')} --cli-input-json "
-                         f"'{json.dumps(request)}'" for operation, request in self.requests())
+                         f"{shlex.quote(json.dumps(request))}" for operation, request in self.requests())
 
 
 def scaling_of(aws: Aws, endpoint: str) -> Scaling | None:
@@ -179,7 +180,7 @@ def deploy(aws: Aws, model_data: str, image: str, wait: bool = True) -> dict:
     aws.call("sagemaker", "create_model", dry={}, **api_requests.model(settings, stamp, image, model_data))
     aws.call("sagemaker", "create_endpoint_config", dry={}, **api_requests.endpoint_config(settings, stamp, stamp))
     old_config = existing.get("EndpointConfigName") if existing else None
-    taken_off = None  # the endpoint's auto scaling, when the update needs it off
+    live = taken_off = None  # the endpoint's auto scaling; taken_off: when the update needs it off
     if existing:
         live = scaling_of(aws, endpoint)
         if live and changes_instance_type(aws, old_config):
@@ -224,7 +225,7 @@ def deploy(aws: Aws, model_data: str, image: str, wait: bool = True) -> dict:
         if taken_off:
             restore(aws, taken_off)
         kept = ("its auto scaling was registered again as it was" if taken_off else
-                "its auto scaling was not touched" if existing and not taken_off else "")
+                "its auto scaling was not touched" if live else "")
         raise AwsError(f"the update of {endpoint} to {stamp} failed and was rolled back "
                        f"({state.get('FailureReason', '')}); it still serves {serving}"
                        + (f" and {kept}" if kept else "") + f". Container log: CloudWatch /aws/sagemaker/Endpoints/"

@@ -86,13 +86,13 @@ class TrialCheckpoints:
             if job.get("TrainingJobStatus") not in FINISHED or name in self.retired:
                 continue
             bucket, prefix = trial_folder(uri, name)
+            self.retired.add(name)  # once, also when it fails: the wait and the report go on
             try:
                 count, size = delete_folder(self.aws, bucket, prefix)
-            except Exception as error:  # the wait and the report go on; the next poll tries again
-                self.echo(f"note: cannot delete the checkpoints of {name} (s3://{bucket}/{prefix}): {error}")
-                self.seen = min(self.seen, finished - 1)
+            except Exception as error:
+                self.echo(f"note: cannot delete the checkpoints of {name} (s3://{bucket}/{prefix}): {error}; "
+                          "later trials download them")
                 continue
-            self.retired.add(name)
             done.append(name)
             if count:
                 self.echo(f"deleted the checkpoints of finished trial {name}: {count} file(s), {size / 2**20:.1f} "

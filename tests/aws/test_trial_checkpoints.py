@@ -153,3 +153,18 @@ def test_make_tune_deletes_each_finished_trials_checkpoints_while_it_waits(stubb
     err = capsys.readouterr().err
     assert f"deleted the checkpoints of finished trial {first}: 1 file(s), 2.0 MiB" in err
     assert err.count("deleted the checkpoints") == 1  # the second trial's folder was empty
+
+
+def test_a_folder_that_cannot_be_deleted_is_said_once_and_the_wait_goes_on(stubbed):
+    aws, stubs = stubbed
+    trial = f"{NAME}-001-aaaaaaaa"
+    state = {"TrainingJobDefinition": {"CheckpointConfig": {"S3Uri": f"s3://{BUCKET}/ck/{NAME}/"}},
+             "TrainingJobStatusCounters": {"Completed": 1}}
+    stubs("s3").add_client_error("list_objects_v2", "AccessDenied", "not allowed",
+                                 expected_params={"Bucket": BUCKET, "Prefix": f"ck/{NAME}/{trial}/"})
+    echoed = []
+    retired = trial_checkpoints.TrialCheckpoints(
+        aws, lambda: [{"TrainingJobName": trial, "TrainingJobStatus": "Completed"}], echo=echoed.append)
+    assert retired.update(state) == []
+    assert retired.update({**state, "TrainingJobStatusCounters": {"Completed": 2}}) == []  # not tried again
+    assert len(echoed) == 1 and "cannot delete the checkpoints of" in echoed[0] and "AccessDenied" in echoed[0]

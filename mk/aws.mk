@@ -11,6 +11,7 @@
 #   make train TUNING=name [HP="best epochs=10"] | HP="lr=..."   one training job, log streamed, metrics, model
 #                                           artifact; hyperparameters as train-local: static < best trial < HP
 #   make deploy [JOB=training-job | TUNING=name | MODEL_DATA=s3://...]        create or update the endpoint
+#   make deploy-finish                      after make deploy NO_WAIT=1: auto scaling, old config and model
 #   make invoke IMAGE=file.jpg [TOP_K=5]    classify with the endpoint (scripts/invoke.py)
 #   make endpoint-metrics                   the endpoint's CloudWatch metrics, last hour
 #   make cleanup                            delete endpoint, endpoint config and model
@@ -22,7 +23,7 @@ DATA_S3 ?=
 WEIGHTS ?=
 DELETE ?=
 PARENT_TUNING ?=
-WARM_START_TYPE ?= IdenticalDataAndAlgorithm
+WARM_START_TYPE ?= auto
 MODEL_DATA ?=
 IMAGE ?=
 TOP_K ?=
@@ -39,7 +40,7 @@ AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG
 # One shell word per item of a space-separated list (PARENT_TUNING, IMAGE).
 quote_each = $(foreach item,$(1),'$(subst ','\'',$(item))')
 
-.PHONY: push upload-data tune train deploy invoke endpoint-metrics cleanup aws-settings test-aws
+.PHONY: push upload-data tune train deploy deploy-finish invoke endpoint-metrics cleanup aws-settings test-aws
 
 push:  ## push the built images to ECR, tagged with the git commit and latest (repositories made when missing)
 	$(PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag $(call quote,TAG) --engine $(call quote,CONTAINER_ENGINE) \
@@ -63,6 +64,9 @@ deploy:  ## create or update the endpoint: JOB=training job | TUNING=name | MODE
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) \
 		$(if $(JOB),--job $(call quote,JOB)) $(if $(TUNING),--tuning $(call quote,TUNING)) \
 		$(if $(MODEL_DATA),--model-data $(call quote,MODEL_DATA))
+
+deploy-finish:  ## after make deploy NO_WAIT=1: wait until InService, register auto scaling, delete the replaced config and model
+	$(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) --finish
 
 invoke:  ## classify IMAGE=file.jpg (several: IMAGE="a.jpg b.png") with the endpoint; TOP_K=5
 	$(PYTHON) -m scripts.aws.invoke_endpoint $(AWS_FLAGS) $(call quote_each,$(IMAGE)) $(if $(TOP_K),--top-k $(call quote,TOP_K))

@@ -209,9 +209,12 @@ class JobDefinition:
 
     @property
     def static_hyperparameters(self) -> dict[str, str]:
-        """What every job gets (StaticHyperParameters): the debugger and profiler sections, then
-        static_hyperparameters, which win."""
-        return hp_specs.merge(self.debugger.hyperparameters(), self.profiler.hyperparameters(), self.static)
+        """What every job gets (StaticHyperParameters): every hyperparameter of the training container that is
+        not tuned, so the names are the same whatever the file or a run's HP= sets (SageMaker refuses a warm
+        start whose static + tuned names differ from its parents'). The container's defaults, then the debugger
+        and profiler sections, then static_hyperparameters, which win."""
+        given = hp_specs.merge(self.debugger.hyperparameters(), self.profiler.hyperparameters(), self.static)
+        return every_name(given, self.tuned_names)
 
     @property
     def metric_definitions(self) -> list[dict]:
@@ -275,6 +278,34 @@ class JobDefinition:
             "debugger": self.debugger.to_dict(),
             "profiler": self.profiler.to_dict(),
         }
+
+
+# Of the alias pair, the name a job definition sends (unless the other one is tuned).
+CANONICAL_ALIAS = "unfreeze_stages"
+
+
+def every_name(given: dict[str, str], tuned: list[str]) -> dict[str, str]:
+    """`given` with the training container's default for every other name it accepts, but the tuned ones.
+    Of the alias pair freeze_backbone / unfreeze_stages one name is sent: the tuned one's partner is left out,
+    and otherwise freeze_backbone=true / false becomes unfreeze_stages=0 / all, so that HP="freeze_backbone=..."
+    changes a value, not the set of names."""
+    values = dict(given)
+    alias = hp_specs.ALIASES[CANONICAL_ALIAS]
+    if CANONICAL_ALIAS not in tuned and alias not in tuned and alias in values:
+        try:
+            frozen = hp_specs.SPECS[alias].parse(str(values[alias]))
+        except ValueError:
+            frozen = None  # left as it is: the container's parse names the bad value
+        if frozen is not None:
+            del values[alias]
+            values[CANONICAL_ALIAS] = "0" if frozen else "all"
+    left_out = set(tuned) | {hp_specs.ALIASES[name] for name in tuned if name in hp_specs.ALIASES}
+    if not left_out & set(hp_specs.ALIASES):
+        left_out.add(alias)
+    for name, spec in hp_specs.SPECS.items():
+        if name not in values and name not in left_out:
+            values[name] = _flag(spec.default)
+    return values
 
 
 def parse_hp_string(text: str) -> dict[str, str]:

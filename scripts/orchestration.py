@@ -13,6 +13,7 @@ metrics. Every decision they share is made here, from the typed job definition (
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -95,11 +96,35 @@ def recorded_hyperparameters(values: dict) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if not hp_specs.is_ignored(k)}
 
 
+def program_arguments(values: dict) -> list[str]:
+    """The `--name value` arguments the sagemaker-training toolkit gives the training program for these
+    hyperparameters.json values: each value JSON-decoded where it is JSON (as environment.read_hyperparameters
+    does: an SDK Framework estimator sends "\\"resnet50\\"", which arrives as resnet50), SageMaker's own keys
+    set apart (mapping.split_by_criteria, as environment.Environment does), then mapping.to_cmd_args."""
+    from sagemaker_training import mapping, params
+
+    decoded = {}
+    for name, value in values.items():
+        try:
+            decoded[name] = json.loads(value)
+        except (ValueError, TypeError):
+            decoded[name] = value
+    ours = mapping.split_by_criteria(decoded, keys=params.SAGEMAKER_HYPERPARAMETERS,
+                                     prefix=params.SAGEMAKER_PREFIX).excluded
+    return mapping.to_cmd_args(ours)
+
+
+def container_parse(values: dict) -> hp_specs.Hyperparameters:
+    """What the training container makes of a job's hyperparameters: the toolkit's arguments (program_arguments),
+    parsed by the container's own parser (names, types, ranges, aliases)."""
+    return hp_specs.parse_args(program_arguments(values))
+
+
 def validate_hyperparameters(values: dict[str, str]) -> hp_specs.Hyperparameters:
-    """The one check of a job's hyperparameters before it is submitted, on either backend: the training
-    container's parse (names, types, ranges, aliases), then SageMaker's limits (100 names, keys of 256 and
-    values of 2,500 characters)."""
-    parsed = hp_specs.parse(values)
+    """The one check of a job's hyperparameters before it is submitted, on either backend: what the training
+    container accepts (container_parse), then SageMaker's limits (100 names, keys of 256 and values of 2,500
+    characters)."""
+    parsed = container_parse(values)
     check_sagemaker_limits(values)
     return parsed
 
@@ -139,7 +164,7 @@ def uses_feature_cache(values: dict[str, str]) -> bool:
     """Whether a job with these hyperparameters trains from cached backbone features (the training
     container's rule, `features_are_fixed`)."""
     try:
-        return hp_specs.features_are_fixed(hp_specs.parse(values))
+        return hp_specs.features_are_fixed(container_parse(values))
     except hp_specs.HyperparameterError:
         return False
 

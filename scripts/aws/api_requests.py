@@ -106,10 +106,10 @@ def parameter_ranges(definition: JobDefinition) -> dict:
 
 
 def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
-               channel_names: list[str], parents: list[str] | None = None,
-               warm_start_type: str = "IdenticalDataAndAlgorithm") -> dict:
+               channel_names: list[str], warm_start: dict | None = None) -> dict:
     """CreateHyperParameterTuningJob from the job definition (the same file local mode reads). Its trials
-    get `channel_names` (orchestration.trial_channels: never test)."""
+    get `channel_names` (orchestration.trial_channels: never test). `warm_start`: a WarmStartConfig
+    (warm_start.plan, checked against the parents)."""
     orchestration.check_name(name, orchestration.TUNING_NAME_MAX, "tuning job")
     strategy, limits = definition.strategy, definition.limits
     resource_limits = {"MaxParallelTrainingJobs": limits.max_parallel_jobs,
@@ -132,12 +132,8 @@ def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: 
                                 settings.s3_uri("checkpoint_prefix", name))}
     request = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobConfig": config,
                "TrainingJobDefinition": job}
-    if parents:
-        if not 1 <= len(parents) <= 5:
-            raise ValueError("warm start takes 1 to 5 parent tuning jobs")
-        request["WarmStartConfig"] = {
-            "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": p} for p in parents],
-            "WarmStartType": warm_start_type}
+    if warm_start:
+        request["WarmStartConfig"] = warm_start
     if settings.tag_list:
         request["Tags"] = settings.tag_list
     return request
@@ -217,6 +213,27 @@ def scaling_policy(settings: Settings) -> dict:
                 "TargetValue": float(settings.target_invocations),
                 "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
                 "ScaleInCooldown": 300, "ScaleOutCooldown": 60}}
+
+
+def restore_scalable_target(target: dict) -> dict:
+    """RegisterScalableTarget that puts back a target as DescribeScalableTargets described it (its role is
+    the service-linked one SageMaker's scaling uses, so RoleARN is left to Application Auto Scaling)."""
+    request = {key: target[key] for key in ("ServiceNamespace", "ResourceId", "ScalableDimension", "MinCapacity",
+                                             "MaxCapacity") if key in target}
+    if target.get("SuspendedState"):
+        request["SuspendedState"] = target["SuspendedState"]
+    return request
+
+
+POLICY_CONFIGURATIONS = ("TargetTrackingScalingPolicyConfiguration", "StepScalingPolicyConfiguration",
+                         "PredictiveScalingPolicyConfiguration")
+
+
+def restore_scaling_policy(policy: dict) -> dict:
+    """PutScalingPolicy that puts back a policy as DescribeScalingPolicies described it (without the fields
+    only a description has: ARN, alarms, creation time)."""
+    keys = ("PolicyName", "ServiceNamespace", "ResourceId", "ScalableDimension", "PolicyType", *POLICY_CONFIGURATIONS)
+    return {key: policy[key] for key in keys if key in policy}
 
 
 def endpoint_metric_data(endpoint_name: str, start: datetime, end: datetime, period: int = 60) -> dict:

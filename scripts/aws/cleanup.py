@@ -12,18 +12,13 @@ import sys
 
 from .client import Aws
 from .common import base_parser, open_aws, run
-from .deploy import deregister_scalable_target, describe_endpoint, endpoint_models, ours, scalable_target_registered
-
-
-def leftovers(aws: Aws, endpoint: str, kind: str) -> list[str]:
-    """Names of our models ('model') or endpoint configs ('config') for this endpoint."""
-    operation, key, name_key = {
-        "model": ("list_models", "Models", "ModelName"),
-        "config": ("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName")}[kind]
-    names = []
-    for page in aws.paginate("sagemaker", operation, dry={key: []}, NameContains=endpoint, MaxResults=100):
-        names += [item[name_key] for item in page.get(key, []) if ours(item[name_key], endpoint)]
-    return names
+from .deploy import (
+    deregister_scalable_target,
+    describe_endpoint,
+    endpoint_models,
+    leftovers,
+    scalable_target_registered,
+)
 
 
 def cleanup(aws: Aws) -> list[str]:

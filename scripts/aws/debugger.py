@@ -5,10 +5,8 @@ Off unless config/job.yaml says `debugger: {attach_sagemaker_rules: true, rules:
 in-container rules (classifier/debugger) run either way and do not depend on this. Tuning jobs cannot
 carry these fields (HyperParameterTrainingJobDefinition has none), so only `make train` attaches them.
 
-Rule evaluator images: <account>.dkr.ecr.<region>.amazonaws.com/sagemaker-debugger-rules:latest, with
-the accounts of the SageMaker docs' "Amazon SageMaker Debugger Registry URLs for Built-in Rule
-Evaluators" (and the SageMaker Python SDK's image_uri_config/debugger.json, which adds af-south-1,
-ap-northeast-3, eu-south-1 and us-gov-west-1).
+Rule evaluator images: <account>.dkr.ecr.<region>.amazonaws.com[.cn]/sagemaker-debugger-rules:latest (see
+RULE_EVALUATOR_ACCOUNTS for the sources; tests/aws/test_debugger_rules.py pins every region).
 """
 from __future__ import annotations
 
@@ -19,9 +17,15 @@ from .api_requests import ecr_registry
 from .settings import Settings
 
 RULE_REPOSITORY = "sagemaker-debugger-rules:latest"
+# The account of the built-in rule evaluator image in each region. Sources: the SageMaker developer guide,
+# "Amazon SageMaker Debugger Registry URLs for Built-in Rule Evaluators" (doc_source/debuger-built-in-registry-ids.md:
+# 20 regions), its per-region "Docker Registry Paths and Example Code" pages (ecr-<region>.md, section
+# "Debugger (algorithm)") for af-south-1, ap-northeast-3, eu-south-1 and us-gov-west-1, and the SageMaker Python
+# SDK's src/sagemaker/image_uri_config/debugger.json (the same 24). Not the Deep Learning Containers accounts
+# (ap-northeast-3's is 364406365360: a different registry).
 RULE_EVALUATOR_ACCOUNTS = {
     "af-south-1": "314341159256", "ap-east-1": "199566480951", "ap-northeast-1": "430734990657",
-    "ap-northeast-2": "578805364391", "ap-northeast-3": "364406365360", "ap-south-1": "904829902805",
+    "ap-northeast-2": "578805364391", "ap-northeast-3": "479947661362", "ap-south-1": "904829902805",
     "ap-southeast-1": "972752614525", "ap-southeast-2": "184798709955", "ca-central-1": "519511493484",
     "cn-north-1": "618459771430", "cn-northwest-1": "658757709296", "eu-central-1": "482524230118",
     "eu-north-1": "314864569078", "eu-south-1": "563282790590", "eu-west-1": "929884845733",
@@ -57,6 +61,12 @@ def rule_evaluator_image(region: str) -> str:
     return f"{ecr_registry(account, region)}/{RULE_REPOSITORY}"
 
 
+def save_intervals(section) -> dict[str, str]:
+    """smdebug's per-mode collection parameters: the job definition's train_interval for TRAIN steps and
+    eval_interval for EVAL steps (a plain `save_interval` would apply one interval to every mode)."""
+    return {"train.save_interval": str(section.train_interval), "eval.save_interval": str(section.eval_interval)}
+
+
 def attach_requested(definition: JobDefinition) -> bool:
     return definition.debugger.attach_sagemaker_rules
 
@@ -64,7 +74,7 @@ def attach_requested(definition: JobDefinition) -> bool:
 def training_job_fields(definition: JobDefinition, settings: Settings, job_name: str) -> dict:
     """DebugHookConfig, DebugRuleConfigurations, ProfilerConfig and ProfilerRuleConfigurations for the
     rules listed in job.yaml's debugger.rules; {} unless debugger.attach_sagemaker_rules is true. The hook
-    saves at the job definition's train_interval, the profiler samples at its interval_ms."""
+    saves at the job definition's train_interval and eval_interval, the profiler samples at its interval_ms."""
     section, profiler = definition.debugger, definition.profiler
     if not section.attach_sagemaker_rules or not section.rules:
         return {}
@@ -82,7 +92,6 @@ def training_job_fields(definition: JobDefinition, settings: Settings, job_name:
     profiler_rules = [r for r in section.rules if r in profiler_names]
     fields: dict = {}
     if tensor_rules:
-        interval = str(section.train_interval)
         collections: dict[str, dict] = {name: {} for name in section.collections}
         for rule in tensor_rules:
             for name, params in RULE_COLLECTIONS.get(rule, {}).items():
@@ -90,7 +99,7 @@ def training_job_fields(definition: JobDefinition, settings: Settings, job_name:
         fields["DebugHookConfig"] = {
             "S3OutputPath": output + "tensors/", "LocalPath": "/opt/ml/output/tensors",
             "CollectionConfigurations": [
-                {"CollectionName": name, "CollectionParameters": {**params, "save_interval": interval}}
+                {"CollectionName": name, "CollectionParameters": {**params, **save_intervals(section)}}
                 for name, params in collections.items()]}
         fields["DebugRuleConfigurations"] = [configuration(r) for r in tensor_rules]
     if profiler_rules:

@@ -18,9 +18,10 @@ from datetime import datetime
 
 from scripts import job_definition, orchestration
 
-from . import api_requests, debugger
+from . import api_requests, debugger, warm_start
 from .client import Aws
 from .common import (
+    StatusLine,
     base_parser,
     console_url,
     data_uri,
@@ -31,6 +32,7 @@ from .common import (
     present_channels,
     run,
 )
+from .trial_checkpoints import TrialCheckpoints
 
 FINISHED = ("Completed", "Failed", "Stopped", "DeleteFailed")
 
@@ -55,14 +57,20 @@ def status_text(state: dict) -> str:
 
 
 def wait(aws: Aws, name: str) -> dict:
+    """Poll until the tuning job ends; each trial's checkpoint folder is deleted as soon as the trial ends
+    (trial_checkpoints: later trials would download it)."""
+    line = StatusLine()
+    retired = TrialCheckpoints(aws, lambda: trials(aws, name), echo=lambda text: line.print(text, stream=sys.stderr))
     try:
-        return poll(lambda: describe(aws, name), lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
-                    status_text, poll_interval(aws.settings))
+        state = poll(lambda: describe(aws, name), lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
+                     status_text, poll_interval(aws.settings), on_poll=retired.update, line=line)
     except KeyboardInterrupt:
-        print(f"\nstopped waiting; tuning job {name} goes on. `make tune TUNING={name}` waits again; "
+        print(f"\nstopped waiting; tuning job {name} goes on. `make tune TUNING={name}` waits again (and "
+              f"deletes the finished trials' checkpoints); "
               f"`aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name {name}` stops it",
               file=sys.stderr)
         raise
+    return state
 
 
 def trials(aws: Aws, name: str, dry: dict | None = None) -> list[dict] | None:
@@ -150,6 +158,18 @@ def report(aws: Aws, state: dict, definition: job_definition.JobDefinition) -> N
           f"job with these hyperparameters")
 
 
+def with_warm_start(aws: Aws, request: dict, parents: list[str], asked: str) -> dict:
+    """The request with its WarmStartConfig: the type from the parents' descriptions (warm_start.plan)."""
+    described = {p: describe(aws, p, dry=warm_start.dry_parent(request)) for p in dict.fromkeys(parents)}
+    if aws.dry_run:
+        print("# the warm start type comes from the parents' descriptions: TransferLearning when their training "
+              "image or data differ from this job's", file=aws.out)
+    plan = warm_start.plan(request, described, asked)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return {**request, "WarmStartConfig": plan.config}
+
+
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
@@ -159,8 +179,9 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="", help="tuning job name (default: <name_prefix>-<yyyymmdd-hhmmss>)")
     parser.add_argument("--parent", action="append", default=[],
                         help="warm start from this tuning job (repeat, or space/comma-separated; 1-5)")
-    parser.add_argument("--warm-start-type", default="IdenticalDataAndAlgorithm",
-                        choices=["IdenticalDataAndAlgorithm", "TransferLearning"])
+    parser.add_argument("--warm-start-type", default=warm_start.AUTO, choices=list(warm_start.TYPES),
+                        help="auto: IdenticalDataAndAlgorithm when the parents ran the same image on the same "
+                             "data, else TransferLearning")
     parser.add_argument("--max-jobs", type=int)
     parser.add_argument("--max-parallel", type=int)
     parser.add_argument("--strategy", choices=list(job_definition.STRATEGIES))
@@ -186,8 +207,9 @@ def main(argv=None) -> int:
                                      definition.channels.required, args.data)
             names = orchestration.trial_channels(definition, found)
             parents = [p for item in args.parent for p in item.replace(",", " ").split()]
-            request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names, parents,
-                                              args.warm_start_type)
+            request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names)
+            if parents:
+                request = with_warm_start(aws, request, parents, args.warm_start_type)
             aws.call("sagemaker", "create_hyper_parameter_tuning_job", dry={}, **request)
             if debugger.attach_requested(definition):
                 print("note: debugger.attach_sagemaker_rules applies to `make train` only (tuning jobs cannot carry "

@@ -1,6 +1,7 @@
 """Helpers for the AWS scripts' tests (the fixtures are in conftest.py)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,6 +66,17 @@ class Stubs:
         for stubber in self.stubbers.values():
             stubber.assert_no_pending_responses()
             stubber.deactivate()
+
+
+def put_images(aws, *repositories):
+    ecr = aws.client("ecr")
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"digest": "sha256:" + "0" * 64, "size": 1,
+                                      "mediaType": "application/vnd.docker.container.image.v1+json"},
+                           "layers": []})
+    for repository in repositories:
+        ecr.create_repository(repositoryName=repository)
+        ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=TAG)
 
 
 def moto_backend(service: str):
@@ -136,8 +148,8 @@ def trial_summary(name: str, value: float | None, tuned: dict, status: str = "Co
                "TrainingJobStatus": status, "TunedHyperParameters": tuned,
                "TrainingStartTime": NOW, "TrainingEndTime": NOW.replace(minute=10)}
     if value is not None:
-        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"Type": "Minimize", "MetricName": "valid_loss",
-                                                                  "Value": value}
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"Type": "Minimize",
+                                                                  "MetricName": "best_valid_loss", "Value": value}
     return summary
 
 

@@ -4,6 +4,7 @@ or a closed port where botocore's Stubber answers before anything is sent)."""
 from __future__ import annotations
 
 import os
+import types
 import urllib.request
 from pathlib import Path
 
@@ -88,3 +89,27 @@ def use(monkeypatch):
         for module in modules:
             monkeypatch.setattr(module, "open_aws", lambda args, *required: aws)
     return install
+
+
+# --- the SageMaker Python SDK, offline ---------------------------------------------------------------------
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture
+def sdk(monkeypatch, tmp_path):
+    """The SageMaker Python SDK (pinned in requirements-dev.txt) with nothing able to leave the machine: its
+    telemetry request replaced (the calls are counted in `sdk.telemetry`), fake credentials and endpoints on
+    127.0.0.1 (isolated_aws), and every proxy on a closed 127.0.0.1 port, so a client the SDK makes on its own
+    fails at once instead of reaching the internet."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.setenv(name, CLOSED_PORT_URL)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.config/sagemaker/config.yaml, no ~/.aws
+    from sagemaker.telemetry import telemetry_logging
+
+    blocked: list[tuple] = []
+    monkeypatch.setattr(telemetry_logging, "_send_telemetry_request", lambda *args, **kwargs: blocked.append(args))
+    return types.SimpleNamespace(telemetry=blocked)

@@ -68,6 +68,10 @@ def test_deploy_and_cleanup_dry_run(no_credentials, capsys):
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
     assert names == ["sagemaker.DescribeTrainingJob", "ecr.DescribeImages", "sagemaker.DescribeEndpoint",
                      "sagemaker.CreateModel", "sagemaker.CreateEndpointConfig", "sagemaker.CreateEndpoint"]
+    assert deploy.main(no_credentials + ["--finish"]) == 0  # make deploy-finish DRY_RUN=1
+    names = [n for n, _ in requests_in(capsys.readouterr().out)]
+    assert names == ["sagemaker.DescribeEndpoint", "sagemaker.DescribeEndpointConfig", "sagemaker.ListEndpointConfigs",
+                     "sagemaker.ListModels"]
     assert cleanup.main(no_credentials) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
     assert "sagemaker.DeleteEndpoint" in names and "sagemaker.DeleteModel" in names

@@ -28,6 +28,8 @@ def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     (["train", "HP=lr=0.1", "BACKBONE=resnet18"], ["--hp 'model_name=resnet18 lr=0.1'"]),
     (["deploy", "JOB=j1"], ["-m scripts.aws.deploy", "--job 'j1'"]),
     (["deploy", "MODEL_DATA=s3://b/m.tar.gz"], ["--model-data 's3://b/m.tar.gz'"]),
+    (["deploy-finish", "DRY_RUN=1"], ["-m scripts.aws.deploy --dry-run --finish"]),
+    (["tune", "PARENT_TUNING=p1 p2"], ["--parent 'p1' --parent 'p2' --warm-start-type 'auto'"]),
     (["upload-data", "DATA=some/dir", "WEIGHTS=w.pth", "DELETE=1"],
      ["--data 'some/dir'", "--weights 'w.pth'", "--delete"]),
     (["push"], ["--tag 'abc1234'", "--engine 'docker'", "--training-image 'byoc-classifier-training'"]),

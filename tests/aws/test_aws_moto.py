@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from PIL import Image
 
-from aws_support import ACCOUNT, BUCKET, REGION, TAG, moto_backend
+from aws_support import ACCOUNT, BUCKET, REGION, TAG, moto_backend, put_images
 from scripts import job_definition
 from scripts.aws import cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data
 
@@ -27,17 +27,6 @@ def image_set(root, classes=("a_cat", "b_dog", "c_fox"), per_split=2):
             for n in range(per_split):
                 Image.new("RGB", (8, 8), (index * 80, n * 60, 0)).save(folder / f"{n}.{'png' if n else 'jpg'}")
     return root
-
-
-def put_images(aws, *repositories):
-    ecr = aws.client("ecr")
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                           "config": {"digest": "sha256:" + "0" * 64, "size": 1,
-                                      "mediaType": "application/vnd.docker.container.image.v1+json"},
-                           "layers": []})
-    for repository in repositories:
-        ecr.create_repository(repositoryName=repository)
-        ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=TAG)
 
 
 def test_upload_data_syncs_and_reads_back(moto, tmp_path, settings_path, capsys):
@@ -127,13 +116,15 @@ def test_tune_create_wait_and_best_job(moto, use, tmp_path, capsys):
     definition = created["TrainingJobDefinition"]
     assert definition["StaticHyperParameters"] == job_definition.load().static_hyperparameters
     assert [c["ChannelName"] for c in definition["InputDataConfig"]] == ["train", "valid"]  # never test
-    assert created["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"] == "valid_loss"
+    objective = created["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    assert objective["MetricName"] == "best_valid_loss"
 
     # moto's best job is a placeholder: point it at a real (moto) training job, as SageMaker would
     best = f"{name}-002-abcdefgh"
     moto.client("sagemaker").create_training_job(
         TrainingJobName=best,
-        HyperParameters={"lr": "0.02", "batch_size": "32", "epochs": "4", "_tuning_objective_metric": "valid_loss"},
+        HyperParameters={"lr": "0.02", "batch_size": "32", "epochs": "4",
+                         "_tuning_objective_metric": "best_valid_loss"},
         AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"}, RoleArn=definition["RoleArn"],
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/byoc-classifier/output/"},
         ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
@@ -141,10 +132,11 @@ def test_tune_create_wait_and_best_job(moto, use, tmp_path, capsys):
     job = moto_backend("sagemaker").hyper_parameter_tuning_jobs[name]
     job.best_training_job.update({
         "TrainingJobName": best, "TunedHyperParameters": {"lr": "0.02", "batch_size": "32", "epochs": "4"},
-        "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "valid_loss", "Value": 0.25}})
+        "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "best_valid_loss",
+                                                        "Value": 0.25}})
     assert tune.main(["--attach", name]) == 0
     out = capsys.readouterr().out
-    assert f"best training job: {best}" in out and "valid_loss = 0.25" in out
+    assert f"best training job: {best}" in out and "best_valid_loss = 0.25" in out
     assert f"s3://{BUCKET}/byoc-classifier/output/{best}/output/model.tar.gz" in out
 
     # make train TUNING=<it>: the best job's hyperparameters, SageMaker's own key dropped

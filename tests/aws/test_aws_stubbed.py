@@ -58,7 +58,7 @@ def test_tuning_request_follows_the_job_definition(settings):
                                       ["train", "valid", "test"])
     config = request["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == definition.strategy.name
-    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "valid_loss"}
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "best_valid_loss"}
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": definition.limits.max_jobs,
                                         "MaxParallelTrainingJobs": definition.limits.max_parallel_jobs,
                                         "MaxRuntimeInSeconds": definition.limits.max_runtime_seconds}
@@ -117,12 +117,12 @@ def test_tune_creates_waits_and_reports(stubbed, use, capsys):
     table_rows = [line for line in lines if line.startswith(name)]
     assert [row.split()[0] for row in table_rows] == [f"{name}-002-bbbb", f"{name}-001-aaaa", f"{name}-003-cccc"]
     assert f"best training job: {name}-002-bbbb" in out.out
-    assert "valid_loss = 0.31" in out.out and "lr=0.01" in out.out
+    assert "best_valid_loss = 0.31" in out.out and "lr=0.01" in out.out
     assert f"s3://{BUCKET}/byoc-classifier/output/{name}-002-bbbb/output/model.tar.gz" in out.out
     assert "jobs: 1 completed, 2 running" in out.err  # the status line
 
 
-def test_tune_overrides_warm_start_and_attach(stubbed, use, capsys):
+def test_tune_overrides_and_attach(stubbed, use, capsys):
     aws, stubs = stubbed
     use(aws, tune)
     name = "img-clf-20260102-030405"
@@ -130,17 +130,13 @@ def test_tune_overrides_warm_start_and_attach(stubbed, use, capsys):
                                                       hyperparameters={"epochs": "3"})
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs, present=("train", "valid"), checked=("train", "valid", "weights"))
-    expected = api_requests.tuning_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"],
-                                       parents=["parent-a", "parent-b"], warm_start_type="TransferLearning")
-    assert expected["WarmStartConfig"] == {"ParentHyperParameterTuningJobs": [
-        {"HyperParameterTuningJobName": "parent-a"}, {"HyperParameterTuningJobName": "parent-b"}],
-        "WarmStartType": "TransferLearning"}
+    expected = api_requests.tuning_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"])
     assert expected["TrainingJobDefinition"]["StaticHyperParameters"]["epochs"] == "3"
     assert expected["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 8
     stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN},
                                     expected)
     argv = ["--name", name, "--max-jobs", "8", "--max-parallel", "3", "--strategy", "Random", "--hp", "epochs=3",
-            "--parent", "parent-a parent-b", "--warm-start-type", "TransferLearning", "--no-wait"]
+            "--no-wait"]
     assert tune.main(argv) == 0
     assert f"make tune TUNING={name}" in capsys.readouterr().out
     # attach: no create, one describe, a failed job exits 1 and says why
@@ -224,7 +220,7 @@ def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsy
                                 trial_summary(best, 0.3, {"lr": "0.01"}),
                                 trial_summary(f"{tuning}-003-cccc", 0.1, {"lr": "0.09"}, "Failed")])
     recorded = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "4",
-                "_tuning_objective_metric": "valid_loss", "sagemaker_estimator": "x"}
+                "_tuning_objective_metric": "best_valid_loss", "sagemaker_estimator": "x"}
     sm.add_response("describe_training_job", training_description(best, hyperparameters=recorded),
                     {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-training")
@@ -333,8 +329,11 @@ def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
     image = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest"
     assert fields["DebugHookConfig"] == {
         "S3OutputPath": f"s3://{BUCKET}/byoc-classifier/debugger/job/tensors/", "LocalPath": "/opt/ml/output/tensors",
-        "CollectionConfigurations": [{"CollectionName": "losses", "CollectionParameters": {"save_interval": "100"}},
-                                     {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "100"}}]}
+        "CollectionConfigurations": [
+            {"CollectionName": "losses", "CollectionParameters": {"train.save_interval": "100",
+                                                                  "eval.save_interval": "10"}},
+            {"CollectionName": "gradients", "CollectionParameters": {"train.save_interval": "100",
+                                                                     "eval.save_interval": "10"}}]}
     assert fields["DebugRuleConfigurations"] == [
         {"RuleConfigurationName": "VanishingGradient", "RuleEvaluatorImage": image,
          "RuleParameters": {"rule_to_invoke": "VanishingGradient"}},
@@ -351,12 +350,15 @@ def test_sagemaker_rules_attach_only_when_asked(stubbed, tmp_path):
 
 
 def test_sagemaker_hook_saves_at_the_job_definitions_interval(settings):
-    """The hook's save interval is job.yaml's debugger.train_interval (100), not smdebug's default 500."""
+    """The hook's save intervals are job.yaml's debugger.train_interval (100) and eval_interval (10), not
+    smdebug's default 500 (tests/aws/test_debugger_rules.py: what smdebug makes of them)."""
     definition = job_definition.load()
     fields = debugger.training_job_fields(with_debugger(definition, attach_sagemaker_rules=True), settings, "job")
     collections = fields["DebugHookConfig"]["CollectionConfigurations"]
-    intervals = {c["CollectionParameters"]["save_interval"] for c in collections}
-    assert intervals == {str(definition.debugger.train_interval)} == {"100"}
+    intervals = {(c["CollectionParameters"]["train.save_interval"], c["CollectionParameters"]["eval.save_interval"])
+                 for c in collections}
+    assert intervals == {(str(definition.debugger.train_interval), str(definition.debugger.eval_interval))}
+    assert intervals == {("100", "10")} and not any("save_interval" in c["CollectionParameters"] for c in collections)
     assert fields["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == definition.profiler.interval_ms
 
 
@@ -470,7 +472,12 @@ def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use
         **target, "MinCapacity": 1, "MaxCapacity": 2, "RoleARN": FAKE_ARN, "CreationTime": NOW}]},
         {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]],
          "ScalableDimension": target["ScalableDimension"]})
-    scaling.add_response("deregister_scalable_target", {}, target)
+    scaling.add_response("describe_scaling_policies", {"ScalingPolicies": []},
+                         {"ServiceNamespace": "sagemaker", "ResourceId": target["ResourceId"],
+                          "ScalableDimension": target["ScalableDimension"]})
+    # the same instance type: the scaling stays on during the update (a new model under it is allowed)
+    sm.add_response("describe_endpoint_config", endpoint_config_description(old, [old]),
+                    {"EndpointConfigName": old})
     sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN},
                     {"EndpointName": "img-clf", "EndpointConfigName": new, "RetainAllVariantProperties": False})
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "Updating", old),

@@ -70,7 +70,7 @@ def test_best_epochs_10_gives_both_backends_the_same_hyperparameters(local, stub
     tuning, best = local["tuning"]["name"], local["tuning"]["best"]["job"]
     stub_trials(stubs, tuning, summaries(local))
     recorded = hyperparameters_json(local["root"] / best)  # what SageMaker records for the trial
-    assert recorded["_tuning_objective_metric"] == "valid_loss"
+    assert recorded["_tuning_objective_metric"] == "best_valid_loss"
     stubs("sagemaker").add_response("describe_training_job", training_description(best, hyperparameters=recorded),
                                     {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-training")
@@ -155,7 +155,7 @@ def test_the_same_log_gives_the_same_objective_and_final_metrics(local, stubbed,
     assert printed and set(printed) == set(local_metrics)
     for name, value in local_metrics.items():
         assert float(printed[name]) == pytest.approx(value, rel=1e-5), name
-    assert local_metrics["valid_loss"] == local["tuning"]["best"]["objective"]  # the trial's objective
+    assert local_metrics["best_valid_loss"] == local["tuning"]["best"]["objective"]  # the trial's objective
 
 
 def test_the_same_trials_give_the_same_best_and_table(local, stubbed, use, capsys):

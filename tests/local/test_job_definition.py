@@ -26,7 +26,7 @@ def test_sections_are_typed_and_hold_the_files_values():
     assert definition.debugger.train_interval == raw["debugger"]["train_interval"] == 100
     assert definition.debugger.stop_rules == ("ExplodingTensor",)
     assert definition.profiler.interval_ms == raw["profiler"]["interval_ms"]
-    assert definition.objective.minimize and definition.objective.metric == "valid_loss"
+    assert definition.objective.minimize and definition.objective.metric == "best_valid_loss"
     assert definition.metric_definitions[0] == {"Name": "train_loss", "Regex": raw["metric_definitions"][0]["regex"]}
     assert not hasattr(definition, "raw")
     # round trip through the file's form (a tuning job keeps it)

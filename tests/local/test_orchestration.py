@@ -60,7 +60,7 @@ def test_the_word_best():
 def test_trials_get_the_objective_and_never_the_test_channel():
     definition = job_definition.load()
     values = orchestration.trial_hyperparameters(definition, {"lr": "0.01"})
-    assert values["_tuning_objective_metric"] == "valid_loss" and values["lr"] == "0.01"
+    assert values["_tuning_objective_metric"] == "best_valid_loss" and values["lr"] == "0.01"
     present = ["weights", "test", "valid", "train"]
     assert orchestration.trial_channels(definition, present) == ["train", "valid", "weights"]
     assert orchestration.training_channels(definition, present) == ["train", "valid", "test", "weights"]
@@ -90,7 +90,7 @@ def test_best_trial_and_the_table():
     assert orchestration.best_trial(trials, minimize=False).name == "t-001"
     assert orchestration.best_trial(trials[1:3], minimize=True) is None
     lines = orchestration.trials_table(trials, definition).splitlines()
-    assert lines[0].split() == ["training", "job", "status", "valid_loss", "dropout", "lr", "weight_decay", "time",
+    assert lines[0].split() == ["training", "job", "status", "best_valid_loss", "dropout", "lr", "weight_decay", "time",
                                 "failure", "reason"]
     assert [line.split()[0] for line in lines[2:]] == ["t-003", "t-004", "t-005", "t-001", "t-002"]
     assert lines[-1].endswith("AlgorithmError: bad thing")

@@ -27,8 +27,10 @@ def test_model_learns_and_reports_metric_lines(trained_job):
     assert len(epoch_lines) == 3
     parsed = job_definition.load().parse_metrics(log_text)
     assert len(parsed["images_per_sec"]) == 3 and len(parsed["valid_loss"]) == 4
-    # the last valid_loss (SageMaker's final objective) is the best epoch's: the saved model's
+    # the last valid_loss is the best epoch's: the saved model's
     assert parsed["valid_loss"][-1] == min(parsed["valid_loss"][:3])
+    # the objective: one value per epoch (the best so far), the last one the saved model's
+    assert parsed["best_valid_loss"] == [min(parsed["valid_loss"][:n]) for n in (1, 2, 3)]
     assert record["metrics"]["valid_loss"] == pytest.approx(json.loads(
         (trained_job / "model" / "model_config.json").read_text())["metrics"]["valid_loss"], abs=1e-6)
     assert (trained_job / "output" / "success").exists() and not (trained_job / "output" / "failure").exists()

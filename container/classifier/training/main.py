@@ -356,7 +356,8 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
                        "images_per_sec": images_per_sec, "lr": optimizer.param_groups[0]["lr"]}
             state["history"].append(metrics)
             print(metrics_log.epoch_line(epoch, result.loss, evaluation.loss, evaluation.accuracy,
-                                         result.seconds, images_per_sec), flush=True)
+                                         result.seconds, images_per_sec, best_valid_loss=state["best_valid_loss"]),
+                  flush=True)
             if hp.early_stopping_patience and state["epochs_without_improvement"] >= hp.early_stopping_patience:
                 stop_reason = (f"early stopping: valid_loss did not improve for {hp.early_stopping_patience} "
                                f"epoch(s) after epoch {state['best_epoch']}")

@@ -25,18 +25,21 @@ EXTRA_CSS = """
 tr.best td{background:#f0fff4}code,pre.cmd{font-family:SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 pre.cmd{background:#f6f8fa;border:1px solid #e1e4e8;border-radius:4px;padding:6px 10px;overflow-x:auto}
 .figures{display:flex;flex-wrap:wrap;gap:10px}.figures img.plot{max-width:49%}
-.scroll{max-height:480px;overflow-y:auto}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{max-height:480px;overflow-y:auto}.wide{overflow:auto;max-height:900px;border:1px solid #e1e4e8}
+.wide img.plot{max-width:none;margin:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
-def png(fig, alt: str = "plot") -> str:
+def png(fig, alt: str = "plot", natural_size: bool = False) -> str:
     """A matplotlib figure as an embedded PNG, then closed. Cropped to what was drawn (bbox_inches) rather
-    than re-laid out like the debugger's plots: Optuna's figures place their own colour bars."""
+    than re-laid out like the debugger's plots: Optuna's figures place their own colour bars.
+    `natural_size`: shown at its own size in a scrolling box, not shrunk to the page's width."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.08)
     pyplot().close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+    image = f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+    return f'<div class="wide">{image}</div>' if natural_size else image
 
 
 def badge(status: str, label: str | None = None) -> str:

@@ -18,6 +18,7 @@ PERCENTILE_STYLE = {50: ("#1f77b4", "-"), 90: ("#ff7f0e", "--"), 99: ("#d62728",
 def _time_axis(ax, traffic: Traffic) -> None:
     import matplotlib.dates as mdates
 
+    ax.set_xlim(traffic.times[0], traffic.times[-1] + timedelta(seconds=traffic.bucket_seconds))
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

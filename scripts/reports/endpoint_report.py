@@ -30,7 +30,8 @@ def summary_section(traffic: Traffic) -> str:
             ("Errors by status", esc(", ".join(f"{s}: {n:.0f}" for s, n in sorted(errors.items())) or "none"))]
     if traffic.records:
         images = sum(int(r.get("images") or 0) for r in traffic.records if int(r["status"]) == 200)
-        rows.append(("Images classified", esc(str(images))))
+        where = "" if traffic.backend == "local" else f" (in the {len(traffic.records)} log lines read)"
+        rows.append((f"Images classified{where}", esc(str(images))))
     latency = table(["latency (ms)", *[f"p{q}" for q in PERCENTILES]],
                     [[esc(m), *[_ms(traffic.overall_ms[m][q]) for q in PERCENTILES]] for m in LATENCIES])
     return section("summary", "Summary", table(None, rows) + "<h3>Latency over the whole window</h3>" + latency

@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 import optuna
 from matplotlib.colors import ListedColormap
-from matplotlib.ticker import MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
@@ -81,9 +81,10 @@ def _frozen(run: TrialRun, distributions: dict):
                                      intermediate_values=run.curve)
 
 
-def _optuna_figure(plot, *args, size=(10, 3.6), **kwargs):
+def _optuna_figure(plot, *args, size=(10, 3.6), whole: tuple[str, ...] = ("Trial",), **kwargs):
     """One of optuna.visualization.matplotlib's plots as a figure. They set matplotlib's ggplot style
-    globally: rc_context puts the settings back afterwards."""
+    globally: rc_context puts the settings back afterwards. Axes labelled with a name in `whole` (trial
+    numbers, integer hyperparameters) get whole-number ticks."""
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna.exceptions.ExperimentalWarning for the matplotlib plots
         axes = plot(*args, **kwargs)
@@ -91,7 +92,12 @@ def _optuna_figure(plot, *args, size=(10, 3.6), **kwargs):
         fig = first.figure
         fig.set_size_inches(*size)
         for ax in fig.axes:
-            if ax.get_xscale() == "log":  # the decades only: minor labels overlap on short ranges
+            for axis in (ax.xaxis, ax.yaxis):
+                if axis.get_label_text() in whole and axis.get_scale() == "linear":
+                    axis.set_major_locator(MaxNLocator(integer=True))
+            if ax.get_xscale() == "log":  # 0.001, 0.002, 0.005, 0.01...: labelled whatever the span
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
                 ax.xaxis.set_minor_formatter(NullFormatter())
             for drawn in ax.collections:  # Optuna's Blues run to white: the palest trial would not show
                 name = getattr(drawn.get_cmap(), "name", "")
@@ -109,11 +115,16 @@ def history(study: optuna.Study, metric: str):
     return fig
 
 
+def _integers(study: optuna.Study) -> tuple[str, ...]:
+    names = {n for t in study.trials for n, d in t.distributions.items() if isinstance(d, IntDistribution)}
+    return ("Trial", *sorted(names))
+
+
 def slices(study: optuna.Study, names: list[str], metric: str):
     from optuna.visualization.matplotlib import plot_slice
 
     return _optuna_figure(plot_slice, study, params=names, target_name=metric,
-                          size=(max(4.0 * len(names), 6.0), 3.6))
+                          size=(max(4.0 * len(names), 6.0), 3.6), whole=_integers(study))
 
 
 def parallel(study: optuna.Study, names: list[str], metric: str):
@@ -145,7 +156,8 @@ def curves(run: TuningRun):
         if is_best:
             ax.annotate(f"best: trial {t.number}", (epochs[-1], losses[-1]), textcoords="offset points",
                         xytext=(6, 0), va="center", color="#2ca02c", fontsize=8)
-        shown.add(status)
+        if not is_best:
+            shown.add(status)
     legend = [Line2D([], [], color=STATUS_STYLE[s]["color"], ls=STATUS_STYLE[s]["ls"], marker=END_MARKER.get(s),
                      label=s.lower()) for s in STATUS_STYLE if s in shown]
     if best is not None and best.curve:

@@ -167,7 +167,8 @@ def test_slow_decoding_without_workers_gets_a_data_loading_recommendation(opt_ml
         return decode(self, index)
 
     monkeypatch.setattr(ImageDataset, "__getitem__", slow_decode)
-    hp = {**FAST, "debugger": "false", "epochs": "1", "batch_size": "8", "num_workers": "0"}
+    # augment: images are decoded at every step (a frozen backbone alone decodes them once, before training)
+    hp = {**FAST, "debugger": "false", "epochs": "1", "batch_size": "8", "num_workers": "0", "augment": "true"}
     assert main(args(hp)) == 0, opt_ml.failure()
     result = statuses(opt_ml.root / "output" / "data")["Dataloader"]
     assert result["status"] == "IssuesFound" and result["values"]["data_wait_percent"] > 10, result

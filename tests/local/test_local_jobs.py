@@ -14,8 +14,9 @@ from helpers import FAST_HP
 from scripts import job_definition
 from scripts.local import features, jobs, jobs_cli, train
 
+# augment: the trainer runs the backbone on images at every step (long enough to be stopped mid-epoch)
 HP = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "3", "batch_size": "8", "debugger": "false",
-                                      "profiler": "false"}.items())
+                                      "profiler": "false", "augment": "true"}.items())
 
 
 @pytest.fixture
@@ -51,7 +52,8 @@ def test_killing_the_wrapper_stops_the_trainer_and_make_jobs_tells(image_set, jo
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     job = wait_until(lambda: the_job(jobs_dir), 120, "the job")
     text = "[metrics] epoch=1" if kill == signal.SIGKILL else "Initialisation took"  # SIGKILL: resume it after
-    wait_until(lambda: text in (job / jobs.LOG).read_text(errors="replace"), 300, text)
+    wait_until(lambda: (job / jobs.LOG).is_file() and text in (job / jobs.LOG).read_text(errors="replace"), 300,
+               text)
     trainer = jobs.read_record(job)["pid"]
     os.kill(wrapper.pid, kill)
     output, _ = wrapper.communicate(timeout=150)

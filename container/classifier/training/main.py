@@ -263,14 +263,19 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     # What trains: with a frozen backbone (and no augmentation), the head on the backbone's features,
     # computed once per image (or read from the feature_cache channel); else the model on images.
     if features_are_fixed(hp):
-        cached = {}
+        cached = None
         if "feature_cache" in channels:
             cached = feature_cache.load(channels["feature_cache"],
                                         feature_cache.model_key(hp.model_name, weights_file, preprocessing))
 
         def features(channel):
-            rows, _ = feature_cache.features_for(channel, cached, model, preprocessing, hp.batch_size, workers,
-                                                 device, should_stop=lambda: stop_signal["received"])
+            stop = {"should_stop": lambda: stop_signal["received"]}
+            if cached is None:  # no cache channel: one pass over the images, no file hashes needed
+                rows = feature_cache.compute_features(model, channel, preprocessing, hp.batch_size, workers,
+                                                      device, **stop)
+            else:
+                rows, _ = feature_cache.features_for(channel, cached, model, preprocessing, hp.batch_size,
+                                                     workers, device, **stop)
             return FeatureDataset(rows, channel.labels())
 
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from scripts import REPO_ROOT
@@ -21,7 +22,7 @@ from scripts.aws.common import open_aws, run
 from scripts.endpoint_stats import parse_records
 
 from . import endpoint_aws, endpoint_report
-from .endpoint_data import from_records
+from .endpoint_data import from_records, record_time
 
 REPORTS_DIR = REPO_ROOT / "build" / "reports" / "endpoint"
 SERVE_DIR = REPO_ROOT / "build" / "serve-local"  # mk/serving.mk's SERVE_DIR
@@ -31,8 +32,10 @@ def local_log(port: int) -> Path:
     return SERVE_DIR / str(port) / "logs" / "mms_log.log"
 
 
-def write_local_report(log: Path, out: Path | None = None, name: str | None = None) -> Path:
-    """The report of a local endpoint from its MMS log (the demo calls it after its requests)."""
+def write_local_report(log: Path, out: Path | None = None, name: str | None = None,
+                       since: datetime | None = None) -> Path:
+    """The report of a local endpoint from its MMS log (`since`: only the requests from then on; MMS appends
+    to the log of a work dir used before)."""
     log = Path(log)
     if not log.is_file():
         raise FileNotFoundError(f"no endpoint log {log}: start one with `make serve-local MODEL=...` (its port's "
@@ -40,7 +43,8 @@ def write_local_report(log: Path, out: Path | None = None, name: str | None = No
     served = log.resolve().parent.parent
     port = served.name if served.parent == SERVE_DIR.resolve() else None  # make serve-local's own log
     with open(log, errors="replace") as handle:
-        traffic = from_records(parse_records(handle), name or (f"local endpoint on port {port}" if port else
+        records = [r for r in parse_records(handle) if since is None or record_time(r) >= since]
+        traffic = from_records(records, name or (f"local endpoint on port {port}" if port else
                                                                f"local endpoint ({log.name})"), str(log))
     slug = f"local-{port}" if port else f"local-{log.stem}"
     return endpoint_report.write(traffic, out or REPORTS_DIR / slug / "endpoint-report.html")

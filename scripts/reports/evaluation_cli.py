@@ -43,6 +43,7 @@ def evaluate_model(model: str, data: str, out: Path | None = None, batch: int = 
 def evaluate_endpoint(url: str, data: str, out: Path | None = None, batch: int = predict.BATCH) -> Path:
     """A local endpoint (or any URL serving SageMaker's /invocations)."""
     found = images(data)
+    print(f"Evaluating the endpoint {url} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
     predictions = predict.from_endpoint(lambda body, kind, attributes: invoke_url(url, body, kind, attributes),
                                         f"endpoint {url}", found, batch)
     return _write(predictions, found.folder, out or default_out(f"endpoint-{url.split('://', 1)[-1]}", found.folder),
@@ -93,6 +94,8 @@ def sagemaker(args) -> int:
                  Accept="application/json", CustomAttributes=predict.ALL_CLASSES)
         return 0
     client = aws.client("sagemaker-runtime")
+    print(f"Evaluating the SageMaker endpoint {args.endpoint} on {len(found.paths)} images of {found.folder}",
+          file=sys.stderr)
     predictions = predict.from_endpoint(
         lambda body, kind, attributes: invoke_sagemaker(args.endpoint, body, kind, attributes, client=client),
         f"SageMaker endpoint {args.endpoint} ({aws.settings.region})", found, args.batch)

@@ -78,7 +78,7 @@ def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH) -> Predic
                            preprocessing=preprocessing, architecture=config["architecture"],
                            max_pixels=Settings.from_env().max_pixels)
     labels = true_labels(found, serving.classes)
-    progress = Progress(len(found.paths), f"model {model_dir}")
+    progress = Progress(len(found.paths), "classifying (model directory)")
     kept, rows, failures = [], [], []
     for group in batches(found.paths, batch):
         tensors, indices = [], []
@@ -103,7 +103,7 @@ Send = Callable[[bytes, str, str], Answer]  # (body, content type, custom attrib
 
 def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) -> Predictions:
     """`send` posts one request (scripts/invoke.py's invoke_url or invoke_sagemaker, bound to an endpoint)."""
-    progress = Progress(len(found.paths), source)
+    progress = Progress(len(found.paths), f"classifying ({source})")
     classes: list[str] | None = None
     kept, rows, failures = [], [], []
     for group in batches(found.paths, batch):

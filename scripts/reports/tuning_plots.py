@@ -32,7 +32,8 @@ END_MARKER = {"Stopped early": "x", "Stopped": "s", "Failed": "X", "InProgress":
 
 # --- an Optuna study of the trials ---------------------------------------------------------------------------
 
-def _number(text):
+def number_or_text(text):
+    """A hyperparameter's value as sent ("16", "0.01", '"adam"') as the number it means, else the text."""
     text = str(text).strip().strip('"')
     try:
         return int(text)
@@ -47,7 +48,7 @@ def distribution(r: ParameterRange, observed: list):
     """The range as an Optuna distribution, wide enough for every value a trial ran with. A range over two
     orders of magnitude or more (lr) is drawn on a log axis, whatever SageMaker's Auto scaling chose."""
     if r.type == "Categorical":
-        choices = [_number(v) for v in r.values]
+        choices = [number_or_text(v) for v in r.values]
         choices += [v for v in observed if v not in choices]
         return CategoricalDistribution(choices)
     low, high = min([r.min, *observed]), max([r.max, *observed])
@@ -60,7 +61,7 @@ def distribution(r: ParameterRange, observed: list):
 def study_of(run: TuningRun) -> optuna.Study:
     """The trials as an in-memory Optuna study, trial numbers as in the report. Optuna numbers trials from 0:
     failed placeholders take the numbers no trial has (0 at least), and no plot here shows failed trials."""
-    values = {r.name: [_number(t.trial.hyperparameters[r.name]) for t in run.trials
+    values = {r.name: [number_or_text(t.trial.hyperparameters[r.name]) for t in run.trials
                        if t.trial.hyperparameters.get(r.name) is not None] for r in run.ranges}
     distributions = {r.name: distribution(r, values[r.name]) for r in run.ranges}
     study = optuna.create_study(direction="minimize" if run.objective.minimize else "maximize")
@@ -72,7 +73,7 @@ def study_of(run: TuningRun) -> optuna.Study:
 
 
 def _frozen(run: TrialRun, distributions: dict):
-    params = {name: _number(run.trial.hyperparameters[name]) for name in distributions
+    params = {name: number_or_text(run.trial.hyperparameters[name]) for name in distributions
               if run.trial.hyperparameters.get(name) is not None}
     complete = run.trial.status == "Completed" and run.trial.objective is not None
     state = TrialState.COMPLETE if complete else TrialState.PRUNED if run.early_stopped else TrialState.FAIL

@@ -29,6 +29,7 @@ from .page import (
 )
 from .tuning_data import CURVE_METRIC, TrialRun, TuningRun
 
+STATUS_CSS = {"Stopped early": "Pruned"}  # the badge classes of page.py
 NAV = [("summary", "Summary"), ("best", "Best trial"), ("trials", "Trials"), ("history", "Objective"),
        ("hyperparameters", "Hyperparameters"), ("parallel", "Parallel coordinates"), ("curves", "Per epoch")]
 
@@ -37,7 +38,8 @@ def summary_section(run: TuningRun) -> str:
     counts = Counter(t.shown_status for t in run.trials)
     duration = (run.ended - run.created).total_seconds() if run.ended and run.created else None
     limits = f"{fmt_number(run.max_jobs)} trials, {fmt_number(run.max_parallel)} at a time"
-    rows = [("Tuning job", esc(run.name)), ("Where", _link(run.location, run.location)),
+    where = _link(run.location, run.location) if "://" in run.location else esc(run.location)
+    rows = [("Tuning job", esc(run.name)), ("Where", where),
             ("Status", badge(run.status)), ("Strategy / early stopping", esc(f"{run.strategy} / {run.early_stopping}")),
             ("Objective", esc(f"{run.objective.type} {run.objective.metric}")), ("Limits", esc(limits)),
             ("Trials", esc(", ".join(f"{n} {s.lower()}" for s, n in counts.most_common()) or "none yet")),
@@ -86,7 +88,7 @@ def trials_section(run: TuningRun, out_dir: Path) -> str:
     trials = sorted(run.trials, key=lambda t: order[t.trial.name])
     rows, classes = [], []
     for t in trials:
-        css = t.shown_status.split()[0] if t.shown_status != "Stopped early" else "Pruned"
+        css = STATUS_CSS.get(t.shown_status, t.shown_status)
         reason = t.trial.failure_reason or ("stopped by the tuner's early stopping" if t.early_stopped else "")
         rows.append([str(t.number), _nowrap(_trial_link(t, out_dir)), badge(css, t.shown_status),
                      fmt_number(t.trial.objective), _nowrap(esc(fmt_seconds(t.trial.seconds))),
@@ -103,7 +105,7 @@ def _nowrap(html_text: str) -> str:
 
 
 def _short(value) -> str:
-    number = tuning_plots._number(value)
+    number = tuning_plots.number_or_text(value)
     return f"{number:.4g}" if isinstance(number, float) else str(value)
 
 
@@ -116,8 +118,6 @@ def _trial_link(trial: TrialRun, out_dir: Path) -> str:
 
 
 def _link(target: str, text: str, title: str = "") -> str:
-    if "://" not in target and not target.endswith(".html"):
-        return esc(text)
     shown = f' title="{esc(title)}"' if title else ""
     return f'<a href="{esc(target)}"{shown}>{esc(text)}</a>'
 

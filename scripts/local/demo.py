@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 from classifier.serving.local import free_port
@@ -28,6 +29,7 @@ from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
 from scripts.local import jobs, train, tune
 from scripts.local.baseline import linear_probe
+from scripts.reports import demo_reports
 
 STARTED = time.time()
 
@@ -159,7 +161,11 @@ def main(argv=None) -> int:
             say(f"Debugger/profiler report: {reports[0]}")
         say("Baseline: scikit-learn LogisticRegression on the frozen backbone's features")
         probe = linear_probe(args.backbone, args.image_size, data, jobs.feature_cache_dir(), progress=say)
+        endpoint_started = datetime.now(timezone.utc)
         results = serve_and_evaluate(job, data)
+        report_lines = demo_reports.write_all(tuning["name"], job, data / "test",
+                                              REPO_ROOT / "build" / "demo-endpoint" / "logs" / "mms_log.log",
+                                              since=endpoint_started)
     except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError) as error:
         say(f"demo failed: {error}")
         return 1
@@ -173,6 +179,7 @@ def main(argv=None) -> int:
     print(f"Endpoint latency per request (client side, JPEG/PNG {args.image_size}px model): "
           f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms")
     print(f"Model: {job / 'model'}   Training log: {job / jobs.LOG}   Tuning job: {tuning['name']}")
+    print("\n".join(([f"Debugger/profiler report: {reports[0]}"] if reports else []) + report_lines))
     say("Demo finished")
     return 0
 

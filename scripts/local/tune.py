@@ -379,6 +379,16 @@ def print_summary(record: dict, definition: JobDefinition) -> None:
         print(f"Retrain it: make train-local TUNING={record['name']}  (HP=\"best epochs=10\": with epochs=10 on top)")
 
 
+def write_report(directory: Path) -> None:
+    """The tuning job report (scripts/reports); a report that fails does not fail the tuning job."""
+    from scripts.reports.tuning_cli import write_local_report  # it reads this module
+
+    try:
+        print(f"Tuning job report: {write_local_report(directory)}")
+    except Exception as error:  # noqa: BLE001 - the trials are recorded; only the page is missing
+        print(f"note: the tuning job report was not written: {type(error).__name__}: {error}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="folder with train/ valid/ [test/]")
@@ -427,6 +437,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print_summary(record, definition)
+    write_report(directory)
     if runs.signal:
         print(f"Interrupted: the running trials were stopped and keep their checkpoints. "
               f"Resume with: make tune-local TUNING={tuner.name}", file=sys.stderr)

@@ -1,0 +1,170 @@
+"""Every class's probability for every image, from a model directory or through an endpoint; both give
+the same numbers for the same images.
+
+- The model directory goes through what serving runs: `classifier.artifact.load_artifact` and the
+  endpoint's own `ServingModel` (each image through the artifact's `Preprocessing.load_for_eval`, the
+  network in channels_last, probabilities as float64), in batches.
+- An endpoint (a local one by URL, a SageMaker one by name through InvokeEndpoint) gets the same batches
+  as JSON `{"instances": [...]}` requests asking for every class (top_k above the class count: the
+  endpoint caps it at its class count); its answers carry each class's name, index and probability.
+An image that cannot be classified (not a JPEG/PNG, corrupt, too large) is listed with the reason and
+left out, in both.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from scripts.invoke import Answer, build_request
+
+from .evaluation_data import EvaluationError, Images, Predictions, true_labels
+
+BATCH = 16  # images per forward pass and per endpoint request (the endpoint takes up to 32)
+MAX_REQUEST_BYTES = 5 * 2**20  # an InvokeEndpoint body is at most 6 MiB; base64 adds a third
+ALL_CLASSES = "top_k=1000000"  # more than any model's classes: the endpoint answers every class
+
+
+class Progress:
+    """A line every tenth of the way: count, rate, time left."""
+
+    def __init__(self, total: int, what: str, out=None):
+        self.total, self.what, self.out = total, what, out or sys.stderr
+        self.started, self.done, self.shown = time.monotonic(), 0, 0
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self.done - self.shown >= max(1, self.total // 10) or self.done == self.total:
+            rate = self.done / max(time.monotonic() - self.started, 1e-9)
+            left = (self.total - self.done) / rate if rate else 0
+            print(f"{self.what}: {self.done}/{self.total} images, {rate:.1f} images/s, {left:.0f}s left",
+                  file=self.out, flush=True)
+            self.shown = self.done
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+def batches(paths: list[Path], size: int = BATCH) -> list[list[int]]:
+    """Indices of `paths` in groups of at most `size` images and MAX_REQUEST_BYTES of base64."""
+    groups, current, total = [], [], 0
+    for index, path in enumerate(paths):
+        encoded = (path.stat().st_size + 2) // 3 * 4
+        if current and (len(current) == size or total + encoded > MAX_REQUEST_BYTES):
+            groups.append(current)
+            current, total = [], 0
+        current.append(index)
+        total += encoded
+    return groups + ([current] if current else [])
+
+
+# --- the model directory ---------------------------------------------------------------------------------
+
+def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH) -> Predictions:
+    import torch
+
+    from classifier.artifact import load_artifact
+    from classifier.preprocessing import ImageDecodeError, ImageTooLargeError
+    from classifier.serving.inference import ServingModel
+    from classifier.serving.settings import Settings
+
+    model, config, preprocessing = load_artifact(model_dir)
+    serving = ServingModel(model=model.to(memory_format=torch.channels_last).eval(), classes=list(config["classes"]),
+                           preprocessing=preprocessing, architecture=config["architecture"],
+                           max_pixels=Settings.from_env().max_pixels)
+    labels = true_labels(found, serving.classes)
+    progress = Progress(len(found.paths), "classifying (model directory)")
+    kept, rows, failures = [], [], []
+    for group in batches(found.paths, batch):
+        tensors, indices = [], []
+        for index in group:
+            try:
+                tensors.append(serving.preprocess(found.paths[index].read_bytes()))
+                indices.append(index)
+            except (ImageDecodeError, ImageTooLargeError, OSError) as error:
+                failures.append((found.paths[index], str(error)))
+        if tensors:
+            rows.append(serving.forward(torch.stack(tensors)).numpy())
+            kept += indices
+        progress.add(len(group))
+    return _predictions(f"model directory {model_dir}", serving.classes, found, labels, kept, rows, failures,
+                        progress.seconds, model=config)
+
+
+# --- an endpoint -------------------------------------------------------------------------------------------
+
+Send = Callable[[bytes, str, str], Answer]  # (body, content type, custom attributes) -> the endpoint's answer
+
+
+def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) -> Predictions:
+    """`send` posts one request (scripts/invoke.py's invoke_url or invoke_sagemaker, bound to an endpoint)."""
+    progress = Progress(len(found.paths), f"classifying ({source})")
+    classes: list[str] | None = None
+    kept, rows, failures = [], [], []
+    for group in batches(found.paths, batch):
+        answered = _ask(send, [found.paths[i] for i in group])
+        if answered is None:  # an image the endpoint refused: ask for each one alone to find which
+            results = [(i, _ask(send, [found.paths[i]])[0]) for i in group]
+        else:
+            results = list(zip(group, answered, strict=True))
+        for index, result in results:
+            if isinstance(result, str):
+                failures.append((found.paths[index], result))
+                continue
+            names, row = result
+            if classes is None:
+                classes = names
+            elif names != classes:
+                raise EvaluationError(f"{source} answered with other classes for {found.paths[index]}")
+            kept.append(index)
+            rows.append(row[None, :])
+        progress.add(len(group))
+    if classes is None:
+        raise EvaluationError(f"{source} classified none of the images: {failures[0][1] if failures else ''}")
+    labels = true_labels(found, classes)
+    return _predictions(source, classes, found, labels, kept, rows, failures, progress.seconds)
+
+
+def _ask(send: Send, paths: list[Path]):
+    """One request: [(class names, probabilities)] per image. An image refused (400, 413): None for a
+    batch (each image is then sent alone), the refusal's message for a single image."""
+    body, content_type = build_request(paths)
+    answer = send(body, content_type, ALL_CLASSES)
+    if answer.status != 200:
+        message = _message(answer)
+        if answer.status in (400, 413):
+            return None if len(paths) > 1 else [f"HTTP {answer.status}: {message}"]
+        raise EvaluationError(f"the endpoint answered HTTP {answer.status}: {message}")
+    predictions = json.loads(answer.body)["predictions"]
+    return [_distribution(p["classes"]) for p in predictions]
+
+
+def _distribution(entries: list[dict]) -> tuple[list[str], np.ndarray]:
+    count = max(e["index"] for e in entries) + 1
+    if len(entries) != count:
+        raise EvaluationError(f"the endpoint answered {len(entries)} of {count} classes: it did not send every "
+                              "class's probability")
+    names, row = [""] * count, np.zeros(count)
+    for e in entries:
+        names[e["index"]], row[e["index"]] = e["name"], e["probability"]
+    return names, row
+
+
+def _message(answer: Answer) -> str:
+    try:
+        return json.loads(answer.body).get("message") or answer.body.decode(errors="replace")
+    except (ValueError, AttributeError):
+        return answer.body.decode(errors="replace")[:300]
+
+
+def _predictions(source, classes, found, labels, kept, rows, failures, seconds, model=None) -> Predictions:
+    order = np.argsort(kept, kind="stable")  # the images' own order, whatever the batches were
+    probabilities = np.concatenate(rows)[order] if rows else np.zeros((0, len(classes)))
+    kept = [kept[i] for i in order]
+    return Predictions(source, list(classes), [found.paths[i] for i in kept], labels[kept], probabilities, seconds,
+                       failures, model or {})

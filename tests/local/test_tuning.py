@@ -56,7 +56,8 @@ def trial_lines(output: str) -> list[tuple[int, int, str]]:
 def test_tuning_job_runs_trials_records_a_failure_and_finds_the_best(image_set, jobs_dir):
     # A planted failing trial: 0 is not a valid batch size; Grid tries every value.
     raw = job_definition.load().with_overrides(
-        strategy="Grid", hyperparameters=job_definition.parse_hp_string(TINY + " lr=0.003")).to_dict()
+        hyperparameters=job_definition.parse_hp_string(TINY + " lr=0.003")).to_dict()
+    raw["strategy"] = "Grid"
     raw["hyperparameter_ranges"] = {"batch_size": {"type": "Categorical", "values": [16, 0, 32]}}
     del raw["static_hyperparameters"]["batch_size"]
     definition = job_definition.from_dict(raw, job_definition.DEFAULT_PATH)

@@ -303,6 +303,9 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     optimizer = make_optimizer(model, hp)
     scheduler = make_scheduler(optimizer, hp, epochs, len(train_loader))
     scaler = precision.scaler()
+    # Dropout draws from the global generator, and so does a feature pass: start training from the seed,
+    # so a job that read its features from the cache trains as the one that computed them.
+    torch.manual_seed(hp.seed)
 
     checkpoint_dir = paths.checkpoint_dir()
     # Checkpoints hold the trained parts only: the rest must come from the same pretrained weights.

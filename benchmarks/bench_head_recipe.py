@@ -24,10 +24,10 @@ from pathlib import Path
 from scripts import job_definition
 from scripts.data import fashion_mnist
 from scripts.local import jobs, train
-from scripts.local.baseline import frozen_features, linear_probe
+from scripts.local.baseline import fit_probe, frozen_features
 
 # One change each against the defaults (container/classifier/training/hyperparameters.py).
-VARIANTS = ("", "lr=0.0003", "lr=0.003", "weight_decay=0", "weight_decay=0.3", "optimizer=adam",
+VARIANTS = ("", "lr=0.0001", "lr=0.001", "weight_decay=0", "weight_decay=0.3", "optimizer=adam",
             "dropout=0", "dropout=0.7", "label_smoothing=0.1", "warmup_epochs=0", "epochs=10",
             "early_stopping_patience=0")
 
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
         os.environ["JOBS_DIR"] = tmp
         jobs.JOBS_ROOT = Path(tmp)
         cache = jobs.feature_cache_dir()
-        probe = linear_probe(args.model, args.image_size, data, cache)
-        test = frozen_features(args.model, args.image_size, data, cache, progress=lambda line: None)["test"]
+        found = frozen_features(args.model, args.image_size, data, cache)
+        probe, test = fit_probe(found), found["test"]
         # The jobs see train and valid only: their test score comes from the cached test features.
         train_valid = Path(tmp) / "train-valid"
         train_valid.mkdir()

@@ -50,10 +50,14 @@ def frozen_features(model_name: str, image_size: int, data: Path, cache_dir: Pat
 
 def linear_probe(model_name: str, image_size: int, data: Path, cache_dir: Path | None = None,
                  progress=print) -> ProbeResult:
+    return fit_probe(frozen_features(model_name, image_size, data, cache_dir, progress))
+
+
+def fit_probe(found: dict[str, tuple]) -> ProbeResult:
+    """The probe on `frozen_features`' output."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    found = frozen_features(model_name, image_size, data, cache_dir, progress)
     features = {name: rows for name, (rows, _) in found.items()}
     labels = {name: values for name, (_, values) in found.items()}
 

@@ -2,9 +2,10 @@
 
 Sample data -> a small tuning job of the head on the frozen backbone's cached features -> the best
 trial's hyperparameters retrained with the backbone's last stage fine-tuned too (`unfreeze_stages=1`, on
-augmented images; the debugger and profiler on) -> the report -> the local endpoint (the serving image's
-nginx + MMS stack) -> every test image sent to it -> accuracy beside the baseline (a linear probe on the
-frozen features), per-class accuracy and endpoint latency -> the endpoint stopped.
+augmented images; the debugger and profiler on), kept if its valid loss is below the best trial's ->
+the report -> the local endpoint (the serving image's nginx + MMS stack) -> every test image sent to it
+-> accuracy beside the baseline (a linear probe on the frozen features), per-class accuracy and endpoint
+latency -> the endpoint stopped -> the tuning job, evaluation and endpoint reports.
 """
 from __future__ import annotations
 
@@ -86,6 +87,14 @@ def tune_and_fine_tune(args, data: Path) -> tuple[Path, dict]:
     result = jobs.run_job(job, definition=definition, echo=echo)
     if result["status"] != "Completed":
         raise RuntimeError(f"fine-tuning failed: {result.get('failure_reason')} (log: {job / jobs.LOG})")
+    # The final model is the one with the lower valid loss (the test set chooses nothing): on a small set
+    # fine-tuning may gain nothing over the tuned head alone.
+    tuned, fine_tuned = record["best"], result["metrics"]["valid_loss"]
+    if fine_tuned >= tuned["objective"]:
+        say(f"Fine-tuned valid_loss {fine_tuned:.4f} is not below the best trial's {tuned['objective']:.4f}: "
+            f"the final model is the best trial's ({tuned['job']})")
+        return jobs.resolve_job(tuned["job"]), record
+    say(f"Fine-tuned valid_loss {fine_tuned:.4f}, below the best trial's {tuned['objective']:.4f}: the final model")
     return job, record
 
 

@@ -24,6 +24,7 @@ def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
      ["-m scripts.aws.tune --dry-run", "--parent 'a' --parent 'b'", "--max-jobs '8'", "--strategy 'Random'",
       "--hp 'epochs=3'", "IMAGE_TAG='abc1234'"]),
     (["tune", "TUNING=t1", "NO_WAIT=1"], ["--attach 't1'", "--no-wait"]),
+    (["tune", "NO_CACHE=1"], ["-m scripts.aws.tune", "--no-cache"]),
     (["train", "TUNING=t1", "HP=best", "DATA_S3=s3://b/p/"], ["--tuning 't1'", "--hp 'best'", "--data-s3 's3://b/p/'"]),
     (["train", "HP=lr=0.1", "BACKBONE=resnet18"], ["--hp 'model_name=resnet18 lr=0.1'"]),
     (["deploy", "JOB=j1"], ["-m scripts.aws.deploy", "--job 'j1'"]),

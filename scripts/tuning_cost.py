@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Measured by `python -m benchmarks.bench_tuning_cost` on this project's shared 2-core machine (no GPU;
-# 2026-12-01; the sample data, 600 train + 200 valid Fashion-MNIST JPEGs), per image:
-# - the frozen ResNet-50 feature pass at 224 px, JPEG decoding and preprocessing included. A CPU figure: on a
+# Measured by `python -m benchmarks.bench_tuning_cost` on this project's 2-core machine, shared with two other
+# sessions' jobs (no GPU; 2026-12-01; the sample data of `make data`), per image:
+# - the frozen ResNet-50 pass at 224 px, JPEG decoding and preprocessing included (0.559 s). A CPU figure: on a
 #   GPU instance it is far lower, so the estimate of the backbone passes is an upper bound; the benchmark prints
-#   the figure of the machine it runs on (run it on your training instance type, or measure a feature job).
-BACKBONE_SECONDS_PER_IMAGE = 0.25
-# - one epoch of the head on cached features (the train images' steps and the valid images' evaluation), CPU;
-HEAD_SECONDS_PER_IMAGE_EPOCH = 0.0005
-# - reading the cache: the SHA-256 of the image file that finds its entry, CPU.
-CACHE_READ_SECONDS_PER_IMAGE = 0.0002
+#   the figure of the machine it runs on (run it there, or divide a feature job's time by its image count);
+BACKBONE_SECONDS_PER_IMAGE = 0.56
+# - one epoch of the head on cached features per train+valid image, data loading included (0.0057 s), CPU;
+HEAD_SECONDS_PER_IMAGE_EPOCH = 0.0057
+# - reading the cache: the SHA-256 of the image file that finds its entry (4.3e-05 s), CPU.
+CACHE_READ_SECONDS_PER_IMAGE = 4.3e-05
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ IMAGE_CHANNELS = ("train", "valid")
 @dataclass(frozen=True)
 class SharedFeatures:
     key: str
-    artifact: str  # the S3 URI of the cache (a feature job's model.tar.gz)
-    reused: bool
+    artifact: str  # the S3 URI of the cache (a feature job's model.tar.gz, stored or to be made)
+    job: dict | None = None  # the feature job's CreateTrainingJob request, when no cache is stored for the key
 
 
 def _local_listing(local: Path, prefix: str) -> dict:
@@ -90,35 +90,45 @@ def feature_job_name(definition: JobDefinition) -> str:
     return orchestration.training_job_name(f"features-{definition.name_prefix}")
 
 
-def prepare(aws: Aws, definition: JobDefinition, values: dict[str, str], image: str, data_uri: str,
-            channel_names: list[str], etags: dict[str, list[str]]) -> SharedFeatures:
-    """The cache for these trials: the stored one for the key, else a new feature job's (waited for)."""
-    from .train import wait  # train imports tune, which imports this module
-
+def plan(aws: Aws, definition: JobDefinition, values: dict[str, str], image: str, data_uri: str,
+         channel_names: list[str], etags: dict[str, list[str]]) -> SharedFeatures:
+    """The cache for these trials: the stored one for the key, else the feature job that makes it (its
+    artifact's URI is SageMaker's <S3OutputPath>/<job>/output/model.tar.gz). Creates nothing (see `run`)."""
     cache_key = key(values, image, etags)
     found = find_cache(aws, cache_key)
     if found:
         print(f"shared features: reusing {found} (key {cache_key}: the same model, image size, weights, training "
               f"image and {image_count(etags)} train+valid images)", file=sys.stderr)
-        return SharedFeatures(cache_key, found, reused=True)
+        return SharedFeatures(cache_key, found)
     name = feature_job_name(definition)
     output = aws.settings.s3_uri("feature_cache_prefix", cache_key)
     request = api_requests.feature_job(definition, aws.settings, name, image, data_uri, channel_names, values,
                                        output)
-    aws.call("sagemaker", "create_training_job", dry={}, **request)
-    artifact = f"{output}{name}{ARTIFACT_SUFFIX}"
+    return SharedFeatures(cache_key, f"{output}{name}{ARTIFACT_SUFFIX}", request)
+
+
+def run(aws: Aws, shared: SharedFeatures, images: int) -> None:
+    """Create the planned feature job and wait until it has completed (nothing to do for a stored cache)."""
+    from .train import wait  # train imports tune, which imports this module
+
+    if shared.job is None:
+        return
+    name = shared.job["TrainingJobName"]
+    aws.call("sagemaker", "create_training_job", dry={}, **shared.job)
     if aws.dry_run:
-        print(f"# no cache stored for key {cache_key}: the feature job above runs first (make tune waits for it); "
-              f"its {artifact} becomes the trials' feature_cache channel", file=aws.out)
-        return SharedFeatures(cache_key, artifact, reused=False)
-    print(f"created feature job {name} ({image_count(etags)} train+valid images on "
-          f"{aws.settings.training_instance_type}; key {cache_key}); waiting for it before the tuning job\n"
+        print(f"# no cache stored for key {shared.key}: the feature job above runs first (make tune waits for it); "
+              f"its {shared.artifact} becomes the trials' feature_cache channel", file=aws.out)
+        return
+    print(f"created feature job {name} ({images} train+valid images on {shared.job['ResourceConfig']['InstanceType']}"
+          f"; key {shared.key}); waiting for it before the tuning job\n"
           f"  {console_url(aws.settings.region, 'jobs', name)}", file=sys.stderr)
     state, _ = wait(aws, name, stream_logs=False)
     if state.get("TrainingJobStatus") != "Completed":
         raise AwsError(f"feature job {name} {state.get('TrainingJobStatus')}: {state.get('FailureReason', '')} "
                        f"(its log: CloudWatch /aws/sagemaker/TrainingJobs). `make tune NO_CACHE=1` tunes without "
                        f"shared features")
-    artifact = state.get("ModelArtifacts", {}).get("S3ModelArtifacts") or artifact
-    print(f"shared features: {artifact}", file=sys.stderr)
-    return SharedFeatures(cache_key, artifact, reused=False)
+    artifact = state.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if artifact and artifact != shared.artifact:
+        raise AwsError(f"feature job {name} wrote {artifact}, not {shared.artifact} as the tuning job's trials "
+                       f"would read it")
+    print(f"shared features: {shared.artifact}", file=sys.stderr)

@@ -174,8 +174,7 @@ def with_warm_start(aws: Aws, request: dict, parents: list[str], asked: str) -> 
     return {**request, "WarmStartConfig": plan.config}
 
 
-def print_estimate(aws: Aws, definition: job_definition.JobDefinition, values: dict[str, str], images: int,
-                   shared: bool) -> None:
+def print_estimate(aws: Aws, definition: job_definition.JobDefinition, values: dict[str, str], images: int) -> None:
     """The instance hours (and cost, where tuning.prices has the types) of both plans, before anything is
     created (scripts/tuning_cost.py)."""
     epochs = hp_specs.resolve_epochs(orchestration.container_parse(values))
@@ -183,8 +182,7 @@ def print_estimate(aws: Aws, definition: job_definition.JobDefinition, values: d
     pair = tuning_cost.plans(definition.limits.max_jobs, images, epochs, settings.training_instance_type,
                              settings.cached_instance_type)
     print(f"# estimate for {definition.limits.max_jobs} trials over {images} train+valid images, up to {epochs} "
-          f"epochs (this run: {'shared features' if shared else 'every trial runs the backbone, NO_CACHE=1'}):",
-          file=aws.out)
+          f"epochs (this run: shared features; NO_CACHE=1: every trial runs the backbone):", file=aws.out)
     for line in tuning_cost.describe(pair, settings.prices):
         print(f"#   {line}", file=aws.out)
 
@@ -229,16 +227,17 @@ def main(argv=None) -> int:
                                      definition.channels.required, args.data)
             names = orchestration.trial_channels(definition, found)
             parents = [p for item in args.parent for p in item.replace(",", " ").split()]
-            shared, values = None, orchestration.shared_features(definition)
-            if values is not None:
+            shared, values, etags = None, orchestration.shared_features(definition), {}
+            if values is not None and not args.no_cache:  # a feature job (or a stored cache) first, as tune-local
                 etags = features.listed(aws, uri, names, args.data)
-                print_estimate(aws, definition, values, features.image_count(etags), not args.no_cache)
-                if not args.no_cache:  # one feature job (or a stored cache) before the trials, as tune-local does
-                    shared = features.prepare(aws, definition, values, image, uri, names, etags)
+                print_estimate(aws, definition, values, features.image_count(etags))
+                shared = features.plan(aws, definition, values, image, uri, names, etags)
             request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names,
                                               feature_cache=shared.artifact if shared else "")
-            if parents:
+            if parents:  # a parent that does not fit stops here, before the feature job costs anything
                 request = with_warm_start(aws, request, parents, args.warm_start_type)
+            if shared:
+                features.run(aws, shared, features.image_count(etags))
             aws.call("sagemaker", "create_hyper_parameter_tuning_job", dry={}, **request)
             if debugger.attach_requested(definition):
                 print("note: debugger.attach_sagemaker_rules applies to `make train` only (tuning jobs cannot carry "

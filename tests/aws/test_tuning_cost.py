@@ -38,7 +38,7 @@ def test_dry_run_prints_both_plans_before_the_requests_it_would_send(tmp_path, m
     assert tune.main(["--settings", str(path), "--dry-run", "--data", str(data), "--name", "img-clf-1"]) == 0
     out = capsys.readouterr().out
     every, shared = tuning_cost.plans(4, 5, 30, "ml.g4dn.xlarge", "ml.m5.large")
-    assert "# estimate for 4 trials over 5 train+valid images, up to 30 epochs (this run: shared features)" in out
+    assert "# estimate for 4 trials over 5 train+valid images, up to 30 epochs (this run: shared features;" in out
     assert f"#   every trial runs the backbone: {every.hours()['ml.g4dn.xlarge']:.3g} h ml.g4dn.xlarge = $" in out
     price = shared.price({"ml.g4dn.xlarge": 0.736, "ml.m5.large": 0.115})
     assert f"+ {shared.hours()['ml.m5.large']:.3g} h ml.m5.large = ${price:.2f}" in out

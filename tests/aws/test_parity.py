@@ -14,7 +14,7 @@ import pytest
 from aws_support import stub_channels, stub_image, stub_trials, training_description, trial_summary
 from helpers import FAST_HP
 from scripts import job_definition, orchestration
-from scripts.aws import train as aws_train, tune as aws_tune
+from scripts.aws import features as aws_features, train as aws_train, tune as aws_tune
 from scripts.local import features, jobs, train as local_train, tune as local_tune
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2", "debugger": "false", "profiler": "false"}.items())
@@ -85,20 +85,20 @@ def test_best_epochs_10_gives_both_backends_the_same_hyperparameters(local, stub
     assert sent(aws, "DescribeTrainingJob")["TrainingJobName"] == best  # the same best trial
 
 
-def stub_feature_job(stubs):
-    """make tune's shared features: the train and valid listings, no stored cache, a feature job that completes."""
-    for _ in range(3):
+def stub_stored_features(stubs, monkeypatch):
+    """make tune's shared features: the train and valid listings, then a cache stored for the key (the feature
+    job itself: test_shared_features.py)."""
+    for _ in range(2):
         stubs("s3").add_response("list_objects_v2", {"KeyCount": 0})
-    stubs("sagemaker").add_response("create_training_job", {"TrainingJobArn": "arn:x"}, None)
-    stubs("sagemaker").add_response("describe_training_job", training_description("features-img-clf-x"))
+    monkeypatch.setattr(aws_features, "find_cache", lambda aws, key: "s3://b/feature-cache/k/j/output/model.tar.gz")
 
 
-def test_trials_and_the_final_job_get_the_same_channels(local, stubbed, use):
+def test_trials_and_the_final_job_get_the_same_channels(local, stubbed, use, monkeypatch):
     aws, stubs = stubbed
     use(aws, aws_tune, aws_train)
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs, checked=("train", "valid", "weights"))  # what a trial may get: test is not even looked for
-    stub_feature_job(stubs)
+    stub_stored_features(stubs, monkeypatch)
     stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": "arn:x"}, None)
     assert aws_tune.main(["--name", "t-1", "--no-wait"]) == 0
     trial_channels = [c["ChannelName"] for c in sent(aws, "CreateHyperParameterTuningJob")

@@ -25,16 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from classifier.training import hyperparameters
 from scripts import job_definition
 from scripts.data import fashion_mnist
 from scripts.local import jobs, train, tune
 from scripts.local.baseline import linear_probe
 
 
-def baseline(definition, data: Path) -> dict:
-    hp = hyperparameters.parse(definition.static_hyperparameters)
-    probe = linear_probe(hp.model_name, hp.image_size, data, jobs.feature_cache_dir())
+def baseline(model: str, image_size: int, data: Path) -> dict:
+    probe = linear_probe(model, image_size, data, jobs.feature_cache_dir())
     return {"test_accuracy": probe.test_accuracy, "tuned_test_accuracy": probe.tuned_test_accuracy,
             "tuned": probe.tuned}
 
@@ -87,7 +85,7 @@ def main(argv=None) -> int:
                  **job_definition.parse_hp_string(args.hp)}
         definition = job_definition.load().with_overrides(hyperparameters=fixed)
         runs = {
-            "a": ("(a) LogisticRegression on the frozen features", lambda: baseline(definition, data)),
+            "a": ("(a) LogisticRegression on the frozen features", lambda: baseline(args.model, args.image_size, data)),
             "b": ("(b) the default job (head on the frozen backbone)", lambda: run_job(definition, data)),
             "c": (f"(c) a {args.trials}-trial tuning job, best retrained",
                   lambda: tune_and_retrain(definition, data, args.trials)),

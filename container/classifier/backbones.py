@@ -19,9 +19,10 @@ class Architecture:
     build: Callable  # () -> the full ImageNet model (1000 classes), random weights
     classifier_attr: str  # the ImageNet classifier layer, replaced by Identity to get features
     num_features: int
-    # Submodule names of the stages, input to output: `unfreeze_stages=k` trains the last k of them,
-    # plus `after_stages` (the layers between the last stage and the pooled features).
-    stages: tuple[str, ...]
+    # The stages, input to output, each the submodule names of one feature resolution (ResNet's layer4
+    # is the stage at 1/32): `unfreeze_stages=k` trains the last k of them, plus `after_stages` (the
+    # layers between the last stage and the pooled features).
+    stages: tuple[tuple[str, ...], ...]
     after_stages: tuple[str, ...] = ()
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
@@ -58,7 +59,7 @@ def _efficientnet_lite0_weights() -> str:
 
 
 _TV = "https://download.pytorch.org/models/"
-_RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+_RESNET_STAGES = (("layer1",), ("layer2",), ("layer3",), ("layer4",))
 ARCHITECTURES = {
     "resnet18": Architecture("resnet18", _torchvision("resnet18"), "fc", 512, _RESNET_STAGES,
                              weights_url=_TV + "resnet18-f37072fd.pth"),
@@ -69,10 +70,12 @@ ARCHITECTURES = {
     "resnet101": Architecture("resnet101", _torchvision("resnet101"), "fc", 2048, _RESNET_STAGES,
                               weights_url=_TV + "resnet101-63fe2227.pth"),
     # TF-trained weights: timm's config for them is mean/std 0.5, bicubic (checked on sample photos).
-    # Its stages are timm's seven block groups; conv_head + bn2 follow the last one.
+    # Its stages group timm's seven block groups by resolution, as timm's feature_info does (1/2, 1/4,
+    # 1/8, 1/16, 1/32): the last is blocks 5-6, like ResNet's layer4; conv_head + bn2 follow it.
     "efficientnet_lite0": Architecture(
         "efficientnet_lite0", _efficientnet_lite0, "classifier", 1280,
-        tuple(f"blocks.{i}" for i in range(7)), after_stages=("conv_head", "bn2"),
+        (("blocks.0",), ("blocks.1",), ("blocks.2",), ("blocks.3", "blocks.4"), ("blocks.5", "blocks.6")),
+        after_stages=("conv_head", "bn2"),
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
         packaged_weights=_efficientnet_lite0_weights,
     ),

@@ -43,7 +43,7 @@ def trained_backbone_parts(arch: Architecture, unfreeze_stages) -> list[str]:
         return []
     if not 0 < unfreeze_stages <= len(arch.stages):
         raise ValueError(f"unfreeze_stages={unfreeze_stages}: {arch.name} has {len(arch.stages)} stages")
-    return [*arch.stages[-unfreeze_stages:], *arch.after_stages]
+    return [name for stage in arch.stages[-unfreeze_stages:] for name in stage] + list(arch.after_stages)
 
 
 class ImageClassifier(nn.Module):

@@ -21,12 +21,12 @@ class ProbeResult:
     tuned: str
 
 
-def linear_probe(model_name: str, image_size: int, data: Path, cache_dir: Path | None = None,
-                 progress=print) -> ProbeResult:
+def frozen_features(model_name: str, image_size: int, data: Path, cache_dir: Path | None = None,
+                    progress=print) -> dict[str, tuple]:
+    """{channel: (features, labels)} of train, valid and test: the pooled features of the pretrained
+    backbone (the training job's model and feature pass; from the cache where it has them), as numpy."""
     import numpy as np
     import torch
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     from classifier.model import build_model, find_pretrained_weights, get_architecture
     from classifier.training import feature_cache, hyperparameters
@@ -40,11 +40,26 @@ def linear_probe(model_name: str, image_size: int, data: Path, cache_dir: Path |
     cached = feature_cache.load(cache_dir, feature_cache.model_key(model_name, weights, preprocessing)) \
         if cache_dir else {}
     workers = hyperparameters.resolve_num_workers("auto")
-    features, labels = {}, {}
+    found = {}
     for name, channel in channels.items():
         rows, _ = feature_cache.features_for(channel, cached, model, preprocessing, 64, workers,
                                              torch.device("cpu"), progress)
-        features[name], labels[name] = rows.numpy(), np.array(channel.labels())
+        found[name] = (rows.numpy(), np.array(channel.labels()))
+    return found
+
+
+def linear_probe(model_name: str, image_size: int, data: Path, cache_dir: Path | None = None,
+                 progress=print) -> ProbeResult:
+    return fit_probe(frozen_features(model_name, image_size, data, cache_dir, progress))
+
+
+def fit_probe(found: dict[str, tuple]) -> ProbeResult:
+    """The probe on `frozen_features`' output."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    features = {name: rows for name, (rows, _) in found.items()}
+    labels = {name: values for name, (_, values) in found.items()}
 
     def fit(c: float, scaled: bool) -> tuple[float, float]:
         x = dict(features)

@@ -75,7 +75,7 @@ def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     for hp in ("best", "best epochs=9"):
         assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", hp]) == 0
         hps = dict(requests_in(capsys.readouterr().out))["sagemaker.CreateTrainingJob"]["HyperParameters"]
-        assert hps["dropout"] == "<best dropout>" and hps.get("epochs") == ("9" if "epochs" in hp else None)
+        assert hps["dropout"] == "<best dropout>" and hps.get("epochs") == ("9" if "epochs" in hp else "auto")
     assert train.main(no_credentials + ["--hp", "best"]) == 1
     assert "HP=best needs TUNING=" in capsys.readouterr().err
 

@@ -65,7 +65,7 @@ def test_tuning_request_follows_the_job_definition(settings):
     ranges = config["ParameterRanges"]
     assert ranges["ContinuousParameterRanges"] == [
         {"Name": "dropout", "MinValue": "0.0", "MaxValue": "0.7", "ScalingType": "Linear"},
-        {"Name": "lr", "MinValue": "0.0001", "MaxValue": "0.01", "ScalingType": "Logarithmic"},
+        {"Name": "lr", "MinValue": "3e-05", "MaxValue": "0.003", "ScalingType": "Logarithmic"},
         {"Name": "weight_decay", "MinValue": "0.001", "MaxValue": "0.3", "ScalingType": "Logarithmic"}]
     assert "IntegerParameterRanges" not in ranges and "CategoricalParameterRanges" not in ranges
     job = request["TrainingJobDefinition"]

@@ -9,13 +9,14 @@ import time
 import pytest
 import torch
 
+from classifier.backbones import ARCHITECTURES
 from classifier.model import build_model
 from classifier.training.main import main, make_scheduler
 from helpers import FAST_HP, args
 from scripts import job_definition
 from scripts.local import jobs
 
-TRAINED = ("blocks.6.", "conv_head.", "bn2.")  # efficientnet_lite0's last stage and the layers after it
+TRAINED = ("blocks.5.", "blocks.6.", "conv_head.", "bn2.")  # efficientnet_lite0's last stage (1/32) and what follows
 
 
 def test_only_the_last_stage_and_the_head_change(opt_ml, image_set):
@@ -33,6 +34,7 @@ def test_only_the_last_stage_and_the_head_change(opt_ml, image_set):
     assert not frozen_changed, f"frozen tensors changed: {frozen_changed[:5]}"  # bit-identical, BN stats too
     assert any(n.startswith("blocks.6.") and n.endswith("running_mean") for n in changed)  # BN trains there
     assert any(n.startswith("blocks.6.") and n.endswith("weight") for n in changed)
+    assert any(n.startswith("blocks.5.") and n.endswith("weight") for n in changed)
     assert any(n.startswith("conv_head.") for n in changed)
     hyperparameters = json.loads((opt_ml.root / "model" / "model_config.json").read_text())["hyperparameters"]
     assert hyperparameters["unfreeze_stages"] == "1" and hyperparameters["freeze_backbone"] == "false"
@@ -99,3 +101,22 @@ def test_sigkill_mid_epoch_resumes_partial_fine_tuning_exactly(image_set, tmp_pa
     for a, b in zip(ours, theirs, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_stages_are_the_feature_resolutions_and_the_last_is_one_32nd(name):
+    """A stage is all the blocks at one resolution (as ResNet's layer1-4): each ends at a coarser one
+    than the one before it, and unfreeze_stages=1 trains the stage at 1/32 (ResNet's layer4)."""
+    arch = ARCHITECTURES[name]
+    backbone = arch.build().eval()
+    modules = dict(backbone.named_modules())
+    sizes = {}
+    for stage in arch.stages:
+        for part in stage:
+            modules[part].register_forward_hook(lambda m, i, out, part=part: sizes.__setitem__(part, out.shape[-1]))
+    with torch.no_grad():
+        backbone(torch.zeros(1, 3, 64, 64))
+    reductions = [[64 // sizes[part] for part in stage] for stage in arch.stages]
+    assert all(len(set(r)) == 1 for r in reductions), reductions  # one resolution per stage
+    ends = [r[-1] for r in reductions]
+    assert ends == sorted(set(ends)) and ends[-1] == 32, ends

@@ -85,7 +85,7 @@ def _choice(*values):
 SPECS: dict[str, Spec] = {
     "model_name": Spec(str, "resnet50", **_choice(*ARCHITECTURES), help="backbone"),
     "pretrained": Spec(_bool, True, help="start from ImageNet weights"),
-    "lr": Spec(_float, 0.001, lambda v: 0 < v <= 10, "> 0 and <= 10", "learning rate of the head"),
+    "lr": Spec(_float, 0.0003, lambda v: 0 < v <= 10, "> 0 and <= 10", "learning rate of the head"),
     "batch_size": Spec(_int, 32, lambda v: 1 <= v <= 4096, "between 1 and 4096", "images per step (per GPU)"),
     "epochs": Spec(_workers, "auto", lambda v: v == "auto" or 1 <= v <= 1000, "auto or between 1 and 1000",
                    "auto: 30 when only the head trains on fixed backbone features (cheap), 10 when backbone "
@@ -98,7 +98,7 @@ SPECS: dict[str, Spec] = {
     "unfreeze_stages": Spec(_stages, 0, lambda v: v == "all" or v >= 0, "all or a whole number >= 0",
                             "backbone stages trained, counted from the last (0: the head only; all: everything)"),
     "freeze_backbone": Spec(_bool, True, help="alias: true is unfreeze_stages=0, false is unfreeze_stages=all"),
-    "backbone_lr_scale": Spec(_float, 0.1, lambda v: 0 < v <= 1, "> 0 and <= 1",
+    "backbone_lr_scale": Spec(_float, 1.0, lambda v: 0 < v <= 1, "> 0 and <= 1",
                               "backbone lr = lr x this, when the backbone is not frozen"),
     "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
     "dropout": Spec(_float, 0.5, lambda v: 0 <= v < 1, ">= 0 and < 1",

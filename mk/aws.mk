@@ -7,6 +7,8 @@
 #   make upload-data DATA=dir [WEIGHTS=f]   check the layout, sync the data set to S3 (DELETE=1: remove extras)
 #   make tune [MAX_JOBS= MAX_PARALLEL= STRATEGY= EARLY_STOPPING= HP=] [PARENT_TUNING="a b"]   tuning job, wait,
 #                                           trials, best (the same variables as tune-local, the same meaning)
+#                                           shared features: a feature job first (or its stored cache), trials
+#                                           on tuning.cached_instance_type; NO_CACHE=1: none (as tune-local)
 #   make tune TUNING=name                   wait for / report on an existing tuning job
 #   make train TUNING=name [HP="best epochs=10"] | HP="lr=..."   one training job, log streamed, metrics, model
 #                                           artifact; hyperparameters as train-local: static < best trial < HP
@@ -54,7 +56,7 @@ tune:  ## SageMaker tuning job from config/job.yaml (TUNING=name: attach; PARENT
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.tune $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
 		$(if $(TUNING),--attach $(call quote,TUNING)) \
 		$(addprefix --parent ,$(call quote_each,$(PARENT_TUNING))) --warm-start-type $(call quote,WARM_START_TYPE) \
-		$(TUNE_ARGS)
+		$(TUNE_ARGS) $(NO_CACHE_FLAG)
 
 train:  ## one SageMaker training job: TUNING=name [HP="best epochs=10"] (its best trial's hyperparameters) and/or HP="lr=0.01 ..."
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.train $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \

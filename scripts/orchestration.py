@@ -9,10 +9,13 @@ metrics. Every decision they share is made here, from the typed job definition (
   choice); a training job gets all of them;
 - names: training and tuning jobs are `<name_prefix>-<yyyymmdd-hhmmss>` (UTC), within SageMaker's
   limits (63 and 32 characters, letters, digits and hyphens);
+- shared features: whether a tuning job computes the frozen backbone's features once before its trials
+  (`shared_features`) and the key of that cache (`feature_cache_key`);
 - the final metrics and the objective read from a log, the trials table and the best trial.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -167,6 +170,37 @@ def uses_feature_cache(values: dict[str, str]) -> bool:
         return hp_specs.features_are_fixed(container_parse(values))
     except hp_specs.HyperparameterError:
         return False
+
+
+# --- shared backbone features --------------------------------------------------------------------------------
+
+# What decides whether a job's backbone features are fixed, and which features they are: when none of these is
+# tuned, every trial of a tuning job trains its head on the same features, so they are computed once first.
+FEATURE_HYPERPARAMETERS = ("model_name", "image_size", "pretrained", "unfreeze_stages", "freeze_backbone", "augment")
+FEATURE_KEY_VERSION = 1  # bump when what the key covers changes
+
+
+def shared_features(definition: JobDefinition) -> dict[str, str] | None:
+    """The hyperparameters of the one feature pass a tuning job runs before its trials (locally: the shared
+    cache filled in-process; on SageMaker: a feature job), or None when its trials cannot share features: the
+    static values do not fix them (`features_are_fixed`: a frozen pretrained backbone, no augmentation) or a
+    tuned hyperparameter changes them (FEATURE_HYPERPARAMETERS)."""
+    if set(definition.tuned_names) & set(FEATURE_HYPERPARAMETERS):
+        return None
+    values = {k: v for k, v in trial_hyperparameters(definition, {}).items() if not hp_specs.is_ignored(k)}
+    return values if uses_feature_cache(values) else None
+
+
+def feature_cache_key(values: dict[str, str], code: str, weights: Iterable[str], images: Iterable[str]) -> str:
+    """The key of one stored feature cache: what the local cache is keyed by (classifier/training/feature_cache:
+    the architecture, the preprocessing, the pretrained weights' contents, each image's contents), as far as a
+    host that has not the files sees them. `code`: what computes the features (the training image); `weights`:
+    the weights files' content hashes (empty: the image's built-in weights); `images`: the train and valid
+    images' content hashes (S3 ETags), in any order."""
+    parsed = container_parse(values)
+    identity = {"version": FEATURE_KEY_VERSION, "model_name": parsed.model_name, "image_size": parsed.image_size,
+                "code": code, "weights": sorted(weights), "images": sorted(images)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
 # --- channels -------------------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 # The image channels are application/x-image.
-CHANNEL_CONTENT_TYPES = {container_channels.WEIGHTS: "application/octet-stream"}
+CHANNEL_CONTENT_TYPES = {container_channels.WEIGHTS: "application/octet-stream",
+                         container_channels.FEATURE_CACHE: "application/x-tar"}
+FEATURE_JOB_ENVIRONMENT = {"CLASSIFIER_JOB": "features"}  # the training entry's feature-job mode (feature_job.py)
 ENDPOINT_METRICS = (  # (name, statistic): counts are summed, latencies (microseconds) averaged
     ("Invocations", "Sum"), ("Invocation4XXErrors", "Sum"), ("Invocation5XXErrors", "Sum"),
     ("ModelLatency", "Average"), ("OverheadLatency", "Average"),
@@ -54,6 +56,16 @@ def channels(data_uri: str, names: list[str], input_mode: str) -> list[dict]:
         "CompressionType": "None",
         "InputMode": input_mode,
     } for name in names]
+
+
+def feature_cache_channel(artifact_uri: str, input_mode: str) -> dict:
+    """The `feature_cache` channel of trials that train on shared features: the feature job's model.tar.gz
+    (the training container unpacks it)."""
+    return {"ChannelName": container_channels.FEATURE_CACHE,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": artifact_uri,
+                                            "S3DataDistributionType": "FullyReplicated"}},
+            "ContentType": CHANNEL_CONTENT_TYPES[container_channels.FEATURE_CACHE], "CompressionType": "None",
+            "InputMode": input_mode}
 
 
 def _stopping_condition(definition: JobDefinition, settings: Settings) -> dict:
@@ -106,10 +118,12 @@ def parameter_ranges(definition: JobDefinition) -> dict:
 
 
 def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
-               channel_names: list[str], warm_start: dict | None = None) -> dict:
+               channel_names: list[str], warm_start: dict | None = None, feature_cache: str = "") -> dict:
     """CreateHyperParameterTuningJob from the job definition (the same file local mode reads). Its trials
     get `channel_names` (orchestration.trial_channels: never test). `warm_start`: a WarmStartConfig
-    (warm_start.plan, checked against the parents)."""
+    (warm_start.plan, checked against the parents). `feature_cache`: the S3 URI of a feature job's
+    model.tar.gz: the trials get it as their feature_cache channel and run on tuning.cached_instance_type
+    (they train the head only)."""
     orchestration.check_name(name, orchestration.TUNING_NAME_MAX, "tuning job")
     strategy, limits = definition.strategy, definition.limits
     resource_limits = {"MaxParallelTrainingJobs": limits.max_parallel_jobs,
@@ -130,6 +144,10 @@ def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: 
     job = {"StaticHyperParameters": dict(definition.static_hyperparameters),
            **_common_job_fields(definition, settings, image, data_uri, channel_names,
                                 settings.s3_uri("checkpoint_prefix", name))}
+    if feature_cache:
+        job["InputDataConfig"].append(feature_cache_channel(feature_cache, settings.input_mode))
+        job["ResourceConfig"] = {**job["ResourceConfig"], "InstanceType": settings.cached_instance_type,
+                                 "InstanceCount": 1}
     request = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobConfig": config,
                "TrainingJobDefinition": job}
     if warm_start:
@@ -149,6 +167,25 @@ def training_job(definition: JobDefinition, settings: Settings, name: str, image
                **_common_job_fields(definition, settings, image, data_uri, channel_names,
                                     settings.s3_uri("checkpoint_prefix", name))}
     request.update(debugger or {})
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def feature_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
+                channel_names: list[str], hyperparameters: dict[str, str], output_uri: str) -> dict:
+    """CreateTrainingJob for the feature job of a tuning job: the training image in its feature-job mode
+    (FEATURE_JOB_ENVIRONMENT) on the training instance type, one instance, the trials' channels, the
+    hyperparameters of orchestration.shared_features; its model.tar.gz (the cache) goes under `output_uri`.
+    No checkpoints: an interrupted pass starts again."""
+    orchestration.check_name(name, orchestration.TRAINING_NAME_MAX, "training job")
+    fields = _common_job_fields(definition, settings, image, data_uri, channel_names, "")
+    fields.pop("CheckpointConfig")
+    request = {"TrainingJobName": name, "HyperParameters": {k: str(v) for k, v in hyperparameters.items()},
+               **fields,
+               "OutputDataConfig": {"S3OutputPath": output_uri},
+               "ResourceConfig": {**fields["ResourceConfig"], "InstanceCount": 1},
+               "Environment": {**fields["Environment"], **FEATURE_JOB_ENVIRONMENT}}
     if settings.tag_list:
         request["Tags"] = settings.tag_list
     return request

@@ -185,6 +185,27 @@ def _endpoint_name(value) -> str:
     return text
 
 
+def _prices(value) -> dict[str, float]:
+    """Instance type -> USD per hour (the cost estimate of make tune); empty: instance hours only."""
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of instance types to USD per hour, such as {ml.m5.large: 0.115}")
+    known = _instance_types("TrainingInstanceType")
+    prices = {}
+    for key, item in value.items():
+        if str(key) not in known:
+            raise ValueError(f"{key!r} is not a SageMaker training instance type")
+        try:
+            price = float(item)
+        except (TypeError, ValueError):
+            price = -1.0
+        if isinstance(item, bool) or not price >= 0:
+            raise ValueError(f"the price of {key} must be a number of USD per hour, not {item!r}")
+        prices[str(key)] = price
+    return prices
+
+
 def _tags(value) -> dict[str, str]:
     if value in (None, ""):
         return {}
@@ -224,6 +245,8 @@ SPECS = [
          "endpoint data capture"),
     Spec("debugger_prefix", "s3.debugger_prefix", ("S3_DEBUGGER_PREFIX",), _prefix, "byoc-classifier/debugger",
          "Debugger/profiler output"),
+    Spec("feature_cache_prefix", "s3.feature_cache_prefix", ("S3_FEATURE_CACHE_PREFIX",), _prefix,
+         "byoc-classifier/feature-cache", "shared backbone features of tuning jobs, by key"),
     Spec("training_repository", "ecr.training_repository", ("ECR_TRAINING_REPOSITORY",), _ecr_repository,
          "byoc-classifier-training", "ECR repository of the training image"),
     Spec("serving_repository", "ecr.serving_repository", ("ECR_SERVING_REPOSITORY",), _ecr_repository,
@@ -240,6 +263,10 @@ SPECS = [
     Spec("spot", "training.spot", ("SPOT_TRAINING",), _boolean, True, "managed spot training"),
     Spec("max_wait_seconds", "training.max_wait_seconds", ("MAX_WAIT_SECONDS",), _integer(1, 28 * 86400), 14400,
          "spot: longest wait plus run, seconds"),
+    Spec("cached_instance_type", "tuning.cached_instance_type", ("TUNING_CACHED_INSTANCE_TYPE",),
+         _instance_type("TrainingInstanceType"), "ml.m5.large",
+         "instance type of tuning trials that train the head on shared features"),
+    Spec("prices", "tuning.prices", (), _prices, {}, "USD per instance hour, for make tune's cost estimate"),
     Spec("endpoint_name", "endpoint.name", ("ENDPOINT_NAME",), _endpoint_name, "img-clf", "endpoint name"),
     Spec("endpoint_instance_type", "endpoint.instance_type", ("ENDPOINT_INSTANCE_TYPE",),
          _instance_type("ProductionVariantInstanceType"), "ml.m5.2xlarge", "endpoint instance type"),

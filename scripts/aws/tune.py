@@ -9,16 +9,20 @@ The request comes from the job definition (ranges, static hyperparameters, metri
 strategy, early stopping, limits) and the settings (image, role, instance type, spot, channels, output and
 checkpoint locations). --hp fixes a hyperparameter for this run (a tuned one stops being tuned). What the
 trials get and which is best is scripts/orchestration.py's, as in local mode: the train, valid (and weights)
-channels, never test; the best is the completed trial with the best objective.
+channels, never test; the best is the completed trial with the best objective. When the static values fix
+the backbone features (orchestration.shared_features), a feature job computes them once first, or a stored
+cache for the same key is reused (features.py); the trials then get it as their feature_cache channel and run
+on tuning.cached_instance_type. --no-cache (NO_CACHE=1): no shared features.
 """
 from __future__ import annotations
 
 import sys
 from datetime import datetime
 
-from scripts import job_definition, orchestration
+from classifier.training import hyperparameters as hp_specs
+from scripts import job_definition, orchestration, tuning_cost
 
-from . import api_requests, debugger, warm_start
+from . import api_requests, debugger, features, warm_start
 from .client import Aws
 from .common import (
     StatusLine,
@@ -170,6 +174,19 @@ def with_warm_start(aws: Aws, request: dict, parents: list[str], asked: str) -> 
     return {**request, "WarmStartConfig": plan.config}
 
 
+def print_estimate(aws: Aws, definition: job_definition.JobDefinition, values: dict[str, str], images: int) -> None:
+    """The instance hours (and cost, where tuning.prices has the types) of both plans, before anything is
+    created (scripts/tuning_cost.py)."""
+    epochs = hp_specs.resolve_epochs(orchestration.container_parse(values))
+    settings = aws.settings
+    pair = tuning_cost.plans(definition.limits.max_jobs, images, epochs, settings.training_instance_type,
+                             settings.cached_instance_type)
+    print(f"# estimate for {definition.limits.max_jobs} trials over {images} train+valid images, up to {epochs} "
+          f"epochs (this run: shared features; NO_CACHE=1: every trial runs the backbone):", file=aws.out)
+    for line in tuning_cost.describe(pair, settings.prices):
+        print(f"#   {line}", file=aws.out)
+
+
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
@@ -187,7 +204,10 @@ def main(argv=None) -> int:
     parser.add_argument("--strategy", choices=list(job_definition.STRATEGIES))
     parser.add_argument("--early-stopping", choices=["Off", "Auto"])
     parser.add_argument("--hp", default="", help='fixed values for this run: "name=value ..."')
-    parser.add_argument("--no-wait", action="store_true", help="create the job and return")
+    parser.add_argument("--no-wait", action="store_true", help="create the job and return (a feature job that "
+                        "runs first is still waited for)")
+    parser.add_argument("--no-cache", action="store_true", help="no shared features: every trial runs the backbone "
+                        "on training.instance_type")
     args = parser.parse_args(argv)
 
     def go() -> int:
@@ -207,9 +227,17 @@ def main(argv=None) -> int:
                                      definition.channels.required, args.data)
             names = orchestration.trial_channels(definition, found)
             parents = [p for item in args.parent for p in item.replace(",", " ").split()]
-            request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names)
-            if parents:
+            shared, values, etags = None, orchestration.shared_features(definition), {}
+            if values is not None and not args.no_cache:  # a feature job (or a stored cache) first, as tune-local
+                etags = features.listed(aws, uri, names, args.data)
+                print_estimate(aws, definition, values, features.image_count(etags))
+                shared = features.plan(aws, definition, values, image, uri, names, etags)
+            request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names,
+                                              feature_cache=shared.artifact if shared else "")
+            if parents:  # a parent that does not fit stops here, before the feature job costs anything
                 request = with_warm_start(aws, request, parents, args.warm_start_type)
+            if shared:
+                features.run(aws, shared, features.image_count(etags))
             aws.call("sagemaker", "create_hyper_parameter_tuning_job", dry={}, **request)
             if debugger.attach_requested(definition):
                 print("note: debugger.attach_sagemaker_rules applies to `make train` only (tuning jobs cannot carry "
@@ -217,9 +245,10 @@ def main(argv=None) -> int:
             if aws.dry_run:
                 return 0
             limits = definition.limits
+            trial_type = request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"]
             print(f"created tuning job {name}: {limits.max_jobs} jobs, {limits.max_parallel_jobs} at a time, "
-                  f"{definition.strategy.name}, {aws.settings.training_instance_type}"
-                  f"{' (spot)' if aws.settings.spot else ''}\n"
+                  f"{definition.strategy.name}, {trial_type}{' (spot)' if aws.settings.spot else ''}"
+                  f"{', shared features ' + shared.artifact if shared else ''}\n"
                   f"  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
         if aws.dry_run:
             describe(aws, name)

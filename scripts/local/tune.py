@@ -14,7 +14,9 @@ The Optuna study lives in SQLite in the tuning job's directory. Ctrl-C or SIGTER
 (SIGTERM: each stops at its next step, keeping its checkpoint) and starts no new one; a second one kills
 them. `--resume` continues: finished trials are kept, an interrupted trial's training job resumes from its
 checkpoint under its own name and number, and the sampler does not replay the values already tried.
-Trials whose backbone features are fixed train the head from the shared feature cache (features.py).
+Trials whose backbone features are fixed train the head from the shared feature cache (features.py); when
+orchestration.shared_features says every trial shares them (as `make tune` decides for its feature job), the
+cache is filled once before the first trial.
 """
 from __future__ import annotations
 
@@ -40,8 +42,6 @@ from scripts.local import features, jobs
 
 RECORD = "tuning.json"
 EPOCH = re.compile(r"\bepoch=(\d+)")
-# What the feature cache's key is made of: when none of these is tuned, it is filled once before the trials.
-CACHE_KEY_HYPERPARAMETERS = ("model_name", "image_size", "pretrained")
 
 
 class TrialFailed(Exception):
@@ -270,9 +270,9 @@ class Tuner:
                 self.echo(f"Resuming {self.name}: {interrupted} interrupted trial(s) "
                           "will continue from their checkpoints")
             self.update(status="InProgress")
-            tuned = set(self.definition.tuned_names)
-            if self.record.get("feature_cache", True) and not tuned & set(CACHE_KEY_HYPERPARAMETERS):
-                features.prepare(orchestration.trial_hyperparameters(self.definition, {}), self.data, self.echo)
+            shared = orchestration.shared_features(self.definition)  # the rule make tune follows on SageMaker
+            if self.record.get("feature_cache", True) and shared is not None:
+                features.prepare(shared, self.data, self.echo)  # once, before the trials
             self._last_ordinal = max([t.user_attrs.get("ordinal", 0) for t in study.get_trials(deepcopy=False)],
                                      default=0)
             remaining = self.definition.limits.max_jobs - self.done(study)

@@ -40,7 +40,24 @@ def test_tune_dry_run(no_credentials, capsys):
     assert create["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 6
     assert create["TrainingJobDefinition"]["RoleArn"] == "arn:aws:iam::<account-id>:role/<SAGEMAKER_ROLE_ARN>"
     assert create["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].startswith("s3://<S3_BUCKET>/")
-    assert [c["ChannelName"] for c in create["TrainingJobDefinition"]["InputDataConfig"]] == ["train", "valid"]
+    # the job definition's static values fix the features: the feature job's request is shown first
+    feature_job = dict(printed)["sagemaker.CreateTrainingJob"]
+    assert names.index("sagemaker.CreateTrainingJob") < names.index("sagemaker.CreateHyperParameterTuningJob")
+    assert feature_job["Environment"]["CLASSIFIER_JOB"] == "features"
+    assert feature_job["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
+    trials = create["TrainingJobDefinition"]
+    assert [c["ChannelName"] for c in trials["InputDataConfig"]] == ["train", "valid", "feature_cache"]
+    artifact = trials["InputDataConfig"][2]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert artifact == (feature_job["OutputDataConfig"]["S3OutputPath"] + feature_job["TrainingJobName"]
+                        + "/output/model.tar.gz")
+    assert trials["ResourceConfig"]["InstanceType"] == "ml.m5.large"
+
+    assert tune.main(no_credentials + ["--name", "img-clf-20260102-030405", "--no-cache"]) == 0  # NO_CACHE=1
+    printed = requests_in(capsys.readouterr().out)
+    assert "sagemaker.CreateTrainingJob" not in dict(printed)
+    trials = dict(printed)["sagemaker.CreateHyperParameterTuningJob"]["TrainingJobDefinition"]
+    assert [c["ChannelName"] for c in trials["InputDataConfig"]] == ["train", "valid"]
+    assert trials["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
 
 
 def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):

@@ -24,6 +24,7 @@ def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
      ["-m scripts.aws.tune --dry-run", "--parent 'a' --parent 'b'", "--max-jobs '8'", "--strategy 'Random'",
       "--hp 'epochs=3'", "IMAGE_TAG='abc1234'"]),
     (["tune", "TUNING=t1", "NO_WAIT=1"], ["--attach 't1'", "--no-wait"]),
+    (["tune", "NO_CACHE=1"], ["-m scripts.aws.tune", "--no-cache"]),
     (["train", "TUNING=t1", "HP=best", "DATA_S3=s3://b/p/"], ["--tuning 't1'", "--hp 'best'", "--data-s3 's3://b/p/'"]),
     (["train", "HP=lr=0.1", "BACKBONE=resnet18"], ["--hp 'model_name=resnet18 lr=0.1'"]),
     (["deploy", "JOB=j1"], ["-m scripts.aws.deploy", "--job 'j1'"]),
@@ -54,3 +55,20 @@ def test_make_dry_run_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "sagemaker.CreateEndpoint {" in result.stdout and ":byoc-classifier-serving:abc1234" not in result.stdout
     assert "byoc-classifier-serving:abc1234" in result.stdout
+
+
+def test_make_tune_dry_run_shows_the_feature_job_and_the_estimate(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
+    for split in ("train", "valid"):
+        (tmp_path / "set" / split / "a").mkdir(parents=True)
+        (tmp_path / "set" / split / "a" / "0.jpg").write_bytes(split.encode())
+    result = make("-s", "tune", "DRY_RUN=1", f"DATA={tmp_path / 'set'}", env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "# estimate for 4 trials over 2 train+valid images" in out
+    assert out.index('"CLASSIFIER_JOB": "features"') < out.index("sagemaker.CreateHyperParameterTuningJob {")
+    assert '"InstanceType": "ml.m5.large"' in out.split("sagemaker.CreateHyperParameterTuningJob {")[1]
+    plain = make("-s", "tune", "DRY_RUN=1", "NO_CACHE=1", f"DATA={tmp_path / 'set'}", env=env)
+    assert plain.returncode == 0 and "CLASSIFIER_JOB" not in plain.stdout and "# estimate" not in plain.stdout

@@ -111,7 +111,7 @@ def test_tune_create_wait_and_best_job(moto, use, tmp_path, capsys):
     for channel in ("train", "valid", "test"):
         s3.put_object(Bucket=BUCKET, Key=f"byoc-classifier/data/fashion-mnist/{channel}/a/0.jpg", Body=b"x")
     name = "img-clf-20260102-030405"
-    assert tune.main(["--name", name, "--no-wait"]) == 0
+    assert tune.main(["--name", name, "--no-wait", "--no-cache"]) == 0  # with a feature job: test_shared_features
     created = moto.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     definition = created["TrainingJobDefinition"]
     assert definition["StaticHyperParameters"] == job_definition.load().static_hyperparameters

@@ -111,7 +111,7 @@ def test_tune_creates_waits_and_reports(stubbed, use, capsys):
     sm.add_response("describe_training_job", training_description(best["TrainingJobName"]),
                     {"TrainingJobName": best["TrainingJobName"]})
 
-    assert tune.main(["--name", name]) == 0
+    assert tune.main(["--name", name, "--no-cache"]) == 0  # shared features: test_shared_features.py
     out = capsys.readouterr()
     lines = out.out.splitlines()
     table_rows = [line for line in lines if line.startswith(name)]
@@ -136,7 +136,7 @@ def test_tune_overrides_and_attach(stubbed, use, capsys):
     stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN},
                                     expected)
     argv = ["--name", name, "--max-jobs", "8", "--max-parallel", "3", "--strategy", "Random", "--hp", "epochs=3",
-            "--no-wait"]
+            "--no-wait", "--no-cache"]
     assert tune.main(argv) == 0
     assert f"make tune TUNING={name}" in capsys.readouterr().out
     # attach: no create, one describe, a failed job exits 1 and says why

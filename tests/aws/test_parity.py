@@ -14,11 +14,13 @@ import pytest
 from aws_support import stub_channels, stub_image, stub_trials, training_description, trial_summary
 from helpers import FAST_HP
 from scripts import job_definition, orchestration
-from scripts.aws import train as aws_train, tune as aws_tune
+from scripts.aws import features as aws_features, train as aws_train, tune as aws_tune
 from scripts.local import features, jobs, train as local_train, tune as local_tune
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2", "debugger": "false", "profiler": "false"}.items())
-LOCAL_CHANNELS_ONLY = {"feature_cache"}  # filled by local mode from its shared cache; SageMaker jobs have none
+# A final job's: local mode fills it from its shared cache; SageMaker's final job computes its own features.
+# Trials get it on both: the local shared cache, or the SageMaker feature job's model.tar.gz.
+LOCAL_CHANNELS_ONLY = {"feature_cache"}
 
 
 @pytest.fixture(scope="module")
@@ -83,22 +85,32 @@ def test_best_epochs_10_gives_both_backends_the_same_hyperparameters(local, stub
     assert sent(aws, "DescribeTrainingJob")["TrainingJobName"] == best  # the same best trial
 
 
-def test_trials_and_the_final_job_get_the_same_channels(local, stubbed, use):
+def stub_stored_features(stubs, monkeypatch):
+    """make tune's shared features: the train and valid listings, then a cache stored for the key (the feature
+    job itself: test_shared_features.py)."""
+    for _ in range(2):
+        stubs("s3").add_response("list_objects_v2", {"KeyCount": 0})
+    monkeypatch.setattr(aws_features, "find_cache", lambda aws, key: "s3://b/feature-cache/k/j/output/model.tar.gz")
+
+
+def test_trials_and_the_final_job_get_the_same_channels(local, stubbed, use, monkeypatch):
     aws, stubs = stubbed
     use(aws, aws_tune, aws_train)
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs, checked=("train", "valid", "weights"))  # what a trial may get: test is not even looked for
+    stub_stored_features(stubs, monkeypatch)
     stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": "arn:x"}, None)
     assert aws_tune.main(["--name", "t-1", "--no-wait"]) == 0
     trial_channels = [c["ChannelName"] for c in sent(aws, "CreateHyperParameterTuningJob")
                       ["TrainingJobDefinition"]["InputDataConfig"]]
-    for trial in local["trials"]:
-        assert sorted(set(jobs.read_record(trial)["channels"]) - LOCAL_CHANNELS_ONLY) == sorted(trial_channels)
-    assert "test" not in trial_channels
+    for trial in local["trials"]:  # the same rule shares the features on both (orchestration.shared_features)
+        assert sorted(jobs.read_record(trial)["channels"]) == sorted(trial_channels)
+    assert "test" not in trial_channels and "feature_cache" in trial_channels
 
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs)
     stubs("sagemaker").add_response("create_training_job", {"TrainingJobArn": "arn:x"}, None)
+    aws.sent.clear()  # the feature job's CreateTrainingJob is not the final job's
     assert aws_train.main(["--hp", "lr=0.01", "--name", "j-1", "--no-wait"]) == 0
     final_channels = [c["ChannelName"] for c in sent(aws, "CreateTrainingJob")["InputDataConfig"]]
     assert sorted(set(jobs.read_record(local["retrain"])["channels"]) - LOCAL_CHANNELS_ONLY) == sorted(final_channels)
@@ -119,7 +131,7 @@ def test_names_are_the_same_on_both(local, stubbed, use, monkeypatch, tmp_path, 
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs, checked=("train", "valid", "weights"))
     stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": "arn:x"}, None)
-    assert aws_tune.main(["--no-wait"]) == 0
+    assert aws_tune.main(["--no-wait", "--no-cache"]) == 0
     monkeypatch.setattr(jobs, "JOBS_ROOT", tmp_path)
     local_job, _ = jobs.new_job_name("img-clf", tmp_path)
     local_tuning = local_tune.create_tuning(job_definition.load(), image_set).name

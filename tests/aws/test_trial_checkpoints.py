@@ -60,7 +60,7 @@ def tuning_job(moto, use, *extra) -> dict:
     for channel in ("train", "valid"):
         moto.client("s3").put_object(Bucket=BUCKET, Key=f"byoc-classifier/data/fashion-mnist/{channel}/a/0.jpg",
                                      Body=b"x")
-    assert tune.main(["--name", NAME, "--no-wait", *extra]) == 0
+    assert tune.main(["--name", NAME, "--no-wait", "--no-cache", *extra]) == 0
     return moto.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=NAME)
 
 

@@ -90,7 +90,7 @@ def run_tune(stubbed, use, parents: dict, extra=(), created=True):
                                         {"HyperParameterTuningJobName": name})
     if created:
         stubs("sagemaker").add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": FAKE_ARN})
-    argv = ["--name", NAME, "--no-wait", *[arg for name in parents for arg in ("--parent", name)], *extra]
+    argv = ["--name", NAME, "--no-wait", "--no-cache", *[arg for name in parents for arg in ("--parent", name)], *extra]
     code = tune.main(argv)
     sent = [params for _, api, params in aws.sent if api == "CreateHyperParameterTuningJob"]
     return code, (sent[0] if sent else None)
@@ -158,7 +158,8 @@ def test_the_dry_run_describes_the_parents(tmp_path, capsys):
     from aws_support import write_settings
 
     path = write_settings(tmp_path / "settings.yaml", **{"aws.role_arn": "", "s3.bucket": ""})
-    assert tune.main(["--settings", str(path), "--dry-run", "--name", NAME, "--parent", PARENT]) == 0
+    assert tune.main(["--settings", str(path), "--dry-run", "--name", NAME, "--parent", PARENT,
+                      "--no-cache"]) == 0
     out = capsys.readouterr().out
     assert "sagemaker.DescribeHyperParameterTuningJob" in out and '"WarmStartType": "IdenticalDataAndAlgorithm"' in out
     assert "TransferLearning when their training image or data differ" in out

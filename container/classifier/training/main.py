@@ -1,9 +1,10 @@
 """The training job under the SageMaker training contract.
 
 Reads hyperparameters (as the training toolkit passes them) and the channels train, valid, [test],
-[weights]; trains with per-epoch validation and checkpoints; writes the model artifact to the model dir
+[weights], [feature_cache]; trains with per-epoch validation and checkpoints; writes the model artifact to the model dir
 and metric history, per-class accuracy and confusion matrix to the output data dir. Any error ends in
-a one-paragraph reason in `output/failure` and a non-zero exit.
+a one-paragraph reason in `output/failure` and a non-zero exit. With CLASSIFIER_JOB=features in the
+environment the job only computes the frozen backbone's features (feature_job.py).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..artifact import ArtifactError, atomic_write_json, save_artifact
 from ..channels import OPTIONAL as CHANNELS_OPTIONAL, REQUIRED as CHANNELS_REQUIRED
 from ..debugger import build_observers
 from ..model import WeightsError, build_model, find_pretrained_weights, get_architecture
-from . import checkpoints, distributed, feature_cache, metrics_log
+from . import checkpoints, distributed, feature_cache, feature_job, metrics_log
 from .checkpoints import CheckpointError
 from .data import DataError, ImageDataset, scan_channel, verify_images
 from .hyperparameters import (
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     world = distributed.World()
     try:
         hp = parse_args(argv)
+        if feature_job.requested():  # CLASSIFIER_JOB=features: the feature cache only, one process
+            feature_job.run(hp)
+            return 0
         if distributed.needs_launch():
             return distributed.launch(argv)
         world = distributed.init()
@@ -265,7 +269,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     if features_are_fixed(hp):
         cached = None
         if "feature_cache" in channels:
-            cached = feature_cache.load(channels["feature_cache"],
+            cached = feature_cache.load(feature_job.cache_directory(channels["feature_cache"]),
                                         feature_cache.model_key(hp.model_name, weights_file, preprocessing))
 
         def features(channel):

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     echo(f"retraining the best trial's hyperparameters as {job.name}, test evaluation at its end")
     result = jobs.run_job(job, definition=definition,
                           echo=lambda line: echo(line) if line.startswith(("[metrics]", "Traceback")) or
-                          "feature" in line else None)
+                          "feature pass" in line or "Initialisation took" in line else None)
     ended = time.monotonic()
     if result["status"] != "Completed":
         print(f"retraining {result['status']}: {result.get('failure_reason')} (log: {job / jobs.LOG})",

@@ -3,13 +3,15 @@ training, evaluation, serving). Measured by benchmarks/bench_backbone_pass.py (R
 
 - memory format: channels_last on CPU as on CUDA (EfficientNet-Lite0's CPU forward ~2x faster);
 - forward chunks: on CPU, a batch goes through the backbone in chunks of about 16 images at 224 px
-  (`forward_chunk`), whose activations stay in the caches and in malloc's heap (1.5-2x faster than
+  (`forward_chunk`), whose activations stay in the caches and in malloc's heap (~1.6x faster than
   one call on 64 images); the results are the same per image (eval-mode BatchNorm);
 - threads: while DataLoader workers decode in parallel, the forward leaves them their cores
   (`forward_threads`), so that no OpenMP thread waits for a core that a decoder holds;
 - malloc: glibc keeps freed activation buffers in its heap instead of returning them (`tune_malloc`).
 
-bf16 autocast on CPU was not faster enough to pay for its ~5 % feature error, so it is not used.
+Tried and not kept: bf16 autocast on CPU (marginally faster, ~5 % feature error); torch.compile
+(1.2x on the forward after a 3-minute compile on 2 cores: more than a feature pass of a few thousand
+images saves); torch.jit.freeze + optimize_for_inference (no faster).
 """
 from __future__ import annotations
 

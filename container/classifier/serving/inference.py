@@ -32,6 +32,7 @@ from sagemaker_inference.errors import GenericInferenceToolkitError
 
 from ..artifact import load_artifact
 from ..preprocessing import ImageDecodeError, ImageTooLargeError, Preprocessing
+from ..runtime import tune_malloc
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,28 +79,6 @@ class ServingModel:
     def predict(self, images: list[bytes]) -> torch.Tensor:
         """Encoded images -> probabilities: what an endpoint request costs minus the HTTP stack."""
         return self.forward(torch.stack([self.preprocess(image) for image in images]))
-
-
-def tune_malloc(mmap_threshold: int = 32 * 1024 * 1024, trim_threshold: int = 256 * 1024 * 1024) -> bool:
-    """Keep the forward pass's activation buffers in glibc's heap between requests.
-
-    By default glibc serves blocks of a few MiB with mmap and returns freed heap to the system, so
-    every request page-faults its activations in again: with EfficientNet-Lite0 at 224 px on one
-    thread, 27 ms a forward pass instead of 21 (benchmarks/bench_endpoint.py's machine). Fixed
-    thresholds (what MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ would set) keep the pages;
-    a worker's memory then stays at its peak, which a server reaches anyway.
-    """
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    return bool(libc.mallopt(m_mmap_threshold, mmap_threshold)) and bool(libc.mallopt(m_trim_threshold, trim_threshold))
 
 
 def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> ServingModel:

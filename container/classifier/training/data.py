@@ -96,9 +96,10 @@ def _check_image(path: Path) -> str | None:
         return str(error)
 
 
-def verify_images(channel: Channel, workers: int, skip_bad: bool) -> Channel:
-    """Decode every image once before training: a bad file fails the job now, not hours in."""
-    paths = [p for p, _ in channel.samples]
+def verify_images(channel: Channel, workers: int, skip_bad: bool, known_good: set[Path] = frozenset()) -> Channel:
+    """Decode every image once before training: a bad file fails the job now, not hours in.
+    `known_good`: files already decoded without error (their features are in the cache)."""
+    paths = [p for p, _ in channel.samples if p not in known_good]
     if workers > 1 and len(paths) > 256:
         with ProcessPoolExecutor(workers) as pool:
             problems = list(pool.map(_check_image, paths, chunksize=64))

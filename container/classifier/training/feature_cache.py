@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from .. import runtime
 from ..artifact import atomic_write_bytes
 from ..preprocessing import Preprocessing
 from .data import Channel, ImageDataset
@@ -82,16 +83,20 @@ def compute_features(model, channel: Channel, preprocessing: Preprocessing, batc
     """The backbone's output for every image of the channel, in sample order (eval transform).
 
     `progress(line)` gets a line every few seconds (default: the log); when `should_stop()` turns true
-    (SIGTERM), the pass raises PassStopped."""
-    model.eval()
+    (SIGTERM), the pass raises PassStopped. The model is left in eval mode and channels_last, the format
+    the forward is fastest in (classifier/runtime.py, as are the threads beside the decoding workers)."""
+    runtime.tune_malloc()  # process-wide, idempotent: this pass also runs in the local tuner's process
+    model.eval().to(memory_format=runtime.MEMORY_FORMAT)
     loader = DataLoader(ImageDataset(channel, preprocessing), batch_size=batch_size, num_workers=workers)
     meter = Progress(f"feature pass '{channel.name}'", len(channel), progress)
     rows = []
-    for images, _ in loader:
-        rows.append(model.features(images.to(device)).float().cpu())
-        meter.add(len(images))
-        if should_stop():
-            raise PassStopped(f"{meter.what} stopped after {meter.done} of {meter.total} images")
+    with runtime.threads_while_decoding(workers, device):
+        for images, _ in loader:
+            images = images.to(device).contiguous(memory_format=runtime.MEMORY_FORMAT)
+            rows.append(model.features(images).float().cpu())
+            meter.add(len(images))
+            if should_stop():
+                raise PassStopped(f"{meter.what} stopped after {meter.done} of {meter.total} images")
     return torch.cat(rows)
 
 
@@ -112,9 +117,12 @@ def save(cache_dir: Path, key: str, entries: dict[str, torch.Tensor]) -> None:
 
 
 def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, preprocessing, batch_size, workers,
-                 device, progress=None, should_stop=lambda: False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Features of every sample, from the cache where present; returns them and the newly computed."""
-    hashes = [file_sha256(path) for path, _ in channel.samples]
+                 device, progress=None, should_stop=lambda: False,
+                 hashes: dict[Path, str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Features of every sample, from the cache where present; returns them and the newly computed.
+    `hashes`: the files' SHA-256 where the caller has them already."""
+    known = hashes or {}
+    hashes = [known.get(path) or file_sha256(path) for path, _ in channel.samples]
     missing = [i for i, h in enumerate(hashes) if h not in cached]
     computed = {}
     if missing:

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from .. import paths
+from .. import paths, runtime
 from ..artifact import ArtifactError, atomic_write_json, save_artifact
 from ..channels import OPTIONAL as CHANNELS_OPTIONAL, REQUIRED as CHANNELS_REQUIRED
 from ..debugger import build_observers
@@ -238,19 +238,21 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop_signal.update(received=True))
     seed_everything(hp.seed)
     device = torch.device(f"cuda:{world.local_rank}" if torch.cuda.is_available() else "cpu")
-    use_channels_last = device.type == "cuda"
+    # channels_last on CPU too: faster for the frozen forward and for training steps (classifier/runtime.py)
+    use_channels_last = runtime.MEMORY_FORMAT == torch.channels_last
     precision = Precision.choose(device, hp.amp)
     workers = resolve_num_workers(hp.num_workers)
+    if device.type == "cpu":  # the forward beside the loader workers that decode (and malloc's heap kept)
+        torch.set_num_threads(runtime.forward_threads(workers))
+        runtime.tune_malloc()
     log.info("Hyperparameters: %s", json.dumps(hp.as_strings(), sort_keys=True))
-    log.info("Device %s, precision %s, %d loader workers, world size %d", device, precision.dtype or "float32",
-             workers, world.size)
+    log.info("Device %s, precision %s, %d loader workers, %d torch threads, world size %d", device,
+             precision.dtype or "float32", workers, torch.get_num_threads(), world.size)
 
     channels = find_channels()
-    train = verify_images(scan_channel("train", channels["train"]), workers, hp.skip_bad_images)
-    valid = verify_images(scan_channel("valid", channels["valid"], train.classes), workers, hp.skip_bad_images)
-    test = None
-    if "test" in channels:
-        test = verify_images(scan_channel("test", channels["test"], train.classes), workers, hp.skip_bad_images)
+    train = scan_channel("train", channels["train"])
+    valid = scan_channel("valid", channels["valid"], train.classes)
+    test = scan_channel("test", channels["test"], train.classes) if "test" in channels else None
     classes = train.classes
 
     arch = get_architecture(hp.model_name)
@@ -259,6 +261,19 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     if hp.pretrained:
         weights_file = (find_weights_file(channels["weights"]) if "weights" in channels
                         else find_pretrained_weights(arch))
+    cached, hashes = None, {}
+    if features_are_fixed(hp) and "feature_cache" in channels:
+        cached = feature_cache.load(feature_job.cache_directory(channels["feature_cache"]),
+                                    feature_cache.model_key(hp.model_name, weights_file, preprocessing))
+        hashes = {path: feature_cache.file_sha256(path) for channel in (train, valid) for path, _ in channel.samples}
+    # An image whose bytes' features are in the cache was decoded by the pass that computed them: only
+    # the others are decoded to check them (a trial on cached features would re-decode the whole set).
+    decoded = {path for path, digest in hashes.items() if digest in (cached or {})}
+    train = verify_images(train, workers, hp.skip_bad_images, known_good=decoded)
+    valid = verify_images(valid, workers, hp.skip_bad_images, known_good=decoded)
+    if test is not None:
+        test = verify_images(test, workers, hp.skip_bad_images)
+
     model = build_model(hp.model_name, len(classes), hp.pretrained, weights_file=weights_file,
                         unfreeze_stages=hp.unfreeze_stages, dropout=hp.dropout).to(device)
     if use_channels_last:
@@ -267,11 +282,6 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     # What trains: with a frozen backbone (and no augmentation), the head on the backbone's features,
     # computed once per image (or read from the feature_cache channel); else the model on images.
     if features_are_fixed(hp):
-        cached = None
-        if "feature_cache" in channels:
-            cached = feature_cache.load(feature_job.cache_directory(channels["feature_cache"]),
-                                        feature_cache.model_key(hp.model_name, weights_file, preprocessing))
-
         def features(channel):
             stop = {"should_stop": lambda: stop_signal["received"]}
             if cached is None:  # no cache channel: one pass over the images, no file hashes needed
@@ -279,7 +289,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
                                                       device, **stop)
             else:
                 rows, _ = feature_cache.features_for(channel, cached, model, preprocessing, hp.batch_size,
-                                                     workers, device, **stop)
+                                                     workers, device, hashes=hashes, **stop)
             return FeatureDataset(rows, channel.labels())
 
         try:

@@ -1,0 +1,81 @@
+"""How the network runs fastest on the machine at hand, for every path that runs it (feature pass,
+training, evaluation, serving). Measured by benchmarks/bench_backbone_pass.py (README, Benchmarks):
+
+- memory format: channels_last on CPU as on CUDA (EfficientNet-Lite0's CPU forward ~2x faster);
+- forward chunks: on CPU, a batch goes through the backbone in chunks of about 16 images at 224 px
+  (`forward_chunk`), whose activations stay in the caches and in malloc's heap (~1.6x faster than
+  one call on 64 images); the results are the same per image (eval-mode BatchNorm);
+- threads: while DataLoader workers decode in parallel, the forward leaves them their cores
+  (`forward_threads`), so that no OpenMP thread waits for a core that a decoder holds;
+- malloc: glibc keeps freed activation buffers in its heap instead of returning them (`tune_malloc`).
+
+Tried and not kept: bf16 autocast on CPU (marginally faster, ~5 % feature error); torch.compile
+(1.2x on the forward after a 3-minute compile on 2 cores: more than a feature pass of a few thousand
+images saves); torch.jit.freeze + optimize_for_inference (no faster).
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import torch
+
+MEMORY_FORMAT = torch.channels_last
+# Images (at 224x224) per backbone call on CPU; scaled by pixels for other sizes.
+CPU_CHUNK_IMAGES_AT_224 = 16
+
+
+def forward_chunk(image_size: int) -> int:
+    """Images per backbone call on CPU for images of this side length."""
+    return max(1, round(CPU_CHUNK_IMAGES_AT_224 * (224 / image_size) ** 2))
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def forward_threads(loader_workers: int, cpus: int | None = None) -> int:
+    """Torch threads for a forward that runs while `loader_workers` processes decode images."""
+    cpus = cpus or cpu_count()
+    return max(1, cpus - loader_workers)
+
+
+@contextmanager
+def threads_while_decoding(loader_workers: int, device: torch.device):
+    """Torch's intra-op threads set for the forward beside `loader_workers` decoders (CPU only),
+    restored afterwards."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(forward_threads(loader_workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def tune_malloc(mmap_threshold: int = 32 * 1024 * 1024, trim_threshold: int = 256 * 1024 * 1024) -> bool:
+    """Keep the forward pass's activation buffers in glibc's heap between calls.
+
+    By default glibc serves blocks of a few MiB with mmap and returns freed heap to the system, so
+    every forward page-faults its activations in again: with EfficientNet-Lite0 at 224 px on one
+    thread, 27 ms a forward pass instead of 21 (benchmarks/bench_endpoint.py's machine). Fixed
+    thresholds (what MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ would set) keep the pages;
+    the process's memory then stays at its peak, which it reaches anyway. Returns False where
+    this is not glibc.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, mmap_threshold)) and bool(libc.mallopt(m_trim_threshold, trim_threshold))

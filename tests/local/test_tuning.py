@@ -114,8 +114,9 @@ def test_killed_tuning_job_resumes_without_repeating_trials_or_values(image_set,
 def test_ctrl_c_and_sigterm_stop_the_tuner_and_its_trial_and_it_resumes(image_set, jobs_dir):
     """Issue 12 item 1: Ctrl-C in trial 1 stops it at its next step and starts no trial 2; the resume, stopped
     by SIGTERM, stops too; the next resume runs every trial once, without UpdateFinishedTrialError."""
+    # augment: the trials train on images, long enough to be stopped (the head on features takes no time)
     args = ["--data", str(image_set), "--max-jobs", "2", "--max-parallel", "1", "--strategy", "Random",
-            "--hp", TINY + " batch_size=8"]
+            "--hp", TINY + " batch_size=8 augment=true"]
     process = start_tuner(image_set, jobs_dir, *args)
     deadline = time.time() + 600
     first = wait_for_training("*-001", jobs_dir, deadline)

@@ -83,7 +83,11 @@ def test_sigkill_mid_epoch_then_restart_resumes_to_the_same_result(image_set, tm
 
     def kill_in_epoch_3(line, process):
         if line.startswith("[metrics] epoch=2") and not killed:
-            time.sleep(0.5)  # well into epoch 3 (an epoch takes a few seconds)
+            # Kill as soon as epoch 2's checkpoint is saved: early in epoch 3, however fast an epoch is.
+            last, deadline = job / "checkpoints" / "last.pt", time.time() + 60
+            while time.time() < deadline and not (
+                    last.exists() and torch.load(last, weights_only=True)["progress"]["epoch"] == 2):
+                time.sleep(0.01)
             os.killpg(process.pid, signal.SIGKILL)
             killed["at"] = time.time()
         return False

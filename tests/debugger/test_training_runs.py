@@ -44,7 +44,9 @@ def healthy(image_set, tmp_path_factory):
         mp.setenv("SAGEMAKER_BASE_DIR", str(base))
         for name in ("SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR", "SM_CHANNEL_TRAIN", "SM_CHANNEL_VALID"):
             mp.delenv(name, raising=False)
-        code = train_job(base, image_set, {**FAST, "profiler_trace_steps": "2", "profiler_trace_start_step": "2"})
+        # sampling every 100 ms: enough system samples however fast the short job runs
+        code = train_job(base, image_set, {**FAST, "profiler_trace_steps": "2", "profiler_trace_start_step": "2",
+                                           "profiler_interval_ms": "100"})
     assert code == 0, (base / "output" / "failure").read_text() if (base / "output" / "failure").exists() else code
     return base
 

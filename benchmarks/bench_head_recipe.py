@@ -15,14 +15,12 @@ an accuracy difference under about 1.5 points is within the noise of 1,000 test 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
+from benchmarks.quality_set import quality_set
 from scripts import job_definition
-from scripts.data import fashion_mnist
 from scripts.local import jobs, train
 from scripts.local.baseline import fit_probe, frozen_features
 
@@ -59,19 +57,12 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = args.data
-        if data is None:
-            data = Path(tmp) / "data"
-            if fashion_mnist.main(["--out", str(data), "--test-per-class", "100"]) != 0:
-                return 2
-        os.environ["JOBS_DIR"] = tmp
-        jobs.JOBS_ROOT = Path(tmp)
+    with quality_set(args.data) as (tmp, data):
         cache = jobs.feature_cache_dir()
         found = frozen_features(args.model, args.image_size, data, cache)
         probe, test = fit_probe(found), found["test"]
         # The jobs see train and valid only: their test score comes from the cached test features.
-        train_valid = Path(tmp) / "train-valid"
+        train_valid = tmp / "train-valid"
         train_valid.mkdir()
         for name in ("train", "valid"):
             (train_valid / name).symlink_to((data / name).resolve())

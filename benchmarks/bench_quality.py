@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.quality_set import quality_set
 from scripts import job_definition
-from scripts.data import fashion_mnist
 from scripts.local import jobs, train, tune
 from scripts.local.baseline import linear_probe
 
@@ -73,14 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--hp", default="", help='hyperparameters over the job definition for (b), (c), (d)')
     args = parser.parse_args(argv)
     wanted = set(args.only.split(","))
-    with tempfile.TemporaryDirectory() as tmp:
-        data = args.data
-        if data is None:
-            data = Path(tmp) / "data"
-            if fashion_mnist.main(["--out", str(data), "--test-per-class", "100"]) != 0:
-                return 2
-        os.environ["JOBS_DIR"] = tmp
-        jobs.JOBS_ROOT = Path(tmp)
+    with quality_set(args.data) as (_, data):
         fixed = {"model_name": args.model, "image_size": str(args.image_size),
                  **job_definition.parse_hp_string(args.hp)}
         definition = job_definition.load().with_overrides(hyperparameters=fixed)

@@ -14,6 +14,7 @@ from classifier.debugger.report import (  # noqa: F401 - the reports' helpers, r
     esc,
     fmt_number,
     fmt_seconds,
+    html_page as debugger_page,
     note,
     section,
     table,
@@ -51,13 +52,7 @@ def command(text: str) -> str:
 
 
 def html_page(title: str, subtitle: str, nav: list[tuple[str, str]], sections: list[str]) -> str:
-    links = "".join(f'<a href="#{esc(anchor)}">{esc(label)}</a>' for anchor, label in nav)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,">'
-            f"<style>{CSS}{EXTRA_CSS}</style></head><body><header><h1>{esc(title)}</h1>"
-            f"<p>{esc(subtitle)} Generated {generated}.</p></header><nav>{links}</nav>"
-            f"<main>{''.join(s for s in sections if s)}</main></body></html>")
+    return debugger_page(title, title, subtitle, nav, sections, CSS + EXTRA_CSS)
 
 
 def write_page(path: Path, text: str) -> Path:

@@ -556,16 +556,23 @@ def build_html(data: jobdata.JobData, results: list[dict], name: str) -> str:
                 steps_section(data, results), data_wait_section(data), gpu_section(data), tensors_section(data),
                 predictions_section(data), operators_section(data.layout), files_section(data.layout)]
     fired = sum(1 for r in results if r["status"] == "IssuesFound")
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("summary", "Summary"), ("rules", "Rules"), ("losses", "Losses"), ("system", "System"), ("steps", "Steps"),
-        ("dataloading", "Data wait"), ("gpu", "GPU"), ("tensors", "Tensors"), ("classes", "Classes"),
-        ("operators", "Operators"), ("files", "Files")))
+    nav = [("summary", "Summary"), ("rules", "Rules"), ("losses", "Losses"), ("system", "System"),
+           ("steps", "Steps"), ("dataloading", "Data wait"), ("gpu", "GPU"), ("tensors", "Tensors"),
+           ("classes", "Classes"), ("operators", "Operators"), ("files", "Files")]
+    return html_page(f"Debugger report: {name}", f"Training job report: {name}",
+                     f"{len(results)} rules, {fired} with issues.", nav, sections)
+
+
+def html_page(title: str, heading: str, subtitle: str, nav: list[tuple[str, str]], sections: list[str],
+              css: str = CSS) -> str:
+    """One self-contained page: the header, a link to each section, the sections (the reports' too)."""
+    links = "".join(f'<a href="#{esc(anchor)}">{esc(label)}</a>' for anchor, label in nav)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Debugger report: {esc(name)}</title>'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,">'
-            f"<style>{CSS}</style></head><body><header><h1>Training job report: {esc(name)}</h1>"
-            f"<p>{len(results)} rules, {fired} with issues. Generated {generated}.</p></header>"
-            f"<nav>{nav}</nav><main>{''.join(s for s in sections if s)}</main></body></html>")
+            f"<style>{css}</style></head><body><header><h1>{esc(heading)}</h1>"
+            f"<p>{esc(subtitle)} Generated {generated}.</p></header>"
+            f"<nav>{links}</nav><main>{''.join(s for s in sections if s)}</main></body></html>")
 
 
 def job_name(layout: config.Layout) -> str:

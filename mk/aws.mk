@@ -14,6 +14,9 @@
 #                                           artifact; hyperparameters as train-local: static < best trial < HP
 #   make deploy [JOB=training-job | TUNING=name | MODEL_DATA=s3://...]        create or update the endpoint
 #   make deploy-finish                      after make deploy NO_WAIT=1: auto scaling, old config and model
+#   make batch-transform DATA_S3=s3://bucket/prefix/ [MODEL=<SageMaker model> | JOB= | TUNING= | MODEL_DATA=]
+#                                           transform job (one image per request, JSON), wait, summary; the
+#                                           outputs in build/batch-transform/<job>/ (OUT=dir elsewhere)
 #   make invoke IMAGE=file.jpg [TOP_K=5]    classify with the endpoint (scripts/invoke.py)
 #   make endpoint-metrics                   the endpoint's CloudWatch metrics, last hour
 #   make cleanup                            delete endpoint, endpoint config and model
@@ -42,7 +45,7 @@ AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG
 # One shell word per item of a space-separated list (PARENT_TUNING, IMAGE).
 quote_each = $(foreach item,$(1),'$(subst ','\'',$(item))')
 
-.PHONY: push upload-data tune train deploy deploy-finish invoke endpoint-metrics cleanup aws-settings test-aws
+.PHONY: push upload-data tune train deploy deploy-finish batch-transform invoke endpoint-metrics cleanup aws-settings test-aws
 
 push:  ## push the built images to ECR, tagged with the git commit and latest (repositories made when missing)
 	$(PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag $(call quote,TAG) --engine $(call quote,CONTAINER_ENGINE) \
@@ -69,6 +72,12 @@ deploy:  ## create or update the endpoint: JOB=training job | TUNING=name | MODE
 
 deploy-finish:  ## after make deploy NO_WAIT=1: wait until InService, register auto scaling, delete the replaced config and model
 	$(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) --finish
+
+batch-transform:  ## transform job over DATA_S3=s3://bucket/prefix/ [MODEL=<SageMaker model> | JOB= | TUNING= | MODEL_DATA=] [OUT=dir]
+	$(AWS_ENV) $(PYTHON) -m scripts.aws.batch_transform $(AWS_FLAGS) $(AWS_JOBDEF) --data-s3 $(call quote,DATA_S3) \
+		$(if $(MODEL),--model $(call quote,MODEL)) $(if $(JOB),--job $(call quote,JOB)) \
+		$(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(MODEL_DATA),--model-data $(call quote,MODEL_DATA)) \
+		$(if $(OUT),--out $(call quote,OUT))
 
 invoke:  ## classify IMAGE=file.jpg (several: IMAGE="a.jpg b.png") with the endpoint; TOP_K=5
 	$(PYTHON) -m scripts.aws.invoke_endpoint $(AWS_FLAGS) $(call quote_each,$(IMAGE)) $(if $(TOP_K),--top-k $(call quote,TOP_K))

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from classifier import channels as container_channels
-from scripts import orchestration
+from classifier.serving.settings import DEFAULT_MAX_PAYLOAD_MB
+from scripts import batch_output, orchestration
 from scripts.job_definition import JobDefinition
 
 from .settings import Settings, SettingsError
@@ -283,6 +284,35 @@ def endpoint_metric_data(endpoint_name: str, start: datetime, end: datetime, per
                                       {"Name": "VariantName", "Value": VARIANT}]},
             "Period": period, "Stat": stat}})
     return {"MetricDataQueries": queries, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
+
+
+# --- batch transform ----------------------------------------------------------------------------------
+
+# Every class in each answer (the evaluation report reads them all); the container's own variable.
+TRANSFORM_ENVIRONMENT = {"CLASSIFIER_DEFAULT_TOP_K": str(batch_output.EVERY_CLASS)}
+
+
+def transform_job(settings: Settings, name: str, model_name: str, input_uri: str, output_uri: str,
+                  content_type: str) -> dict:
+    """CreateTransformJob: every object under `input_uri` is one request (SplitType None, SingleRecord) of
+    `content_type`, answered as JSON; SageMaker writes <output_uri>/<key relative to the input>.out. The
+    payload limit is the endpoint's (6 MiB)."""
+    orchestration.check_name(name, orchestration.TRAINING_NAME_MAX, "transform job")
+    request = {
+        "TransformJobName": name, "ModelName": model_name,
+        "MaxConcurrentTransforms": settings.transform_max_concurrent,
+        "MaxPayloadInMB": DEFAULT_MAX_PAYLOAD_MB, "BatchStrategy": "SingleRecord",
+        "Environment": dict(TRANSFORM_ENVIRONMENT),
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+                           "ContentType": content_type, "CompressionType": "None", "SplitType": "None"},
+        "TransformOutput": {"S3OutputPath": output_uri.rstrip("/"), "Accept": "application/json",
+                            "AssembleWith": "None"},
+        "TransformResources": {"InstanceType": settings.transform_instance_type,
+                               "InstanceCount": settings.transform_instance_count},
+    }
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
 
 
 # --- images -------------------------------------------------------------------------------------------

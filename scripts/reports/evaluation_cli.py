@@ -3,6 +3,7 @@ endpoint, as one HTML page (evaluation_report.py) with evaluation.json and predi
 
     python -m scripts.reports.evaluation_cli --model <job name | job dir | model dir | model.tar.gz> --data DIR
     python -m scripts.reports.evaluation_cli --endpoint <http://127.0.0.1:8080 | SageMaker endpoint name> --data DIR
+    python -m scripts.reports.evaluation_cli --batch-output <make batch-local / batch-transform folder> --data DIR
     options: --out FILE, --batch N (images per forward pass / request), --dry-run and --settings (SageMaker)
 
 DATA: one folder per class (the model's class names); a data set folder (train/ valid/ test/) means its
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from scripts import REPO_ROOT
 from scripts.aws.common import open_aws, run
+from scripts.batch_output import BatchError
 from scripts.invoke import build_request, invoke_sagemaker, invoke_url
 
 from . import evaluation_report, metrics, predict
@@ -50,6 +52,18 @@ def evaluate_endpoint(url: str, data: str, out: Path | None = None, batch: int =
                   f"endpoint {url}")
 
 
+def evaluate_batch_output(out_dir: str, data: str, out: Path | None = None) -> Path:
+    """The .out files of a batch transform (local, or downloaded from S3); DATA gives the true classes."""
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        raise EvaluationError(f"BATCH_OUTPUT={out_dir} is not a directory (make batch-local or make batch-transform "
+                              "writes one)")
+    found = images(data)
+    predictions = predict.from_batch_output(folder, found)
+    name = f"batch-{folder.resolve().name}"
+    return _write(predictions, found.folder, out or default_out(name, found.folder), f"batch output {folder.name}")
+
+
 def _write(predictions, folder: Path, out: Path, name: str) -> Path:
     return evaluation_report.write(predictions, metrics.evaluate(predictions), folder, out,
                                    f"{name} on {folder.name}")
@@ -60,24 +74,28 @@ def main(argv=None) -> int:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help="local job name or directory, model directory, or model.tar.gz")
     source.add_argument("--endpoint", help="a local endpoint's URL, or a SageMaker endpoint's name")
+    source.add_argument("--batch-output", help="the .out files of make batch-local or make batch-transform")
     parser.add_argument("--data", help="class-per-folder images (or a data set folder: its test/)")
     parser.add_argument("--out", type=Path, help="report file")
     parser.add_argument("--batch", type=int, default=predict.BATCH, help="images per forward pass or request")
     parser.add_argument("--settings", help="AWS settings file (SageMaker endpoints)")
     parser.add_argument("--dry-run", action="store_true", help="SageMaker: print the first request, send nothing")
     args = parser.parse_args(argv)
-    if not (args.model or args.endpoint) or not args.data:
-        parser.error("give MODEL=<job or model dir> (or ENDPOINT=<url or SageMaker endpoint>) and DATA=<folder>")
+    if not (args.model or args.endpoint or args.batch_output) or not args.data:
+        parser.error("give MODEL=<job or model dir> (or ENDPOINT=<url or SageMaker endpoint>, or BATCH_OUTPUT=<dir>) "
+                     "and DATA=<folder>")
     if not 1 <= args.batch <= 32:
         parser.error("--batch must be 1 to 32 (the endpoint takes at most 32 images per request)")
     try:
         if args.model:
             path = evaluate_model(args.model, args.data, args.out, args.batch)
+        elif args.batch_output:
+            path = evaluate_batch_output(args.batch_output, args.data, args.out)
         elif re.match(r"https?://", args.endpoint):
             path = evaluate_endpoint(args.endpoint, args.data, args.out, args.batch)
         else:
             return run(lambda: sagemaker(args))
-    except (EvaluationError, OSError) as error:
+    except (EvaluationError, BatchError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Evaluation report: {path}")

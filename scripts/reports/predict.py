@@ -1,5 +1,5 @@
-"""Every class's probability for every image, from a model directory or through an endpoint; both give
-the same numbers for the same images.
+"""Every class's probability for every image, from a model directory, through an endpoint or from a batch
+transform's output; all give the same numbers for the same images.
 
 - The model directory goes through what serving runs: `classifier.artifact.load_artifact` and the
   endpoint's own `ServingModel` (each image through the artifact's `Preprocessing.load_for_eval`, the
@@ -128,6 +128,34 @@ def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) ->
         raise EvaluationError(f"{source} classified none of the images: {failures[0][1] if failures else ''}")
     labels = true_labels(found, classes)
     return _predictions(source, classes, found, labels, kept, rows, failures, progress.seconds)
+
+
+# --- a batch transform's output ------------------------------------------------------------------------------
+
+def from_batch_output(out_dir: Path, found: Images) -> Predictions:
+    """The .out files of `make batch-transform` (downloaded) or `make batch-local` for the images of DATA, which
+    mirrors the job's input prefix (scripts/batch_output.py's layout); an image without one failed."""
+    from scripts import batch_output
+
+    classes: list[str] | None = None
+    kept, rows, failures = [], [], []
+    for index, path in enumerate(found.paths):
+        relative = path.relative_to(found.folder).as_posix()
+        out = batch_output.find_output(out_dir, relative, found.folder.name)
+        if out is None:
+            failures.append((path, f"no {batch_output.output_name(relative)} in {out_dir}"))
+            continue
+        names, row = _distribution(batch_output.read_output(out))
+        if classes is not None and names != classes:
+            raise EvaluationError(f"{out} holds other classes than the outputs before it")
+        classes = names
+        kept.append(index)
+        rows.append(row[None, :])
+    if classes is None:
+        raise EvaluationError(f"BATCH_OUTPUT={out_dir} holds no .out file for the images of {found.folder}: give the "
+                              "folder the transform job's input prefix mirrors as DATA")
+    return _predictions(f"batch output {out_dir}", classes, found, true_labels(found, classes), kept, rows, failures,
+                        0.0)
 
 
 def _ask(send: Send, paths: list[Path]):

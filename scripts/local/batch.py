@@ -1,0 +1,198 @@
+"""make batch-local: a batch transform on this machine, through the serving image's own stack (nginx + MMS).
+
+    python -m scripts.local.batch --data DIR [--model <model dir | job dir | job name>] [--port 8080] [--out DIR]
+
+Each JPEG or PNG under DATA (sub-folders included) is one request with its own content type, every class
+asked for: what a SageMaker transform job with SplitType None and SingleRecord sends. Each answer goes to
+<out>/<path under DATA>.out, summary.json beside them (scripts/batch_output.py: the layout and summary that
+`make batch-transform` shares). With --model the endpoint is started on a free port and stopped at the end
+(`make serve-local`'s command); without it, the endpoint on --port is used. Output folder:
+build/batch-local/<DATA name>-<yyyymmdd-hhmmss>/ unless --out (a folder that holds files is refused).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from scripts import CONTAINER_DIR, REPO_ROOT, batch_output, orchestration
+from scripts.batch_output import BatchError
+from scripts.invoke import CONTENT_TYPES, invoke_url
+from scripts.local import jobs
+
+OUT_DIR = REPO_ROOT / "build" / "batch-local"
+STARTUP_SECONDS = 240  # SageMaker's limit for a container's first healthy /ping
+
+
+def model_dir(model: str) -> Path:
+    """MODEL=: a model directory (model_config.json), a job directory (its model/) or a local job's name."""
+    from classifier.serving.local import resolve_model_dir
+
+    candidates = [Path(model)]
+    try:
+        candidates.append(jobs.resolve_job(model))
+    except jobs.JobError:
+        pass
+    for candidate in candidates:
+        try:
+            return resolve_model_dir(candidate)
+        except SystemExit:
+            continue
+    raise BatchError(f"MODEL={model} is neither a model directory (with model_config.json), a job directory "
+                     "nor a local job's name (`make jobs` lists them)")
+
+
+def output_dir(out: str, data: Path) -> Path:
+    """Where the outputs go (made once the endpoint answers); a folder holding files is refused."""
+    path = Path(out) if out else OUT_DIR / f"{data.resolve().name}-{orchestration.timestamp()}"
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise BatchError(f"OUT={path} already holds files: give an empty or new folder (nothing is overwritten)")
+    return path
+
+
+def answers_ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/ping", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    started, shown = time.monotonic(), 0
+    while not answers_ping(url):
+        waited = time.monotonic() - started
+        if process.poll() is not None or waited > STARTUP_SECONDS:
+            why = f"exited with {process.returncode}" if process.poll() is not None else "gave no healthy /ping"
+            tail = log.read_text(errors="replace")[-3000:]
+            raise BatchError(f"the local endpoint {why} (after {waited:.0f} s); its log {log}:\n{tail}")
+        if waited - shown >= 10:
+            print(f"waiting for the endpoint on {url}: {waited:.0f} s", file=sys.stderr, flush=True)
+            shown = waited
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the endpoint's process group (nginx, MMS's Java front end, its Python workers), then SIGKILL."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def endpoint(directory: Path | None, port: int):
+    """The URL of an endpoint serving the model `directory` (started here, stopped at the end), or of the one
+    on `port`."""
+    if directory is None:
+        url = f"http://127.0.0.1:{port}"
+        if not answers_ping(url):
+            raise BatchError(f"no endpoint answers {url}/ping: give MODEL=<model or job dir> (batch-local starts "
+                             f"one), or start one with `make serve-local MODEL=... PORT={port}`")
+        yield url
+        return
+    from classifier.serving.local import free_port
+
+    port = free_port()
+    url, work = f"http://127.0.0.1:{port}", Path(tempfile.mkdtemp(prefix="batch-local-"))
+    log = work / "endpoint.log"
+    print(f"starting the local endpoint for {directory} on {url} (log: {log})", file=sys.stderr, flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTAINER_DIR), os.environ.get("PYTHONPATH", "")])}
+    with open(log, "wb") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "classifier.serving.local", str(directory), "--port",
+                                    str(port), "--work-dir", str(work / "base")], stdout=handle,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_until_healthy(url, process, log)
+        yield url
+    finally:
+        stop(process)
+
+
+class Progress:
+    """A line every twentieth of the way: images done of total, rate, time left."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def add(self) -> None:
+        self.done += 1
+        if self.done % max(1, self.total // 20) == 0 or self.done == self.total:
+            rate = self.done / max(time.monotonic() - self.started, 1e-9)
+            print(f"batch-local: {self.done}/{self.total} images, {rate:.1f} images/s, "
+                  f"{(self.total - self.done) / rate:.0f} s left", file=sys.stderr, flush=True)
+
+
+def classify(url: str, data: Path, inputs: list[str], out_dir: Path) -> dict[str, str]:
+    """One request per image; each answer to its .out file. Returns why each refused image failed."""
+    reasons, progress = {}, Progress(len(inputs))
+    attributes = f"top_k={batch_output.EVERY_CLASS}"
+    for relative in inputs:
+        path = data / relative
+        try:
+            answer = invoke_url(url, path.read_bytes(), CONTENT_TYPES[path.suffix.lower()], attributes)
+        except (urllib.error.URLError, OSError) as error:
+            raise BatchError(f"the endpoint {url} stopped answering at {relative}: {error}") from None
+        if answer.status == 200:
+            target = out_dir / batch_output.output_name(relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(answer.body)
+        else:
+            reasons[relative] = f"HTTP {answer.status}: {message(answer.body)}"
+        progress.add()
+    return reasons
+
+
+def message(body: bytes) -> str:
+    try:
+        return json.loads(body).get("message") or body.decode(errors="replace")
+    except (ValueError, AttributeError):
+        return body.decode(errors="replace")[:300]
+
+
+def run(data: str, model: str = "", port: int = 8080, out: str = "") -> batch_output.Summary:
+    inputs = batch_output.local_inputs(data)
+    folder = Path(data)
+    directory = model_dir(model) if model else None
+    out_dir = output_dir(out, folder)
+    with endpoint(directory, port) as url:
+        print(f"batch-local: {len(inputs)} images of {folder} to {url}, one request each", file=sys.stderr)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        reasons = classify(url, folder, inputs, out_dir)
+    source = f"the local endpoint ({model})" if model else f"the local endpoint {url}"
+    summary = batch_output.summarize(out_dir, inputs, source, str(out_dir), reasons)
+    batch_output.write_summary(summary, out_dir)
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="", help="folder of JPEG/PNG images (sub-folders included)")
+    parser.add_argument("--model", default="", help="model dir, job dir or local job name (started here)")
+    parser.add_argument("--port", type=int, default=8080, help="without --model: the running endpoint's port")
+    parser.add_argument("--out", default="", help="output folder (default build/batch-local/<data>-<time>)")
+    args = parser.parse_args(argv)
+    try:
+        summary = run(args.data, args.model, args.port, args.out)
+    except BatchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary.text() + f"\nsummary: {Path(summary.output) / batch_output.SUMMARY_FILE}")
+    return 0 if not summary.failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,8 +3,8 @@
 #
 #   make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n]   real MMS on 127.0.0.1:PORT
 #   make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]                    print the prediction
-#   make batch-local DATA=<dir> [MODEL=<model or job dir>] [PORT=8080] [OUT=dir]  one request per image, .out files
-#                                                                             and summary.json (batch-transform's layout)
+#   make batch-local DATA=<dir> [MODEL=<model or job dir>] [PORT=8080] [OUT=dir] [CONCURRENCY=4]   one request per
+#                                        image, .out files and summary.json (the layout of make batch-transform)
 #   make endpoint-stats [PORT=8080 | LOG=<log file>]                         count, errors, p50/p90/p99
 #   make bench-endpoint [MODEL=<dir>]                                         endpoint vs in-process latency
 # MMS's logs (with one INVOCATION line per request) go to $(SERVE_DIR)/<port>/logs/.
@@ -23,10 +23,10 @@ invoke-local:  ## classify IMAGE=<file> with the local endpoint [PORT=8080] [TOP
 	@test -n "$(IMAGE)" || { echo "usage: make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]" >&2; exit 2; }
 	@$(PYTHON) scripts/invoke.py --url http://127.0.0.1:$(PORT) $(if $(TOP_K),--top-k $(TOP_K)) $(IMAGE)
 
-batch-local:  ## batch transform on the local endpoint: DATA=<dir> [MODEL=<model or job dir>: started here | PORT=8080] [OUT=dir]
+batch-local:  ## batch transform on the local endpoint: DATA=<dir> [MODEL=<model or job dir>: started here | PORT=8080] [OUT=dir] [CONCURRENCY=4]
 	@test "$(origin DATA)" != file || { echo "usage: make batch-local DATA=<dir of images> [MODEL=<model or job dir>] [PORT=8080] [OUT=dir]" >&2; exit 2; }
 	$(PYTHON) -m scripts.local.batch --data $(call quote,DATA) $(if $(MODEL),--model $(call quote,MODEL)) --port $(PORT) \
-		$(if $(OUT),--out $(call quote,OUT))
+		$(if $(OUT),--out $(call quote,OUT)) $(if $(CONCURRENCY),--concurrency $(call quote,CONCURRENCY))
 
 endpoint-stats:  ## summarise the local endpoint's request log [PORT=8080 | LOG=<file>]
 	@$(PYTHON) scripts/endpoint_stats.py $(or $(LOG),$(SERVE_DIR)/$(PORT)/logs/mms_log.log)

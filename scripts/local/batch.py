@@ -1,9 +1,11 @@
 """make batch-local: a batch transform on this machine, through the serving image's own stack (nginx + MMS).
 
     python -m scripts.local.batch --data DIR [--model <model dir | job dir | job name>] [--port 8080] [--out DIR]
+                                  [--concurrency 4]
 
 Each JPEG or PNG under DATA (sub-folders included) is one request with its own content type, every class
-asked for: what a SageMaker transform job with SplitType None and SingleRecord sends. Each answer goes to
+asked for: what a SageMaker transform job with SplitType None and SingleRecord sends, --concurrency at a
+time (its MaxConcurrentTransforms). Each answer goes to
 <out>/<path under DATA>.out, summary.json beside them (scripts/batch_output.py: the layout and summary that
 `make batch-transform` shares). With --model the endpoint is started on a free port and stopped at the end
 (`make serve-local`'s command); without it, the endpoint on --port is used. Output folder:
@@ -21,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from scripts.local import jobs
 
 OUT_DIR = REPO_ROOT / "build" / "batch-local"
 STARTUP_SECONDS = 240  # SageMaker's limit for a container's first healthy /ping
+CONCURRENCY = 4  # requests in flight, as transform.max_concurrent_transforms (MMS queues what its workers lack)
 
 
 def model_dir(model: str) -> Path:
@@ -136,23 +140,38 @@ class Progress:
                   f"{(self.total - self.done) / rate:.0f} s left", file=sys.stderr, flush=True)
 
 
-def classify(url: str, data: Path, inputs: list[str], out_dir: Path) -> dict[str, str]:
-    """One request per image; each answer to its .out file. Returns why each refused image failed."""
+def send(url: str, data: Path, relative: str, out_dir: Path) -> str | None:
+    """One image, one request; the answer to its .out file. Returns why the endpoint refused it, or None."""
+    path = data / relative
+    try:
+        answer = invoke_url(url, path.read_bytes(), CONTENT_TYPES[path.suffix.lower()],
+                            f"top_k={batch_output.EVERY_CLASS}")
+    except (urllib.error.URLError, OSError) as error:
+        raise BatchError(f"the endpoint {url} stopped answering at {relative}: {error}") from None
+    if answer.status != 200:
+        return f"HTTP {answer.status}: {message(answer.body)}"
+    target = out_dir / batch_output.output_name(relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(answer.body)
+    return None
+
+
+def classify(url: str, data: Path, inputs: list[str], out_dir: Path, concurrency: int) -> dict[str, str]:
+    """`concurrency` requests in flight (a transform job's MaxConcurrentTransforms). Returns why each refused
+    image failed."""
     reasons, progress = {}, Progress(len(inputs))
-    attributes = f"top_k={batch_output.EVERY_CLASS}"
-    for relative in inputs:
-        path = data / relative
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = {pool.submit(send, url, data, relative, out_dir): relative for relative in inputs}
         try:
-            answer = invoke_url(url, path.read_bytes(), CONTENT_TYPES[path.suffix.lower()], attributes)
-        except (urllib.error.URLError, OSError) as error:
-            raise BatchError(f"the endpoint {url} stopped answering at {relative}: {error}") from None
-        if answer.status == 200:
-            target = out_dir / batch_output.output_name(relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(answer.body)
-        else:
-            reasons[relative] = f"HTTP {answer.status}: {message(answer.body)}"
-        progress.add()
+            for future in as_completed(futures):
+                reason = future.result()
+                if reason:
+                    reasons[futures[future]] = reason
+                progress.add()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return reasons
 
 
@@ -163,15 +182,17 @@ def message(body: bytes) -> str:
         return body.decode(errors="replace")[:300]
 
 
-def run(data: str, model: str = "", port: int = 8080, out: str = "") -> batch_output.Summary:
+def run(data: str, model: str = "", port: int = 8080, out: str = "", concurrency: int = CONCURRENCY
+        ) -> batch_output.Summary:
     inputs = batch_output.local_inputs(data)
     folder = Path(data)
     directory = model_dir(model) if model else None
     out_dir = output_dir(out, folder)
     with endpoint(directory, port) as url:
-        print(f"batch-local: {len(inputs)} images of {folder} to {url}, one request each", file=sys.stderr)
+        print(f"batch-local: {len(inputs)} images of {folder} to {url}, one request each, {concurrency} at a time",
+              file=sys.stderr)
         out_dir.mkdir(parents=True, exist_ok=True)
-        reasons = classify(url, folder, inputs, out_dir)
+        reasons = classify(url, folder, inputs, out_dir, concurrency)
     source = f"the local endpoint ({model})" if model else f"the local endpoint {url}"
     summary = batch_output.summarize(out_dir, inputs, source, str(out_dir), reasons)
     batch_output.write_summary(summary, out_dir)
@@ -184,9 +205,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="", help="model dir, job dir or local job name (started here)")
     parser.add_argument("--port", type=int, default=8080, help="without --model: the running endpoint's port")
     parser.add_argument("--out", default="", help="output folder (default build/batch-local/<data>-<time>)")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="requests in flight")
     args = parser.parse_args(argv)
+    if not 1 <= args.concurrency <= 64:
+        parser.error(f"--concurrency {args.concurrency} must be 1 to 64")
     try:
-        summary = run(args.data, args.model, args.port, args.out)
+        summary = run(args.data, args.model, args.port, args.out, args.concurrency)
     except BatchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

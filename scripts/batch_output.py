@@ -10,7 +10,7 @@ failure. summary.json beside the .out files: images, counts per predicted class,
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,27 @@ def local_inputs(data: str | Path) -> list[str]:
     return images
 
 
+class Outputs:
+    """The .out files under a folder, found by their input's path relative to the job's input: at
+    <relative>.out, else at <folders>/<relative>.out when only one file matches (outputs of a job run over a
+    parent prefix; SageMaker's documentation also shows the input prefix's name in the output path)."""
+
+    def __init__(self, out_dir: Path):
+        self.root = Path(out_dir)
+        self.by_suffix: dict[str, list[Path]] = defaultdict(list)
+        for path in self.root.rglob("*" + OUT_SUFFIX):
+            parts = path.relative_to(self.root).parts
+            for start in range(1, len(parts)):
+                self.by_suffix["/".join(parts[start:])].append(path)
+
+    def find(self, relative: str) -> Path | None:
+        exact = self.root / output_name(relative)
+        if exact.is_file():
+            return exact
+        found = self.by_suffix.get(output_name(relative), [])
+        return found[0] if len(found) == 1 else None
+
+
 def read_output(path: Path) -> list[dict]:
     """The classes of one .out file: [{"name", "index", "probability"}, ...]."""
     try:
@@ -99,10 +120,10 @@ class Summary:
 def summarize(out_dir: Path, inputs: list[str], source: str, output: str,
               reasons: dict[str, str] | None = None) -> Summary:
     """Read each input's .out file; an input without one failed (`reasons`: why, when known)."""
-    counts, failures = Counter(), []
+    counts, failures, outputs = Counter(), [], Outputs(out_dir)
     for relative in inputs:
-        path = Path(out_dir) / output_name(relative)
-        if not path.is_file():
+        path = outputs.find(relative)
+        if path is None:
             failures.append({"input": relative, "reason": (reasons or {}).get(relative, "no output")})
             continue
         try:
@@ -119,10 +140,3 @@ def write_summary(summary: Summary, out_dir: Path) -> Path:
     return path
 
 
-def find_output(out_dir: Path, relative: str, folder_name: str = "") -> Path | None:
-    """An input's .out file; also under <folder_name>/ (a job run over the data set's parent prefix)."""
-    for candidate in (relative, f"{folder_name}/{relative}" if folder_name else ""):
-        path = Path(out_dir) / output_name(candidate)
-        if candidate and path.is_file():
-            return path
-    return None

@@ -138,10 +138,10 @@ def from_batch_output(out_dir: Path, found: Images) -> Predictions:
     from scripts import batch_output
 
     classes: list[str] | None = None
-    kept, rows, failures = [], [], []
+    kept, rows, failures, outputs = [], [], [], batch_output.Outputs(out_dir)
     for index, path in enumerate(found.paths):
         relative = path.relative_to(found.folder).as_posix()
-        out = batch_output.find_output(out_dir, relative, found.folder.name)
+        out = outputs.find(relative)
         if out is None:
             failures.append((path, f"no {batch_output.output_name(relative)} in {out_dir}"))
             continue

@@ -176,16 +176,18 @@ def test_dry_run_prints_the_requests(capsys):
 
 # --- the sequence, against moto ---------------------------------------------------------------------------
 
-def test_the_newest_deployed_model_classifies_a_prefix(moto, use, tmp_path, capsys):
+@pytest.mark.parametrize("layout", ["", "test/"])
+def test_the_newest_deployed_model_classifies_a_prefix(moto, use, tmp_path, capsys, layout):
     """moto keeps the job Completed at once and runs no container: the outputs SageMaker would write are put in
-    place, and the script must find, download and summarise them."""
+    place, and the script must find, download and summarise them. `layout`: the outputs at their path relative
+    to the input prefix, or under the input prefix's own name too (as SageMaker's documentation shows)."""
     use(moto, batch_transform)
     s3, sm = moto.client("s3"), moto.client("sagemaker")
     for key in ("coat/a.png", "coat/b.png", "shirt/c.png"):
         s3.put_object(Bucket=BUCKET, Key=f"images/test/{key}", Body=b"\x89PNG")
     sm.create_model(ModelName="img-clf-20260101-000000", ExecutionRoleArn=ROLE,
                     PrimaryContainer={"Image": SERVING_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/m/model.tar.gz"})
-    prefix = f"byoc-classifier/transform/{JOB}/"
+    prefix = f"byoc-classifier/transform/{JOB}/{layout}"
     s3.put_object(Bucket=BUCKET, Key=prefix + "coat/a.png.out", Body=answer("coat", 0))
     s3.put_object(Bucket=BUCKET, Key=prefix + "coat/b.png.out", Body=answer("shirt", 1))
     s3.put_object(Bucket=BUCKET, Key=prefix + "shirt/c.png.out", Body=answer("shirt", 1))
@@ -196,5 +198,26 @@ def test_the_newest_deployed_model_classifies_a_prefix(moto, use, tmp_path, caps
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["img-clf-20260101-000000"]  # kept: not ours
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"] == {"shirt": 2, "coat": 1} and summary["failures"] == []
-    assert (out / "coat" / "b.png.out").read_bytes() == answer("shirt", 1)
+    assert (out / layout / "coat" / "b.png.out").read_bytes() == answer("shirt", 1)
     assert "3 of 3 images classified" in capsys.readouterr().out
+
+
+# --- the layout and summary both commands share -----------------------------------------------------------
+
+def test_summary_counts_classes_and_names_each_failure(tmp_path):
+    from scripts import batch_output
+
+    for relative, body in (("a/1.jpg", answer("coat", 0)), ("a/2.jpg", answer("shirt", 1)),
+                           ("b/3.jpg", answer("shirt", 1)), ("b/4.jpg", b"<html>502 Bad Gateway</html>"),
+                           ("x/5.jpg", answer("coat", 0)), ("y/5.jpg", answer("coat", 0))):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"{relative}.out").write_bytes(body)
+    inputs = ["a/1.jpg", "a/2.jpg", "b/3.jpg", "b/4.jpg", "c/6.jpg", "5.jpg"]
+    summary = batch_output.summarize(tmp_path, inputs, "test", str(tmp_path), {"c/6.jpg": "HTTP 400: too large"})
+    assert summary.counts == {"shirt": 2, "coat": 1} and summary.classified == 3
+    reasons = {item["input"]: item["reason"] for item in summary.failures}
+    assert "b/4.jpg.out is not an answer of the endpoint" in reasons["b/4.jpg"]
+    assert reasons["c/6.jpg"] == "HTTP 400: too large"
+    assert reasons["5.jpg"] == "no output"  # two files could be its output (x/ and y/): neither is taken
+    assert json.loads(batch_output.write_summary(summary, tmp_path).read_text())["classified"] == 3
+    assert "3 of 6 images classified by test" in summary.text() and "3 failed:" in summary.text()

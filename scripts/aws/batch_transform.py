@@ -148,8 +148,13 @@ def transform(aws: Aws, args, definition) -> int:
     model, made, source = choose_model(aws, args, definition, name)
     output_uri = aws.settings.s3_uri("transform_prefix", name)
     kind = batch_output.content_type(names)
-    aws.call("sagemaker", "create_transform_job", dry={},
-             **api_requests.transform_job(aws.settings, name, model, uri, output_uri, kind))
+    try:
+        aws.call("sagemaker", "create_transform_job", dry={},
+                 **api_requests.transform_job(aws.settings, name, model, uri, output_uri, kind))
+    except Exception:
+        if made:  # no job will use it
+            aws.call("sagemaker", "delete_model", ModelName=model)
+        raise
     if aws.dry_run:
         return 0
     print(f"transform job {name}: {len(names)} images of {uri} ({kind}) with {source} on "
@@ -185,10 +190,11 @@ def report(aws: Aws, state: dict, name: str, output_uri: str, names: list[str], 
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--data-s3", default="", help="S3 prefix of the images, s3://bucket/prefix/")
-    parser.add_argument("--model", default="", help="an existing SageMaker model")
-    parser.add_argument("--job", default="", help="make a model from this training job's artifact")
-    parser.add_argument("--tuning", default="", help="... from this tuning job's best training job")
-    parser.add_argument("--model-data", default="", help="... from this model.tar.gz in S3")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", default="", help="an existing SageMaker model")
+    source.add_argument("--job", default="", help="make a model from this training job's artifact")
+    source.add_argument("--tuning", default="", help="... from this tuning job's best training job")
+    source.add_argument("--model-data", default="", help="... from this model.tar.gz in S3")
     parser.add_argument("--job-definition", help="job definition (its name_prefix names the job)")
     parser.add_argument("--out", default="", help="local folder for the outputs (default build/batch-transform/<job>)")
     args = parser.parse_args(argv)

@@ -133,6 +133,22 @@ def test_a_model_from_the_newest_training_job_then_the_job_fails(stubbed, use, t
     assert summary["images"] == 2 and summary["classified"] == 0 and len(summary["failures"]) == 2
 
 
+def test_a_refused_job_deletes_the_model_made_for_it(stubbed, use, capsys):
+    aws, stubs = stubbed
+    use(aws, batch_transform)
+    sm = stubs("sagemaker")
+    stub_inputs(stubs, ["a.jpg"])
+    trained = "img-clf-20260101-000000"
+    sm.add_response("describe_training_job", training_description(trained), {"TrainingJobName": trained})
+    stub_image(stubs, "byoc-classifier-serving")
+    sm.add_response("create_model", {"ModelArn": FAKE_ARN}, None)
+    sm.add_client_error("create_transform_job", "ResourceLimitExceeded", "The account-level service limit "
+                        "'ml.m5.xlarge for transform job usage' is 0 Instances")
+    sm.add_response("delete_model", {}, {"ModelName": JOB})
+    assert batch_transform.main(["--data-s3", INPUT, "--job", trained]) == 1
+    assert "ResourceLimitExceeded" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("keys, words", [
     ([], "holds no objects"),
     (["coat/a.png", "notes.txt"], "1 object(s) that are not JPEG or PNG images, which the job would send as "

@@ -237,3 +237,46 @@ def test_summary_counts_classes_and_names_each_failure(tmp_path):
     assert reasons["5.jpg"] == "no output"  # two files could be its output (x/ and y/): neither is taken
     assert json.loads(batch_output.write_summary(summary, tmp_path).read_text())["classified"] == 3
     assert "3 of 6 images classified by test" in summary.text() and "3 failed:" in summary.text()
+
+
+# --- make -----------------------------------------------------------------------------------------------------
+
+def make(*args: str, env: dict | None = None):
+    import os
+    import subprocess
+
+    from scripts import REPO_ROOT
+
+    env = {k: v for k, v in (env or os.environ).items() if k != "IMAGE_TAG"}
+    return subprocess.run(["make", "--no-print-directory", *args, "TAG=abc1234"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["DATA_S3=s3://b/p/", "MODEL=m 1", "OUT=o"], ["-m scripts.aws.batch_transform", "--data-s3 's3://b/p/'",
+                                                  "--model 'm 1'", "--out 'o'"]),
+    (["DATA_S3=s3://b/p/", "TUNING=t1", "DRY_RUN=1"], ["--dry-run", "--tuning 't1'", "IMAGE_TAG='abc1234'"]),
+    (["DATA_S3=s3://b/p/", "MODEL_DATA=s3://b/m.tar.gz"], ["--model-data 's3://b/m.tar.gz'"]),
+])
+def test_make_passes_variables(args, expected):
+    result = make("-n", "batch-transform", *args)
+    assert result.returncode == 0, result.stderr
+    command = " ".join(result.stdout.split())
+    for piece in expected:
+        assert piece in command, command
+
+
+def test_make_dry_run_end_to_end(tmp_path):
+    import os
+
+    from aws_support import write_settings
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
+    result = make("-s", "batch-transform", "DRY_RUN=1", f"DATA_S3={INPUT}", "JOB=img-clf-20260101-000000", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "sagemaker.CreateModel {" in result.stdout and "sagemaker.CreateTransformJob {" in result.stdout
+    assert "byoc-classifier-serving:abc1234" in result.stdout
+    bad = make("-s", "batch-transform", "DRY_RUN=1", "DATA_S3=images/test", env=env)
+    assert bad.returncode != 0 and "DATA_S3=images/test is not an s3://bucket/prefix URI" in bad.stderr

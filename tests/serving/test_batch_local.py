@@ -131,3 +131,18 @@ def test_bad_input_is_named(server, tree, tmp_path, capsys):
     assert (tmp_path / "full" / "kept.txt").read_text() == "saved before"
     with pytest.raises(EvaluationError, match="holds no .out file"):
         predict.from_batch_output(tmp_path / "empty", images(str(tree)))
+
+
+def test_make_batch_local_needs_data():
+    import subprocess
+
+    from scripts import REPO_ROOT
+
+    result = subprocess.run(["make", "--no-print-directory", "batch-local"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "usage: make batch-local DATA=<dir of images>" in result.stderr
+    shown = subprocess.run(["make", "-n", "--no-print-directory", "batch-local", "DATA=d 1", "MODEL=m", "PORT=9000",
+                            "OUT=o", "CONCURRENCY=2"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    command = " ".join(shown.stdout.replace("\\\n", " ").split())
+    expected = "-m scripts.local.batch --data 'd 1' --model 'm' --port 9000 --out 'o' --concurrency '2'"
+    assert expected in command, command

@@ -56,6 +56,14 @@ def local_inputs(data: str | Path) -> list[str]:
     return images
 
 
+def fresh_folder(path: Path) -> Path:
+    """An output folder: new or empty (the outputs of an earlier run are never overwritten)."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise BatchError(f"OUT={path} already holds files: give an empty or new folder (nothing is overwritten)")
+    return path
+
+
 class Outputs:
     """The .out files under a folder, found by their input's path relative to the job's input: at
     <relative>.out, else at <folders>/<relative>.out when only one file matches (outputs of a job run over a

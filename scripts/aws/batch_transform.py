@@ -14,6 +14,7 @@ downloads the .out files to build/batch-transform/<job>/ and writes summary.json
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import botocore.exceptions
@@ -120,18 +121,23 @@ def wait(aws: Aws, name: str, output_uri: str, total: int) -> dict:
 
 
 def download(aws: Aws, output_uri: str, out_dir: Path) -> int:
-    """Every .out file under the job's output path into out_dir, keeping the relative paths."""
+    """Every .out file under the job's output path into out_dir, keeping the relative paths (8 at a time,
+    a line every tenth of the way)."""
     bucket, prefix = api_requests.split_s3_uri(output_uri)
-    count = 0
-    for item in list_objects(aws, output_uri):
-        relative = item["Key"][len(prefix):]
-        if not relative.endswith(batch_output.OUT_SUFFIX) or ".." in relative.split("/"):
-            continue
-        target = out_dir / relative
+    keys = [o["Key"] for o in list_objects(aws, output_uri) if o["Key"].endswith(batch_output.OUT_SUFFIX)
+            and ".." not in o["Key"][len(prefix):].split("/")]
+    client = aws.client("s3")
+
+    def fetch(key: str) -> None:
+        target = out_dir / key[len(prefix):]
         target.parent.mkdir(parents=True, exist_ok=True)
-        aws.client("s3").download_file(bucket, item["Key"], str(target))
-        count += 1
-    return count
+        client.download_file(bucket, key, str(target))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for done, _ in enumerate(pool.map(fetch, keys), start=1):
+            if done % max(1, len(keys) // 10) == 0 or done == len(keys):
+                print(f"downloaded {done}/{len(keys)} outputs to {repo_relative(out_dir)}", file=sys.stderr)
+    return len(keys)
 
 
 def failure_reason(state: dict, name: str) -> str:
@@ -201,7 +207,9 @@ def main(argv=None) -> int:
 
     def go() -> int:
         definition = job_definition.load(args.job_definition)
-        input_uri(args.data_s3)  # a bad DATA_S3 stops before anything else
+        input_uri(args.data_s3)  # a bad DATA_S3 or OUT stops before anything else
+        if args.out:
+            batch_output.fresh_folder(Path(args.out))
         aws = open_aws(args, "role_arn", "bucket")
         return transform(aws, args, definition)
 

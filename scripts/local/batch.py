@@ -57,10 +57,8 @@ def model_dir(model: str) -> Path:
 
 def output_dir(out: str, data: Path) -> Path:
     """Where the outputs go (made once the endpoint answers); a folder holding files is refused."""
-    path = Path(out) if out else OUT_DIR / f"{data.resolve().name}-{orchestration.timestamp()}"
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise BatchError(f"OUT={path} already holds files: give an empty or new folder (nothing is overwritten)")
-    return path
+    default = OUT_DIR / f"{data.resolve().name}-{orchestration.timestamp()}"
+    return batch_output.fresh_folder(Path(out) if out else default)
 
 
 def answers_ping(url: str) -> bool:

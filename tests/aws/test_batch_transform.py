@@ -182,6 +182,13 @@ def test_bad_data_s3_names_the_problem(capsys, data_s3, words):
     assert words in capsys.readouterr().err
 
 
+def test_an_out_folder_that_holds_files_is_refused_before_any_request(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text("{}")
+    assert batch_transform.main(["--data-s3", INPUT, "--out", str(tmp_path)]) == 1
+    assert "already holds files" in capsys.readouterr().err  # nothing sent: the Stubber is not even set up
+    assert (tmp_path / "summary.json").read_text() == "{}"
+
+
 def test_dry_run_prints_the_requests(capsys):
     assert batch_transform.main(["--dry-run", "--data-s3", INPUT, "--model", "img-clf-20260101-000000"]) == 0
     out = capsys.readouterr().out

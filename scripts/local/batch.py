@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +123,7 @@ def endpoint(directory: Path | None, port: int):
         yield url
     finally:
         stop(process)
+    shutil.rmtree(work, ignore_errors=True)  # only after a run without error: otherwise its log stays
 
 
 class Progress:

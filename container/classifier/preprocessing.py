@@ -26,6 +26,8 @@ RESIZE_RULE = "shorter_side_then_center_crop"
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 # Decompression bombs: PIL warns at 89M pixels; we refuse anything larger than this outright.
 DEFAULT_MAX_PIXELS = 40_000_000
+# The smallest share of the area a random training crop keeps (the `crop_scale` hyperparameter's default).
+DEFAULT_CROP_SCALE = 0.35
 
 Source = Union[str, Path, bytes, BinaryIO]
 
@@ -99,12 +101,17 @@ class Preprocessing:
         image = resize_shorter_side(image, self.resize_size, _RESAMPLING[self.interpolation])
         return TF.pil_to_tensor(TF.center_crop(image, [self.image_size, self.image_size]))
 
-    def train_transform(self, image: Image.Image, augment: bool, rng: random.Random | None = None) -> torch.Tensor:
-        """With `augment`: random resized crop (35-100% of the area) and horizontal flip; else as eval."""
+    def train_transform(self, image: Image.Image, augment: bool, rng: random.Random | None = None,
+                        crop_scale: float = DEFAULT_CROP_SCALE) -> torch.Tensor:
+        """With `augment`: a random resized crop keeping `crop_scale` to 100 % of the area (1: no crop,
+        the evaluation view), then a horizontal flip half of the time; else as eval."""
         if not augment:
             return self.eval_transform(image)
         rng = rng or random
-        crop = _random_resized_crop_box(image.size, rng)
+        if crop_scale >= 1:
+            tensor = self.eval_transform(image)
+            return tensor.flip(-1) if rng.random() < 0.5 else tensor
+        crop = _random_resized_crop_box(image.size, rng, scale=(crop_scale, 1.0))
         image = image.resize((self.image_size, self.image_size), _RESAMPLING[self.interpolation], box=crop)
         if rng.random() < 0.5:
             image = ImageOps.mirror(image)
@@ -112,9 +119,11 @@ class Preprocessing:
 
         return TF.pil_to_tensor(image)
 
-    def augment_draft_size(self) -> int:
-        # A random crop keeps at least 35% of the area, so decode big enough that it is not upsampled much.
-        return int(self.image_size / math.sqrt(0.35))
+    def augment_draft_size(self, crop_scale: float = DEFAULT_CROP_SCALE) -> int:
+        # A random crop keeps at least `crop_scale` of the area: decode big enough not to upsample it much.
+        if crop_scale >= 1:
+            return self.resize_size
+        return int(self.image_size / math.sqrt(crop_scale))
 
     def load_for_eval(self, source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
         return self.eval_transform(self.load(source, max_pixels=max_pixels))
@@ -220,7 +229,7 @@ def resize_shorter_side(image: Image.Image, size: int, resample) -> Image.Image:
     return image.resize(new_size, resample, reducing_gap=3.0 if scale < 0.5 else None)
 
 
-def _random_resized_crop_box(size, rng: random.Random, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3)):
+def _random_resized_crop_box(size, rng: random.Random, scale=(DEFAULT_CROP_SCALE, 1.0), ratio=(3 / 4, 4 / 3)):
     """torchvision's RandomResizedCrop box, drawn from a seeded `random.Random` for reproducibility."""
     width, height = size
     area = width * height

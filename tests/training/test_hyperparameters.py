@@ -26,7 +26,8 @@ def test_sagemaker_keys_are_ignored():
 
 @pytest.mark.parametrize("name,value", [("lr", "-1"), ("batch_size", "0"), ("epochs", "abc"), ("epochs", "2.5"),
                                         ("freeze_backbone", "maybe"), ("optimizer", "rmsprop"), ("lr", "nan"),
-                                        ("model_name", "vgg16"), ("label_smoothing", "1")])
+                                        ("model_name", "vgg16"), ("label_smoothing", "1"), ("crop_scale", "0"),
+                                        ("crop_scale", "1.5")])
 def test_bad_values_are_named(name, value):
     with pytest.raises(H.HyperparameterError) as error:
         H.parse({name: value})

@@ -35,6 +35,20 @@ def test_eval_transform_is_resize_then_center_crop():
     assert abs(int(tensor[1].float().mean()) - 200) <= 3
 
 
+def test_training_crops_keep_at_least_crop_scale_and_scale_one_is_the_flipped_eval_view():
+    import random
+
+    photo = Image.fromarray(np.random.default_rng(2).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    spec = get_architecture("resnet50").preprocessing(64)
+    view = spec.eval_transform(photo)
+    flips = [spec.train_transform(photo, augment=True, rng=random.Random(i), crop_scale=1.0) for i in range(8)]
+    assert all(torch.equal(t, view) or torch.equal(t, view.flip(-1)) for t in flips)
+    assert any(torch.equal(t, view) for t in flips) and any(torch.equal(t, view.flip(-1)) for t in flips)
+    assert spec.augment_draft_size(1.0) == spec.resize_size and spec.augment_draft_size(0.25) == 128
+    crops = [spec.train_transform(photo, augment=True, rng=random.Random(i), crop_scale=0.9) for i in range(8)]
+    assert all(t.shape == (3, 64, 64) for t in crops) and not any(torch.equal(t, view) for t in crops)
+
+
 def test_draft_decode_matches_full_decode_closely():
     rng = np.random.default_rng(1)
     base = rng.integers(0, 255, (15, 20, 3), dtype=np.uint8)

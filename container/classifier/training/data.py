@@ -14,7 +14,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..preprocessing import ImageDecodeError, ImageTooLargeError, Preprocessing, is_image_file, open_rgb
+from ..preprocessing import (
+    DEFAULT_CROP_SCALE,
+    ImageDecodeError,
+    ImageTooLargeError,
+    Preprocessing,
+    is_image_file,
+    open_rgb,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +138,15 @@ class ImageDataset(Dataset):
     run, sees the same crops whatever the number of loader workers.
     """
 
-    def __init__(self, channel: Channel, preprocessing: Preprocessing, augment: bool = False, seed: int = 0):
+    def __init__(self, channel: Channel, preprocessing: Preprocessing, augment: bool = False, seed: int = 0,
+                 crop_scale: float = DEFAULT_CROP_SCALE):
         self.samples = channel.samples
         self.preprocessing = preprocessing
         self.augment = augment
+        self.crop_scale = crop_scale
         self.seed = seed
         self.epoch = 0
-        self.draft_size = preprocessing.augment_draft_size() if augment else preprocessing.resize_size
+        self.draft_size = preprocessing.augment_draft_size(crop_scale) if augment else preprocessing.resize_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -150,7 +159,7 @@ class ImageDataset(Dataset):
         image = open_rgb(path, draft_size=self.draft_size, max_pixels=None)
         if self.augment:
             rng = random.Random(hash((self.seed, self.epoch, index)))
-            tensor = self.preprocessing.train_transform(image, augment=True, rng=rng)
+            tensor = self.preprocessing.train_transform(image, augment=True, rng=rng, crop_scale=self.crop_scale)
         else:
             tensor = self.preprocessing.eval_transform(image)
         return tensor, label

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ..backbones import ARCHITECTURES
 from ..debugger import config as _debugger
+from ..preprocessing import DEFAULT_CROP_SCALE
 
 # Keys SageMaker adds that are not ours: accepted and ignored.
 IGNORED_PREFIXES = ("sagemaker_",)
@@ -107,6 +108,9 @@ SPECS: dict[str, Spec] = {
                           "linear learning-rate warm-up before the cosine decay (fractions of an epoch allowed)"),
     "augment": Spec(_auto_bool, "auto", help="random resized crops and flips for training images; auto: when "
                                              "backbone stages train (a frozen backbone's features stay cached)"),
+    "crop_scale": Spec(_float, DEFAULT_CROP_SCALE, lambda v: 0 < v <= 1, "> 0 and <= 1",
+                       "with augment: the smallest share of the image's area a random crop keeps (1: no crop, "
+                       "random flips of the evaluation view)"),
     "early_stopping_patience": Spec(_int, 5, lambda v: v >= 0, ">= 0",
                                     "stop after this many epochs without a better valid loss (0: off)"),
     "seed": Spec(_int, 42, lambda v: 0 <= v < 2**32, "between 0 and 2**32-1"),

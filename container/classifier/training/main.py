@@ -301,7 +301,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     else:
         if "feature_cache" in channels:
             log.info("feature cache not used: it needs unfreeze_stages=0, augment=false and pretrained=true")
-        train_set = ImageDataset(train, preprocessing, hp.augment, hp.seed)
+        train_set = ImageDataset(train, preprocessing, hp.augment, hp.seed, hp.crop_scale)
         valid_set = ImageDataset(valid, preprocessing)
         trained_module = eval_module = model
         loader_workers = workers

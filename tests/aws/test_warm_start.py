@@ -143,7 +143,7 @@ def test_identical_asked_with_a_new_image_is_refused_before_anything_is_created(
 
 @pytest.mark.parametrize("change, words", [
     ({"static": {"model_name": "resnet50", "optimizer": "adam"}},
-     "has 5 static + tuned hyperparameters, this job 33: SageMaker needs the same number"),
+     f"has 5 static + tuned hyperparameters, this job {len(hp_specs.SPECS) - 1}: SageMaker needs the same number"),
     ({"objective": "valid_loss"}, "parent img-clf-20260101-000000 tuned valid_loss, this job tunes best_valid_loss"),
     ({"status": "InProgress"}, "is InProgress; it must have finished"),
 ])

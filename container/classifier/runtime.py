@@ -5,8 +5,10 @@ training, evaluation, serving). Measured by benchmarks/bench_backbone_pass.py (R
 - forward chunks: on CPU, a batch goes through the backbone in chunks of about 16 images at 224 px
   (`forward_chunk`), whose activations stay in the caches and in malloc's heap (~1.6x faster than
   one call on 64 images); the results are the same per image (eval-mode BatchNorm);
-- threads: while DataLoader workers decode in parallel, the forward leaves them their cores
-  (`forward_threads`), so that no OpenMP thread waits for a core that a decoder holds;
+- threads: the forward uses every core while DataLoader workers decode beside it (`forward_threads`):
+  on the idle 2-core machine 1.3-1.4x the forward on the one core a worker would leave (a photo's decode
+  is ~6 ms against ~28 core-ms of forward, and fits between OpenMP's work); leaving the workers their
+  cores was faster only while other busy processes shared the machine;
 - malloc: glibc keeps freed activation buffers in its heap instead of returning them (`tune_malloc`).
 
 Tried and not kept: bf16 autocast on CPU (marginally faster, ~5 % feature error); torch.compile
@@ -37,21 +39,20 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def forward_threads(loader_workers: int, cpus: int | None = None) -> int:
-    """Torch threads for a forward that runs while `loader_workers` processes decode images."""
-    cpus = cpus or cpu_count()
-    return max(1, cpus - loader_workers)
+def forward_threads(cpus: int | None = None) -> int:
+    """Torch threads for a forward that runs while loader workers decode images: every core."""
+    return cpus or cpu_count()
 
 
 @contextmanager
-def threads_while_decoding(loader_workers: int, device: torch.device):
-    """Torch's intra-op threads set for the forward beside `loader_workers` decoders (CPU only),
+def threads_while_decoding(device: torch.device):
+    """Torch's intra-op threads set for the forward beside the decoding workers (CPU only),
     restored afterwards."""
     if torch.device(device).type != "cpu":
         yield
         return
     previous = torch.get_num_threads()
-    torch.set_num_threads(forward_threads(loader_workers))
+    torch.set_num_threads(forward_threads())
     try:
         yield
     finally:

@@ -87,18 +87,18 @@ def test_training_mode_and_hooked_backbones_run_the_whole_batch_at_once(small_ch
     assert calls == [3, 3, 3, 1]
 
 
-def test_chunks_scale_with_the_image_area_and_threads_leave_the_decoders_their_cores():
+def test_chunks_scale_with_the_image_area_and_the_forward_uses_every_core():
     assert runtime.forward_chunk(224) == runtime.CPU_CHUNK_IMAGES_AT_224
     assert runtime.forward_chunk(448) == max(1, round(runtime.CPU_CHUNK_IMAGES_AT_224 / 4))
     assert runtime.forward_chunk(112) == 4 * runtime.CPU_CHUNK_IMAGES_AT_224
     assert runtime.forward_chunk(1024) == 1
-    assert runtime.forward_threads(1, cpus=2) == 1
-    assert runtime.forward_threads(0, cpus=2) == 2
-    assert runtime.forward_threads(8, cpus=4) == 1
+    assert runtime.forward_threads(cpus=2) == 2 and runtime.forward_threads() == runtime.cpu_count()
     before = torch.get_num_threads()
-    with runtime.threads_while_decoding(0, torch.device("cpu")):
+    torch.set_num_threads(1)
+    with runtime.threads_while_decoding(torch.device("cpu")):
         assert torch.get_num_threads() == runtime.cpu_count()
-    assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)
 
 
 def test_a_trial_on_cached_features_decodes_only_the_images_missing_from_the_cache(opt_ml, image_set, tmp_path,

@@ -90,7 +90,7 @@ def compute_features(model, channel: Channel, preprocessing: Preprocessing, batc
     loader = DataLoader(ImageDataset(channel, preprocessing), batch_size=batch_size, num_workers=workers)
     meter = Progress(f"feature pass '{channel.name}'", len(channel), progress)
     rows = []
-    with runtime.threads_while_decoding(workers, device):
+    with runtime.threads_while_decoding(device):
         for images, _ in loader:
             images = images.to(device).contiguous(memory_format=runtime.MEMORY_FORMAT)
             rows.append(model.features(images).float().cpu())

@@ -243,7 +243,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     precision = Precision.choose(device, hp.amp)
     workers = resolve_num_workers(hp.num_workers)
     if device.type == "cpu":  # the forward beside the loader workers that decode (and malloc's heap kept)
-        torch.set_num_threads(runtime.forward_threads(workers))
+        torch.set_num_threads(runtime.forward_threads())
         runtime.tune_malloc()
     log.info("Hyperparameters: %s", json.dumps(hp.as_strings(), sort_keys=True))
     log.info("Device %s, precision %s, %d loader workers, %d torch threads, world size %d", device,

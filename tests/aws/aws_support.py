@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import boto3
 import yaml
 from botocore.stub import Stubber
 
+from scripts import REPO_ROOT
 from scripts.aws import settings as settings_module
 from scripts.aws.client import Aws
 
@@ -37,6 +40,22 @@ def write_settings(path: Path, **changes) -> Path:
 
 
 _SESSION = None
+
+
+def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`make ARGS` in the repository, with a fixed image tag and engine (no IMAGE_TAG from outside)."""
+    env = {k: v for k, v in (env or os.environ).items() if k != "IMAGE_TAG"}
+    return subprocess.run(["make", "--no-print-directory", *args, "CONTAINER_ENGINE=docker", "TAG=abc1234"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
+
+
+def credential_free_env(tmp_path: Path) -> dict:
+    """The environment without AWS credentials and with settings that name no role and no bucket
+    (the isolation of conftest.py stays: no config files, endpoints on 127.0.0.1)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
+    return env
 
 
 def make_aws(settings, dry_run: bool = False) -> Aws:

@@ -1,22 +1,13 @@
 """mk/aws.mk: each make variable reaches its script as the right option; DRY_RUN=1 runs end to end."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pytest
 
-from aws_support import write_settings
-from scripts import REPO_ROOT
+from aws_support import credential_free_env, make
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-
-
-def make(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in (env or os.environ).items() if k != "IMAGE_TAG"}
-    return subprocess.run(["make", "--no-print-directory", *args, "CONTAINER_ENGINE=docker", "TAG=abc1234"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -47,10 +38,7 @@ def test_make_passes_variables(args, expected):
 
 
 def test_make_dry_run_end_to_end(tmp_path):
-    # no credentials at all; the isolation of conftest.py stays (no config files, endpoints on 127.0.0.1)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
-    env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
+    env = credential_free_env(tmp_path)  # no credentials at all
     result = make("-s", "deploy", "DRY_RUN=1", "JOB=img-clf-20260101-000000", env=env)
     assert result.returncode == 0, result.stderr
     assert "sagemaker.CreateEndpoint {" in result.stdout and ":byoc-classifier-serving:abc1234" not in result.stdout
@@ -58,9 +46,7 @@ def test_make_dry_run_end_to_end(tmp_path):
 
 
 def test_make_tune_dry_run_shows_the_feature_job_and_the_estimate(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
-    env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
+    env = credential_free_env(tmp_path)
     for split in ("train", "valid"):
         (tmp_path / "set" / split / "a").mkdir(parents=True)
         (tmp_path / "set" / split / "a" / "0.jpg").write_bytes(split.encode())

@@ -8,7 +8,19 @@ import pytest
 from botocore.stub import ANY
 from botocore.validate import validate_parameters
 
-from aws_support import BUCKET, FAKE_ARN, NOW, REGION, ROLE, TAG, make_aws, stub_image, training_description
+from aws_support import (
+    BUCKET,
+    FAKE_ARN,
+    NOW,
+    REGION,
+    ROLE,
+    TAG,
+    credential_free_env,
+    make,
+    make_aws,
+    stub_image,
+    training_description,
+)
 from scripts import orchestration
 from scripts.aws import api_requests, batch_transform
 
@@ -248,17 +260,6 @@ def test_summary_counts_classes_and_names_each_failure(tmp_path):
 
 # --- make -----------------------------------------------------------------------------------------------------
 
-def make(*args: str, env: dict | None = None):
-    import os
-    import subprocess
-
-    from scripts import REPO_ROOT
-
-    env = {k: v for k, v in (env or os.environ).items() if k != "IMAGE_TAG"}
-    return subprocess.run(["make", "--no-print-directory", *args, "TAG=abc1234"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120, env=env)
-
-
 @pytest.mark.parametrize("args, expected", [
     (["DATA_S3=s3://b/p/", "MODEL=m 1", "OUT=o"], ["-m scripts.aws.batch_transform", "--data-s3 's3://b/p/'",
                                                   "--model 'm 1'", "--out 'o'"]),
@@ -274,13 +275,7 @@ def test_make_passes_variables(args, expected):
 
 
 def test_make_dry_run_end_to_end(tmp_path):
-    import os
-
-    from aws_support import write_settings
-
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
-    env["SETTINGS"] = str(write_settings(tmp_path / "s.yaml", **{"aws.role_arn": "", "s3.bucket": ""}))
+    env = credential_free_env(tmp_path)
     result = make("-s", "batch-transform", "DRY_RUN=1", f"DATA_S3={INPUT}", "JOB=img-clf-20260101-000000", env=env)
     assert result.returncode == 0, result.stderr
     assert "sagemaker.CreateModel {" in result.stdout and "sagemaker.CreateTransformJob {" in result.stdout

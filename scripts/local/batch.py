@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +25,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
-from scripts import CONTAINER_DIR, REPO_ROOT, batch_output, orchestration
+from scripts import REPO_ROOT, batch_output, orchestration
 from scripts.batch_output import BatchError
 from scripts.invoke import CONTENT_TYPES, invoke_url
-from scripts.local import jobs
+from scripts.local import endpoint_process, jobs
 
 OUT_DIR = REPO_ROOT / "build" / "batch-local"
-STARTUP_SECONDS = 240  # SageMaker's limit for a container's first healthy /ping
 CONCURRENCY = 4  # requests in flight, as transform.max_concurrent_transforms (MMS queues what its workers lack)
 
 
@@ -62,47 +58,13 @@ def output_dir(out: str, data: Path) -> Path:
     return batch_output.fresh_folder(Path(out) if out else default)
 
 
-def answers_ping(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/ping", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    started, shown = time.monotonic(), 0
-    while not answers_ping(url):
-        waited = time.monotonic() - started
-        if process.poll() is not None or waited > STARTUP_SECONDS:
-            why = f"exited with {process.returncode}" if process.poll() is not None else "gave no healthy /ping"
-            tail = log.read_text(errors="replace")[-3000:]
-            raise BatchError(f"the local endpoint {why} (after {waited:.0f} s); its log {log}:\n{tail}")
-        if waited - shown >= 10:
-            print(f"waiting for the endpoint on {url}: {waited:.0f} s", file=sys.stderr, flush=True)
-            shown = waited
-        time.sleep(0.5)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the endpoint's process group (nginx, MMS's Java front end, its Python workers), then SIGKILL."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @contextmanager
 def endpoint(directory: Path | None, port: int):
     """The URL of an endpoint serving the model `directory` (started here, stopped at the end), or of the one
     on `port`."""
     if directory is None:
         url = f"http://127.0.0.1:{port}"
-        if not answers_ping(url):
+        if not endpoint_process.answers_ping(url):
             raise BatchError(f"no endpoint answers {url}/ping: give MODEL=<model or job dir> (batch-local starts "
                              f"one), or start one with `make serve-local MODEL=... PORT={port}`")
         yield url
@@ -113,16 +75,12 @@ def endpoint(directory: Path | None, port: int):
     url, work = f"http://127.0.0.1:{port}", Path(tempfile.mkdtemp(prefix="batch-local-"))
     log = work / "endpoint.log"
     print(f"starting the local endpoint for {directory} on {url} (log: {log})", file=sys.stderr, flush=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTAINER_DIR), os.environ.get("PYTHONPATH", "")])}
-    with open(log, "wb") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "classifier.serving.local", str(directory), "--port",
-                                    str(port), "--work-dir", str(work / "base")], stdout=handle,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    process = endpoint_process.start(directory, port, work / "base", log)
     try:
-        wait_until_healthy(url, process, log)
+        endpoint_process.wait_until_healthy(url, process, log)
         yield url
     finally:
-        stop(process)
+        endpoint_process.stop(process)
     shutil.rmtree(work, ignore_errors=True)  # only after a run without error: otherwise its log stays
 
 
@@ -211,7 +169,7 @@ def main(argv=None) -> int:
         parser.error(f"--concurrency {args.concurrency} must be 1 to 64")
     try:
         summary = run(args.data, args.model, args.port, args.out, args.concurrency)
-    except BatchError as error:
+    except (BatchError, endpoint_process.EndpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(summary.text() + f"\nsummary: {Path(summary.output) / batch_output.SUMMARY_FILE}")

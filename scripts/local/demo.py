@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,7 +24,7 @@ from scripts import REPO_ROOT, job_definition
 from scripts.data import fashion_mnist
 from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
-from scripts.local import jobs, train, tune
+from scripts.local import endpoint_process, jobs, train, tune
 from scripts.local.baseline import linear_probe
 from scripts.reports import demo_reports
 
@@ -38,21 +34,6 @@ STARTED = time.time()
 def say(message: str) -> None:
     elapsed = int(time.time() - STARTED)
     print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", flush=True)
-
-
-def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the endpoint exited with code {process.returncode} before answering /ping")
-        try:
-            with urllib.request.urlopen(url + "/ping", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"the endpoint did not answer /ping within {timeout:.0f}s")
 
 
 # The final model: the best head's hyperparameters, with the last backbone stage trained too (on augmented
@@ -103,13 +84,10 @@ def serve_and_evaluate(job: Path, data: Path) -> dict:
     url = f"http://127.0.0.1:{port}"
     work_dir = REPO_ROOT / "build" / "demo-endpoint"
     say(f"Starting the local endpoint (sagemaker-inference + multi-model-server) on {url}")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "container")}
-    log = open(REPO_ROOT / "build" / "demo-endpoint.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "classifier.serving.local", str(job), "--port", str(port),
-                               "--work-dir", str(work_dir)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    log = REPO_ROOT / "build" / "demo-endpoint.log"
+    server = endpoint_process.start(job, port, work_dir, log)
     try:
-        wait_for_ping(url, server)
+        endpoint_process.wait_until_healthy(url, server, log)
         say("Endpoint answers /ping; sending every test image, one request each")
         classes = json.loads((job / "model" / "model_config.json").read_text())["classes"]
         test = scan_channel("test", data / "test", classes)
@@ -129,20 +107,7 @@ def serve_and_evaluate(job: Path, data: Path) -> dict:
                 "per_class": {c: hits / total for c, (hits, total) in per_class.items() if total}}
     finally:
         say("Stopping the endpoint (SIGTERM)")
-        stop(server)
-        log.close()
-
-
-def stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the endpoint's process group (MMS's Java front end and its Python workers)."""
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        endpoint_process.stop(server)
 
 
 def _top_index(body: bytes) -> int:

@@ -1,0 +1,65 @@
+"""The local endpoint as a child process: the serving image's stack (`python -m classifier.serving.local`,
+as `make serve-local` runs it) started in its own process group, waited for until /ping answers, stopped.
+Used by the demo and by `make batch-local`."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from scripts import CONTAINER_DIR
+
+STARTUP_SECONDS = 240  # SageMaker's limit for a container's first healthy /ping
+
+
+class EndpointError(RuntimeError):
+    """The endpoint exited or gave no healthy /ping in time; the message holds its log's tail."""
+
+
+def start(model: Path, port: int, work_dir: Path, log: Path) -> subprocess.Popen:
+    """The endpoint for `model` on 127.0.0.1:`port`, its output to `log`, in a process group of its own."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTAINER_DIR), os.environ.get("PYTHONPATH", "")])}
+    with open(log, "wb") as handle:
+        return subprocess.Popen([sys.executable, "-m", "classifier.serving.local", str(model), "--port", str(port),
+                                 "--work-dir", str(work_dir)], stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def answers_ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/ping", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Return once /ping answers 200; a line every 10 s while waiting."""
+    started, shown = time.monotonic(), 0
+    while not answers_ping(url):
+        waited = time.monotonic() - started
+        if process.poll() is not None or waited > STARTUP_SECONDS:
+            why = f"exited with {process.returncode}" if process.poll() is not None else "gave no healthy /ping"
+            tail = log.read_text(errors="replace")[-3000:]
+            raise EndpointError(f"the local endpoint {why} (after {waited:.0f} s); its log {log}:\n{tail}")
+        if waited - shown >= 10:
+            print(f"waiting for the endpoint on {url}: {waited:.0f} s", file=sys.stderr, flush=True)
+            shown = waited
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the endpoint's process group (nginx, MMS's Java front end, its Python workers), then SIGKILL."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -95,11 +95,19 @@ class Preprocessing:
 
     # --- transforms -----------------------------------------------------------------------------
     def eval_transform(self, image: Image.Image) -> torch.Tensor:
-        """Resize the shorter side to `resize_size`, centre-crop `image_size`: uint8 CHW tensor."""
+        """Resize the shorter side to `resize_size`, centre-crop `image_size`: uint8 CHW tensor.
+
+        One resize of just the area the crop keeps (Pillow's `box`): the same sample positions and filter
+        as resizing the whole image and then cropping, so the same pixels up to rounding, for about half
+        the work (benchmarks/bench_backbone_pass.py)."""
         from torchvision.transforms import functional as TF  # here: checking a config needs no torch
 
-        image = resize_shorter_side(image, self.resize_size, _RESAMPLING[self.interpolation])
-        return TF.pil_to_tensor(TF.center_crop(image, [self.image_size, self.image_size]))
+        box, scale = center_crop_box(image.size, self.resize_size, self.image_size)
+        size = (self.image_size, self.image_size)
+        if scale == 1:  # already at the resize size: the crop alone
+            return TF.pil_to_tensor(image.crop(tuple(round(edge) for edge in box)))
+        resample = _RESAMPLING[self.interpolation]
+        return TF.pil_to_tensor(image.resize(size, resample, box=box, reducing_gap=3.0 if scale < 0.5 else None))
 
     def train_transform(self, image: Image.Image, augment: bool, rng: random.Random | None = None,
                         crop_scale: float = DEFAULT_CROP_SCALE) -> torch.Tensor:
@@ -220,13 +228,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def resize_shorter_side(image: Image.Image, size: int, resample) -> Image.Image:
-    width, height = image.size
-    scale = size / min(width, height)
-    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
-    if new_size == image.size:
-        return image
-    return image.resize(new_size, resample, reducing_gap=3.0 if scale < 0.5 else None)
+def center_crop_box(size: tuple[int, int], resize_size: int, crop_size: int) -> tuple[tuple, float]:
+    """The area of an image of `size` that resizing its shorter side to `resize_size` and then centre-
+    cropping `crop_size` keeps (torchvision's crop rounding), in the image's coordinates; and the scale."""
+    width, height = size
+    scale = resize_size / min(width, height)
+    resized = (max(resize_size, round(width * scale)), max(resize_size, round(height * scale)))
+    left, top = round((resized[0] - crop_size) / 2), round((resized[1] - crop_size) / 2)
+    x_step, y_step = width / resized[0], height / resized[1]  # source pixels per resized pixel
+    box = (left * x_step, top * y_step, (left + crop_size) * x_step, (top + crop_size) * y_step)
+    return box, (1.0 if resized == tuple(size) else scale)
 
 
 def _random_resized_crop_box(size, rng: random.Random, scale=(DEFAULT_CROP_SCALE, 1.0), ratio=(3 / 4, 4 / 3)):

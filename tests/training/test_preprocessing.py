@@ -35,6 +35,33 @@ def test_eval_transform_is_resize_then_center_crop():
     assert abs(int(tensor[1].float().mean()) - 200) <= 3
 
 
+def resized_then_cropped(image: Image.Image, spec: Preprocessing) -> torch.Tensor:
+    """The rule written out in two steps: the whole image resized (shorter side), then torchvision's crop."""
+    from torchvision.transforms import functional as TF
+
+    width, height = image.size
+    scale = spec.resize_size / min(width, height)
+    size = (max(spec.resize_size, round(width * scale)), max(spec.resize_size, round(height * scale)))
+    resample = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}[spec.interpolation]
+    resized = image if size == image.size else image.resize(size, resample)
+    return TF.pil_to_tensor(TF.center_crop(resized, [spec.image_size, spec.image_size]))
+
+
+@pytest.mark.parametrize("size", [(640, 480), (375, 500), (301, 257), (256, 300), (90, 70), (2000, 1500)])
+@pytest.mark.parametrize("architecture", ["resnet50", "efficientnet_lite0"])  # bilinear, bicubic
+def test_eval_transform_gives_the_pixels_of_resizing_the_whole_image_then_cropping(size, architecture):
+    spec = get_architecture(architecture).preprocessing(224)
+    base = np.random.default_rng(3).integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    photo = Image.fromarray(base).resize(size, Image.Resampling.BICUBIC)  # smooth, photo-like, with edges
+    expected, view = resized_then_cropped(photo, spec).int(), spec.eval_transform(photo).int()
+    assert view.shape == expected.shape == (3, 224, 224)
+    difference = (view - expected).abs()
+    assert difference.max() <= 8 and (difference > 1).float().mean() < 1e-3  # fixed-point rounding only
+    assert (difference > 0).float().mean() < 0.02
+    if size == (256, 300):  # already at the resize size: the crop alone, exactly
+        assert torch.equal(view, expected.to(torch.uint8))
+
+
 def test_training_crops_keep_at_least_crop_scale_and_scale_one_is_the_flipped_eval_view():
     import random
 

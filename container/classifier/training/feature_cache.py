@@ -35,8 +35,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# Bump when decoding changes what pixels a file gives (2: EXIF orientation applied), so older caches miss.
-DECODER_VERSION = 2
+# Bump when decoding changes what pixels a file gives, so older caches miss (2: EXIF orientation applied;
+# 3: the evaluation view resized in one call of its crop's area, which rounds a few pixels differently).
+DECODER_VERSION = 3
 
 
 def model_key(architecture: str, weights_file: Path | None, preprocessing: Preprocessing) -> str:

@@ -101,6 +101,29 @@ def test_chunks_scale_with_the_image_area_and_the_forward_uses_every_core():
     torch.set_num_threads(before)
 
 
+def test_decoded_batches_decode_on_every_core_in_order_and_pass_errors_on():
+    import threading
+
+    decoders = set()
+
+    def decode(index):
+        decoders.add(threading.current_thread().name)
+        return torch.full((3, 2, 2), index, dtype=torch.uint8)
+
+    batches = list(runtime.decoded_batches(10, decode, batch_size=4, threads=2))
+    assert [len(batch) for batch in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat(batches)[:, 0, 0, 0], torch.arange(10, dtype=torch.uint8))
+    assert all(name.startswith("decode") for name in decoders)  # not the caller's thread
+
+    def broken(index):
+        if index == 6:
+            raise ValueError("image 6 is corrupt")
+        return decode(index)
+
+    with pytest.raises(ValueError, match="image 6"):
+        list(runtime.decoded_batches(10, broken, batch_size=4, threads=2))
+
+
 def test_a_trial_on_cached_features_decodes_only_the_images_missing_from_the_cache(opt_ml, image_set, tmp_path,
                                                                                   monkeypatch):
     """Trial start-up: the images whose features are cached were decoded by the pass that computed them."""

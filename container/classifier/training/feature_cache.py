@@ -83,16 +83,22 @@ def compute_features(model, channel: Channel, preprocessing: Preprocessing, batc
                      device, progress=None, should_stop=lambda: False) -> torch.Tensor:
     """The backbone's output for every image of the channel, in sample order (eval transform).
 
-    `progress(line)` gets a line every few seconds (default: the log); when `should_stop()` turns true
-    (SIGTERM), the pass raises PassStopped. The model is left in eval mode and channels_last, the format
-    the forward is fastest in (classifier/runtime.py, as are the threads beside the decoding workers)."""
+    On CPU each batch is decoded on every core, then run through the backbone on every core (decoding
+    beside the forward would stall it: classifier/runtime.py), and `workers` is not used; on a GPU
+    `workers` DataLoader processes decode beside it. `progress(line)` gets a line every few seconds
+    (default: the log); when `should_stop()` turns true (SIGTERM), the pass raises PassStopped. The model
+    is left in eval mode and channels_last, the format the forward is fastest in."""
     runtime.tune_malloc()  # process-wide, idempotent: this pass also runs in the local tuner's process
     model.eval().to(memory_format=runtime.MEMORY_FORMAT)
-    loader = DataLoader(ImageDataset(channel, preprocessing), batch_size=batch_size, num_workers=workers)
+    dataset = ImageDataset(channel, preprocessing)
+    if torch.device(device).type == "cpu":
+        batches = runtime.decoded_batches(len(dataset), lambda index: dataset[index][0], batch_size)
+    else:
+        batches = (images for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=workers))
     meter = Progress(f"feature pass '{channel.name}'", len(channel), progress)
     rows = []
     with runtime.threads_while_decoding(device):
-        for images, _ in loader:
+        for images in batches:
             images = images.to(device).contiguous(memory_format=runtime.MEMORY_FORMAT)
             rows.append(model.features(images).float().cpu())
             meter.add(len(images))

@@ -1,19 +1,22 @@
 """The backbone pass over photo-sized JPEGs: the project's feature pass against a plain script and
 against the bare forward at its best on pre-decoded tensors (the limit), all in one run.
 
-Run: .venv/bin/python -m benchmarks.bench_backbone_pass [--classes 8 --per-class 30 --rounds 2]
+Run: .venv/bin/python -m benchmarks.bench_backbone_pass [--classes 8 --per-class 60 --rounds 3]
 Targets: project >= 1.5x the plain script, and >= 90 % of the limit.
 
 - project: `classifier.training.feature_cache.compute_features`, as the tuning job's feature pass calls
   it (scripts/local/features.py: batch 64, loader workers `num_workers=auto`, CPU);
 - plain: PIL open + convert("RGB") + torchvision Resize + CenterCrop + ToTensor + Normalize, a
   DataLoader with one worker, batch 64, timm's model under `inference_mode`, torch's defaults;
-- limit: the backbone alone (normalisation included) on the decoded uint8 tensors, best of memory
-  format (contiguous, channels_last) x images per call (4, 8, 16, 32, 64) x threads (1, all cores).
+- limit: the backbone alone (normalisation included) on the decoded uint8 tensors, in the best of memory
+  format (contiguous, channels_last) x images per call (4, 8, 16, 32, 64) x threads (1, all cores),
+  chosen on 64 images in the first round, then timed on all the pass's images.
 
-The JPEGs are scikit-image's sample photos at dog-photo sizes (scripts/data/photo_tree.py). Each
-measurement runs in a fresh process (threads and malloc settings are process-wide), in rounds that
-alternate the three; the best round of each counts, so a busy shared machine hurts all three alike.
+The JPEGs are scikit-image's sample photos at dog-photo sizes (scripts/data/photo_tree.py). The plain
+script runs in a fresh process of its own (torch's defaults; malloc settings are process-wide); the
+project's pass and the limit run in one process, taking turns twice per round, so that a swing of the
+virtual machine's speed (+-15 % from one minute to the next here) hits both alike: project / limit is
+the median of those pairs. The best round of each figure is printed as well.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import argparse
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,38 +90,60 @@ def measure_plain(tree: Path, model_name: str, image_size: int) -> dict:
     return {"images_per_sec": len(paths) / (time.perf_counter() - started)}
 
 
-def measure_limit(tree: Path, model_name: str, image_size: int, images: int) -> dict:
+def measure_pass_and_limit(tree: Path, model_name: str, image_size: int, images: int, config: str | None,
+                           repeats: int = 2) -> dict:
+    """The project's pass and the limit in turns, `repeats` times, in this one process. `config`: the
+    limit's configuration; None picks it with the grid on `images` decoded images first."""
     import torch
 
     from classifier import runtime
     from classifier.model import build_model, get_architecture
+    from classifier.training import feature_cache
+    from classifier.training.hyperparameters import resolve_num_workers
 
     runtime.tune_malloc()
-    spec = get_architecture(model_name).preprocessing(image_size)
-    paths = [path for path, _ in _channel(tree).samples][:images]
+    channel = _channel(tree)
+    preprocessing = get_architecture(model_name).preprocessing(image_size)
+    paths = [path for path, _ in channel.samples]
     torch.set_num_threads(1)
-    spec.load_for_eval(paths[0])  # imports torchvision's transforms: not decoding time
+    preprocessing.load_for_eval(paths[0])  # imports torchvision's transforms: not decoding time
     started = time.perf_counter()
-    batch = torch.stack([spec.load_for_eval(path) for path in paths])  # the project's decode, one core
-    decode_seconds = (time.perf_counter() - started) / len(paths)
-    model = build_model(model_name, 2, model_name == "efficientnet_lite0").eval()
-    results = {}
-    all_cores = runtime.cpu_count()
-    with torch.inference_mode():
-        for memory_format in (torch.contiguous_format, torch.channels_last):
-            model = model.to(memory_format=memory_format)
-            inputs = batch.contiguous(memory_format=memory_format)
-            for chunk, threads in itertools.product((4, 8, 16, 32, 64), sorted({1, all_cores})):
-                torch.set_num_threads(threads)
-                model.backbone(model.normalize(inputs[:chunk]))  # warm-up at this shape
-                started = time.perf_counter()
-                for part in inputs.split(chunk):
-                    model.backbone(model.normalize(part))
-                name = f"{'channels_last' if memory_format == torch.channels_last else 'contiguous'} " \
-                       f"chunk={chunk} threads={threads}"
-                results[name] = len(inputs) / (time.perf_counter() - started)
-    best = max(results, key=results.get)
-    return {"images_per_sec": results[best], "best": best, "all": results, "decode_ms": 1000 * decode_seconds}
+    decoded = torch.stack([preprocessing.load_for_eval(path) for path in paths])  # one core
+    decode_ms = 1000 * (time.perf_counter() - started) / len(paths)
+    model = build_model(model_name, len(channel.classes), model_name == "efficientnet_lite0")
+    formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+    @torch.inference_mode()
+    def limit_rate(inputs, name: str) -> float:
+        memory_format, chunk, threads = (part.split("=")[-1] for part in name.split())
+        torch.set_num_threads(int(threads))
+        model.eval().to(memory_format=formats[memory_format])
+        inputs = inputs.contiguous(memory_format=formats[memory_format])
+        model.backbone(model.normalize(inputs[:int(chunk)]))  # warm-up at this shape
+        started = time.perf_counter()
+        for part in inputs.split(int(chunk)):
+            model.backbone(model.normalize(part))
+        return len(inputs) / (time.perf_counter() - started)
+
+    grid = {}
+    if config is None:
+        for memory_format, chunk, threads in itertools.product(formats, (4, 8, 16, 32, 64),
+                                                               sorted({1, runtime.cpu_count()})):
+            name = f"{memory_format} chunk={chunk} threads={threads}"
+            grid[name] = limit_rate(decoded[:images], name)
+        config = max(grid, key=grid.get)
+    else:
+        limit_rate(decoded[:16], config)  # the process's first forward (shapes, heap) is not timed
+    workers = resolve_num_workers("auto")
+    project, limit = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        feature_cache.compute_features(model, channel, preprocessing, BATCH_SIZE, workers, torch.device("cpu"),
+                                       progress=lambda line: None)
+        project.append(len(channel) / (time.perf_counter() - started))
+        limit.append(limit_rate(decoded, config))
+    return {"project": project, "limit": limit, "config": config, "grid": grid, "decode_ms": decode_ms,
+            "workers": workers}
 
 
 def measure_train_steps(model_name: str, image_size: int, rounds: int, batch_size: int = 16) -> None:
@@ -150,14 +176,16 @@ def measure_train_steps(model_name: str, image_size: int, rounds: int, batch_siz
               f"; channels_last/contiguous {best['channels_last'] / best['contiguous']:.2f}x", flush=True)
 
 
-MEASURES = {"project": measure_project, "plain": measure_plain, "limit": measure_limit}
+MEASURES = {"project": measure_project, "plain": measure_plain, "pair": measure_pass_and_limit}
 
 
-def run_child(what: str, tree: Path, args) -> dict:
+def run_child(what: str, tree: Path, args, config: str | None = None) -> dict:
     command = [sys.executable, "-m", "benchmarks.bench_backbone_pass", "--measure", what, "--tree", str(tree),
                "--model", args.model, "--image-size", str(args.image_size), "--limit-images", str(args.limit_images)]
     if what == "before":
         command[4:5] = ["project", "--container", str(args.before)]
+    if config:
+        command += ["--limit-config", config]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
@@ -167,11 +195,11 @@ def run_child(what: str, tree: Path, args) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, default=8)
-    parser.add_argument("--per-class", type=int, default=30, help="train images per class (the pass's images)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--per-class", type=int, default=60, help="train images per class (the pass's images)")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--limit-images", type=int, default=64, help="images per limit configuration")
+    parser.add_argument("--limit-images", type=int, default=64, help="images per configuration of the grid")
     parser.add_argument("--tree", type=Path, help="use this photo tree (default: write one for the run)")
     parser.add_argument("--before", type=Path,
                         help="also measure the feature pass of this copy of container/ (an older revision: "
@@ -180,11 +208,12 @@ def main(argv=None) -> int:
                         help="instead: training steps with trained backbone stages, contiguous vs channels_last")
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)  # child process
     parser.add_argument("--container", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--limit-config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
         if args.container:
             sys.path.insert(0, str(args.container.resolve()))
-        extra = (args.limit_images,) if args.measure == "limit" else ()
+        extra = (args.limit_images, args.limit_config) if args.measure == "pair" else ()
         print(json.dumps(MEASURES[args.measure](args.tree, args.model, args.image_size, *extra)))
         return 0
     if args.train_steps:
@@ -199,33 +228,45 @@ def main(argv=None) -> int:
             make_tree(tree, args.classes, (args.per_class, 1, 1), workers=2, echo=lambda line: None)
         images = len(_channel(tree))
         print(f"{images} photo-sized JPEGs (500x375 .. 2000x1500), {args.model} at {args.image_size} px, "
-              f"{os.cpu_count()} cores; best of {args.rounds} round(s)", flush=True)
-        best: dict[str, dict] = {}
+              f"{os.cpu_count()} cores; {args.rounds} round(s)", flush=True)
+        rates: dict[str, list[float]] = {"plain": [], "project": [], "limit": [], "before": []}
+        ratios, config, first = [], None, None
         for round_number in range(1, args.rounds + 1):
-            for what in ("plain", "project", "limit", *(("before",) if args.before else ())):
-                result = run_child(what, tree, args)
-                line = f"  round {round_number} {what:8s} {result['images_per_sec']:6.1f} images/s"
-                print(line + (f"  ({result['best']})" if what == "limit" else ""), flush=True)
-                if what not in best or result["images_per_sec"] > best[what]["images_per_sec"]:
-                    best[what] = result
-    plain, project, limit = (best[w]["images_per_sec"] for w in ("plain", "project", "limit"))
-    print("limit, every configuration of its best round (images/s):")
-    for name, rate in sorted(best["limit"]["all"].items(), key=lambda item: -item[1]):
+            plain = run_child("plain", tree, args)["images_per_sec"]
+            pair = run_child("pair", tree, args, config)
+            first, config = first or pair, pair["config"]
+            rates["plain"].append(plain)
+            rates["project"] += pair["project"]
+            rates["limit"] += pair["limit"]
+            ratios += [p / q for p, q in zip(pair["project"], pair["limit"], strict=True)]
+            line = (f"  round {round_number}: plain {plain:5.1f}, project " +
+                    " / ".join(f"{r:5.1f}" for r in pair["project"]) + " and limit " +
+                    " / ".join(f"{r:5.1f}" for r in pair["limit"]) + f" images/s in turns ({config})")
+            if args.before:
+                rates["before"].append(run_child("before", tree, args)["images_per_sec"])
+                line += f"; before {rates['before'][-1]:5.1f}"
+            print(line, flush=True)
+    print("limit's grid (images/s, first round):")
+    for name, rate in sorted(first["grid"].items(), key=lambda item: -item[1]):
         print(f"  {name:38s} {rate:6.1f}")
-    print(f"plain script: {plain:6.1f} images/s")
-    print(f"project:      {project:6.1f} images/s ({best['project']['workers']} loader worker(s))")
-    print(f"limit:        {limit:6.1f} images/s ({best['limit']['best']})")
-    if "before" in best:
-        before = best["before"]["images_per_sec"]
-        print(f"project before ({args.before}): {before:6.1f} images/s; now {project / before:.2f}x that")
+    plain, project, limit = (max(rates[w]) for w in ("plain", "project", "limit"))
+    print(f"plain script: {plain:6.1f} images/s (best round)")
+    print(f"project:      {project:6.1f} images/s (best turn)")
+    print(f"limit:        {limit:6.1f} images/s (best turn; {config})")
+    if rates["before"]:
+        before = max(rates["before"])
+        print(f"project before ({args.before}): {before:6.1f} images/s (best round); now {project / before:.2f}x that")
     # Decoding is CPU work too: without a spare core for it, the pass cannot beat forward + decode.
-    forward_ms = 1000 / limit * int(best["limit"]["best"].rsplit("=", 1)[1])  # core-ms per image
-    decode_ms = best["limit"]["decode_ms"]
+    threads = int(config.rsplit("=", 1)[1])
+    forward_ms = 1000 / statistics.median(rates["limit"]) * threads  # core-ms per image
+    decode_ms = first["decode_ms"]
     print(f"decode (the project's, one core): {decode_ms:.1f} ms/image; forward at the limit {forward_ms:.1f} "
           f"core-ms/image: with no core to spare, forward + decode caps the pass at "
           f"{100 * forward_ms / (forward_ms + decode_ms):.0f} % of the limit")
-    print(f"project / plain: {project / plain:.2f}x (target >= 1.5x)")
-    print(f"project / limit: {100 * project / limit:.0f} % (target >= 90 %)")
+    print(f"project / plain: {statistics.median(rates['project']) / statistics.median(rates['plain']):.2f}x "
+          f"(medians; target >= 1.5x)")
+    print(f"project / limit: {100 * statistics.median(ratios):.0f} % (median of {len(ratios)} turns, "
+          f"{100 * min(ratios):.0f}-{100 * max(ratios):.0f} %; target >= 90 %)")
     return 0
 
 

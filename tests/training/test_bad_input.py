@@ -189,3 +189,21 @@ def test_a_corrupt_best_checkpoint_is_named(opt_ml, image_set):
     (opt_ml.root / "output" / "failure").unlink(missing_ok=True)
     code, failure = run_job(opt_ml, {**ONE_EPOCH, "epochs": "2"})  # a restart of the same job
     assert code != 0 and best.name in failure and "cannot be read" in failure and "Unexpected" not in failure
+
+
+def test_an_image_broken_after_its_check_is_named_by_the_feature_pass(image_set, tmp_path):
+    """The pass decodes on threads: the error still says which file it was."""
+    from classifier.model import build_model, get_architecture
+    from classifier.preprocessing import ImageDecodeError
+    from classifier.training import feature_cache
+    from classifier.training.data import scan_channel
+
+    tree = tmp_path / "valid"
+    shutil.copytree(image_set / "valid", tree)
+    broken = sorted(tree.rglob("*.jpg"))[3]
+    channel = scan_channel("valid", tree)
+    broken.write_bytes(broken.read_bytes()[:200])  # cut after the scan, as a file changed mid-job
+    model = build_model("efficientnet_lite0", len(channel.classes))
+    spec = get_architecture("efficientnet_lite0").preprocessing(64)
+    with pytest.raises(ImageDecodeError, match=str(broken)):
+        feature_cache.compute_features(model, channel, spec, 4, 0, torch.device("cpu"), progress=lambda line: None)

@@ -156,7 +156,10 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        image = open_rgb(path, draft_size=self.draft_size, max_pixels=None)
+        try:
+            image = open_rgb(path, draft_size=self.draft_size, max_pixels=None)
+        except (ImageDecodeError, ImageTooLargeError) as error:  # changed since it was checked: name it
+            raise type(error)(f"{path}: {error}") from error
         if self.augment:
             rng = random.Random(hash((self.seed, self.epoch, index)))
             tensor = self.preprocessing.train_transform(image, augment=True, rng=rng, crop_scale=self.crop_scale)

@@ -104,7 +104,7 @@ class Preprocessing:
 
         box, scale = center_crop_box(image.size, self.resize_size, self.image_size)
         size = (self.image_size, self.image_size)
-        if scale == 1:  # already at the resize size: the crop alone
+        if scale == 1:  # the shorter side is the resize size already: the crop alone
             return TF.pil_to_tensor(image.crop(tuple(round(edge) for edge in box)))
         resample = _RESAMPLING[self.interpolation]
         return TF.pil_to_tensor(image.resize(size, resample, box=box, reducing_gap=3.0 if scale < 0.5 else None))
@@ -237,7 +237,7 @@ def center_crop_box(size: tuple[int, int], resize_size: int, crop_size: int) -> 
     left, top = round((resized[0] - crop_size) / 2), round((resized[1] - crop_size) / 2)
     x_step, y_step = width / resized[0], height / resized[1]  # source pixels per resized pixel
     box = (left * x_step, top * y_step, (left + crop_size) * x_step, (top + crop_size) * y_step)
-    return box, (1.0 if resized == tuple(size) else scale)
+    return box, scale
 
 
 def _random_resized_crop_box(size, rng: random.Random, scale=(DEFAULT_CROP_SCALE, 1.0), ratio=(3 / 4, 4 / 3)):

@@ -42,21 +42,26 @@ def _channel(tree: Path):
     return scan_channel("train", tree / "train")
 
 
-def measure_project(tree: Path, model_name: str, image_size: int) -> dict:
+def _pass_rate(model, channel, preprocessing) -> float:
+    """Images/s of the project's feature pass, called as the tuning job calls it."""
     import torch
 
-    from classifier.model import build_model, get_architecture
     from classifier.training import feature_cache
     from classifier.training.hyperparameters import resolve_num_workers
+
+    started = time.perf_counter()
+    feature_cache.compute_features(model, channel, preprocessing, BATCH_SIZE, resolve_num_workers("auto"),
+                                   torch.device("cpu"), progress=lambda line: None)
+    return len(channel) / (time.perf_counter() - started)
+
+
+def measure_project(tree: Path, model_name: str, image_size: int) -> dict:
+    from classifier.model import build_model, get_architecture
 
     channel = _channel(tree)
     preprocessing = get_architecture(model_name).preprocessing(image_size)
     model = build_model(model_name, len(channel.classes), model_name == "efficientnet_lite0")
-    workers = resolve_num_workers("auto")
-    started = time.perf_counter()
-    feature_cache.compute_features(model, channel, preprocessing, BATCH_SIZE, workers, torch.device("cpu"),
-                                   progress=lambda line: None)
-    return {"images_per_sec": len(channel) / (time.perf_counter() - started), "workers": workers}
+    return {"images_per_sec": _pass_rate(model, channel, preprocessing)}
 
 
 def measure_plain(tree: Path, model_name: str, image_size: int) -> dict:
@@ -98,8 +103,6 @@ def measure_pass_and_limit(tree: Path, model_name: str, image_size: int, images:
 
     from classifier import runtime
     from classifier.model import build_model, get_architecture
-    from classifier.training import feature_cache
-    from classifier.training.hyperparameters import resolve_num_workers
 
     runtime.tune_malloc()
     channel = _channel(tree)
@@ -134,16 +137,11 @@ def measure_pass_and_limit(tree: Path, model_name: str, image_size: int, images:
         config = max(grid, key=grid.get)
     else:
         limit_rate(decoded[:16], config)  # the process's first forward (shapes, heap) is not timed
-    workers = resolve_num_workers("auto")
     project, limit = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
-        feature_cache.compute_features(model, channel, preprocessing, BATCH_SIZE, workers, torch.device("cpu"),
-                                       progress=lambda line: None)
-        project.append(len(channel) / (time.perf_counter() - started))
+        project.append(_pass_rate(model, channel, preprocessing))
         limit.append(limit_rate(decoded, config))
-    return {"project": project, "limit": limit, "config": config, "grid": grid, "decode_ms": decode_ms,
-            "workers": workers}
+    return {"project": project, "limit": limit, "config": config, "grid": grid, "decode_ms": decode_ms}
 
 
 def measure_train_steps(model_name: str, image_size: int, rounds: int, batch_size: int = 16) -> None:

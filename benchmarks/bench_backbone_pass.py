@@ -217,6 +217,9 @@ def main(argv=None) -> int:
     if args.train_steps:
         measure_train_steps(args.model, args.image_size, args.rounds)
         return 0
+    if args.tree is not None and not (args.tree / "train").is_dir():
+        parser.error(f"--tree {args.tree}: no train/ folder of class folders in it (scripts/data/photo_tree.py "
+                     f"writes one)")
     with tempfile.TemporaryDirectory() as tmp:
         tree = args.tree
         if tree is None:

@@ -33,7 +33,7 @@ from .common import (
 )
 from .tune import best_hyperparameters
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_GROUP = api_requests.TRAINING_LOG_GROUP
 FINISHED = ("Completed", "Failed", "Stopped")
 
 

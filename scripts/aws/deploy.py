@@ -405,11 +405,12 @@ def left_to_do(aws: Aws, status: str, old_config: str | None, taken_off: Scaling
         steps.append("register its auto scaling" + (" (AUTOSCALING=true)" if aws.settings.autoscaling
                                                     else " (async.scale_to_zero)"))
     if old_config:
-        steps.append(f"record what it serves in its tags, delete the endpoint config {old_config} it replaces and "
-                     f"its model")
+        steps.append("record what it serves in its tags")
+        steps.append(f"delete the endpoint config {old_config} it replaces and its model")
     text = f"not waiting: endpoint {endpoint} is {status}; nothing more is done until it is InService."
     if steps:
-        text += f" Then `make deploy-finish` waits for it, will {' and '.join(steps)}."
+        text += f" Then `make deploy-finish` waits for it, will {', '.join(steps[:-1])}{' and ' if steps[1:] else ''}" \
+                f"{steps[-1]}."
     if taken_off and not wants_scaling(aws.settings):
         text += (" Its auto scaling was taken off for the instance type change; once it is InService register it "
                  f"again as it was:\n{taken_off.commands()}")

@@ -185,8 +185,8 @@ def _endpoint_name(value) -> str:
     return text
 
 
-def _prices(shape: str) -> Callable[[Any], dict[str, float]]:
-    """Instance type (of the botocore shape `shape`) -> USD per hour, for a cost estimate; empty: none."""
+def _prices(shape: str, what: str) -> Callable[[Any], dict[str, float]]:
+    """Instance type (of the botocore shape `shape`: `what`) -> USD per hour, for a cost estimate; empty: none."""
     def check(value) -> dict[str, float]:
         if value in (None, ""):
             return {}
@@ -196,7 +196,7 @@ def _prices(shape: str) -> Callable[[Any], dict[str, float]]:
         prices = {}
         for key, item in value.items():
             if str(key) not in known:
-                raise ValueError(f"{key!r} is not a SageMaker {shape}")
+                raise ValueError(f"{key!r} is not a SageMaker {what}")
             prices[str(key)] = _price(item, f"the price of {key}", "USD per hour")
         return prices
     return check
@@ -303,7 +303,7 @@ SPECS = [
     Spec("cached_instance_type", "tuning.cached_instance_type", ("TUNING_CACHED_INSTANCE_TYPE",),
          _instance_type("TrainingInstanceType"),
          "instance type of tuning trials that train the head on shared features"),
-    Spec("prices", "tuning.prices", (), _prices("TrainingInstanceType"),
+    Spec("prices", "tuning.prices", (), _prices("TrainingInstanceType", "training instance type"),
          "USD per instance hour, for make tune's cost estimate"),
     Spec("transform_instance_type", "transform.instance_type", ("TRANSFORM_INSTANCE_TYPE",),
          _instance_type("TransformInstanceType"), "batch transform instance type"),
@@ -328,7 +328,7 @@ SPECS = [
     Spec("max_instances", "endpoint.max_instances", ("AUTOSCALING_MAX",), _integer(1, 100), "auto scaling maximum"),
     Spec("target_invocations", "endpoint.target_invocations_per_instance", ("AUTOSCALING_TARGET",), _integer(1),
          "auto scaling target, invocations per instance per minute"),
-    Spec("endpoint_prices", "endpoint.prices", (), _prices("ProductionVariantInstanceType"),
+    Spec("endpoint_prices", "endpoint.prices", (), _prices("ProductionVariantInstanceType", "endpoint instance type"),
          "USD per instance hour, for make deploy's cost estimate"),
     Spec("serverless_memory_mb", "serverless.memory_mb", ("SERVERLESS_MEMORY_MB",), _serverless_memory,
          "serverless memory, MB (1024-6144 in steps of 1024)"),

@@ -542,6 +542,7 @@ def main(argv=None) -> int:
         if aws.settings.data_capture or aws.settings.endpoint_type == "async":
             require(aws, "bucket")
         api_requests.check_endpoint_type(aws.settings)  # bad settings: before any request
+        api_requests.check_deployment(aws.settings)
         served, source = served_source(aws, args, definition)
         result = deploy(aws, served, wait=not args.no_wait, latency_ms=args.latency_ms,
                         assume_exists=args.assume_exists)

@@ -185,7 +185,8 @@ def test_no_wait_update_leaves_the_old_config_and_hands_over_the_scaling_it_took
     assert not [api for _, api, _ in aws.sent if api.startswith(("Delete", "Register", "PutScaling"))]
     err = capsys.readouterr().err
     assert "not waiting: endpoint img-clf is Updating" in err
-    assert f"will record what it serves in its tags and delete the endpoint config {OLD} it replaces and its model" in err
+    assert f"will record what it serves in its tags and delete the endpoint config {OLD} it replaces and its " \
+           "model" in err
     commands = [line.strip() for line in err.splitlines() if line.strip().startswith("aws application-autoscaling")]
     assert [c.split()[2] for c in commands] == ["register-scalable-target", "put-scaling-policy"]
     sent = [json.loads(c.split("--cli-input-json ", 1)[1].strip("'")) for c in commands]

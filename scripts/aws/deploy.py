@@ -81,7 +81,8 @@ def model_source(aws: Aws, job: str, tuning: str, model_data: str,
                            f"job>, TUNING=<tuning job> or MODEL_DATA=s3://.../model.tar.gz")
         job = summaries[0]["TrainingJobName"]
     state = aws.call("sagemaker", "describe_training_job", TrainingJobName=job, dry={
-        "TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": f"<S3ModelArtifacts of {job}>"}})
+        "TrainingJobStatus": "Completed",
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://<output of {job}>/{job}/output/model.tar.gz"}})
     if state.get("TrainingJobStatus") != "Completed":
         raise AwsError(f"training job {job} is {state.get('TrainingJobStatus')}, not Completed: "
                        "it has no model to serve")
@@ -434,13 +435,20 @@ def scale(aws: Aws) -> None:
 
 
 def retire(aws: Aws, config_name: str, endpoint: str) -> None:
-    """Delete the config an update replaced, and its models, when this script made them."""
+    """Delete the config an update replaced, and its models, when this script made them; say what it leaves
+    (an endpoint made by the SageMaker SDK or by hand: its config is named like the endpoint, its model freely)."""
     models = endpoint_models(aws, config_name)
-    if ours(config_name, endpoint):
+    kept = [] if ours(config_name, endpoint) else [f"endpoint config {config_name}"]
+    if not kept:
         aws.call("sagemaker", "delete_endpoint_config", EndpointConfigName=config_name)
     for model in models:
         if ours(model, endpoint):
             aws.call("sagemaker", "delete_model", ModelName=model)
+        else:
+            kept.append(f"model {model}")
+    if kept:
+        print(f"left in place (not made by make deploy; delete them when nothing needs them): {', '.join(kept)}",
+              file=sys.stderr)
 
 
 def leftovers(aws: Aws, endpoint: str, kind: str) -> list[str]:

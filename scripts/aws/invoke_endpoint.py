@@ -5,7 +5,7 @@
 A realtime or serverless endpoint: this only wires the settings (endpoint name, region, profile) to
 scripts/invoke.py, which builds the request (one image as image/jpeg or image/png, several as
 application/json) and prints the answer the same way as for a local endpoint. An asynchronous endpoint (its
-description has an AsyncInferenceConfig; in a dry run, ENDPOINT_TYPE=async): the same request body is put in
+config has an AsyncInferenceConfig; in a dry run, ENDPOINT_TYPE=async): the same request body is put in
 S3 under <async_prefix>/<endpoint>/input/, InvokeEndpointAsync queues it, and the answer is waited for where
 SageMaker writes it (its output or failure object, async.wait_seconds at most), then printed the same way.
 A dry run prints the requests instead.
@@ -25,16 +25,19 @@ from scripts import invoke
 from . import api_requests
 from .client import Aws, AwsError, error_code
 from .common import StatusLine, base_parser, elapsed, open_aws, require, run
-from .deploy import describe_endpoint
+from .deploy import config_type, describe_config, describe_endpoint
 
 SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "application/json": ".json"}
 
 
 def is_async(aws: Aws) -> bool:
+    """Whether the endpoint is asynchronous, as its live config says (a dry run: as the settings say)."""
     if aws.dry_run:
         return aws.settings.endpoint_type == "async"
     state = describe_endpoint(aws, aws.settings.endpoint_name)
-    return bool(state and state.get("AsyncInferenceConfig"))
+    if not state:
+        raise AwsError(f"endpoint {aws.settings.endpoint_name} does not exist: make deploy creates it")
+    return config_type(describe_config(aws, state["EndpointConfigName"]) or {}) == "async"
 
 
 def s3_object(aws: Aws, uri: str) -> bytes | None:

@@ -503,9 +503,11 @@ def test_async_invoke_puts_the_request_in_s3_and_prints_the_answer(aws_for, tmp_
     picture = tmp_path / "dog.jpg"
     Image.new("RGB", (8, 8)).save(picture)
     monkeypatch.setattr(invoke_endpoint.uuid, "uuid4", lambda: type("U", (), {"hex": "req1"})())
-    state = endpoint_description("img-clf", "InService", STAMP)
-    state["AsyncInferenceConfig"] = {"OutputConfig": {"S3OutputPath": "s3://b/out"}}
-    stubs("sagemaker").add_response("describe_endpoint", state, {"EndpointName": "img-clf"})
+    stubs("sagemaker").add_response("describe_endpoint", endpoint_description("img-clf", "InService", STAMP),
+                                    {"EndpointName": "img-clf"})
+    config = endpoint_config_description(STAMP, [STAMP])
+    config["AsyncInferenceConfig"] = {"OutputConfig": {"S3OutputPath": "s3://b/out"}}
+    stubs("sagemaker").add_response("describe_endpoint_config", config, {"EndpointConfigName": STAMP})
     key = "byoc-classifier/async/img-clf/input/req1.jpg"
     stubs("s3").add_response("put_object", {}, {"Bucket": BUCKET, "Key": key, "Body": picture.read_bytes(),
                                                 "ContentType": "image/jpeg"})

@@ -360,54 +360,49 @@ def scalable_target_id(endpoint_name: str) -> str:
     return f"endpoint/{endpoint_name}/variant/{VARIANT}"
 
 
-def register_scalable_target(settings: Settings) -> dict:
+def register_scalable_target(settings: Settings, minimum: int | None = None) -> dict:
+    """The variant's scalable target: the settings' minimum, or `minimum` (an async endpoint's 0)."""
     return {"ServiceNamespace": "sagemaker", "ResourceId": scalable_target_id(settings.endpoint_name),
-            "ScalableDimension": SCALABLE_DIMENSION, "MinCapacity": settings.min_instances,
+            "ScalableDimension": SCALABLE_DIMENSION,
+            "MinCapacity": settings.min_instances if minimum is None else minimum,
             "MaxCapacity": settings.max_instances}
 
 
-def scaling_policy(settings: Settings) -> dict:
-    return {"PolicyName": f"{settings.endpoint_name}-invocations", "ServiceNamespace": "sagemaker",
+def _policy(settings: Settings, name: str, kind: str, configuration: dict) -> dict:
+    """PutScalingPolicy on the variant: `kind` TargetTrackingScaling or StepScaling with its configuration."""
+    key = {"TargetTrackingScaling": "TargetTrackingScalingPolicyConfiguration",
+           "StepScaling": "StepScalingPolicyConfiguration"}[kind]
+    return {"PolicyName": f"{settings.endpoint_name}-{name}", "ServiceNamespace": "sagemaker",
             "ResourceId": scalable_target_id(settings.endpoint_name), "ScalableDimension": SCALABLE_DIMENSION,
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": float(settings.target_invocations),
-                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-                "ScaleInCooldown": 300, "ScaleOutCooldown": 60}}
+            "PolicyType": kind, key: configuration}
+
+
+def scaling_policy(settings: Settings) -> dict:
+    return _policy(settings, "invocations", "TargetTrackingScaling", {
+        "TargetValue": float(settings.target_invocations),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        "ScaleInCooldown": 300, "ScaleOutCooldown": 60})
 
 
 ASYNC_SCALE_IN_COOLDOWN = 600  # seconds an async endpoint's idle instance stays before scale-in
 
 
-def async_scalable_target(settings: Settings) -> dict:
-    """An async endpoint scales down to no instance at all when nothing is queued."""
-    return {"ServiceNamespace": "sagemaker", "ResourceId": scalable_target_id(settings.endpoint_name),
-            "ScalableDimension": SCALABLE_DIMENSION, "MinCapacity": 0, "MaxCapacity": settings.max_instances}
-
-
 def async_backlog_policy(settings: Settings) -> dict:
     """Target tracking on the queued requests per instance (SageMaker's ApproximateBacklogSizePerInstance)."""
-    return {"PolicyName": f"{settings.endpoint_name}-backlog", "ServiceNamespace": "sagemaker",
-            "ResourceId": scalable_target_id(settings.endpoint_name), "ScalableDimension": SCALABLE_DIMENSION,
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": float(settings.async_target_backlog),
-                "CustomizedMetricSpecification": {
-                    "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
-                    "Dimensions": _endpoint_dimensions(settings.endpoint_name, variant=False),
-                    "Statistic": "Average"},
-                "ScaleInCooldown": ASYNC_SCALE_IN_COOLDOWN, "ScaleOutCooldown": 300}}
+    return _policy(settings, "backlog", "TargetTrackingScaling", {
+        "TargetValue": float(settings.async_target_backlog),
+        "CustomizedMetricSpecification": {
+            "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
+            "Dimensions": _endpoint_dimensions(settings.endpoint_name, variant=False), "Statistic": "Average"},
+        "ScaleInCooldown": ASYNC_SCALE_IN_COOLDOWN, "ScaleOutCooldown": 300})
 
 
 def async_wake_policy(settings: Settings) -> dict:
     """Step scaling that adds the first instance: target tracking cannot act on a fleet of zero (its metric is
     per instance), so an alarm on HasBacklogWithoutCapacity starts one."""
-    return {"PolicyName": f"{settings.endpoint_name}-wake-from-zero", "ServiceNamespace": "sagemaker",
-            "ResourceId": scalable_target_id(settings.endpoint_name), "ScalableDimension": SCALABLE_DIMENSION,
-            "PolicyType": "StepScaling",
-            "StepScalingPolicyConfiguration": {
-                "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
-                "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]}}
+    return _policy(settings, "wake-from-zero", "StepScaling", {
+        "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]})
 
 
 def async_wake_alarm(settings: Settings, policy_arn: str) -> dict:

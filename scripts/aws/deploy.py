@@ -422,7 +422,7 @@ def scale(aws: Aws) -> None:
     settings = aws.settings
     if settings.endpoint_type == "async" and settings.async_scale_to_zero:
         aws.call("application-autoscaling", "register_scalable_target",
-                 **api_requests.async_scalable_target(settings))
+                 **api_requests.register_scalable_target(settings, minimum=0))
         aws.call("application-autoscaling", "put_scaling_policy", **api_requests.async_backlog_policy(settings))
         wake = aws.call("application-autoscaling", "put_scaling_policy",
                         dry={"PolicyARN": f"<arn of {settings.endpoint_name}-wake-from-zero>"},
@@ -513,14 +513,19 @@ def describe_target(settings) -> str:
     return f"{settings.endpoint_type}, {settings.endpoint_instance_count} x {settings.endpoint_instance_type}"
 
 
+def add_model_source_arguments(parser) -> None:
+    """--job / --tuning / --model-data / --job-definition, as model_source takes them (deploy, registry)."""
+    parser.add_argument("--job", default="", help="a training job's model")
+    parser.add_argument("--tuning", default="", help="the model of the best training job of this tuning job")
+    parser.add_argument("--model-data", default="", help="a model.tar.gz in S3")
+    parser.add_argument("--job-definition", help="job definition (its name_prefix finds the newest job)")
+
+
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--package", default="", help="a model registry version: latest-approved or its number")
     parser.add_argument("--force", action="store_true", help="deploy a package that is not Approved")
-    parser.add_argument("--job", default="", help="training job whose model to serve")
-    parser.add_argument("--tuning", default="", help="serve the best training job of this tuning job")
-    parser.add_argument("--model-data", default="", help="a model.tar.gz in S3")
-    parser.add_argument("--job-definition", help="job definition (its name_prefix finds the newest job)")
+    add_model_source_arguments(parser)
     parser.add_argument("--latency-ms", type=float, default=endpoint_cost.MEASURED_LATENCY_MS,
                         help="latency of one request, for the serverless/async cost per 1,000 requests")
     parser.add_argument("--assume-exists", action="store_true",

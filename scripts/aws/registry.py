@@ -29,7 +29,7 @@ from scripts import job_definition, orchestration
 from . import api_requests
 from .client import Aws, AwsError, error_code
 from .common import base_parser, ecr_image, open_aws, run
-from .deploy import describe_endpoint, model_source
+from .deploy import add_model_source_arguments, describe_endpoint, model_source
 from .model_packages import Package, dry_summary, resolve, versions
 from .serving_record import package_version, read as read_record
 
@@ -227,12 +227,9 @@ def approve(aws: Aws, version: str, status: str, note: str) -> Package:
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("command", choices=("register", "packages", "approve"))
-    parser.add_argument("--job", default="", help="register: a training job's model")
-    parser.add_argument("--tuning", default="", help="register: the best training job of a tuning job")
-    parser.add_argument("--model-data", default="", help="register: a model.tar.gz in S3")
+    add_model_source_arguments(parser)  # register: what to register (default: the newest job)
     parser.add_argument("--evaluation", default="", help="register: evaluation.json of make evaluate")
     parser.add_argument("--approve", action="store_true", help="register: status Approved instead of pending")
-    parser.add_argument("--job-definition", help="register: its name_prefix finds the newest job")
     parser.add_argument("--max", type=int, default=20, help="packages: newest versions shown")
     parser.add_argument("--version", default="", help="approve: version number, latest-approved or ARN")
     parser.add_argument("--reject", action="store_true", help="approve: status Rejected instead")

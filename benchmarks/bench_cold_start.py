@@ -6,7 +6,8 @@ Run: .venv/bin/python -m benchmarks.bench_cold_start [--model DIR] [--rounds 3] 
 
 Each round starts the stack afresh (scripts/local/endpoint_process: a process group of its own, stopped at the
 end of the round) and times, with one client:
-- start -> /ping answers 200 (SageMaker's limit: 4 minutes for instances, 3 for serverless);
+- start -> /ping answers 200 (SageMaker's limit: 4 minutes for instances, 3 for serverless), and of that the
+  longest worker's model load (MMS's "Backend response time" of the load: imports, model_fn);
 - the first POST /invocations after it (a worker's lazy work: the first forward pass);
 - --requests warm requests, one after the other: p50 (the latency scripts/endpoint_cost.py prices).
 Without --model the artifact is EfficientNet-Lite0 at 224 px with an untrained 10-class head (benchmarks/
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -43,6 +45,13 @@ def post(url: str, body: bytes) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def worker_load_seconds(log: Path) -> float | None:
+    """The longest model load among MMS's workers, as MMS logs it (its first backend response per worker)."""
+    times = [int(t) for t in re.findall(r"Backend response time: (\d+)", log.read_text(errors="replace"))]
+    workers = len(set(re.findall(r"\[PID\] (\d+)", log.read_text(errors="replace")))) or 1
+    return round(max(times[:workers]) / 1000, 2) if times else None
+
+
 def one_round(model: Path, work: Path, jpeg: bytes, requests: int) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -56,7 +65,8 @@ def one_round(model: Path, work: Path, jpeg: bytes, requests: int) -> dict:
         warm = [post(url, jpeg) for _ in range(requests)]
     finally:
         endpoint_process.stop(process)
-    return {"start_to_ping_s": round(to_ping, 2), "first_request_ms": round(first, 1),
+    return {"start_to_ping_s": round(to_ping, 2), "worker_load_s": worker_load_seconds(log),
+            "first_request_ms": round(first, 1),
             "warm_p50_ms": round(statistics.median(warm), 1), "warm_max_ms": round(max(warm), 1)}
 
 
@@ -75,7 +85,8 @@ def main(argv=None) -> int:
             rounds.append(one_round(model, work, jpeg, args.requests))
             print(f"round {index + 1}: {rounds[-1]}", file=sys.stderr, flush=True)
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rounds": rounds,
-              "median": {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}}
+              "median": {key: statistics.median(r[key] for r in rounds) for key in rounds[0]
+                         if all(r[key] is not None for r in rounds)}}
     print(json.dumps(result, indent=2))
     return 0
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 HOURS_PER_MONTH = 730
 # The serving stack's warm latency for one 224x224 JPEG, p50, measured by `python -m benchmarks.bench_cold_start`
-# (EfficientNet-Lite0, one client, 2 cores shared with other work, no GPU; 2026-12-06: 127.7 ms, the median of 3
-# rounds). A ResNet-50 takes longer: give the
-# latency you measured (make bench-endpoint, or the endpoint's ModelLatency) as LATENCY_MS=.
-MEASURED_LATENCY_MS = 128.0
+# (EfficientNet-Lite0, one client, 2 CPUs shared with other work at load ~7.5, no GPU; 2026-12-06: 55.0 ms, the
+# median of 3 rounds; 128 ms at load ~10, 22.7 ms on the idle machine with make bench-endpoint). A ResNet-50
+# takes longer: give the latency you measured (make bench-endpoint, or the endpoint's ModelLatency) as LATENCY_MS=.
+MEASURED_LATENCY_MS = 55.0
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,13 @@ class Endpoint:
     price_per_gb_second: float | None = None
 
 
+def _usd(value: float) -> str:
+    """Cents for a dollar or more (and nothing); three significant digits below, where cents would show $0.00."""
+    return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.3g}"
+
+
 def _money(value: float | None) -> str:
-    return "" if value is None else f" = ${value:,.2f}"
+    return "" if value is None else f" = {_usd(value)}"
 
 
 def monthly_instances(endpoint: Endpoint) -> tuple[int, int]:
@@ -66,7 +71,7 @@ def describe(endpoint: Endpoint, latency_ms: float = MEASURED_LATENCY_MS) -> lis
         low, high = monthly_instances(endpoint)
         hours = [n * HOURS_PER_MONTH for n in (low, high)]
         money = ("" if price is None else
-                 f" = ${hours[0] * price:,.2f}" + (f" to ${hours[1] * price:,.2f}" if high != low else ""))
+                 f" = {_usd(hours[0] * price)}" + (f" to {_usd(hours[1] * price)}" if high != low else ""))
         span = f"{low}" if low == high else f"{low} to {high}"
         lines.append(f"{endpoint.type}, {span} x {endpoint.instance_type}: {hours[0]:,.0f}"
                      + (f" to {hours[1]:,.0f}" if high != low else "") + f" instance-hours a month{money}"

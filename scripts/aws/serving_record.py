@@ -33,7 +33,8 @@ class Served:
         tags = []
         for attr, key in KEYS.items():
             value = getattr(self, attr)
-            if not value:
+            if not value:  # written empty, so that AddTags on the endpoint replaces an earlier deploy's package
+                tags.append({"Key": f"{role}:{key}", "Value": ""})
                 continue
             if not _TAG_VALUE.fullmatch(value) and "<" not in value:  # "<...>": a dry run's placeholder
                 raise AwsError(f"cannot record {key} {value!r} in a tag (up to 256 letters, digits and _.:/=+-@): "

@@ -218,7 +218,7 @@ def record_tags(model_data: str = OLD_MODEL_DATA, image: str = SERVING_IMAGE, pa
             continue
         data, img, pkg = served
         tags += [{"Key": f"{role}:{key}", "Value": value}
-                 for key, value in (("package", pkg), ("model-data", data), ("image", img)) if value]
+                 for key, value in (("package", pkg), ("model-data", data), ("image", img))]
     return tags
 
 

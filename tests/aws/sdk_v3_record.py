@@ -112,7 +112,7 @@ def main() -> None:
     )
     from sagemaker.serve import ModelBuilder
     from sagemaker.train import ModelTrainer
-    from sagemaker.train.configs import Compute, InputData, OutputDataConfig
+    from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig
 
     session = Session(boto_session=boto, default_bucket=BUCKET)
     trainer = ModelTrainer(training_image=SETUP["training_image"], role=ROLE, base_job_name="img-clf",

@@ -426,7 +426,7 @@ def test_a_serverless_endpoint_has_memory_and_concurrency_and_a_per_request_cost
     assert deploy.main(["--model-data", MODEL_DATA, "--latency-ms", "200"]) == 0
     out = capsys.readouterr().out
     # 1,000 x 0.2 s x 2 GB = 400 GB-s at $0.00002
-    assert "# cost: serverless, 2048 MB: nothing while idle; per 1,000 requests 400 GB-s = $0.01" in out
+    assert "# cost: serverless, 2048 MB: nothing while idle; per 1,000 requests 400 GB-s = $0.008" in out
     assert "serverless, 2048 MB, up to 8 at once" in out
     assert not [s for s, _, _ in aws.sent if s == "application-autoscaling"]
 
@@ -491,9 +491,9 @@ def test_an_async_endpoint_writes_to_s3_and_scales_from_zero(aws_for, capsys):
     assert deploy.main(["--model-data", MODEL_DATA, "--latency-ms", "360"]) == 0
     out = capsys.readouterr().out
     assert "# cost: async, 0 to 3 x ml.m5.2xlarge: 0 to 2,190 instance-hours a month = $0.00 to $1,095.00" in out
-    # 1,000 x 0.36 s = 360 instance-seconds = 0.1 h at $0.5; 600 s idle before scale-in = $0.083
-    assert "per 1,000 requests 360 instance-seconds = $0.05, plus 600 s of an idle instance after each burst = $0.08" \
-        in out
+    # 1,000 x 0.36 s = 360 instance-seconds = 0.1 h at $0.5; 600 s idle before scale-in = $0.0833
+    assert "per 1,000 requests 360 instance-seconds = $0.05, plus 600 s of an idle instance after each burst = " \
+           "$0.0833" in out
 
 
 def test_async_invoke_puts_the_request_in_s3_and_prints_the_answer(aws_for, tmp_path, capsys, monkeypatch):

@@ -110,9 +110,9 @@ def main() -> None:
     from sagemaker.core.inference_config import (
         ServerlessInferenceConfig,  # (not the one of serverless_inference_config)
     )
+    from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig
     from sagemaker.serve import ModelBuilder
     from sagemaker.train import ModelTrainer
-    from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig
 
     session = Session(boto_session=boto, default_bucket=BUCKET)
     trainer = ModelTrainer(training_image=SETUP["training_image"], role=ROLE, base_job_name="img-clf",

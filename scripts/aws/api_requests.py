@@ -494,10 +494,10 @@ def model_package_group(settings: Settings) -> dict:
     return request
 
 
-def metrics_object(uri: str, body: bytes) -> dict:
-    """PutObject of a model package's metrics document (JSON)."""
+def put_object(uri: str, body: bytes, content_type: str) -> dict:
+    """PutObject of one document the scripts write: a model package's metrics, an async request's body."""
     bucket, key = split_s3_uri(uri)
-    return {"Bucket": bucket, "Key": key, "Body": body, "ContentType": "application/json"}
+    return {"Bucket": bucket, "Key": key, "Body": body, "ContentType": content_type}
 
 
 def model_package(settings: Settings, image: str, model_data: str, description: str, metrics_uri: str,

@@ -57,8 +57,7 @@ def invoke_async(aws: Aws, images: list[Path], top_k: int | None) -> invoke.Answ
     require(aws, "bucket")
     body, content_type = invoke.build_request(images)
     input_uri = api_requests.async_locations(settings)["input"] + uuid.uuid4().hex + SUFFIXES.get(content_type, "")
-    bucket, key = api_requests.split_s3_uri(input_uri)
-    aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    aws.call("s3", "put_object", **api_requests.put_object(input_uri, body, content_type))
     queued = aws.call("sagemaker-runtime", "invoke_endpoint_async", dry={}, **api_requests.invoke_endpoint_async(
         settings.endpoint_name, input_uri, content_type, settings.async_wait_seconds, top_k))
     if aws.dry_run:
@@ -70,6 +69,7 @@ def invoke_async(aws: Aws, images: list[Path], top_k: int | None) -> invoke.Answ
             found = s3_object(aws, location) if location else None
             if found is not None:
                 line.done()
+                bucket, key = api_requests.split_s3_uri(input_uri)
                 aws.call("s3", "delete_object", Bucket=bucket, Key=key)  # the request: answered, no longer needed
                 return invoke.Answer(status, found)
         if waited > settings.async_wait_seconds:

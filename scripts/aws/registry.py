@@ -177,7 +177,7 @@ def register(aws: Aws, definition: job_definition.JobDefinition, job: str, tunin
                                   f"{slug}-{orchestration.timestamp()}") + "model-quality.json"
     image = ecr_image(aws, settings.serving_repository)
     ensure_group(aws)
-    aws.call("s3", "put_object", **api_requests.metrics_object(metrics_uri, body))
+    aws.call("s3", "put_object", **api_requests.put_object(metrics_uri, body, "application/json"))
     classes = document["classes"]
     description = (f"{document.get('architecture') or 'image classifier'}, {len(classes)} classes "
                    f"({', '.join(map(str, classes[:12]))}{', ...' if len(classes) > 12 else ''}), from {source}")

@@ -102,6 +102,9 @@ SPECS: dict[str, Spec] = {
     "backbone_lr_scale": Spec(_float, 1.0, lambda v: 0 < v <= 1, "> 0 and <= 1",
                               "backbone lr = lr x this, when the backbone is not frozen"),
     "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
+    "class_weighting": Spec(str, "none", **_choice("none", "balanced"),
+                            help="balanced: each class's loss weighted by images / (classes x its training images), "
+                                 "for imbalanced training sets (valid and test losses stay unweighted)"),
     "dropout": Spec(_float, 0.5, lambda v: 0 <= v < 1, ">= 0 and < 1",
                     "dropout on the backbone's pooled features, before the head"),
     "warmup_epochs": Spec(_float, 1.0, lambda v: 0 <= v <= 100, "between 0 and 100",

@@ -31,7 +31,7 @@ TUNE_ARGS = $(if $(MAX_JOBS),--max-jobs $(call quote,MAX_JOBS)) $(if $(MAX_PARAL
 	$(if $(STRATEGY),--strategy $(call quote,STRATEGY)) $(if $(EARLY_STOPPING),--early-stopping $(call quote,EARLY_STOPPING)) \
 	$(if $(HP_ARGS),--hp $(call quote,HP_ARGS))
 
-.PHONY: help setup system-packages demo data train-local tune-local jobs logs test
+.PHONY: help setup system-packages demo data train-local tune-local jobs logs test docs
 
 help:  ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -73,5 +73,8 @@ logs:  ## print a local job's log: JOB=name
 test: setup  ## lint (ruff), then the fast test suite (CPU)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q tests
+
+docs:  ## write the hyperparameter tables in docs/ from the training code's SPECS (their help strings)
+	$(PYTHON) -m scripts.hyperparameter_docs
 
 -include mk/*.mk

@@ -65,9 +65,9 @@ class InitModel:
 
     def check(self, model_name: str, pretrained: bool) -> None:
         if self.architecture != model_name:
-            raise InitModelError(f"the init_model channel holds a model of architecture {self.architecture}; this job's "
-                                 f"model_name is {model_name}: give model_name={self.architecture} or another init "
-                                 f"model")
+            raise InitModelError(f"the init_model channel holds a model of architecture {self.architecture}; this "
+                                 f"job's model_name is {model_name}: give model_name={self.architecture} or another "
+                                 "init model")
         if not pretrained:
             raise InitModelError("pretrained=false asks for a randomly initialised backbone, but the init_model "
                                  "channel gives it its weights: drop pretrained=false or the init_model channel")

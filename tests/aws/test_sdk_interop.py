@@ -232,9 +232,10 @@ def test_make_train_takes_the_best_trial_of_an_sdk_framework_tuning_job(sdk_sess
     sent = next(params for _, api, params in aws.sent if api == "CreateTrainingJob")["HyperParameters"]
     job = container_accepts(sent, tmp_path, monkeypatch)
     assert not any(hp_specs.is_ignored(k) for k in sent)  # the SDK's sagemaker_* keys are not carried over
-    # the trial's values (decoded) over the job definition's static ones, epochs=3 on top
+    # the trial's values (decoded) over the job definition's static ones, the final job's fine-tuning (the
+    # recipe: orchestration.FINE_TUNING) and epochs=3 on top
     assert {k: job[k] for k in recorded if not hp_specs.is_ignored(k)} == {
-        **{k: trial[k] for k in recorded if not hp_specs.is_ignored(k)}, "epochs": 3}
+        **{k: trial[k] for k in recorded if not hp_specs.is_ignored(k)}, "epochs": 3, "unfreeze_stages": 1}
     assert job.model_name == "resnet50" and job.lr == 0.0123 and job.pretrained is True
 
 

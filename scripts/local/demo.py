@@ -24,7 +24,7 @@ from scripts import REPO_ROOT, job_definition
 from scripts.data import fashion_mnist
 from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
-from scripts.local import endpoint_process, jobs, train, tune
+from scripts.local import endpoint_process, jobs, train, tune, tuning_jobs
 from scripts.local.baseline import linear_probe
 from scripts.reports import demo_reports
 
@@ -54,7 +54,7 @@ def tune_and_fine_tune(args, data: Path) -> tuple[Path, dict]:
     tune.print_summary(record, definition)
     if not record.get("best"):
         raise RuntimeError("no trial of the tuning job completed")
-    best = tune.best_hyperparameters(record["name"])
+    best = tuning_jobs.best_hyperparameters(record["name"])
     extra = {name: "true" for name in ("debugger", "profiler") if name in hp_specs.SPECS}
     job = train.prepare_job(definition, data, best=best, given={**FINE_TUNE, **extra}, echo=say)
     say("Fine-tuning the best trial's hyperparameters with "

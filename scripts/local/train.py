@@ -20,6 +20,7 @@ from classifier.training.hyperparameters import HyperparameterError
 from scripts import job_definition, orchestration
 from scripts.job_definition import JobDefinition
 from scripts.local import features, jobs
+from scripts.local.tuning_jobs import best_hyperparameters
 
 
 def prepare_job(definition: JobDefinition, data: Path, best: dict | None = None, given: dict | None = None,
@@ -39,8 +40,6 @@ def prepare_job(definition: JobDefinition, data: Path, best: dict | None = None,
 
 
 def best_of(tuning: str, echo=print) -> dict[str, str]:
-    from scripts.local.tune import best_hyperparameters
-
     best = best_hyperparameters(tuning)
     echo(f"Best hyperparameters of {tuning}: {orchestration.describe_values(best)}")
     return best

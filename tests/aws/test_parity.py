@@ -15,7 +15,7 @@ from aws_support import stub_channels, stub_image, stub_trials, training_descrip
 from helpers import FAST_HP
 from scripts import job_definition, orchestration
 from scripts.aws import features as aws_features, train as aws_train, tune as aws_tune
-from scripts.local import features, jobs, train as local_train, tune as local_tune
+from scripts.local import features, jobs, train as local_train, tune as local_tune, tuning_jobs
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2", "debugger": "false", "profiler": "false"}.items())
 # A final job's: local mode fills it from its shared cache; SageMaker's final job computes its own features.
@@ -34,7 +34,7 @@ def local(image_set, tmp_path_factory):
         assert local_tune.main(["--data", str(image_set), "--max-jobs", "2", "--max-parallel", "1", "--strategy",
                                 "Random", "--hp", TINY, "--local-backbone", "efficientnet_lite0"]) == 0
         [tuning] = list((root / "tuning").iterdir())
-        record = json.loads((tuning / local_tune.RECORD).read_text())
+        record = json.loads((tuning / tuning_jobs.RECORD).read_text())
         assert local_train.main(["--data", str(image_set), "--tuning", tuning.name, "--hp", "best epochs=1",
                                  "--local-backbone", "efficientnet_lite0", "--quiet"]) == 0
         retrain = next(p for p in root.iterdir() if (p / jobs.RECORD).is_file() and "tuning_job" not in

@@ -11,7 +11,7 @@ import subprocess
 import browser
 
 from scripts import orchestration
-from scripts.local import tune
+from scripts.local import tune, tuning_jobs
 from scripts.reports import tuning_local, tuning_plots, tuning_report
 
 PLOTS = 4  # objective per trial, hyperparameters, parallel coordinates, per-epoch curves
@@ -21,7 +21,7 @@ def test_local_tuner_writes_the_report_at_its_end(tuning_run, tuning_job, tmp_pa
     _, _, output = tuning_run
     page = tuning_local.report_path(tuning_job)
     assert f"Tuning job report: {page}" in output
-    record = json.loads((tuning_job / tune.RECORD).read_text())
+    record = json.loads((tuning_job / tuning_jobs.RECORD).read_text())
     text = page.read_text()
     for trial in record["trials"]:
         assert trial["job"] in text

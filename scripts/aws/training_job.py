@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from classifier.progress import Progress
+
 from .client import Aws, error_code
-from .common import StatusLine, poll, poll_interval
+from .common import poll, poll_interval, status_display
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 FINISHED = ("Completed", "Failed", "Stopped")
@@ -14,8 +16,8 @@ FINISHED = ("Completed", "Failed", "Stopped")
 class LogTail:
     """New events of the job's log streams (<job>/algo-N-...) in /aws/sagemaker/TrainingJobs."""
 
-    def __init__(self, aws: Aws, job: str, line: StatusLine):
-        self.aws, self.job, self.line = aws, job, line
+    def __init__(self, aws: Aws, job: str, display: Progress):
+        self.aws, self.job, self.display = aws, job, display
         self.tokens: dict[str, str | None] = {}
         self.text: list[str] = []
 
@@ -42,7 +44,7 @@ class LogTail:
                 message = event.get("message", "").rstrip("\n")
                 self.text.append(message)
                 host = stream.split("/", 1)[-1].split("-")[0:2]
-                self.line.print(f"[{'-'.join(host)}] {message}" if several else message)
+                self.display.print(f"[{'-'.join(host)}] {message}" if several else message)
             token = page.get("nextForwardToken")
             if not page.get("events") or token == self.tokens.get(stream):
                 self.tokens[stream] = token or self.tokens.get(stream)
@@ -59,12 +61,12 @@ def status_text(state: dict) -> str:
 
 
 def wait(aws: Aws, name: str, stream_logs: bool = True) -> tuple[dict, str]:
-    line = StatusLine()
-    tail = LogTail(aws, name, line)
+    display = status_display()
+    tail = LogTail(aws, name, display)
     try:
         state = poll(lambda: aws.call("sagemaker", "describe_training_job", TrainingJobName=name),
                      lambda s: s.get("TrainingJobStatus") in FINISHED, status_text, poll_interval(aws.settings),
-                     on_poll=(lambda s: tail.fetch()) if stream_logs else None, line=line)
+                     on_poll=(lambda s: tail.fetch()) if stream_logs else None, display=display)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; training job {name} goes on (`aws sagemaker stop-training-job "
               f"--training-job-name {name}` stops it)", file=sys.stderr)

@@ -332,7 +332,8 @@ def print_summary(record: dict, definition: JobDefinition) -> None:
     if best:
         print(f"Best training job: {best['job']} {definition.objective.metric}={best['objective']:.4f} "
               + orchestration.describe_values(best["hyperparameters"]))
-        print(f"Retrain it: make train-local TUNING={record['name']}  (HP=\"best epochs=10\": with epochs=10 on top)")
+        print(f"The final model: make train-local TUNING={record['name']}  (its hyperparameters, the backbone's last "
+              f"stage fine-tuned from its head; HP=\"best unfreeze_stages=0\": the head alone)")
 
 
 def write_report(directory: Path) -> None:

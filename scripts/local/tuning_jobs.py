@@ -1,6 +1,6 @@
 """A local tuning job's files (jobs/tuning/<name>/) as the tuner and its readers see them: where they are, the
 record (tuning.json: the job definition it ran with, its trials, the best one), the trials as the core's
-Trials, the newest Optuna trial of each trial number, and the best trial's hyperparameters.
+Trials, the newest Optuna trial of each trial number, and the best trial with its hyperparameters.
 
 The tuner (tune.py) writes these files; `make train-local TUNING=...` and the tuning job report
 (scripts/reports) read them from here, so neither reader depends on the tuner.
@@ -59,10 +59,17 @@ def latest_trials(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
     return found
 
 
+def best_trial(name: str) -> tuple[orchestration.Trial, Path]:
+    """The tuning job's best trial (the core's choice, recorded when the tuning job ended) and its job dir."""
+    record = json.loads((resolve_tuning(name) / RECORD).read_text())
+    best = record.get("best")
+    if not best:
+        raise jobs.JobError(f"tuning job {name} has no completed trial")
+    entry = next(t for t in record["trials"] if t["job"] == best["job"])
+    return as_trial(entry), jobs.resolve_job(best["job"])
+
+
 def best_hyperparameters(name: str) -> dict[str, str]:
     """The best trial's hyperparameters as it ran with them (for `make train-local TUNING=...`)."""
-    record = json.loads((resolve_tuning(name) / RECORD).read_text())
-    if not record.get("best"):
-        raise jobs.JobError(f"tuning job {name} has no completed trial")
-    values = jobs.read_record(jobs.resolve_job(record["best"]["job"]))["hyperparameters"]
-    return orchestration.recorded_hyperparameters(values)
+    _, job = best_trial(name)
+    return orchestration.recorded_hyperparameters(jobs.read_record(job)["hyperparameters"])

@@ -13,11 +13,11 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import browser
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY
 
+import browser
 from scripts import job_definition
 from scripts.local import jobs
 from scripts.reports import (

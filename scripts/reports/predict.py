@@ -13,13 +13,13 @@ left out, in both.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from classifier.progress import Progress
+from scripts import batch_output
 from scripts.invoke import Answer, build_request
 
 from .evaluation_data import EvaluationError, Images, Predictions, true_labels
@@ -27,27 +27,6 @@ from .evaluation_data import EvaluationError, Images, Predictions, true_labels
 BATCH = 16  # images per forward pass and per endpoint request (the endpoint takes up to 32)
 MAX_REQUEST_BYTES = 5 * 2**20  # an InvokeEndpoint body is at most 6 MiB; base64 adds a third
 ALL_CLASSES = "top_k=1000000"  # more than any model's classes: the endpoint answers every class
-
-
-class Progress:
-    """A line every tenth of the way: count, rate, time left."""
-
-    def __init__(self, total: int, what: str, out=None):
-        self.total, self.what, self.out = total, what, out or sys.stderr
-        self.started, self.done, self.shown = time.monotonic(), 0, 0
-
-    def add(self, count: int) -> None:
-        self.done += count
-        if self.done - self.shown >= max(1, self.total // 10) or self.done == self.total:
-            rate = self.done / max(time.monotonic() - self.started, 1e-9)
-            left = (self.total - self.done) / rate if rate else 0
-            print(f"{self.what}: {self.done}/{self.total} images, {rate:.1f} images/s, {left:.0f}s left",
-                  file=self.out, flush=True)
-            self.shown = self.done
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
 
 
 def batches(paths: list[Path], size: int = BATCH) -> list[list[int]]:
@@ -66,6 +45,7 @@ def batches(paths: list[Path], size: int = BATCH) -> list[list[int]]:
 # --- the model directory ---------------------------------------------------------------------------------
 
 def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH) -> Predictions:
+    # torch and the serving code only here: an evaluation through an endpoint needs neither
     import torch
 
     from classifier.artifact import load_artifact
@@ -78,20 +58,20 @@ def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH) -> Predic
                            preprocessing=preprocessing, architecture=config["architecture"],
                            max_pixels=Settings.from_env().max_pixels)
     labels = true_labels(found, serving.classes)
-    progress = Progress(len(found.paths), "classifying (model directory)")
     kept, rows, failures = [], [], []
-    for group in batches(found.paths, batch):
-        tensors, indices = [], []
-        for index in group:
-            try:
-                tensors.append(serving.preprocess(found.paths[index].read_bytes()))
-                indices.append(index)
-            except (ImageDecodeError, ImageTooLargeError, OSError) as error:
-                failures.append((found.paths[index], str(error)))
-        if tensors:
-            rows.append(serving.forward(torch.stack(tensors)).numpy())
-            kept += indices
-        progress.add(len(group))
+    with Progress("classifying (model directory)", len(found.paths)) as progress:
+        for group in batches(found.paths, batch):
+            tensors, indices = [], []
+            for index in group:
+                try:
+                    tensors.append(serving.preprocess(found.paths[index].read_bytes()))
+                    indices.append(index)
+                except (ImageDecodeError, ImageTooLargeError, OSError) as error:
+                    failures.append((found.paths[index], str(error)))
+            if tensors:
+                rows.append(serving.forward(torch.stack(tensors)).numpy())
+                kept += indices
+            progress.add(len(group))
     return _predictions(f"model directory {model_dir}", serving.classes, found, labels, kept, rows, failures,
                         progress.seconds, model=config)
 
@@ -103,27 +83,27 @@ Send = Callable[[bytes, str, str], Answer]  # (body, content type, custom attrib
 
 def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) -> Predictions:
     """`send` posts one request (scripts/invoke.py's invoke_url or invoke_sagemaker, bound to an endpoint)."""
-    progress = Progress(len(found.paths), f"classifying ({source})")
     classes: list[str] | None = None
     kept, rows, failures = [], [], []
-    for group in batches(found.paths, batch):
-        answered = _ask(send, [found.paths[i] for i in group])
-        if answered is None:  # an image the endpoint refused: ask for each one alone to find which
-            results = [(i, _ask(send, [found.paths[i]])[0]) for i in group]
-        else:
-            results = list(zip(group, answered, strict=True))
-        for index, result in results:
-            if isinstance(result, str):
-                failures.append((found.paths[index], result))
-                continue
-            names, row = result
-            if classes is None:
-                classes = names
-            elif names != classes:
-                raise EvaluationError(f"{source} answered with other classes for {found.paths[index]}")
-            kept.append(index)
-            rows.append(row[None, :])
-        progress.add(len(group))
+    with Progress(f"classifying ({source})", len(found.paths)) as progress:
+        for group in batches(found.paths, batch):
+            answered = _ask(send, [found.paths[i] for i in group])
+            if answered is None:  # an image the endpoint refused: ask for each one alone to find which
+                results = [(i, _ask(send, [found.paths[i]])[0]) for i in group]
+            else:
+                results = list(zip(group, answered, strict=True))
+            for index, result in results:
+                if isinstance(result, str):
+                    failures.append((found.paths[index], result))
+                    continue
+                names, row = result
+                if classes is None:
+                    classes = names
+                elif names != classes:
+                    raise EvaluationError(f"{source} answered with other classes for {found.paths[index]}")
+                kept.append(index)
+                rows.append(row[None, :])
+            progress.add(len(group))
     if classes is None:
         raise EvaluationError(f"{source} classified none of the images: {failures[0][1] if failures else ''}")
     labels = true_labels(found, classes)
@@ -135,8 +115,6 @@ def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) ->
 def from_batch_output(out_dir: Path, found: Images) -> Predictions:
     """The .out files of `make batch-transform` (downloaded) or `make batch-local` for the images of DATA, which
     mirrors the job's input prefix (scripts/batch_output.py's layout); an image without one failed."""
-    from scripts import batch_output
-
     classes: list[str] | None = None
     kept, rows, failures, outputs = [], [], [], batch_output.Outputs(out_dir)
     for index, path in enumerate(found.paths):

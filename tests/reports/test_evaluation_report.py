@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
-import browser
 import numpy as np
 import pytest
 
+import browser
 from scripts.invoke import invoke_url
 from scripts.reports import evaluation_cli, evaluation_report, metrics, predict
 from scripts.reports.evaluation_data import Predictions, images
@@ -125,3 +125,26 @@ def test_calibration_and_top_k_against_scikit_learn():
     assert list(top) == [1, 2, 3] and top[1] == pytest.approx(correct.mean())
     ranks = (-probabilities).argsort(axis=1)
     assert top[3] == pytest.approx(np.mean([labels[i] in ranks[i, :3] for i in range(300)]))
+
+
+def test_class_names_with_markup_show_as_text(image_set, tmp_path):
+    """Class names (the data set's folder names), the model's source and an image that could not be classified
+    are user data: `<img src=x onerror=alert(1)>` among them shows as text in every table, and no script runs."""
+    rng = np.random.default_rng(2)
+    classes = ["001.Cat", browser.MARKUP, "003.Dog"]
+    labels = np.repeat(np.arange(3), 4)
+    logits = rng.normal(0, 1, (len(labels), 3))
+    logits[np.arange(len(labels)), labels] += 1.5
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    paths = sorted((image_set / "test").rglob("*.jpg"))[:len(labels)]
+    predictions = Predictions(f"endpoint {browser.MARKUP}", classes, paths, labels, probabilities, 1.0,
+                              failures=[(tmp_path / browser.MARKUP / "a.jpg", f"HTTP 400: {browser.MARKUP}")])
+    result = metrics.evaluate(predictions)
+    assert any(predictions.classes[p.true] == browser.MARKUP or predictions.classes[p.predicted] == browser.MARKUP
+               for p in result.pairs)  # the name is in the most confused pairs too
+    out = evaluation_report.write(predictions, result, tmp_path, tmp_path / "markup.html", browser.MARKUP)
+    assert browser.MARKUP not in out.read_text()
+    rendered = browser.check_page(out, tmp_path, plots=plot_count({"accuracy": result.accuracy}), height=3000)
+    browser.shows_as_text(rendered, f"Evaluation report: {browser.MARKUP}", f"endpoint {browser.MARKUP}",
+                          f"HTTP 400: {browser.MARKUP}", str(tmp_path / browser.MARKUP / "a.jpg"))
+    assert rendered.text.count(browser.MARKUP) >= 6  # title, source, per-class row, pairs, failure

@@ -165,5 +165,3 @@ def repo_relative(path: Path) -> str:
         return str(path)
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

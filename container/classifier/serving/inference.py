@@ -242,9 +242,18 @@ def parse_top_k(custom_attributes: str | None, default: int, num_classes: int) -
     return min(top_k, num_classes)
 
 
-def output_fn(prediction: Prediction, accept: str | None, top_k: int = 3) -> tuple[str, str]:
+def negotiate(accept: str | None) -> str:
+    """Content negotiation, the one place it happens: the response type for this Accept header (responses are
+    JSON), or a 406 before any work is done."""
     if not accepts_json(accept):
         raise RequestError(406, f"Accept {accept!r} cannot be served: responses are {JSON}")
+    return JSON
+
+
+def output_fn(prediction: Prediction, content_type: str = JSON, top_k: int = 3) -> tuple[str, str]:
+    """The top-k classes per image, written in the negotiated `content_type` (`negotiate`)."""
+    if content_type != JSON:
+        raise ValueError(f"output_fn writes {JSON}, not {content_type!r}: negotiate() chooses the type")
     top_k = min(top_k, len(prediction.classes))
     values, indices = torch.topk(prediction.probabilities, top_k, dim=1)
     predictions = [

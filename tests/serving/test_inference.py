@@ -245,7 +245,9 @@ def test_serve_checks_the_model_dir_without_torch(tmp_path):
     with pytest.raises(serve.ModelDirError, match="preprocessing.image_size is -5"):
         serve.check_model_dir(tmp_path)
     (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(valid_config()))
-    assert serve.check_model_dir(tmp_path) == {"architecture": "efficientnet_lite0", "classes": 3, "image_size": 64}
+    assert serve.check_model_dir(tmp_path, env={}) == {"architecture": "efficientnet_lite0", "classes": 3,
+                                                       "image_size": 64, "format": "torch",
+                                                       "why": "no exported formats in the artifact"}
     code = ("import sys; from pathlib import Path; from classifier.serving import serve; "
             f"serve.check_model_dir(Path({str(tmp_path)!r})); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -261,9 +263,11 @@ def serving_model(artifact_dir):
 
 def test_model_fn_loads_the_artifact_for_inference(serving_model, artifact_dir):
     assert serving_model.classes == serving_data.CLASSES
-    assert not serving_model.model.training and all(not m.training for m in serving_model.model.modules())
+    assert serving_model.format == "torch"
+    model = serving_model.network.model
+    assert not model.training and all(not m.training for m in model.modules())
     assert serving_model.preprocessing.image_size == serving_data.IMAGE_SIZE
-    weight = next(p for p in serving_model.model.parameters() if p.dim() == 4)
+    weight = next(p for p in model.parameters() if p.dim() == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -282,7 +286,7 @@ def test_predict_uses_the_evaluation_preprocessing(serving_model, test_images):
     expected = serving_model.preprocessing.load_for_eval(image)
     assert torch.equal(serving_model.preprocess(image), expected)
     with torch.inference_mode():
-        direct = serving_model.model(expected.unsqueeze(0)).double().exp()
+        direct = serving_model.network.model(expected.unsqueeze(0)).double().exp()
     assert torch.allclose(serving_model.predict([image]), direct, atol=1e-5)
 
 

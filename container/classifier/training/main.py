@@ -26,6 +26,7 @@ from .. import paths, runtime
 from ..artifact import ArtifactError, atomic_write_json, save_artifact
 from ..channels import OPTIONAL as CHANNELS_OPTIONAL, REQUIRED as CHANNELS_REQUIRED
 from ..debugger import build_observers
+from ..export.main import export_after_training
 from ..model import WeightsError, build_model, find_pretrained_weights, get_architecture
 from . import checkpoints, distributed, feature_cache, feature_job, metrics_log
 from .checkpoints import CheckpointError
@@ -395,6 +396,8 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     if world.is_main:
         finish(hp, model, best_model_state, state, classes, preprocessing, test, precision, observer,
                use_channels_last, workers, world, started)
+        if hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images
+            export_after_training(paths.model_dir(), train, valid)
     distributed.barrier(world)
 
 

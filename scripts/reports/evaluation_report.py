@@ -16,8 +16,8 @@ from .evaluation_data import Predictions, write_predictions_csv
 from .metrics import Evaluation
 from .page import esc, fmt_number, fmt_seconds, html_page, note, png, section, table, write_page
 
-NAV = [("summary", "Summary"), ("classes", "Per class"), ("confusion", "Confusion"), ("mistakes", "Mistakes"),
-       ("topk", "Top-k"), ("calibration", "Calibration"), ("files", "Files")]
+NAV = [("summary", "Summary"), ("formats", "Formats"), ("classes", "Per class"), ("confusion", "Confusion"),
+       ("mistakes", "Mistakes"), ("topk", "Top-k"), ("calibration", "Calibration"), ("files", "Files")]
 
 
 def _pct(value: float) -> str:
@@ -44,6 +44,35 @@ def summary_section(p: Predictions, result: Evaluation, data: Path) -> str:
     if p.failures:
         rows.append(("Not classified", esc(f"{len(p.failures)} image(s), listed under Files")))
     return section("summary", "Summary", table(None, rows))
+
+
+def formats_section(p: Predictions) -> str:
+    """Top-1 of each format the model directory holds, on these images, beside the accuracy gate's verdict on the
+    valid images (model_config.json's exports)."""
+    if not p.formats:
+        return section("formats", "Formats", note("Predictions from an endpoint or a batch transform: the format "
+                                                  "is the endpoint's (its log says which)."))
+    rows = []
+    for f in p.formats:
+        gate = f.gate or {}
+        if f.gate is None:
+            verdict = "the reference (model.pth)"
+        elif gate.get("accepted"):
+            figures = gate.get("figures") or {}
+            verdict = "accepted" + (f" (valid: {figures['accuracy_change_points']:+.1f} points, same top-1 on "
+                                    f"{figures['top1_agreement']:.1%})" if "top1_agreement" in figures else "")
+        else:
+            verdict = f"refused: {gate.get('reason')}"
+        measured = f.accuracy is not None
+        rows.append([f"<b>{esc(f.format)}</b>" if f.served else esc(f.format),
+                     _pct(f.accuracy) if measured else "–", _pct(f.agreement) if measured else "–",
+                     f"{f.images_per_second:.1f}" if measured else "–", esc(verdict)])
+    body = table(["format", "top-1 accuracy", "same top-1 as torch", "forward images/s (here)", "accuracy gate"],
+                 rows)
+    body += note("Bold: the format an endpoint serves on a CPU (the fastest the gate accepted, or SERVING_RUNTIME); "
+                 "its predictions fill this report. Each format ran on the same decoded images; the speed is this "
+                 "process's forward passes in batches, not an endpoint's (make bench-endpoint measures that).")
+    return section("formats", "Formats: top-1 side by side", body)
 
 
 def classes_section(result: Evaluation, p: Predictions) -> str:
@@ -100,6 +129,8 @@ def as_json(p: Predictions, result: Evaluation) -> dict:
         "most_confused": [{"true": p.classes[x.true], "predicted": p.classes[x.predicted], "images": x.count}
                           for x in result.pairs],
         "not_classified": [{"image": str(path), "reason": reason} for path, reason in p.failures],
+        "formats": [{"format": f.format, "served": f.served, "accuracy": f.accuracy, "same_top1_as_torch": f.agreement,
+                     "images_per_second": f.images_per_second, "gate": f.gate} for f in p.formats],
     }
 
 
@@ -110,7 +141,8 @@ def write(p: Predictions, result: Evaluation, data: Path, path: Path, title: str
     numbers = path.with_name("evaluation.json")
     atomic_write_json(numbers, as_json(p, result))
     rows = write_predictions_csv(p, path.with_name("predictions.csv"))
-    sections = [summary_section(p, result, data), classes_section(result, p), confusion_section(result, p),
+    sections = [summary_section(p, result, data), formats_section(p), classes_section(result, p),
+                confusion_section(result, p),
                 mistakes_section(p), section("topk", "Top-k accuracy", png(plots.top_k(result), "top-k accuracy")
                                              if result.top_k else note("Two classes or fewer: no top-k.")),
                 section("calibration", "Calibration", png(plots.reliability(result, p), "reliability diagram") + note(

@@ -36,5 +36,5 @@ export:  ## OpenVINO fp32 + int8 beside model.pth, each judged by the accuracy g
 	@test -n "$(MODEL)" || { echo "usage: make export MODEL=<local job | model dir | model.tar.gz> [DATA=<data set with train/ and valid/>]" >&2; exit 2; }
 	$(PYTHON) -m scripts.export --model $(call quote,MODEL) $(if $(filter-out file,$(origin DATA)),--data $(call quote,DATA))
 
-bench-endpoint:  ## endpoint vs in-process latency and 4-client throughput [MODEL=<dir>]
-	$(PYTHON) benchmarks/bench_endpoint.py $(if $(MODEL),--model "$(MODEL)")
+bench-endpoint:  ## torch / fp32 / int8 endpoints vs in-process, ResNet-50 and EfficientNet-Lite0 [MODEL=<dir>] [PRICE=<USD per instance-hour>]
+	$(PYTHON) benchmarks/bench_endpoint.py $(if $(MODEL),--model $(call quote,MODEL)) $(if $(PRICE),--price $(call quote,PRICE))

@@ -243,11 +243,6 @@ def stop_on_signals(runs: Runs, interrupt=lambda: False):
             signal.signal(s, old)
 
 
-def stop_all() -> None:
-    """SIGTERM to every job this process runs (the training programs stop at their next step)."""
-    RUNS.stop()
-
-
 def _wait_for_previous_run(job: Path, record: dict, echo) -> None:
     """A job whose last run is still alive: refuse while the process that ran it lives; if that process
     died (killed), its training process got SIGTERM (orphan_guard): wait until it has stopped."""

@@ -28,7 +28,7 @@ case "${1:-}" in
                  "Endpoints run the serving image, byoc-classifier-serving, with the same tag: make deploy," \
                  "or with the SageMaker Python SDK estimator.deploy(..., image_uri=" \
                  "\"<account>.dkr.ecr.<region>.amazonaws.com/byoc-classifier-serving:<tag>\")" \
-                 "(README: \"On AWS\")." >&2
+                 "(docs/aws.md)." >&2
             exit 1
         fi
         # nginx on port 8080 in front of multi-model-server (classifier.serving.serve); on SIGTERM it

@@ -1,5 +1,5 @@
-# The whole local loop at the dogImages seed's scale (README, Benchmarks): a generated tree of photo-sized
-# JPEGs, then tune-local (4 trials) + retrain of the best + test evaluation, timed.
+# The whole local loop at the dogImages seed's scale (docs/local-mode.md; its figures in docs/measurements.md):
+# a generated tree of photo-sized JPEGs, then tune-local (4 trials) + retrain of the best + test evaluation, timed.
 # SEED_SCALE=0.2 makes a fifth of the tree (1,336 / 167 / 167 images) in data/photo-tree-0.2.
 SEED_SCALE ?= 1
 SEED_DATA ?= data/photo-tree$(if $(filter-out 1,$(SEED_SCALE)),-$(SEED_SCALE))

@@ -1,5 +1,5 @@
 """How the network runs fastest on the machine at hand, for every path that runs it (feature pass,
-training, evaluation, serving). Measured by benchmarks/bench_backbone_pass.py (README, Benchmarks):
+training, evaluation, serving). Measured by benchmarks/bench_backbone_pass.py (docs/measurements.md):
 
 - memory format: channels_last on CPU as on CUDA (EfficientNet-Lite0's CPU forward ~2x faster);
 - forward chunks: on CPU, a batch goes through the backbone in chunks of about 8 images at 224 px

@@ -18,28 +18,35 @@ from pathlib import Path
 
 from classifier.training import hyperparameters as hp_specs
 from scripts import orchestration
+from scripts.job_definition import Channels
 from scripts.local import jobs
 
 BATCH_SIZE = 64
+CHANNELS = Channels()
 _LOCK = threading.Lock()  # parallel trials of one tuning job
 _FILLED: set[tuple] = set()  # (cache dir, model, image size, weights, data) filled by this process
 
 
-def prepare(values: dict[str, str], data: Path, echo=print) -> Path | None:
+def prepare(values: dict[str, str], data: Path, echo=print, init_model: Path | None = None) -> Path | None:
     """The cache directory, holding the features of `data`'s train and valid images for a job with these
-    hyperparameters; None when the job cannot train from cached features (it then runs the backbone)."""
+    hyperparameters (and this init_model channel: its backbone); None when the job cannot train from cached
+    features (it then runs the backbone)."""
     if not orchestration.uses_feature_cache(values):
         return None
     # torch, imported by the training job's setup, only when a cache is filled: the tuner's process needs
     # it for nothing else (its trials are processes of their own).
     from classifier.model import WeightsError
     from classifier.training import setup
+    from classifier.training.init_model import InitModelError
 
     hp = hp_specs.parse(values)
     data, cache_dir = Path(data).resolve(), jobs.feature_cache_dir()
+    channels = setup.data_set_channels(data)
+    if init_model is not None:
+        channels[CHANNELS.init_model] = Path(init_model)
     try:
-        backbone = setup.Backbone.choose(hp.model_name, hp.image_size, hp.pretrained, setup.data_set_channels(data))
-    except WeightsError as error:  # the job itself fails with the full explanation
+        backbone = setup.Backbone.for_job(hp, channels)
+    except (WeightsError, InitModelError) as error:  # the job itself fails with the full explanation
         echo(f"Feature cache not used: {error}")
         return None
     identity = (str(cache_dir), hp.model_name, hp.image_size, str(backbone.weights_file), str(data))
@@ -48,18 +55,18 @@ def prepare(values: dict[str, str], data: Path, echo=print) -> Path | None:
             cache_dir.mkdir(parents=True, exist_ok=True)
             with open(cache_dir / ".lock", "w") as lock:  # another process filling the same cache
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                fill(hp, data, cache_dir, echo)
+                fill(hp, channels, cache_dir, echo)
             _FILLED.add(identity)
     return cache_dir
 
 
-def fill(hp: hp_specs.Hyperparameters, data: Path, cache_dir: Path, echo) -> int:
+def fill(hp: hp_specs.Hyperparameters, channels: dict[str, Path], cache_dir: Path, echo) -> int:
     """Backbone features of every train and valid image not in the cache yet, with the training job's own
     setup (channels, weights, model, preprocessing) and feature pass; returns how many were added."""
     from classifier.training import feature_cache, setup
 
     workers = hp_specs.resolve_num_workers("auto")
-    job = setup.assemble(hp, setup.data_set_channels(data), with_test=False)
+    job = setup.assemble(hp, channels, with_test=False)
     job = job.with_data(job.data.verified(workers, skip_bad=True))
     channels = [job.data.train, job.data.valid]
     key = job.backbone.cache_key()

@@ -167,7 +167,7 @@ def test_the_sdks_empty_debug_hook_config_keeps_the_jobs_own_hook(sdk_session, t
 
 
 def test_turning_the_sdks_debugger_and_profiler_off_sends_neither(sdk_session):
-    """What the README shows for SDK users: the job's own debugger and profiler only."""
+    """What docs/aws.md shows SDK users: the job's own debugger and profiler only."""
     request = fit(sdk_session, CHANNELS, debugger_hook_config=False, disable_profiler=True)
     assert "DebugHookConfig" not in request
     assert request.get("ProfilerConfig", {"DisableProfiler": True})["DisableProfiler"] is True
@@ -175,7 +175,7 @@ def test_turning_the_sdks_debugger_and_profiler_off_sends_neither(sdk_session):
 
 def test_a_single_s3_uri_is_the_channel_training_which_the_job_refuses_by_name(sdk_session, tmp_path, monkeypatch):
     """Issue 13 item 11: fit("s3://...") makes one channel named `training`; the container says which
-    channels it reads (the README shows fit({"train": ..., "valid": ...}))."""
+    channels it reads (docs/aws.md shows fit({"train": ..., "valid": ...}))."""
     from classifier.training.data import DataError
 
     request = fit(sdk_session, DATA)
@@ -331,21 +331,22 @@ def test_deploy_with_the_serving_image_and_the_predictors_headers(sdk_session, t
     assert all(0 <= p <= 1 for p in probabilities) and {c["name"] for c in prediction["classes"]} <= set(classes)
 
 
-# --- the README shows SDK users the calls these tests make ----------------------------------------------------
+# --- docs/aws.md shows SDK users the calls these tests make ---------------------------------------------------
 
-def readme_sdk_code() -> str:
-    text = (REPO_ROOT / "README.md").read_text()
-    section = text[text.index("### With the SageMaker Python SDK"):]
-    section = section[:section.index("\n## ")] if "\n## " in section else section
+def docs_sdk_code() -> str:
+    text = (REPO_ROOT / "docs" / "aws.md").read_text()
+    section = text[text.index("## With the SageMaker Python SDK"):]
+    ends = [section.index(mark) for mark in ("\n## ", "\n# ") if mark in section]
+    section = section[:min(ends)] if ends else section
     return "\n".join(re.findall(r"```python\n(.*?)```", section, re.S))
 
 
-def test_the_readme_shows_sdk_users_the_calls_that_fit():
-    code = readme_sdk_code()
+def test_the_docs_show_sdk_users_the_calls_that_fit():
+    code = docs_sdk_code()
     from classifier import channels
 
     fitted = re.search(r"\.fit\(\{(.*?)\}\)", code, re.S)
-    assert fitted, "the README's fit() takes a dict of channels"
+    assert fitted, "docs/aws.md's fit() takes a dict of channels"
     named = set(re.findall(r'"(\w+)":', fitted.group(1)))
     assert set(channels.REQUIRED) <= named <= set(channels.DATA_SET)
     assert "debugger_hook_config=False" in code and "disable_profiler=True" in code

@@ -50,7 +50,7 @@ def test_every_key_is_required_no_default_in_code(path, tmp_path):
 def test_channels_belong_to_the_training_container(tmp_path):
     definition = job_definition.load()
     assert definition.channels.required == channels.REQUIRED == ("train", "valid")
-    assert set(definition.channels.optional) == {"test", "weights", "feature_cache"}
+    assert set(definition.channels.optional) == {"test", "weights", "feature_cache", "init_model"}
     from classifier.training import setup  # the container reads the same list
 
     assert setup.REQUIRED is channels.REQUIRED and setup.OPTIONAL is channels.OPTIONAL

@@ -1,6 +1,9 @@
+import dataclasses
+
 import pytest
 
 from classifier.training import hyperparameters as H
+from scripts import REPO_ROOT, hyperparameter_docs
 
 
 def test_strings_are_parsed_with_types():
@@ -43,9 +46,36 @@ def test_toolkit_argv_is_parsed_strictly():
         H.parse_args(["--epoch", "3"])
 
 
-def test_every_hyperparameter_is_documented_in_the_readme():
-    from pathlib import Path
+def test_every_hyperparameter_is_in_one_docs_table_with_its_meaning():
+    listed = [name for tables in hyperparameter_docs.TABLES.values() for names in tables.values() for name in names]
+    assert sorted(listed) == sorted(H.SPECS)  # each once
+    assert not [name for name, spec in H.SPECS.items() if not spec.help or not spec.rule], "help and rule for each"
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [name for name in H.SPECS if f"`{name}`" not in readme]
-    assert not missing, f"README lacks {missing}"
+
+def test_the_docs_tables_are_what_specs_give():
+    stale = [path for path, (text, new) in hyperparameter_docs.updated_pages().items() if text != new]
+    assert not stale, (f"{', '.join(str(path.relative_to(REPO_ROOT)) for path in stale)}: the hyperparameter "
+                       f"table differs from SPECS; run `make docs`")
+
+
+def test_make_docs_rewrites_only_the_table_and_check_names_the_fix(tmp_path, monkeypatch, capsys):
+    for page in hyperparameter_docs.TABLES:
+        (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / page).write_text((REPO_ROOT / page).read_text())
+    monkeypatch.setitem(H.SPECS, "dropout", dataclasses.replace(H.SPECS["dropout"], help="a new meaning"))
+    page = tmp_path / "docs" / "training.md"
+    before = page.read_text()
+    assert hyperparameter_docs.main(["--check"], root=tmp_path) == 1
+    assert "docs/training.md: the hyperparameter table differs from SPECS; run `make docs`" in capsys.readouterr().err
+    assert page.read_text() == before  # --check writes nothing
+    assert hyperparameter_docs.main([], root=tmp_path) == 0
+    after = page.read_text()
+    changed = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert changed == ["| `dropout` | `0.5` | >= 0 and < 1 | a new meaning |"]
+    assert len(after.splitlines()) == len(before.splitlines())
+    assert hyperparameter_docs.main(["--check"], root=tmp_path) == 0
+
+
+def test_a_missing_marker_is_named():
+    with pytest.raises(ValueError, match="hyperparameters:training end"):
+        hyperparameter_docs.rewrite("x\n" + hyperparameter_docs.begin_marker("training") + "\n", "training", ["lr"])

@@ -530,7 +530,7 @@ def files_section(layout: config.Layout) -> str:
         size = sum(f.stat().st_size for f in layout.tensors.rglob("*") if f.is_file())
         entries.append((esc(layout.tensors), f"{size / 2**20:.1f} MiB (smdebug)"))
     return section("files", "Files", table(["file", "size"], entries) + note(
-        "Formats: README, section 'Debugger and profiler'."))
+        "Formats: docs/debugger.md, 'Output data'."))
 
 
 CSS = """

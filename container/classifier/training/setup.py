@@ -19,12 +19,13 @@ import torch
 
 from .. import paths, runtime
 from ..backbones import Architecture, get_architecture
-from ..channels import DATA_SET, OPTIONAL, REQUIRED, TEST, TRAIN, VALID, WEIGHTS
+from ..channels import DATA_SET, INIT_MODEL, OPTIONAL, REQUIRED, TEST, TRAIN, VALID, WEIGHTS
 from ..model import ImageClassifier, WeightsError, build_model, find_pretrained_weights
 from ..preprocessing import Preprocessing
 from . import feature_cache
 from .data import Channel, DataError, scan_channel, verify_images
 from .hyperparameters import Hyperparameters
+from .init_model import InitModel
 
 log = logging.getLogger(__name__)
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -81,22 +82,32 @@ def find_weights_file(channel: Path) -> Path:
 
 @dataclass(frozen=True)
 class Backbone:
-    """The pretrained network a job starts from: what its features depend on."""
+    """The network a job starts from: what its features depend on."""
 
     architecture: Architecture
     preprocessing: Preprocessing
     weights_file: Path | None  # None: random initialisation (pretrained=false)
+    init: InitModel | None = None  # the model of the init_model channel, whose weights these are
 
     @classmethod
-    def choose(cls, model_name: str, image_size: int, pretrained: bool, channels: dict[str, Path]) -> "Backbone":
-        """The weights: the `weights` channel's file when there is one, else the architecture's packaged file,
-        the torch hub cache or a download (model.find_pretrained_weights)."""
+    def for_job(cls, hp: Hyperparameters, channels: dict[str, Path]) -> "Backbone":
+        init = InitModel.read(channels[INIT_MODEL]) if INIT_MODEL in channels else None
+        return cls.choose(hp.model_name, hp.image_size, hp.pretrained, channels, init)
+
+    @classmethod
+    def choose(cls, model_name: str, image_size: int, pretrained: bool, channels: dict[str, Path],
+               init: InitModel | None = None) -> "Backbone":
+        """The weights: an init model's (init_model.py), else the `weights` channel's file when there is one,
+        else the architecture's packaged file, the torch hub cache or a download (model.find_pretrained_weights)."""
         architecture = get_architecture(model_name)
         weights = None
-        if pretrained:
+        if init is not None:
+            init.check(model_name, pretrained)
+            weights = init.weights_file
+        elif pretrained:
             weights = find_weights_file(channels[WEIGHTS]) if WEIGHTS in channels \
                 else find_pretrained_weights(architecture)
-        return cls(architecture, architecture.preprocessing(image_size), weights)
+        return cls(architecture, architecture.preprocessing(image_size), weights, init)
 
     def cache_key(self) -> str:
         """The feature cache's key for this backbone (architecture, weights file contents, preprocessing)."""
@@ -139,13 +150,15 @@ class JobData:
 
 @dataclass(frozen=True)
 class JobSetup:
-    """One job's pieces: hyperparameters, channels, data, backbone and the model built from them."""
+    """One job's pieces: hyperparameters, channels, data, backbone and the model built from them; with an
+    init_model channel, what the model reused of that model."""
 
     hp: Hyperparameters
     channels: dict[str, Path]
     data: JobData
     backbone: Backbone
     model: ImageClassifier
+    init_model: dict | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -166,9 +179,10 @@ def assemble(hp: Hyperparameters, channels: dict[str, Path], device: torch.devic
     """Scan the channels, choose the backbone's weights, build the model (on `device`, in the memory format
     the forward is fastest in: classifier/runtime.py). Images are not decoded here: `JobData.verified`."""
     data = JobData.scan(channels, with_test)
-    backbone = Backbone.choose(hp.model_name, hp.image_size, hp.pretrained, channels)
+    backbone = Backbone.for_job(hp, channels)
     model = backbone.build(len(data.classes), hp.unfreeze_stages, hp.dropout)
+    reused = backbone.init.apply_head(model, data.classes) if backbone.init else None
     model = model.to(device).to(memory_format=runtime.MEMORY_FORMAT)
     log.info("Job setup: %s at %d px, %d classes, weights %s", backbone.architecture.name, hp.image_size,
              len(data.classes), backbone.weights_file or "random")
-    return JobSetup(hp, channels, data, backbone, model)
+    return JobSetup(hp, channels, data, backbone, model, reused)

@@ -51,6 +51,7 @@ CONTAINER_DIR = REPO_ROOT / "container"
 sys.path.insert(0, str(CONTAINER_DIR))
 from classifier.export.formats import FORMATS, RUNTIME_ENV, TORCH, model_file  # noqa: E402
 from classifier.serving.local import free_port  # noqa: E402
+from classifier.serving.serve import configure_environment  # noqa: E402
 from classifier.serving.settings import Settings, usable_cpus  # noqa: E402
 
 MODELS = ("resnet50", "efficientnet_lite0")
@@ -142,7 +143,9 @@ class InProcessPool:
     `denormals N`."""
 
     def __init__(self, model_dir: Path, fmt: str, workers: int, threads: int):
-        env = dict(os.environ, PYTHONPATH=str(CONTAINER_DIR), **{RUNTIME_ENV: fmt})
+        env = dict(os.environ, PYTHONPATH=str(CONTAINER_DIR), SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
+                   CLASSIFIER_THREADS_PER_WORKER=str(threads), **{RUNTIME_ENV: fmt})
+        configure_environment(env, fmt)  # what `serve` sets for its workers (OMP_NUM_THREADS, ...)
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--in-process-pool", str(model_dir), "--workers", str(workers),
              "--threads", str(threads)],

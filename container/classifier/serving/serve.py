@@ -38,7 +38,7 @@ CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `cl
 MMS_BODY_FACTOR = 4
 
 
-def configure_environment(env=os.environ, fmt: str = "torch") -> Settings:
+def configure_environment(env=os.environ, fmt: str = formats.TORCH) -> Settings:
     """Fill in the sizes the workers read from the environment for the format they serve; explicit settings win."""
     settings = Settings.from_env(env, fmt)
     env.setdefault("SAGEMAKER_MODEL_SERVER_WORKERS", str(settings.workers))

@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..export.formats import FP32, INT8, TORCH  # torch-free
+
 MIB = 1024 * 1024
 # Workers per usable CPU for each format served, measured by benchmarks/bench_endpoint.py (the in-process layout
 # comparison, docs/measurements.md): one single-threaded worker per CPU gives each format the most images/s
 # under concurrent load, and a worker never waits for another's request; a single client still gets one core.
-WORKERS_PER_CPU = {"torch": 1, "fp32": 1, "int8": 1}
+WORKERS_PER_CPU = {TORCH: 1, FP32: 1, INT8: 1}
 # preprocessing.DEFAULT_MAX_PIXELS (a test checks they agree): `serve` must not import torch, it only
 # starts MMS and waits, and torch would cost it most of a GiB of memory for nothing.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -88,7 +90,7 @@ class Settings:
     host: str = "0.0.0.0"
 
     @classmethod
-    def from_env(cls, env=None, fmt: str = "torch") -> "Settings":
+    def from_env(cls, env=None, fmt: str = TORCH) -> "Settings":
         """The settings for serving format `fmt` (its default workers x threads), from the environment."""
         env = os.environ if env is None else env
         port = _int_env(env, "SAGEMAKER_BIND_TO_PORT", 8080)

@@ -43,7 +43,8 @@ STAGING = ".export-staging"
 
 
 def calibration_sample(channel: Channel, count: int, seed: int = 0) -> list[Path]:
-    """`count` training images spread over the classes (a seeded shuffle: the same artifact, the same sample)."""
+    """`count` training images, a seeded random sample (the classes in their channel's proportions; the same
+    channel, the same sample)."""
     paths = [path for path, _ in channel.samples]
     random.Random(seed).shuffle(paths)
     return paths[:count]

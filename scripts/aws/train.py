@@ -37,7 +37,7 @@ from .common import (
 )
 from .tune import best_trial_job
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_GROUP = api_requests.TRAINING_LOG_GROUP
 FINISHED = ("Completed", "Failed", "Stopped")
 
 

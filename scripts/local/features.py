@@ -36,7 +36,7 @@ def prepare(values: dict[str, str], data: Path, echo=print, init_model: Path | N
     # torch, imported by the training job's setup, only when a cache is filled: the tuner's process needs
     # it for nothing else (its trials are processes of their own).
     from classifier.model import WeightsError
-    from classifier.training import setup
+    from classifier.training import feature_cache, setup
     from classifier.training.init_model import InitModelError
 
     hp = hp_specs.parse(values)
@@ -52,10 +52,14 @@ def prepare(values: dict[str, str], data: Path, echo=print, init_model: Path | N
     identity = (str(cache_dir), hp.model_name, hp.image_size, str(backbone.weights_file), str(data))
     with _LOCK:
         if identity not in _FILLED:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            with open(cache_dir / ".lock", "w") as lock:  # another process filling the same cache
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                fill(hp, channels, cache_dir, echo)
+            try:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                with open(cache_dir / ".lock", "w") as lock:  # another process filling the same cache
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    fill(hp, channels, cache_dir, echo)
+            except (OSError, feature_cache.CacheWriteError) as error:  # a full disk: the jobs compute their own
+                echo(f"Feature cache not used: {error}")
+                return None
             _FILLED.add(identity)
     return cache_dir
 

@@ -133,7 +133,8 @@ def resolve_job(name_or_path: str, root: Path | None = None) -> Path:
     for candidate in (Path(name_or_path), Path(root) / name_or_path):
         if (candidate / RECORD).is_file():
             return candidate
-    raise JobError(f"no local job {name_or_path!r} (looked in {root}); `make jobs` lists them")
+    raise JobError(f"no local job {name_or_path!r} (looked in {root}); `make jobs` lists them (a SageMaker "
+                   f"training job's log: make training-logs JOB={name_or_path})")
 
 
 def resolve_model(name_or_path: str, root: Path | None = None) -> Path:

@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from classifier.training.data import DataError
 from classifier.training.hyperparameters import HyperparameterError
 from scripts import job_definition, orchestration
 from scripts.job_definition import JobDefinition
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             print("Interrupted before the training job started", file=sys.stderr)
             return 128 + (runs.signal or 2)
-        except (jobs.JobError, HyperparameterError, job_definition.JobDefinitionError,
+        except (jobs.JobError, HyperparameterError, DataError, job_definition.JobDefinitionError,
                 orchestration.RequestError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -373,3 +373,55 @@ def test_the_host_accepts_and_refuses_what_the_container_does(values, tmp_path, 
         assert str(raised.value) == str(error)
     else:
         assert orchestration.validate_hyperparameters(values) == expected
+
+
+# --- issue 25: the SDK's serverless, async and registry requests beside ours ------------------------------------------
+
+def test_the_sdks_serverless_async_and_register_requests_match_ours(sdk_session, tmp_path):
+    """v2's ServerlessInferenceConfig, AsyncInferenceConfig and model.register() send the fields our builders send
+    (api_requests.production_variant / async_inference_config / model_package)."""
+    from sagemaker.async_inference import AsyncInferenceConfig
+    from sagemaker.model import Model
+    from sagemaker.serverless import ServerlessInferenceConfig
+
+    from aws_support import write_settings
+    from scripts.aws import api_requests, settings as S
+
+    settings = S.load(write_settings(tmp_path / "s.yaml", **{"endpoint.type": "serverless",
+                                                              "serverless.memory_mb": 3072,
+                                                              "serverless.max_concurrency": 5}))
+    model_data = f"s3://{BUCKET}/byoc-classifier/output/job/output/model.tar.gz"
+    stub = sdk_session.stubber
+    for _ in range(2):
+        stub.add_response("create_model", {"ModelArn": ARN})
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": ARN})
+        stub.add_response("create_endpoint", {"EndpointArn": ARN})
+    model = Model(image_uri=SERVING_IMAGE, model_data=model_data, role=ROLE, sagemaker_session=sdk_session.session)
+    model.deploy(serverless_inference_config=ServerlessInferenceConfig(memory_size_in_mb=3072, max_concurrency=5),
+                 endpoint_name="img-clf", wait=False)
+    ours = api_requests.production_variant(settings, "m")
+    assert sdk_session.request("CreateEndpointConfig")["ProductionVariants"][0]["ServerlessConfig"] == \
+        ours["ServerlessConfig"]
+
+    settings.values["endpoint_type"] = "async"
+    outputs = api_requests.async_inference_config(settings)["OutputConfig"]
+    Model(image_uri=SERVING_IMAGE, model_data=model_data, role=ROLE, sagemaker_session=sdk_session.session).deploy(
+        initial_instance_count=1, instance_type="ml.m5.2xlarge", endpoint_name="img-clf-async", wait=False,
+        async_inference_config=AsyncInferenceConfig(output_path=outputs["S3OutputPath"],
+                                                    failure_path=outputs["S3FailurePath"],
+                                                    max_concurrent_invocations_per_instance=4))
+    sent = [params for name, params in sdk_session.sent if name == "CreateEndpointConfig"][-1]
+    assert sent["AsyncInferenceConfig"] == api_requests.async_inference_config(settings)
+
+    stub.add_response("search", {"Results": []})  # v2 looks for the group first; absent: it makes it
+    stub.add_response("create_model_package_group", {"ModelPackageGroupArn": ARN})
+    stub.add_response("create_model_package", {"ModelPackageArn": f"{ARN}/1"})
+    model.register(content_types=api_requests.PACKAGE_CONTENT_TYPES, response_types=["application/json"],
+                   model_package_group_name="byoc-classifier", approval_status="PendingManualApproval")
+    theirs = sdk_session.request("CreateModelPackage")
+    mine = api_requests.model_package(settings, SERVING_IMAGE, model_data, "d", "s3://b/m.json", "0" * 64, {}, False)
+    for key in ("SupportedContentTypes", "SupportedResponseMIMETypes"):
+        assert theirs["InferenceSpecification"][key] == mine["InferenceSpecification"][key]
+    assert {k: theirs["InferenceSpecification"]["Containers"][0][k] for k in ("Image", "ModelDataUrl")} == \
+        mine["InferenceSpecification"]["Containers"][0]
+    assert theirs["ModelApprovalStatus"] == mine["ModelApprovalStatus"] == "PendingManualApproval"

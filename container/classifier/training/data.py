@@ -50,6 +50,7 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"channel '{name}' not found: {root} is not a directory")
+    broken = [p for p in root.iterdir() if _broken_link(p)]  # a class folder whose link leads nowhere
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         loose = [p.name for p in root.iterdir() if p.is_file() and is_image_file(p)]
@@ -74,6 +75,7 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
         # A sub-folder (old/, augmented/, another class by mistake) would silently join its parent's
         # class: refuse it and let the user decide. Hidden ones (.ipynb_checkpoints) are skipped.
         nested += [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+        broken += [p for p in entries if _broken_link(p)]
         files = [p for p in entries if p.is_file()]
         images = [p for p in files if is_image_file(p)]
         ignored += len(files) - len(images)
@@ -91,8 +93,17 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
                         f"{', '.join(empty)}")
     if ignored:
         log.warning("channel '%s': ignored %d file(s) that are not .jpg/.jpeg/.png", name, ignored)
+    if broken:
+        listing = ", ".join(str(p.relative_to(root)) for p in sorted(broken)[:10])
+        log.warning("channel '%s': ignored %d link(s) that lead to no file or folder (missing target or a loop): "
+                    "%s%s", name, len(broken), listing, f" and {len(broken) - 10} more" if len(broken) > 10 else "")
     log.info("channel '%s': %d images in %d classes", name, len(samples), len(classes))
     return Channel(name, root, list(classes), samples)
+
+
+def _broken_link(path: Path) -> bool:
+    """A symbolic link to nothing usable: its target is missing, or it loops."""
+    return path.is_symlink() and not path.is_file() and not path.is_dir()
 
 
 def _check_image(path: Path) -> str | None:

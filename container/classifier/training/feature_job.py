@@ -23,7 +23,7 @@ import torch
 from .. import paths
 from ..artifact import atomic_write_json
 from ..channels import FEATURE_CACHE
-from . import feature_cache, setup
+from . import feature_cache, setup, stopping
 from .hyperparameters import HyperparameterError, Hyperparameters, features_are_fixed, resolve_num_workers
 
 log = logging.getLogger("classifier.training")
@@ -56,8 +56,11 @@ def run(hp: Hyperparameters) -> dict:
         earlier = feature_cache.load(cache_directory(channels[FEATURE_CACHE]), key)
         if earlier:
             feature_cache.save(out, key, earlier)
-    added = feature_cache.build(out, key, [train, valid], job.model, job.preprocessing, hp.batch_size, workers,
-                                device)
+    try:
+        added = feature_cache.build(out, key, [train, valid], job.model, job.preprocessing, hp.batch_size, workers,
+                                    device, should_stop=stopping.requested)
+    except feature_cache.PassStopped as stopped:
+        raise stopping.TrainingStopped(f"stopped by SIGTERM during the feature job ({stopped})") from None
     summary = {"key": key, "model_name": hp.model_name, "image_size": hp.image_size,
                "images": {"train": len(train), "valid": len(valid)}, "computed": added,
                "seconds": round(time.time() - started, 1)}

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import random
-import signal
 import sys
 import time
 import traceback
@@ -34,7 +33,7 @@ from ..channels import FEATURE_CACHE
 from ..debugger import build_observers
 from ..export.main import export_after_training
 from ..model import WeightsError
-from . import distributed, feature_cache, feature_job, metrics_log, setup
+from . import distributed, feature_cache, feature_job, metrics_log, setup, stopping
 from .checkpoints import Checkpointer, CheckpointError, Progress
 from .data import Channel, DataError, FeatureDataset, ImageDataset, make_loader
 from .hyperparameters import (
@@ -48,6 +47,7 @@ from .hyperparameters import (
 from .init_model import InitModelError
 from .loop import EvalResult, NLLWithLabelSmoothing, Precision, balanced_class_weights, evaluate, train_one_epoch
 from .optim import make_optimizer, make_scheduler
+from .stopping import TrainingStopped
 
 log = logging.getLogger("classifier.training")
 # channels_last on CPU too: faster for the frozen forward and for training steps (classifier/runtime.py)
@@ -58,17 +58,14 @@ class TrainingDiverged(RuntimeError):
     """No epoch produced a finite validation loss."""
 
 
-class TrainingStopped(Exception):
-    """SIGTERM (StopTrainingJob, spot interruption): stop at the next step, keep the last checkpoint."""
-
-
 # Errors whose message is the whole story for the user (no traceback needed in the failure reason).
 USER_ERRORS = (HyperparameterError, DataError, WeightsError, CheckpointError, ArtifactError, InitModelError,
-               TrainingDiverged)
+               feature_cache.CacheWriteError, TrainingDiverged)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    stopping.install()  # container/train.py installed it before torch was imported; in-process callers too
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     world = distributed.World()
@@ -108,20 +105,6 @@ def fail(reason: str, code: int = 1) -> int:
     return code
 
 
-class StopRequest:
-    """SIGTERM (StopTrainingJob, a spot interruption) asks the job to stop at its next step."""
-
-    def __init__(self):
-        self.received = False
-        signal.signal(signal.SIGTERM, self._receive)
-
-    def _receive(self, *_) -> None:
-        self.received = True
-
-    def __call__(self) -> bool:
-        return self.received
-
-
 @dataclass(frozen=True)
 class Process:
     """How this process trains: its place in the job, its device and precision, its loader workers."""
@@ -130,7 +113,6 @@ class Process:
     device: torch.device
     precision: Precision
     workers: int
-    stop: StopRequest
     started: float
 
     @classmethod
@@ -140,8 +122,7 @@ class Process:
         if device.type == "cpu":  # the forward beside the loader workers that decode (and malloc's heap kept)
             torch.set_num_threads(runtime.forward_threads())
             runtime.tune_malloc()
-        return cls(world, device, Precision.choose(device, hp.amp), resolve_num_workers(hp.num_workers),
-                   StopRequest(), started)
+        return cls(world, device, Precision.choose(device, hp.amp), resolve_num_workers(hp.num_workers), started)
 
 
 @dataclass(frozen=True)
@@ -189,17 +170,17 @@ def trainable(job: setup.JobSetup, process: Process, cache: CachedFeatures | Non
     def features(channel: Channel) -> FeatureDataset:
         if cache is None:  # no cache channel: one pass over the images, no file hashes needed
             rows = feature_cache.compute_features(job.model, channel, job.preprocessing, hp.batch_size,
-                                                  process.workers, process.device, should_stop=process.stop)
+                                                  process.workers, process.device, should_stop=stopping.requested)
         else:
             rows, _ = feature_cache.features_for(channel, cache.entries, job.model, job.preprocessing, hp.batch_size,
                                                  process.workers, process.device, hashes=cache.hashes,
-                                                 should_stop=process.stop)
+                                                 should_stop=stopping.requested)
         return FeatureDataset(rows, channel.labels())
 
     try:
         train, valid = features(job.data.train), features(job.data.valid)
     except feature_cache.PassStopped as stopped:
-        raise TrainingStopped(f"stopped by SIGTERM before the first epoch ({stopped})") from None
+        raise TrainingStopped(f"stopped by SIGTERM before the first epoch ({stopped}); no checkpoint yet") from None
     return Trainable(train, valid, job.model.head_on_features(), 0)
 
 
@@ -236,11 +217,13 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
              process.precision.dtype or "float32", process.workers, torch.get_num_threads(), world.size)
 
     job = setup.assemble(hp, setup.find_channels(), process.device)
+    stopping.check("during start-up (setting up the job); no checkpoint yet")
     cache = CachedFeatures.of(job)
     # An image whose bytes' features are in the cache was decoded by the pass that computed them: only
     # the others are decoded to check them (a trial on cached features would re-decode the whole set).
     known_good = cache.decoded_files() if cache else frozenset()
     job = job.with_data(job.data.verified(process.workers, hp.skip_bad_images, known_good))
+    stopping.check("during start-up (checking the images); no checkpoint yet")
     trains = trainable(job, process, cache)
 
     train_loader = make_loader(trains.train, hp.batch_size, hp.seed, world, True, trains.loader_workers)
@@ -270,10 +253,11 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
         epoch = progress.epoch + 1
         train_loader.sampler.set_epoch(epoch)
         result = train_one_epoch(train_model, train_loader, optimizer, loss_fn, process.precision, scaler, observer,
-                                 step, CHANNELS_LAST, should_stop=process.stop, scheduler=scheduler)
-        if process.stop():
-            raise TrainingStopped(f"stopped by SIGTERM during epoch {epoch}; the checkpoint of epoch "
-                                  f"{epoch - 1} in {checkpointer.directory} is kept for resuming")
+                                 step, CHANNELS_LAST, should_stop=stopping.requested, scheduler=scheduler)
+        if stopping.requested():
+            kept = (f"the checkpoint of epoch {epoch - 1} in {checkpointer.directory} is kept for resuming"
+                    if epoch > 1 else "no checkpoint yet")
+            raise TrainingStopped(f"stopped by SIGTERM during epoch {epoch}; {kept}")
         step += len(train_loader)
         reason = None
         if world.is_main:
@@ -297,7 +281,10 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
 
     if world.is_main:
         finish(job, process, observer, progress, best_state)
-        if hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images
+        if stopping.requested():  # after the last epoch: the model was saved, the job completes
+            log.info("SIGTERM arrived after the last epoch: the model was saved first; the job completes "
+                     "(without the export: `make export` makes it later)")
+        elif hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images
             export_after_training(paths.model_dir(), job.data.train, job.data.valid)
     distributed.barrier(world)
 

@@ -3,7 +3,8 @@ predictions came from the model directory or through an endpoint.
 
 Summary (accuracy, top-k, log loss, macro F1, ECE), per-class precision/recall/F1, the confusion matrix
 (sorted, with a close-up and the most confused pairs), the most confident mistakes as pictures, top-k
-accuracy and calibration. Next to the page: evaluation.json (the numbers) and predictions.csv (each image).
+accuracy and calibration; from a model directory, each format it holds (torch, the accepted exports) with its
+top-1 side by side. Next to the page: evaluation.json (the numbers) and predictions.csv (each image).
 """
 from __future__ import annotations
 
@@ -45,6 +46,25 @@ def figures(p: Predictions, result: Evaluation) -> dict:
     }
 
 
+def formats(p: Predictions) -> list[dict]:
+    """Top-1 of each format the model directory holds, on these images, beside the accuracy gate's verdict on the
+    valid images (model_config.json's exports); empty for predictions from an endpoint or a batch transform."""
+    rows = []
+    for f in p.formats:
+        gate = f.gate or {}
+        gate_figures = gate.get("figures") or {}
+        if f.gate is None:
+            verdict = "the reference (model.pth)"
+        elif gate.get("accepted"):
+            verdict = "accepted" + (f" (valid: {gate_figures['accuracy_change_points']:+.1f} points, same top-1 on "
+                                    f"{gate_figures['top1_agreement']:.1%})" if "top1_agreement" in gate_figures else "")
+        else:
+            verdict = f"refused: {gate.get('reason')}"
+        rows.append({"format": f.format, "served": f.served, "accuracy": f.accuracy, "agreement": f.agreement,
+                     "images_per_second": f.images_per_second, "verdict": verdict})
+    return rows
+
+
 def as_json(p: Predictions, result: Evaluation) -> dict:
     return {
         "source": p.source, "images": result.images, "accuracy": result.accuracy,
@@ -56,6 +76,8 @@ def as_json(p: Predictions, result: Evaluation) -> dict:
         "most_confused": [{"true": p.classes[x.true], "predicted": p.classes[x.predicted], "images": x.count}
                           for x in result.pairs],
         "not_classified": [{"image": str(path), "reason": reason} for path, reason in p.failures],
+        "formats": [{"format": f.format, "served": f.served, "accuracy": f.accuracy, "same_top1_as_torch": f.agreement,
+                     "images_per_second": f.images_per_second, "gate": f.gate} for f in p.formats],
     }
 
 
@@ -69,5 +91,5 @@ def write(p: Predictions, result: Evaluation, data: Path, path: Path, title: str
     return write_page(path, "evaluation-report.html", title=f"Evaluation report: {title}", p=p, result=result,
                       summary=summary(p, result, data),
                       scores=sorted(result.classes, key=lambda s: (s.f1 if s.support else 2.0, s.name)),
-                      figures=figures(p, result), files=[numbers.name, rows.name],
+                      figures=figures(p, result), formats=formats(p), files=[numbers.name, rows.name],
                       failures=p.failures[:FAILURES_SHOWN])

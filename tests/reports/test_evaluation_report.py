@@ -19,7 +19,9 @@ def plot_count(numbers: dict) -> int:
     return 4 + (numbers["accuracy"] < 1)
 
 
-def test_model_directory_evaluation_is_the_training_jobs_own_test_evaluation(trained_job, image_set, tmp_path):
+def test_model_directory_evaluation_is_the_training_jobs_own_test_evaluation(trained_job, image_set, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("SERVING_RUNTIME", "torch")  # the training job's test evaluation is PyTorch's
     out = tmp_path / "model" / "evaluation-report.html"
     assert evaluation_cli.main(["--model", str(trained_job), "--data", str(image_set), "--out", str(out)]) == 0
     numbers = json.loads(out.with_name("evaluation.json").read_text())
@@ -31,6 +33,11 @@ def test_model_directory_evaluation_is_the_training_jobs_own_test_evaluation(tra
     assert rows[0] == "image,true_class,predicted_class,probability,true_class_probability" and len(rows) == 41
     text = out.read_text()
     assert "Evaluation report: " + trained_job.name + " on test" in text
+    # every format of the job's export on the same images, side by side: torch served (SERVING_RUNTIME), fp32 run
+    formats = {f["format"]: f for f in numbers["formats"]}
+    assert formats["torch"]["served"] and formats["torch"]["accuracy"] == numbers["accuracy"]
+    assert formats["fp32"]["accuracy"] == pytest.approx(numbers["accuracy"], abs=1 / 40) and formats["fp32"]["gate"]
+    assert "int8" in formats and "Formats: top-1 side by side" in text
     assert sum(c["images"] for c in numbers["classes"]) == 40 and len(numbers["confusion_matrix"]) == 4
     browser.check_page(out, tmp_path, plots=plot_count(numbers), height=5000)
 

@@ -37,6 +37,7 @@ def test_make_passes_variables(args, expected):
         assert piece in command, command
 
 
+@pytest.mark.slow
 def test_make_dry_run_end_to_end(tmp_path):
     env = credential_free_env(tmp_path)  # no credentials at all
     result = make("-s", "deploy", "DRY_RUN=1", "JOB=img-clf-20260101-000000", env=env)
@@ -45,6 +46,7 @@ def test_make_dry_run_end_to_end(tmp_path):
     assert "byoc-classifier-serving:abc1234" in result.stdout
 
 
+@pytest.mark.slow
 def test_make_tune_dry_run_shows_the_feature_job_and_the_estimate(tmp_path):
     env = credential_free_env(tmp_path)
     for split in ("train", "valid"):

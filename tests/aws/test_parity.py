@@ -17,6 +17,8 @@ from scripts import job_definition, orchestration
 from scripts.aws import features as aws_features, train as aws_train, tune as aws_tune
 from scripts.local import features, jobs, train as local_train, tune as local_tune
 
+pytestmark = pytest.mark.slow  # the module's fixture runs a real local tuning job
+
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2", "debugger": "false", "profiler": "false"}.items())
 # A final job's: local mode fills it from its shared cache; SageMaker's final job computes its own features.
 # Trials get it on both: the local shared cache, or the SageMaker feature job's model.tar.gz.

@@ -89,6 +89,7 @@ def fake_podman(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_build_without_registry_access_stops_at_once_with_the_command(fake_podman):
     result, calls, seconds = fake_podman("build")
     assert result.returncode != 0 and seconds < 30

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import browser
+import pytest
 
 from scripts.endpoint_stats import parse_records
 from scripts.invoke import invoke_url
@@ -35,6 +36,7 @@ def test_local_endpoint_session_report(endpoint, image_set, tmp_path):
     browser.check_page(out, tmp_path, plots=3)  # requests and errors, latency over time, latency distribution
 
 
+@pytest.mark.slow
 def test_make_endpoint_report_reads_a_ports_log(tmp_path):
     """`make endpoint-report PORT=...` without a log says how to get one."""
     done = subprocess.run(["make", "-s", "endpoint-report", "PORT=1"], cwd=endpoint_cli.REPO_ROOT,

@@ -83,6 +83,7 @@ def test_bad_model_or_data_is_named(trained_job, image_set, tmp_path, capsys):
     assert f"MODEL={tmp_path} is neither a model directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_many_classes_stay_readable(image_set, tmp_path):
     """At 133 classes (the dog breeds) the full matrix keeps a readable size in a scrolling box, sorted by
     recall, with a close-up of the most confused classes and the pairs listed."""

@@ -17,6 +17,8 @@ from helpers import FAST_HP
 from scripts import job_definition
 from scripts.local import jobs
 
+pytestmark = pytest.mark.slow  # every test here runs training jobs through the toolkit
+
 
 def test_model_learns_and_reports_metric_lines(trained_job):
     record = jobs.read_record(trained_job)

@@ -12,6 +12,7 @@ BACKBONE ?=
 HP ?=
 JOB ?=
 TUNING ?=
+INIT_MODEL ?=
 MAX_JOBS ?=
 MAX_PARALLEL ?=
 STRATEGY ?=
@@ -52,10 +53,11 @@ demo: setup  ## the main job: sample data, tuning, best retrained, report, local
 data:  ## a small real sample set (Fashion-MNIST, dogImages layout) in data/fashion-mnist
 	$(PYTHON) -m scripts.data.fashion_mnist --out $(call quote,DATA)
 
-train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" | TUNING=name [HP="best epochs=10"] | JOB=name (resume)
+train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" [INIT_MODEL=job|dir|tar.gz] | TUNING=name [HP="best epochs=10"] (its final job) | JOB=name (resume)
 	$(PYTHON) -m scripts.local.train $(if $(JOB),--resume $(call quote,JOB),--data $(call quote,DATA) \
 	  --local-backbone $(call quote,LOCAL_BACKBONE) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS)) \
-	  $(if $(TUNING),--tuning $(call quote,TUNING)) $(NO_CACHE_FLAG))
+	  $(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(INIT_MODEL),--init-model $(call quote,INIT_MODEL)) \
+	  $(NO_CACHE_FLAG))
 
 tune-local:  ## local tuning job: DATA=dir [MAX_JOBS= MAX_PARALLEL= STRATEGY= EARLY_STOPPING= HP= SAMPLER=] | TUNING=name (resume)
 	$(PYTHON) -m scripts.local.tune $(if $(TUNING),--resume $(call quote,TUNING),--data $(call quote,DATA) \

@@ -42,6 +42,14 @@ def _channel(tree: Path):
     return scan_channel("train", tree / "train")
 
 
+def _backbone(model_name: str, image_size: int):
+    """The backbone as a job sets it up (classifier/training/setup.py), with ImageNet weights where they are
+    offline (EfficientNet-Lite0; speed does not depend on the weights)."""
+    from classifier.training.setup import Backbone
+
+    return Backbone.choose(model_name, image_size, model_name == "efficientnet_lite0", {})
+
+
 def _pass_rate(model, channel, preprocessing) -> float:
     """Images/s of the project's feature pass, called as the tuning job calls it."""
     import torch
@@ -56,12 +64,8 @@ def _pass_rate(model, channel, preprocessing) -> float:
 
 
 def measure_project(tree: Path, model_name: str, image_size: int) -> dict:
-    from classifier.model import build_model, get_architecture
-
-    channel = _channel(tree)
-    preprocessing = get_architecture(model_name).preprocessing(image_size)
-    model = build_model(model_name, len(channel.classes), model_name == "efficientnet_lite0")
-    return {"images_per_sec": _pass_rate(model, channel, preprocessing)}
+    channel, backbone = _channel(tree), _backbone(model_name, image_size)
+    return {"images_per_sec": _pass_rate(backbone.build(len(channel.classes)), channel, backbone.preprocessing)}
 
 
 def measure_plain(tree: Path, model_name: str, image_size: int) -> dict:
@@ -102,18 +106,17 @@ def measure_pass_and_limit(tree: Path, model_name: str, image_size: int, images:
     import torch
 
     from classifier import runtime
-    from classifier.model import build_model, get_architecture
 
     runtime.tune_malloc()
-    channel = _channel(tree)
-    preprocessing = get_architecture(model_name).preprocessing(image_size)
+    channel, backbone = _channel(tree), _backbone(model_name, image_size)
+    preprocessing = backbone.preprocessing
     paths = [path for path, _ in channel.samples]
     torch.set_num_threads(1)
     preprocessing.load_for_eval(paths[0])  # imports torchvision's transforms: not decoding time
     started = time.perf_counter()
     decoded = torch.stack([preprocessing.load_for_eval(path) for path in paths])  # one core
     decode_ms = 1000 * (time.perf_counter() - started) / len(paths)
-    model = build_model(model_name, len(channel.classes), model_name == "efficientnet_lite0")
+    model = backbone.build(len(channel.classes))
     formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
     @torch.inference_mode()
@@ -149,14 +152,12 @@ def measure_train_steps(model_name: str, image_size: int, rounds: int, batch_siz
     import torch
     import torch.nn.functional as F
 
-    from classifier.model import build_model
-
     formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
     images = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8)
     labels = torch.randint(0, 10, (batch_size,))
     for stages in (1, "all"):
         torch.manual_seed(0)
-        models = {name: build_model(model_name, 10, model_name == "efficientnet_lite0", unfreeze_stages=stages)
+        models = {name: _backbone(model_name, image_size).build(10, unfreeze_stages=stages)
                   .to(memory_format=fmt).train() for name, fmt in formats.items()}
         best = dict.fromkeys(formats, 0.0)
         for _ in range(rounds + 1):  # the first round warms up

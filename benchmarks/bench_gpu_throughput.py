@@ -17,13 +17,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
 from benchmarks.bench_image_pipeline import make_photos
-from classifier.model import build_model, get_architecture
 from classifier.observers import Observers
-from classifier.training.data import ImageDataset, scan_channel
+from classifier.training.data import ImageDataset, make_loader, scan_channel
 from classifier.training.distributed import World
 from classifier.training.hyperparameters import Hyperparameters, parse
 from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
-from classifier.training.main import make_loader, make_optimizer
+from classifier.training.optim import make_optimizer
+from classifier.training.setup import Backbone
 
 
 def make_dataset(root: Path, images: int) -> Path:
@@ -44,12 +44,13 @@ def measure(train_dir: Path, model_name: str, frozen: bool, args) -> float:
                                  "freeze_backbone": str(frozen), "num_workers": str(args.workers)})
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     channel = scan_channel("train", train_dir)
-    preprocessing = get_architecture(model_name).preprocessing(args.image_size)
-    model = build_model(model_name, len(channel.classes), pretrained=False, freeze_backbone=frozen).to(device)
+    backbone = Backbone.choose(model_name, args.image_size, pretrained=False, channels={})
+    model = backbone.build(len(channel.classes), unfreeze_stages=0 if frozen else "all").to(device)
     channels_last = device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loader = make_loader(ImageDataset(channel, preprocessing), hp, World(), True, args.workers)
+    loader = make_loader(ImageDataset(channel, backbone.preprocessing), hp.batch_size, hp.seed, World(), True,
+                         args.workers)
     optimizer, precision = make_optimizer(model, hp), Precision.choose(device, amp=True)
     loss_fn, scaler, observer = NLLWithLabelSmoothing(0.0), precision.scaler(), Observers([])
     train_one_epoch(model, loader, optimizer, loss_fn, precision, scaler, observer, 0, channels_last)  # warm-up

@@ -37,13 +37,13 @@ def backbone_seconds_per_image(model_name: str, image_size: int, data: Path, cou
     """One frozen-backbone pass over `count` train images, as a trial without a cache runs it."""
     import torch
 
-    from classifier.model import build_model, get_architecture
     from classifier.training import feature_cache
     from classifier.training.hyperparameters import resolve_num_workers
+    from classifier.training.setup import Backbone, data_set_channels
 
     channel = images_of(data, "train", count)
-    model = build_model(model_name, len(channel.classes), pretrained, True)
-    preprocessing = get_architecture(model_name).preprocessing(image_size)
+    backbone = Backbone.choose(model_name, image_size, pretrained, data_set_channels(data))
+    model, preprocessing = backbone.build(len(channel.classes)), backbone.preprocessing
     workers = resolve_num_workers("auto")
     feature_cache.compute_features(model, images_of(data, "train", 8), preprocessing, 8, 0, torch.device("cpu"))
     started = time.perf_counter()

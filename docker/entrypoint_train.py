@@ -9,51 +9,52 @@ death the program would report as a crash.
 
 So the toolkit keeps running and hands SIGTERM to the training program itself (the first Python
 process on each branch below it, not its DataLoader workers), which stops at its next step, writes
-output/failure and exits; the toolkit then reports the exit code as usual. A SIGTERM that arrives
-before the program has started ends the toolkit at once.
+output/failure and exits 143 (classifier/training/stopping.py); the toolkit then reports the exit code as
+usual. A SIGTERM that arrives before the program has started ends the toolkit at once, with that reason
+written to output/failure as well.
 """
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from pathlib import Path
 
-
-def _children() -> dict[int, list[tuple[int, str]]]:
-    """parent pid -> [(pid, executable name)] for every process we can see."""
-    tree: dict[int, list[tuple[int, str]]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may contain spaces and parentheses.
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        tree.setdefault(ppid, []).append((int(entry), comm))
-    return tree
+import psutil
 
 
 def training_processes(root: int) -> list[int]:
     """The topmost python processes below `root` (through any shells in between)."""
-    tree = _children()
-    found, todo = [], list(tree.get(root, []))
+    found, todo = [], psutil.Process(root).children()
     while todo:
-        pid, comm = todo.pop()
-        if comm.startswith("python"):
-            found.append(pid)
-        else:
-            todo.extend(tree.get(pid, []))
+        process = todo.pop()
+        try:
+            if process.name().startswith("python"):
+                found.append(process.pid)
+            else:
+                todo.extend(process.children())
+        except psutil.NoSuchProcess:
+            continue
     return found
+
+
+def write_failure(reason: str) -> None:
+    """output/failure (SageMaker's FailureReason), unless the program wrote its own first."""
+    failure = Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "output" / "failure"
+    try:
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        with open(failure, "x") as handle:
+            handle.write(reason + "\n")
+    except OSError:  # written already, or no output dir to write in: the exit status still says it
+        pass
 
 
 def _on_sigterm(signum, frame):
     targets = training_processes(os.getpid())
     if not targets:
-        print("train: SIGTERM before the training program started; stopping", file=sys.stderr, flush=True)
+        reason = "stopped by SIGTERM before the training program started; nothing to keep"
+        print(f"train: {reason}", file=sys.stderr, flush=True)
+        write_failure(reason)
         raise SystemExit(128 + signum)
     print(f"train: SIGTERM passed on to the training program (pid {', '.join(map(str, targets))})",
           file=sys.stderr, flush=True)
@@ -67,7 +68,7 @@ def _on_sigterm(signum, frame):
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     sys.argv[0] = "train"
-    from sagemaker_training.cli.train import main as toolkit_main
+    from sagemaker_training.cli.train import main as toolkit_main  # after the handler: the import takes a while
 
     toolkit_main()  # exits through sys.exit with the job's exit code
     return 0

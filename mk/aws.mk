@@ -11,7 +11,10 @@
 #                                           on tuning.cached_instance_type; NO_CACHE=1: none (as tune-local)
 #   make tune TUNING=name                   wait for / report on an existing tuning job
 #   make train TUNING=name [HP="best epochs=10"] | HP="lr=..."   one training job, log streamed, metrics, model
-#                                           artifact; hyperparameters as train-local: static < best trial < HP
+#                                           artifact; hyperparameters as train-local: static < best trial < HP;
+#                                           TUNING=: the final job (last stage fine-tuned from the best trial's
+#                                           model), then which model is the final one
+#   make train INIT_MODEL=<training job | s3://.../model.tar.gz> [HP=...]   start from an earlier model
 #   make deploy [JOB=training-job | TUNING=name | MODEL_DATA=s3://...]        create or update the endpoint
 #   make deploy-finish                      after make deploy NO_WAIT=1: auto scaling, old config and model
 #   make batch-transform DATA_S3=s3://bucket/prefix/ [MODEL=<SageMaker model> | JOB= | TUNING= | MODEL_DATA=]
@@ -61,9 +64,10 @@ tune:  ## SageMaker tuning job from config/job.yaml (TUNING=name: attach; PARENT
 		$(addprefix --parent ,$(call quote_each,$(PARENT_TUNING))) --warm-start-type $(call quote,WARM_START_TYPE) \
 		$(TUNE_ARGS) $(NO_CACHE_FLAG)
 
-train:  ## one SageMaker training job: TUNING=name [HP="best epochs=10"] (its best trial's hyperparameters) and/or HP="lr=0.01 ..."
+train:  ## one SageMaker training job: TUNING=name [HP="best epochs=10"] (its final job) | HP="lr=0.01 ..." [INIT_MODEL=job|s3://...]
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.train $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
-		$(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS))
+		$(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS)) \
+		$(if $(INIT_MODEL),--init-model $(call quote,INIT_MODEL))
 
 deploy:  ## create or update the endpoint: JOB=training job | TUNING=name | MODEL_DATA=s3://... (default: newest job)
 	$(AWS_ENV) $(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) \

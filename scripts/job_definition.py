@@ -123,6 +123,7 @@ class Channels:
     data_set: tuple[str, ...] = container_channels.DATA_SET  # what a DATA folder (or its S3 copy) holds
     test: str = container_channels.TEST
     feature_cache: str = container_channels.FEATURE_CACHE
+    init_model: str = container_channels.INIT_MODEL
 
 
 def _flag(value) -> str:

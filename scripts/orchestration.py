@@ -137,16 +137,67 @@ def _strings(values: dict) -> dict[str, str]:
 
 
 def training_hyperparameters(definition: JobDefinition, best: dict | None = None, given: dict | None = None,
-                             check: bool = True) -> tuple[dict[str, str], list[str]]:
-    """A training job's hyperparameters: the job definition's static ones < the best trial's < the given
-    ones. Also the tuned names none of them sets (the job then uses the container's default)."""
+                             check: bool = True, recipe: dict | None = None) -> tuple[dict[str, str], list[str]]:
+    """A training job's hyperparameters: the job definition's static ones < the best trial's < `recipe` (the
+    final job's fine-tuning, FINE_TUNING) < the given ones. Also the tuned names none of them sets (the job
+    then uses the container's default)."""
     values = _strings(hp_specs.merge(definition.static_hyperparameters, recorded_hyperparameters(best or {}),
-                                     given or {}))
+                                     recipe or {}, given or {}))
     if check:
         validate_hyperparameters(values)
     unset = [name for name in definition.tuned_names
              if name not in values and hp_specs.ALIASES.get(name) not in values]
     return dict(sorted(values.items())), unset
+
+
+# --- the final job of a tuning job ------------------------------------------------------------------------------
+
+# `make train TUNING=` and `make train-local TUNING=`: the best trial's hyperparameters with the backbone's last
+# stage fine-tuned too (on augmented images: augment=auto), started from the best trial's model: its tuned head
+# on the same pretrained backbone (benchmarks/bench_quality.py measured the stages and the start). HP= comes
+# last: HP="best unfreeze_stages=0" retrains the head alone, from a new head, as a trial did.
+FINE_TUNING = {"unfreeze_stages": "1"}
+
+
+@dataclass(frozen=True)
+class FinalJob:
+    """The final job of a tuning job, decided once for both backends."""
+    hyperparameters: dict[str, str]
+    unset: list[str]  # tuned names nothing sets (the container's default applies)
+    from_best_trial: bool  # its init_model channel is the best trial's model
+
+
+def final_job(definition: JobDefinition, best: dict, given: dict | None = None, check: bool = True) -> FinalJob:
+    values, unset = training_hyperparameters(definition, best, given, check=check, recipe=FINE_TUNING)
+    try:
+        fine_tunes = container_parse(values).unfreeze_stages != 0
+    except hp_specs.HyperparameterError:  # a dry run's placeholders: the recipe's own value decides
+        fine_tunes = values.get("unfreeze_stages", FINE_TUNING["unfreeze_stages"]) != "0"
+    return FinalJob(values, unset, fine_tunes)
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """Which model a tuning job's final job leaves as the loop's model: its own or the best trial's."""
+    job: str
+    fine_tuned: bool
+    reason: str
+
+
+def final_model(definition: JobDefinition, final_job_name: str, final_metrics: dict[str, float],
+                best_trial: Trial) -> FinalModel:
+    """The one with the better objective on the valid set (`best_valid_loss`: the saved model's valid loss; the
+    test set chooses nothing): the final job's against the best trial's."""
+    metric = definition.objective.metric
+    ours, theirs = final_metrics.get(metric), best_trial.objective
+    better = ours is not None and (theirs is None or (ours < theirs if definition.minimize() else ours > theirs))
+    ours_text = "none" if ours is None else f"{ours:.4f}"
+    theirs_text = "none" if theirs is None else f"{theirs:.4f}"
+    if better:
+        return FinalModel(final_job_name, True, f"{metric} {ours_text}, better than the best trial's {theirs_text} "
+                                                f"({best_trial.name})")
+    return FinalModel(best_trial.name, False, f"the best trial's {metric} {theirs_text} is not beaten by the final "
+                                              f"job's {ours_text} ({final_job_name})")
 
 
 def unset_note(unset: list[str]) -> str:

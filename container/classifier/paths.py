@@ -11,10 +11,6 @@ def config_dir() -> Path:
     return base_dir() / "input" / "config"
 
 
-def channel_dir(name: str) -> Path:
-    return base_dir() / "input" / "data" / name
-
-
 def model_dir() -> Path:
     return Path(os.environ.get("SM_MODEL_DIR", base_dir() / "model"))
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, BinaryIO, Union
 
 from PIL import Image, ImageOps
 
-from .backbones import IMAGENET_MEAN, IMAGENET_STD
-
 if TYPE_CHECKING:
     import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# The normalisation of ImageNet-trained torchvision weights (other architectures carry their own).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RULE = "shorter_side_then_center_crop"
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 # Decompression bombs: PIL warns at 89M pixels; we refuse anything larger than this outright.

@@ -19,7 +19,8 @@ VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 # The image channels are application/x-image.
 CHANNEL_CONTENT_TYPES = {container_channels.WEIGHTS: "application/octet-stream",
-                         container_channels.FEATURE_CACHE: "application/x-tar"}
+                         container_channels.FEATURE_CACHE: "application/x-tar",
+                         container_channels.INIT_MODEL: "application/x-tar"}
 FEATURE_JOB_ENVIRONMENT = {"CLASSIFIER_JOB": "features"}  # the training entry's feature-job mode (feature_job.py)
 ENDPOINT_METRICS = (  # (name, statistic): counts are summed, latencies (microseconds) averaged
     ("Invocations", "Sum"), ("Invocation4XXErrors", "Sum"), ("Invocation5XXErrors", "Sum"),
@@ -59,14 +60,13 @@ def channels(data_uri: str, names: list[str], input_mode: str) -> list[dict]:
     } for name in names]
 
 
-def feature_cache_channel(artifact_uri: str, input_mode: str) -> dict:
-    """The `feature_cache` channel of trials that train on shared features: the feature job's model.tar.gz
-    (the training container unpacks it)."""
-    return {"ChannelName": container_channels.FEATURE_CACHE,
+def artifact_channel(name: str, artifact_uri: str, input_mode: str) -> dict:
+    """A channel that is another job's model.tar.gz, which the training container unpacks: `feature_cache`
+    (a feature job's, for trials that train on shared features) or `init_model` (the model a job starts from)."""
+    return {"ChannelName": name,
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": artifact_uri,
                                             "S3DataDistributionType": "FullyReplicated"}},
-            "ContentType": CHANNEL_CONTENT_TYPES[container_channels.FEATURE_CACHE], "CompressionType": "None",
-            "InputMode": input_mode}
+            "ContentType": CHANNEL_CONTENT_TYPES[name], "CompressionType": "None", "InputMode": input_mode}
 
 
 def _stopping_condition(definition: JobDefinition, settings: Settings) -> dict:
@@ -146,7 +146,8 @@ def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: 
            **_common_job_fields(definition, settings, image, data_uri, channel_names,
                                 settings.s3_uri("checkpoint_prefix", name))}
     if feature_cache:
-        job["InputDataConfig"].append(feature_cache_channel(feature_cache, settings.input_mode))
+        job["InputDataConfig"].append(artifact_channel(container_channels.FEATURE_CACHE, feature_cache,
+                                                       settings.input_mode))
         job["ResourceConfig"] = {**job["ResourceConfig"], "InstanceType": settings.cached_instance_type,
                                  "InstanceCount": 1}
     request = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobConfig": config,
@@ -159,14 +160,19 @@ def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: 
 
 
 def training_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
-                 channel_names: list[str], hyperparameters: dict[str, str], debugger: dict | None = None) -> dict:
+                 channel_names: list[str], hyperparameters: dict[str, str], debugger: dict | None = None,
+                 init_model: str = "") -> dict:
     """CreateTrainingJob: one job with fixed hyperparameters, the same channels, checkpoints and limits as
     the tuning job's trials; `debugger` adds the Debugger/Profiler fields (see debugger.py). The
-    hyperparameters are orchestration.training_hyperparameters'."""
+    hyperparameters are orchestration.training_hyperparameters'. `init_model`: the S3 URI of a model.tar.gz
+    the job starts from (its `init_model` channel)."""
     orchestration.check_name(name, orchestration.TRAINING_NAME_MAX, "training job")
     request = {"TrainingJobName": name, "HyperParameters": {k: str(v) for k, v in hyperparameters.items()},
                **_common_job_fields(definition, settings, image, data_uri, channel_names,
                                     settings.s3_uri("checkpoint_prefix", name))}
+    if init_model:
+        request["InputDataConfig"].append(artifact_channel(container_channels.INIT_MODEL, init_model,
+                                                           settings.input_mode))
     request.update(debugger or {})
     if settings.tag_list:
         request["Tags"] = settings.tag_list

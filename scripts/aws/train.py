@@ -1,15 +1,19 @@
-"""make train: one SageMaker training job with the best hyperparameters of a tuning job, or given ones;
+"""make train: one SageMaker training job, the final job of a tuning job or one with given hyperparameters;
 waits, streams its CloudWatch log, prints the final metrics and the model artifact.
 
     python -m scripts.aws.train --tuning <tuning job> [--hp "epochs=10"] [--dry-run]
     python -m scripts.aws.train --hp "lr=0.01 batch_size=32 epochs=4" [--data ... | --data-s3 ...]
+    python -m scripts.aws.train --init-model <training job | s3://.../model.tar.gz> [--hp ...]
 
 Same limits, spot and checkpoint settings as the tuning job's trials, and every channel of the data set
 (the test set too, for the final report). Hyperparameters (scripts/orchestration.py, as `make train-local`):
 the static ones of config/job.yaml, then the best trial's of --tuning (all it ran with), then --hp, where
 the word `best` is allowed (`--hp "best epochs=10"`); a tuned one given by neither takes the training
-job's default (printed). SageMaker's built-in Debugger/Profiler rules are attached when job.yaml's
-debugger.attach_sagemaker_rules is true (see debugger.py).
+job's default (printed). With --tuning the job is the tuning job's final job (orchestration.final_job, as
+`make train-local TUNING=`): the backbone's last stage fine-tuned, started from the best trial's model.tar.gz
+(its init_model channel); at the end it says which model is the final one, its own or the best trial's.
+--init-model starts a job from an earlier model (incremental training). SageMaker's built-in
+Debugger/Profiler rules are attached when job.yaml's debugger.attach_sagemaker_rules is true (debugger.py).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from .common import (
     present_channels,
     run,
 )
-from .tune import best_hyperparameters
+from .tune import best_trial_job
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 FINISHED = ("Completed", "Failed", "Stopped")
@@ -100,11 +104,15 @@ def wait(aws: Aws, name: str, stream_logs: bool = True) -> tuple[dict, str]:
     return state, "\n".join(tail.text)
 
 
-def report(state: dict, definition: job_definition.JobDefinition, log_text: str) -> None:
-    name = state["TrainingJobName"]
+def metrics_of(state: dict, definition: job_definition.JobDefinition, log_text: str) -> dict[str, float]:
     metrics = {m["MetricName"]: m["Value"] for m in state.get("FinalMetricDataList", [])}
     if not metrics and log_text:  # SageMaker's list can lag: read the same regexes over the log
         metrics = orchestration.final_metrics(definition, log_text)
+    return metrics
+
+
+def report(state: dict, metrics: dict[str, float]) -> None:
+    name = state["TrainingJobName"]
     if metrics:
         print(orchestration.table([[k, f"{v:.6g}"] for k, v in sorted(metrics.items())], ["final metric", "value"]))
     if state.get("TrainingJobStatus") != "Completed":
@@ -114,7 +122,22 @@ def report(state: dict, definition: job_definition.JobDefinition, log_text: str)
     if state.get("EnableManagedSpotTraining") and billable and seconds:
         print(f"spot: billed {billable} s of {seconds} s ({(1 - billable / seconds):.0%} saved)")
     print(f"model artifact: {state.get('ModelArtifacts', {}).get('S3ModelArtifacts')}")
-    print(f"next: `make deploy JOB={name}`")
+
+
+def init_model_uri(aws: Aws, init_model: str) -> str:
+    """--init-model: an s3:// URI of a model.tar.gz as it is, or a training job's model artifact."""
+    if init_model.startswith("s3://"):
+        return init_model
+    if "/" in init_model or init_model.endswith(".tar.gz"):
+        raise ValueError(f"--init-model {init_model!r}: give a SageMaker training job's name or the s3:// URI of a "
+                         "model.tar.gz (a local model is for make train-local INIT_MODEL=)")
+    orchestration.check_name(init_model, orchestration.TRAINING_NAME_MAX, "training job")
+    job = aws.call("sagemaker", "describe_training_job", TrainingJobName=init_model, dry={"ModelArtifacts": {
+        "S3ModelArtifacts": aws.settings.s3_uri("output_prefix", init_model, "output") + "model.tar.gz"}})
+    uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if not uri:
+        raise ValueError(f"training job {init_model} has no model artifact (status {job.get('TrainingJobStatus')})")
+    return uri
 
 
 def main(argv=None) -> int:
@@ -122,7 +145,10 @@ def main(argv=None) -> int:
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
     parser.add_argument("--data", default="data/fashion-mnist")
     parser.add_argument("--data-s3", default="")
-    parser.add_argument("--tuning", default="", help="take the best trial's hyperparameters of this tuning job")
+    parser.add_argument("--tuning", default="", help="the final job of this tuning job (its best trial's "
+                                                     "hyperparameters, fine-tuned from its model)")
+    parser.add_argument("--init-model", default="", help="start from this model: a training job or the s3:// URI "
+                                                         "of a model.tar.gz (incremental training)")
     parser.add_argument("--hp", default="", help='"name=value ..." (on top of the tuning job\'s best); "best '
                                                  'epochs=10" says the same as --tuning with epochs=10')
     parser.add_argument("--name", default="", help="training job name (default: <name_prefix>-<yyyymmdd-hhmmss>)")
@@ -135,11 +161,23 @@ def main(argv=None) -> int:
         argument = orchestration.parse_hp_argument(args.hp)
         orchestration.training_hyperparameters(definition, given=argument.given)  # bad input: before any request
         aws = open_aws(args, "role_arn", "bucket")
-        best, source = None, ""
+        best, init = None, ""
         if orchestration.wants_best_trial(argument, args.tuning):
-            source, best = best_hyperparameters(aws, args.tuning, definition)
-        final, unset = orchestration.training_hyperparameters(definition, best, argument.given,
-                                                              check=not aws.dry_run)  # dry run: placeholders
+            if args.init_model:
+                raise ValueError("--init-model and --tuning both give the job its starting model: the final job of a "
+                                 "tuning job starts from its best trial's; give one of them")
+            best, described = best_trial_job(aws, args.tuning, definition)
+            plan = orchestration.final_job(definition, orchestration.recorded_hyperparameters(
+                described.get("HyperParameters", {})), argument.given, check=not aws.dry_run)  # dry run: placeholders
+            final, unset = plan.hyperparameters, plan.unset
+            if plan.from_best_trial:
+                init = described.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
+                if not init:
+                    raise ValueError(f"the best trial {best.name} has no model artifact to start from")
+        else:
+            final, unset = orchestration.training_hyperparameters(definition, None, argument.given,
+                                                                  check=not aws.dry_run)
+            init = init_model_uri(aws, args.init_model) if args.init_model else ""
         if unset:
             print(orchestration.unset_note(unset), file=sys.stderr)
         name = args.name or orchestration.training_job_name(definition.name_prefix)
@@ -149,18 +187,28 @@ def main(argv=None) -> int:
                                  definition.channels.required, args.data)
         names = orchestration.training_channels(definition, found)
         extra = debugger.training_job_fields(definition, aws.settings, name)
-        request = api_requests.training_job(definition, aws.settings, name, image, uri, names, final, extra)
+        request = api_requests.training_job(definition, aws.settings, name, image, uri, names, final, extra, init)
         aws.call("sagemaker", "create_training_job", dry={}, **request)
         if aws.dry_run:
             return 0
-        print(f"created training job {name}" + (f" with the hyperparameters of {source}" if source else "")
+        print(f"created training job {name}" + (f", the final job of {args.tuning} (best trial {best.name})"
+                                                 if best else "") + (f", from {init}" if init else "")
               + ": " + orchestration.describe_values(final)
               + f"\n  {console_url(aws.settings.region, 'jobs', name)}")
         if args.no_wait:
             return 0
         state, log_text = wait(aws, name, stream_logs=not args.no_logs)
-        report(state, definition, log_text)
-        return 0 if state.get("TrainingJobStatus") == "Completed" else 1
+        metrics = metrics_of(state, definition, log_text)
+        report(state, metrics)
+        if state.get("TrainingJobStatus") != "Completed":
+            return 1
+        deployed = name
+        if best is not None:
+            choice = orchestration.final_model(definition, name, metrics, best)
+            deployed = choice.job
+            print(f"the final model is {'this job' if choice.fine_tuned else 'the best trial'}'s: {choice.reason}")
+        print(f"next: `make deploy JOB={deployed}`")
+        return 0
 
     return run(go)
 

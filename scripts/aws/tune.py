@@ -130,13 +130,16 @@ def best_trial(aws: Aws, tuning_name: str, definition: job_definition.JobDefinit
     return as_trial(best_training_job(state))
 
 
-def best_hyperparameters(aws: Aws, tuning_name: str, definition: job_definition.JobDefinition) -> tuple[str, dict]:
-    """The best trial's name and every hyperparameter it ran with (static and tuned), as SageMaker recorded
-    them; SageMaker's own keys are dropped (orchestration.recorded_hyperparameters)."""
-    best = best_trial(aws, tuning_name, definition).name
-    dry_hps = {**definition.static_hyperparameters, **{n: f"<best {n}>" for n in definition.tuned_names}}
-    job = aws.call("sagemaker", "describe_training_job", TrainingJobName=best, dry={"HyperParameters": dry_hps})
-    return best, orchestration.recorded_hyperparameters(job.get("HyperParameters", {}))
+def best_trial_job(aws: Aws, tuning_name: str,
+                   definition: job_definition.JobDefinition) -> tuple[orchestration.Trial, dict]:
+    """The best trial (best_trial) and its DescribeTrainingJob: every hyperparameter it ran with (static and
+    tuned) as SageMaker recorded them, and its model artifact."""
+    best = best_trial(aws, tuning_name, definition)
+    dry = {"HyperParameters": {**definition.static_hyperparameters,
+                               **{n: f"<best {n}>" for n in definition.tuned_names}},
+           "ModelArtifacts": {"S3ModelArtifacts": aws.settings.s3_uri("output_prefix", best.name, "output")
+                              + "model.tar.gz"}}
+    return best, aws.call("sagemaker", "describe_training_job", TrainingJobName=best.name, dry=dry)
 
 
 def report(aws: Aws, state: dict, definition: job_definition.JobDefinition) -> None:

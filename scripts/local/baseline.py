@@ -24,27 +24,24 @@ class ProbeResult:
 def frozen_features(model_name: str, image_size: int, data: Path, cache_dir: Path | None = None,
                     progress=print) -> dict[str, tuple]:
     """{channel: (features, labels)} of train, valid and test: the pooled features of the pretrained
-    backbone (the training job's model and feature pass; from the cache where it has them), as numpy."""
+    backbone (the training job's setup, weights included, and its feature pass; from the cache where it has
+    them), as numpy."""
     import numpy as np
-    import torch
 
-    from classifier.model import build_model, find_pretrained_weights, get_architecture
-    from classifier.training import feature_cache, hyperparameters
-    from classifier.training.data import scan_channel
+    from classifier.training import feature_cache, hyperparameters, setup
+    from classifier.training.data import DataError
 
-    arch = get_architecture(model_name)
-    preprocessing, weights = arch.preprocessing(image_size), find_pretrained_weights(arch)
-    train = scan_channel("train", Path(data) / "train")
-    channels = {name: scan_channel(name, Path(data) / name, train.classes) for name in ("train", "valid", "test")}
-    model = build_model(model_name, len(train.classes), True, True, weights)
-    cached = feature_cache.load(cache_dir, feature_cache.model_key(model_name, weights, preprocessing)) \
-        if cache_dir else {}
+    hp = hyperparameters.parse({"model_name": model_name, "image_size": str(image_size)})
+    job = setup.assemble(hp, setup.data_set_channels(data))
+    if job.data.test is None:
+        raise DataError(f"{data} has no test/ folder: the probe is scored on the test images")
+    cached = feature_cache.load(cache_dir, job.backbone.cache_key()) if cache_dir else {}
     workers = hyperparameters.resolve_num_workers("auto")
     found = {}
-    for name, channel in channels.items():
-        rows, _ = feature_cache.features_for(channel, cached, model, preprocessing, 64, workers,
-                                             torch.device("cpu"), progress)
-        found[name] = (rows.numpy(), np.array(channel.labels()))
+    for channel in (job.data.train, job.data.valid, job.data.test):
+        rows, _ = feature_cache.features_for(channel, cached, job.model, job.preprocessing, 64, workers, "cpu",
+                                             progress)
+        found[channel.name] = (rows.numpy(), np.array(channel.labels()))
     return found
 
 

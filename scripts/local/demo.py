@@ -1,8 +1,9 @@
 """`make demo`: the whole loop on this machine, as it would run on SageMaker.
 
-Sample data -> a small tuning job of the head on the frozen backbone's cached features -> the best
-trial's hyperparameters retrained with the backbone's last stage fine-tuned too (`unfreeze_stages=1`, on
-augmented images; the debugger and profiler on), kept if its valid loss is below the best trial's ->
+Sample data -> a small tuning job of the head on the frozen backbone's cached features -> its final job, as
+`make train-local TUNING=` runs it (orchestration.final_job: the best trial's hyperparameters with the
+backbone's last stage fine-tuned, started from the best trial's model; the debugger and profiler on), kept
+if its valid loss is below the best trial's ->
 the report -> the local endpoint (the serving image's nginx + MMS stack) -> every test image sent to it
 -> accuracy beside the baseline (a linear probe on the frozen features), per-class accuracy and endpoint
 latency -> the endpoint stopped -> the tuning job, evaluation and endpoint reports.
@@ -36,11 +37,6 @@ def say(message: str) -> None:
     print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", flush=True)
 
 
-# The final model: the best head's hyperparameters, with the last backbone stage trained too (on augmented
-# images: augment=auto; benchmarks/bench_quality.py measures what each step adds).
-FINE_TUNE = {"unfreeze_stages": "1"}
-
-
 def tune_and_fine_tune(args, data: Path) -> tuple[Path, dict]:
     definition = job_definition.load().with_overrides(
         max_jobs=args.max_jobs, max_parallel_jobs=1,
@@ -54,12 +50,11 @@ def tune_and_fine_tune(args, data: Path) -> tuple[Path, dict]:
     tune.print_summary(record, definition)
     if not record.get("best"):
         raise RuntimeError("no trial of the tuning job completed")
-    best = tune.best_hyperparameters(record["name"])
+    # The loop's final job, as `make train-local TUNING=` runs it (orchestration.final_job), with the debugger
+    # and profiler on.
     extra = {name: "true" for name in ("debugger", "profiler") if name in hp_specs.SPECS}
-    job = train.prepare_job(definition, data, best=best, given={**FINE_TUNE, **extra}, echo=say)
-    say("Fine-tuning the best trial's hyperparameters with "
-        + " ".join(f"{k}={v}" for k, v in FINE_TUNE.items()) + f" as {job.name}"
-        + (" with the " + " and ".join(extra) + " on" if extra else ""))
+    job, best = train.prepare_final_job(definition, data, record["name"], given=extra, echo=say)
+    say(f"Final job {job.name}" + (" with the " + " and ".join(extra) + " on" if extra else ""))
 
     def echo(line: str) -> None:
         if line.startswith(("[metrics]", "Traceback")) or " rule " in line:
@@ -67,16 +62,10 @@ def tune_and_fine_tune(args, data: Path) -> tuple[Path, dict]:
 
     result = jobs.run_job(job, definition=definition, echo=echo)
     if result["status"] != "Completed":
-        raise RuntimeError(f"fine-tuning failed: {result.get('failure_reason')} (log: {job / jobs.LOG})")
-    # The final model is the one with the lower valid loss (the test set chooses nothing): on a small set
-    # fine-tuning may gain nothing over the tuned head alone.
-    tuned, fine_tuned = record["best"], result["metrics"]["valid_loss"]
-    if fine_tuned >= tuned["objective"]:
-        say(f"Fine-tuned valid_loss {fine_tuned:.4f} is not below the best trial's {tuned['objective']:.4f}: "
-            f"the final model is the best trial's ({tuned['job']})")
-        return jobs.resolve_job(tuned["job"]), record
-    say(f"Fine-tuned valid_loss {fine_tuned:.4f}, below the best trial's {tuned['objective']:.4f}: the final model")
-    return job, record
+        raise RuntimeError(f"the final job failed: {result.get('failure_reason')} (log: {job / jobs.LOG})")
+    choice = train.record_final_model(definition, job, best)
+    say(f"The final model is {'the final job' if choice.fine_tuned else 'the best trial'}'s: {choice.reason}")
+    return (job if choice.fine_tuned else best[1]), record
 
 
 def serve_and_evaluate(job: Path, data: Path) -> dict:

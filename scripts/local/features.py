@@ -18,59 +18,66 @@ from pathlib import Path
 
 from classifier.training import hyperparameters as hp_specs
 from scripts import orchestration
+from scripts.job_definition import Channels
 from scripts.local import jobs
 
 BATCH_SIZE = 64
+CHANNELS = Channels()
 _LOCK = threading.Lock()  # parallel trials of one tuning job
 _FILLED: set[tuple] = set()  # (cache dir, model, image size, weights, data) filled by this process
 
 
-def prepare(values: dict[str, str], data: Path, echo=print) -> Path | None:
+def prepare(values: dict[str, str], data: Path, echo=print, init_model: Path | None = None) -> Path | None:
     """The cache directory, holding the features of `data`'s train and valid images for a job with these
-    hyperparameters; None when the job cannot train from cached features (it then runs the backbone)."""
+    hyperparameters (and this init_model channel: its backbone); None when the job cannot train from cached
+    features (it then runs the backbone)."""
     if not orchestration.uses_feature_cache(values):
         return None
-    from classifier.model import WeightsError, find_pretrained_weights, get_architecture
-    from classifier.training.main import find_weights_file
+    # torch, imported by the training job's setup, only when a cache is filled: the tuner's process needs
+    # it for nothing else (its trials are processes of their own).
+    from classifier.model import WeightsError
+    from classifier.training import feature_cache, setup
+    from classifier.training.init_model import InitModelError
 
     hp = hp_specs.parse(values)
     data, cache_dir = Path(data).resolve(), jobs.feature_cache_dir()
+    channels = setup.data_set_channels(data)
+    if init_model is not None:
+        channels[CHANNELS.init_model] = Path(init_model)
     try:
-        weights = find_weights_file(data / "weights") if (data / "weights").exists() else \
-            find_pretrained_weights(get_architecture(hp.model_name))
-    except WeightsError as error:  # the job itself fails with the full explanation
+        backbone = setup.Backbone.for_job(hp, channels)
+    except (WeightsError, InitModelError) as error:  # the job itself fails with the full explanation
         echo(f"Feature cache not used: {error}")
         return None
-    identity = (str(cache_dir), hp.model_name, hp.image_size, str(weights), str(data))
+    identity = (str(cache_dir), hp.model_name, hp.image_size, str(backbone.weights_file), str(data))
     with _LOCK:
         if identity not in _FILLED:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            with open(cache_dir / ".lock", "w") as lock:  # another process filling the same cache
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                fill(hp, data, weights, cache_dir, echo)
+            try:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                with open(cache_dir / ".lock", "w") as lock:  # another process filling the same cache
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    fill(hp, channels, cache_dir, echo)
+            except (OSError, feature_cache.CacheWriteError) as error:  # a full disk: the jobs compute their own
+                echo(f"Feature cache not used: {error}")
+                return None
             _FILLED.add(identity)
     return cache_dir
 
 
-def fill(hp: hp_specs.Hyperparameters, data: Path, weights: Path | None, cache_dir: Path, echo) -> int:
+def fill(hp: hp_specs.Hyperparameters, channels: dict[str, Path], cache_dir: Path, echo) -> int:
     """Backbone features of every train and valid image not in the cache yet, with the training job's own
-    code (model, preprocessing, feature pass); returns how many were added."""
-    import torch
+    setup (channels, weights, model, preprocessing) and feature pass; returns how many were added."""
+    from classifier.training import feature_cache, setup
 
-    from classifier.model import build_model, get_architecture
-    from classifier.training import feature_cache
-    from classifier.training.data import scan_channel, verify_images
-
-    preprocessing = get_architecture(hp.model_name).preprocessing(hp.image_size)
     workers = hp_specs.resolve_num_workers("auto")
-    train = verify_images(scan_channel("train", data / "train"), workers, skip_bad=True)
-    channels = [train, verify_images(scan_channel("valid", data / "valid", train.classes), workers, skip_bad=True)]
-    key = feature_cache.model_key(hp.model_name, weights, preprocessing)
-    model = build_model(hp.model_name, len(train.classes), True, True, weights)
+    job = setup.assemble(hp, channels, with_test=False)
+    job = job.with_data(job.data.verified(workers, skip_bad=True))
+    channels = [job.data.train, job.data.valid]
+    key = job.backbone.cache_key()
     started = time.time()
     with _lines_to(echo, feature_cache.log):  # the pass's own progress lines (images done, images/s, time left)
-        added = feature_cache.build(cache_dir, key, channels, model, preprocessing, batch_size=BATCH_SIZE,
-                                    workers=workers, device=torch.device("cpu"))
+        added = feature_cache.build(cache_dir, key, channels, job.model, job.preprocessing, batch_size=BATCH_SIZE,
+                                    workers=workers, device="cpu")
     echo(f"Feature cache {cache_dir}/{key} ({hp.model_name}, {hp.image_size} px): {added} new of "
          f"{sum(len(c) for c in channels)} images in {time.time() - started:.1f}s")
     return added

@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from classifier.artifact import atomic_write_json
+from classifier.artifact import ARCHIVE_SUFFIXES, CONFIG_FILE, atomic_write_json
 from scripts import CONTAINER_DIR, REPO_ROOT, orchestration
 from scripts.job_definition import JobDefinition
 
@@ -136,6 +136,25 @@ def resolve_job(name_or_path: str, root: Path | None = None) -> Path:
     raise JobError(f"no local job {name_or_path!r} (looked in {root}); `make jobs` lists them")
 
 
+def resolve_model(name_or_path: str, root: Path | None = None) -> Path:
+    """A model as MODEL= and INIT_MODEL= name it: a local job (name or directory: its model/), a model
+    directory (model_config.json inside) or a model.tar.gz (a SageMaker job's artifact, downloaded)."""
+    path = Path(name_or_path)
+    if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
+        return path
+    if (path / CONFIG_FILE).is_file():
+        return path
+    try:
+        job = resolve_job(name_or_path, root)
+    except JobError:
+        raise JobError(f"{name_or_path!r} is neither a local job (name or directory; `make jobs` lists them), a "
+                       f"model directory (with {CONFIG_FILE}) nor a model.tar.gz") from None
+    if not (job / "model" / CONFIG_FILE).is_file():
+        raise JobError(f"job {job.name} has no model (status {read_record(job).get('status')}): only a completed "
+                       "job's model can be used")
+    return job / "model"
+
+
 def training_environment(job: Path, overrides: dict | None = None) -> dict:
     env = {**os.environ, **(overrides or {})}
     env.update({
@@ -241,11 +260,6 @@ def stop_on_signals(runs: Runs, interrupt=lambda: False):
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
-
-
-def stop_all() -> None:
-    """SIGTERM to every job this process runs (the training programs stop at their next step)."""
-    RUNS.stop()
 
 
 def _wait_for_previous_run(job: Path, record: dict, echo) -> None:

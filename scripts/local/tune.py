@@ -358,13 +358,20 @@ def resolve_tuning(name: str) -> Path:
     raise jobs.JobError(f"no local tuning job {name!r} in {tuning_root()}")
 
 
+def best_trial(name: str) -> tuple[orchestration.Trial, Path]:
+    """The tuning job's best trial (the core's choice, recorded when the tuning job ended) and its job dir."""
+    record = json.loads((resolve_tuning(name) / RECORD).read_text())
+    best = record.get("best")
+    if not best:
+        raise jobs.JobError(f"tuning job {name} has no completed trial")
+    entry = next(t for t in record["trials"] if t["job"] == best["job"])
+    return as_trial(entry), jobs.resolve_job(best["job"])
+
+
 def best_hyperparameters(name: str) -> dict[str, str]:
     """The best trial's hyperparameters as it ran with them (for `make train-local TUNING=...`)."""
-    record = json.loads((resolve_tuning(name) / RECORD).read_text())
-    if not record.get("best"):
-        raise jobs.JobError(f"tuning job {name} has no completed trial")
-    values = jobs.read_record(jobs.resolve_job(record["best"]["job"]))["hyperparameters"]
-    return orchestration.recorded_hyperparameters(values)
+    _, job = best_trial(name)
+    return orchestration.recorded_hyperparameters(jobs.read_record(job)["hyperparameters"])
 
 
 def print_summary(record: dict, definition: JobDefinition) -> None:
@@ -376,7 +383,8 @@ def print_summary(record: dict, definition: JobDefinition) -> None:
     if best:
         print(f"Best training job: {best['job']} {definition.objective.metric}={best['objective']:.4f} "
               + orchestration.describe_values(best["hyperparameters"]))
-        print(f"Retrain it: make train-local TUNING={record['name']}  (HP=\"best epochs=10\": with epochs=10 on top)")
+        print(f"The final model: make train-local TUNING={record['name']}  (its hyperparameters, the backbone's last "
+              f"stage fine-tuned from its head; HP=\"best unfreeze_stages=0\": the head alone)")
 
 
 def write_report(directory: Path) -> None:

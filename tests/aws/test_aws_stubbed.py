@@ -225,14 +225,18 @@ def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsy
                     {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs)
-    hps = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "8"}  # HP= wins
+    # the final job: the best trial's values, its last backbone stage fine-tuned, HP= on top; from its model
+    hps = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "8",
+           "unfreeze_stages": "1"}
+    best_model = training_description(best)["ModelArtifacts"]["S3ModelArtifacts"]
     expected = api_requests.training_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI,
-                                         ["train", "valid", "test"], hps)
+                                         ["train", "valid", "test"], hps, init_model=best_model)
     assert "_tuning_objective_metric" not in expected["HyperParameters"] and "DebugHookConfig" not in expected
+    assert expected["InputDataConfig"][-1]["ChannelName"] == "init_model"
     sm.add_response("create_training_job", {"TrainingJobArn": FAKE_ARN}, expected)
     sm.add_response("describe_training_job", training_description(name, "InProgress", secondary="Training"),
                     {"TrainingJobName": name})
-    done = training_description(name, metrics={"valid_loss": 0.4, "test_accuracy": 0.79})
+    done = training_description(name, metrics={"valid_loss": 0.4, "best_valid_loss": 0.25, "test_accuracy": 0.79})
     done.update({"EnableManagedSpotTraining": True, "TrainingTimeInSeconds": 1000, "BillableTimeInSeconds": 300})
     sm.add_response("describe_training_job", done, {"TrainingJobName": name})
     stub_logs(stubs, name)
@@ -243,6 +247,9 @@ def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsy
     assert "test_accuracy" in out and "0.79" in out
     assert "70% saved" in out
     assert f"model artifact: s3://{BUCKET}/byoc-classifier/output/{name}/output/model.tar.gz" in out
+    # the final job's best_valid_loss 0.25 beats the best trial's 0.3: its model is the loop's
+    assert "the final model is this job's: best_valid_loss 0.2500, better than the best trial's 0.3000" in out
+    assert f"next: `make deploy JOB={name}`" in out
 
 
 def test_train_with_given_hyperparameters_and_failure(stubbed, use, capsys):
@@ -262,6 +269,30 @@ def test_train_with_given_hyperparameters_and_failure(stubbed, use, capsys):
     out = capsys.readouterr()
     assert "dropout (the training job's default 0.5)" in out.err
     assert "Failed: AlgorithmError: channel 'train' has no class folders" in out.out
+
+
+def test_train_from_an_earlier_model(stubbed, use, capsys):
+    """INIT_MODEL=<training job>: its model.tar.gz becomes the job's init_model channel (incremental training);
+    an s3:// URI is taken as it is; a local path or TUNING= beside it is refused before any request."""
+    aws, stubs = stubbed
+    use(aws, train)
+    name, earlier = "img-clf-20260102-030405", "img-clf-20251201-000000"
+    definition = job_definition.load()
+    sm = stubs("sagemaker")
+    sm.add_response("describe_training_job", training_description(earlier), {"TrainingJobName": earlier})
+    stub_image(stubs, "byoc-classifier-training")
+    stub_channels(stubs, present=("train", "valid"))
+    artifact = training_description(earlier)["ModelArtifacts"]["S3ModelArtifacts"]
+    expected = api_requests.training_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI, ["train", "valid"],
+                                         {**definition.static_hyperparameters, "lr": "0.05"}, init_model=artifact)
+    assert expected["InputDataConfig"][-1]["DataSource"]["S3DataSource"]["S3Uri"] == artifact
+    sm.add_response("create_training_job", {"TrainingJobArn": FAKE_ARN}, expected)
+    assert train.main(["--hp", "lr=0.05", "--name", name, "--init-model", earlier, "--no-wait"]) == 0
+    assert f"from {artifact}" in capsys.readouterr().out
+    assert train.main(["--hp", "lr=0.05", "--init-model", "jobs/some-local-job"]) == 1
+    assert "a local model is for make train-local INIT_MODEL=" in capsys.readouterr().err
+    assert train.main(["--tuning", "t-1", "--init-model", earlier]) == 1
+    assert "--init-model and --tuning both give the job its starting model" in capsys.readouterr().err
 
 
 def test_train_rejects_unknown_hyperparameter_before_any_request(stubbed, use, capsys):

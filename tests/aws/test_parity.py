@@ -1,7 +1,9 @@
 """Local mode and SageMaker mean the same thing (issue 11 item 4): the same scenarios through both
-backends, the local one for real (a small tuning job and `train-local TUNING=... HP="best epochs=1"`), the
-SageMaker one through botocore's Stubber, agree on the hyperparameters each job receives, on the channels
-of trials and of the final job, on names, on the best trial and on the objective read from the same log."""
+backends, the local one for real (a small tuning job, its final job `train-local TUNING=... HP="best
+epochs=1"` and a head-only retrain `HP="best epochs=1 unfreeze_stages=0"`), the SageMaker one through
+botocore's Stubber, agree on the hyperparameters each job receives, on the channels of trials and of the
+final job (its init_model: the same best trial's model), on names, on the best trial and on the objective
+read from the same log."""
 from __future__ import annotations
 
 import json
@@ -20,9 +22,6 @@ from scripts.local import features, jobs, train as local_train, tune as local_tu
 pytestmark = pytest.mark.slow  # the module's fixture runs a real local tuning job
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2", "debugger": "false", "profiler": "false"}.items())
-# A final job's: local mode fills it from its shared cache; SageMaker's final job computes its own features.
-# Trials get it on both: the local shared cache, or the SageMaker feature job's model.tar.gz.
-LOCAL_CHANNELS_ONLY = {"feature_cache"}
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +36,13 @@ def local(image_set, tmp_path_factory):
                                 "Random", "--hp", TINY, "--local-backbone", "efficientnet_lite0"]) == 0
         [tuning] = list((root / "tuning").iterdir())
         record = json.loads((tuning / local_tune.RECORD).read_text())
-        assert local_train.main(["--data", str(image_set), "--tuning", tuning.name, "--hp", "best epochs=1",
-                                 "--local-backbone", "efficientnet_lite0", "--quiet"]) == 0
-        retrain = next(p for p in root.iterdir() if (p / jobs.RECORD).is_file() and "tuning_job" not in
-                       jobs.read_record(p))
-        yield {"root": root, "tuning": record, "retrain": retrain,
-               "trials": [root / t["job"] for t in record["trials"]]}
+        trials = {root / t["job"] for t in record["trials"]}
+        final, retrain = [], []
+        for hp, made in (("best epochs=1", final), ("best epochs=1 unfreeze_stages=0", retrain)):
+            assert local_train.main(["--data", str(image_set), "--tuning", tuning.name, "--hp", hp,
+                                     "--local-backbone", "efficientnet_lite0", "--quiet"]) == 0
+            made += [p for p in root.iterdir() if (p / jobs.RECORD).is_file() and p not in trials | {*final}]
+        yield {"root": root, "tuning": record, "final": final[0], "retrain": retrain[0], "trials": sorted(trials)}
     finally:
         jobs.JOBS_ROOT = saved
         if saved_env is None:
@@ -66,9 +66,9 @@ def sent(aws, api_name: str) -> dict:
 
 
 def test_best_epochs_10_gives_both_backends_the_same_hyperparameters(local, stubbed, use):
-    """`make train TUNING=<t> HP="best epochs=1"` sends SageMaker exactly what `make train-local` gave its job:
-    static < best trial < given on both (locally the best trial's values used to win; on AWS `best` was
-    refused)."""
+    """`make train TUNING=<t> HP="best epochs=1"` sends SageMaker exactly what `make train-local` gave its final
+    job: static < best trial < the final job's fine-tuning < given on both (locally the best trial's values
+    used to win; on AWS `best` was refused), and both start from the best trial's model."""
     aws, stubs = stubbed
     use(aws, aws_train)
     tuning, best = local["tuning"]["name"], local["tuning"]["best"]["job"]
@@ -82,9 +82,15 @@ def test_best_epochs_10_gives_both_backends_the_same_hyperparameters(local, stub
     stubs("sagemaker").add_response("create_training_job", {"TrainingJobArn": "arn:x"}, None)
     assert aws_train.main(["--tuning", tuning, "--hp", "best epochs=1", "--name", "j-1", "--no-wait"]) == 0
     request = sent(aws, "CreateTrainingJob")
-    assert request["HyperParameters"] == hyperparameters_json(local["retrain"])
+    assert request["HyperParameters"] == hyperparameters_json(local["final"])
     assert request["HyperParameters"]["epochs"] == "1" != recorded["epochs"]  # the given value on top
+    assert request["HyperParameters"]["unfreeze_stages"] == "1" != recorded["unfreeze_stages"]  # fine-tuned
     assert sent(aws, "DescribeTrainingJob")["TrainingJobName"] == best  # the same best trial
+    [init] = [c for c in request["InputDataConfig"] if c["ChannelName"] == "init_model"]
+    assert init["DataSource"]["S3DataSource"]["S3Uri"] == training_description(best)["ModelArtifacts"][
+        "S3ModelArtifacts"]  # the best trial's model.tar.gz; locally its model dir:
+    assert (local["final"] / "input" / "data" / "init_model").resolve() == (local["root"] / best / "model").resolve()
+    assert jobs.read_record(local["final"])["final_model"]["job"] in (local["final"].name, best)
 
 
 def stub_stored_features(stubs, monkeypatch):
@@ -109,15 +115,20 @@ def test_trials_and_the_final_job_get_the_same_channels(local, stubbed, use, mon
         assert sorted(jobs.read_record(trial)["channels"]) == sorted(trial_channels)
     assert "test" not in trial_channels and "feature_cache" in trial_channels
 
+    tuning, best = local["tuning"]["name"], local["tuning"]["best"]["job"]
+    stub_trials(stubs, tuning, summaries(local))
+    stubs("sagemaker").add_response("describe_training_job", training_description(
+        best, hyperparameters=hyperparameters_json(local["root"] / best)), {"TrainingJobName": best})
     stub_image(stubs, "byoc-classifier-training")
     stub_channels(stubs)
     stubs("sagemaker").add_response("create_training_job", {"TrainingJobArn": "arn:x"}, None)
     aws.sent.clear()  # the feature job's CreateTrainingJob is not the final job's
-    assert aws_train.main(["--hp", "lr=0.01", "--name", "j-1", "--no-wait"]) == 0
+    assert aws_train.main(["--tuning", tuning, "--hp", "best epochs=1", "--name", "j-1", "--no-wait"]) == 0
     final_channels = [c["ChannelName"] for c in sent(aws, "CreateTrainingJob")["InputDataConfig"]]
-    assert sorted(set(jobs.read_record(local["retrain"])["channels"]) - LOCAL_CHANNELS_ONLY) == sorted(final_channels)
-    assert "test" in final_channels
-    # and the local retrain trained from the shared cache, as its trials did
+    assert sorted(jobs.read_record(local["final"])["channels"]) == sorted(final_channels)
+    assert "test" in final_channels and "init_model" in final_channels
+    # and the local head-only retrain trained from the shared cache, as its trials did
+    assert "feature_cache" in jobs.read_record(local["retrain"])["channels"]
     assert "train': 120 of 120 images from the cache" in (local["retrain"] / jobs.LOG).read_text()
 
 

@@ -115,7 +115,7 @@ def container_accepts(hyperparameters: dict, tmp_path, monkeypatch) -> hp_specs.
 
 def channels_found(request: dict, tmp_path, monkeypatch):
     """The training container's channel check, on the /opt/ml/input/data SageMaker makes for the request."""
-    from classifier.training.main import find_channels
+    from classifier.training.setup import find_channels
 
     base = tmp_path / "opt_ml"
     for channel in request["InputDataConfig"]:

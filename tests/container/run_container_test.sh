@@ -4,8 +4,9 @@
 #   1. makes a tiny class-per-folder image set (inside the training image: the host needs no numpy)
 #   2. `IMAGE train` with a small /opt/ml tree mounted (efficientnet_lite0, 1 epoch, 64 px, offline);
 #      checks exit 0, output/success, model/model.pth + model/model_config.json and its classes
-#   3. `IMAGE train` again with more epochs, SIGTERM once training is under way: checks that the
-#      program stops by itself (non-zero exit, output/failure names SIGTERM) well within 120 s
+#   3. `IMAGE train` again with many epochs, SIGTERM once its first epoch is done, then a third job with
+#      SIGTERM during its start-up: checks that the program stops by itself (non-zero exit,
+#      output/failure names SIGTERM, no process left) well within 120 s, both times
 #   4. `TRAINING_IMAGE serve` (what the SDK's default estimator.deploy() runs): exits 1 at once with a
 #      message naming the serving image; the serving image holds the /ping plugin jar pre-built
 #   5. `IMAGE serve` with that model mounted read-only at /opt/ml/model; waits for GET /ping on 8080,
@@ -325,23 +326,28 @@ else
     tail -n 40 "$WORK/ct-train.log"; die "training: ${problems[*]}"
 fi
 
-# 3. SIGTERM during training -------------------------------------------------------------------------
-if [ "${CONTAINER_TEST_SKIP_STOP_TRAINING:-0}" != 1 ]; then
+# 3. SIGTERM during training and during start-up ----------------------------------------------------
+# The job cannot end before the signal: it trains on augmented images (each epoch decodes them) for 300 epochs
+# without early stopping. The signal is sent as soon as the job's log shows the marker (no sleep): the end of
+# epoch 1, then, in a second job, its set-up (start-up, before any epoch). Both must end the documented way:
+# a non-zero exit, output/failure naming SIGTERM, no process left (classifier/training/stopping.py).
+stop_training_on() {  # $1: the log marker to signal on, $2: the step's name
+    local marker="$1" what="$2"
     STOP_ML="$WORK/ml-stop"
-    write_job_config "$STOP_ML" '{"model_name": "efficientnet_lite0", "epochs": "300", "image_size": "64", "batch_size": "8"}'
-    log "stopping a training job: SIGTERM once its first epoch is done ..."
+    rm -rf "$STOP_ML"
+    write_job_config "$STOP_ML" '{"model_name": "efficientnet_lite0", "epochs": "300", "image_size": "64", "batch_size": "8", "augment": "true", "early_stopping_patience": "0"}'
+    log "stopping a training job: SIGTERM $what ..."
     run_container bg ct-train-stop "$TRAINING_IMAGE" $(ml_volumes "$STOP_ML") -- train
     stop_pid=$SERVER_PID stop_ctr=$SERVER_CTR
     started=""
-    for _ in $(seq 1 600); do
-        if grep -q "epoch=1 " "$WORK/ct-train-stop.log" 2>/dev/null; then started=1; break; fi
+    for _ in $(seq 1 1200); do
+        if grep -q "$marker" "$WORK/ct-train-stop.log" 2>/dev/null; then started=1; break; fi
         kill -0 "$stop_pid" 2>/dev/null || break
-        sleep 0.5
+        sleep 0.2
     done
     if [ -z "$started" ]; then
-        tail -n 30 "$WORK/ct-train-stop.log"; fail "the stop test's training never finished epoch 1"
+        tail -n 30 "$WORK/ct-train-stop.log"; fail "the stop test's training never logged '$marker'"
     else
-        sleep 2
         t=$(date +%s)
         procs=""
         [ "$ENGINE" != buildah ] || procs=$(descendants_of "$stop_pid")
@@ -351,14 +357,18 @@ if [ "${CONTAINER_TEST_SKIP_STOP_TRAINING:-0}" != 1 ]; then
         left=$(still_running "$procs")
         reason=$(head -c 300 "$STOP_ML/output/failure" 2>/dev/null || true)
         if [ "$rc" != timeout ] && [ "$rc" != 0 ] && [ -z "$left" ] && grep -q SIGTERM <<<"$reason"; then
-            pass "training stopped ${took} s after SIGTERM: exit $rc, no process left, failure reason: $reason"
+            pass "training stopped ${took} s after SIGTERM $what: exit $rc, no process left, failure reason: $reason"
         else
             tail -n 30 "$WORK/ct-train-stop.log"
-            fail "training after SIGTERM: exit '$rc' after ${took} s, failure '$reason'; processes left: ${left:-none}"
+            fail "training after SIGTERM $what: exit '$rc' after ${took} s, failure '$reason'; processes left: ${left:-none}"
             for pid in $(awk '{ print $1 }' <<<"$left"); do kill -KILL "$pid" 2>/dev/null || true; done
         fi
     fi
     stop_server
+}
+if [ "${CONTAINER_TEST_SKIP_STOP_TRAINING:-0}" != 1 ]; then
+    stop_training_on "epoch=1 " "once its first epoch is done"
+    stop_training_on "Job setup:" "during its start-up"
 fi
 
 # 4. each image does its own job -----------------------------------------------------------------------

@@ -200,3 +200,30 @@ def test_partial_fine_tuning_saves_the_trained_parts_only(image_set, tmp_path, m
     assert "blocks.6" in job["hook"]["watched"]
     results = statuses(base / "output" / "data")
     assert all(results[r]["status"] != "Error" for r in config.TENSOR_RULES), results
+
+
+def test_a_loop_shorter_than_one_sampling_interval_is_judged_as_too_little_data(image_set, opt_ml):
+    """A head on cached features can train in less than one sampling interval: the sampler still samples at
+    the loop's first step and at each epoch end, and no profiler rule ends in Error for want of data."""
+    code = train_job(opt_ml.root, image_set, {**FAST, "epochs": "1", "profiler_interval_ms": "60000"})
+    assert code == 0, opt_ml.failure()
+    output = opt_ml.root / "output" / "data"
+    samples = (output / "profiler" / "system_metrics.csv").read_text().splitlines()
+    assert len(samples) - 1 >= 2  # the header, the first step's and the epoch end's
+    results = statuses(output)
+    for rule in config.PROFILER_RULES:
+        assert results[rule]["status"] != "Error", results[rule]
+
+
+def test_rules_without_samples_in_the_loop_say_too_little_data(healthy, tmp_path):
+    """The same data with every system sample removed: too little data, not an Error."""
+    copy = shutil.copytree(healthy / "output" / "data", tmp_path / "data")
+    system = copy / "profiler" / "system_metrics.csv"
+    system.write_text(system.read_text().splitlines()[0] + "\n")
+    from classifier.debugger import jobdata, rules
+
+    data = jobdata.load(config.Layout(copy, copy / "debugger" / "tensors"), with_tensors=False)
+    results = {r.rule: r for r in rules.evaluate(data, ["CPUBottleneck", "IOBottleneck", "LowGPUUtilization"])}
+    assert results["IOBottleneck"].status == "NoIssuesFound"
+    assert results["IOBottleneck"].message.startswith("too little data to judge: no system sample")
+    assert all(r.status != "Error" for r in results.values())

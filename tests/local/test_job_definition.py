@@ -50,10 +50,10 @@ def test_every_key_is_required_no_default_in_code(path, tmp_path):
 def test_channels_belong_to_the_training_container(tmp_path):
     definition = job_definition.load()
     assert definition.channels.required == channels.REQUIRED == ("train", "valid")
-    assert set(definition.channels.optional) == {"test", "weights", "feature_cache"}
-    from classifier.training import main  # the container reads the same list
+    assert set(definition.channels.optional) == {"test", "weights", "feature_cache", "init_model"}
+    from classifier.training import setup  # the container reads the same list
 
-    assert main.CHANNELS_REQUIRED is channels.REQUIRED and main.CHANNELS_OPTIONAL is channels.OPTIONAL
+    assert setup.REQUIRED is channels.REQUIRED and setup.OPTIONAL is channels.OPTIONAL
     raw = raw_file()
     raw["channels"] = {"required": ["train", "valid"], "optional": ["test"]}
     with pytest.raises(JobDefinitionError, match="container/classifier/channels.py"):

@@ -3,6 +3,7 @@
 run twice at once."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,14 +127,32 @@ def test_a_retrain_from_the_cache_equals_one_without_it_and_fills_it_once(image_
 
 
 def test_train_local_best_of_a_tuning_job_puts_the_given_values_on_top(image_set, jobs_dir, monkeypatch, capsys):
-    """HP="best epochs=1" with TUNING=: the best trial's values with epochs=1 on top (locally the best trial's
-    values used to win over the given ones, issue 11)."""
+    """HP="best epochs=1" with TUNING=: the final job gets the best trial's values, the recipe's fine-tuning,
+    then epochs=1 on top (locally the best trial's values used to win over the given ones, issue 11), and the
+    best trial's model as its init_model; HP="best unfreeze_stages=0" retrains the head alone, from scratch."""
+    from scripts import orchestration
     from scripts.local import tune
 
-    monkeypatch.setattr(tune, "best_hyperparameters", lambda name: {**FAST_HP, "lr": "0.02", "epochs": "4"})
+    definition = job_definition.load()
+    trial = jobs.create_job(definition, image_set, {**FAST_HP, "lr": "0.02", "epochs": "4"}, root=jobs_dir / "t")
+    (trial / "model" / "model_config.json").write_text("{}")
+    monkeypatch.setattr(tune, "best_trial", lambda name: (
+        orchestration.Trial(trial.name, "Completed", 0.5, {"lr": "0.02"}), trial))
     monkeypatch.setattr(jobs, "run_job", lambda job, **kw: {**jobs.read_record(job), "status": "Completed"})
     assert train.main(["--data", str(image_set), "--tuning", "t", "--hp", "best epochs=1", "--no-cache"]) == 0
-    values = json.loads((the_job(jobs_dir) / "input" / "config" / "hyperparameters.json").read_text())
+    final = the_job(jobs_dir)
+    values = json.loads((final / "input" / "config" / "hyperparameters.json").read_text())
     assert values["epochs"] == "1" and values["lr"] == "0.02" and values["model_name"] == "efficientnet_lite0"
+    assert values["unfreeze_stages"] == orchestration.FINE_TUNING["unfreeze_stages"]
+    assert (final / "input" / "data" / "init_model").resolve() == (trial / "model").resolve()
+    recorded = jobs.read_record(final)
+    assert recorded["final_model"]["job"] == trial.name and not recorded["final_model"]["fine_tuned"]  # no metrics
+    assert f"Final model: {trial / 'model'} (the best trial" in capsys.readouterr().out
+    shutil.rmtree(final)
+    assert train.main(["--data", str(image_set), "--tuning", "t", "--hp", "best unfreeze_stages=0",
+                       "--no-cache"]) == 0
+    head_only = the_job(jobs_dir)
+    assert "init_model" not in jobs.read_record(head_only)["channels"]
+    assert json.loads((head_only / "input" / "config" / "hyperparameters.json").read_text())["unfreeze_stages"] == "0"
     assert train.main(["--data", str(image_set), "--hp", "best epochs=1"]) == 2
     assert "HP=best needs TUNING=" in capsys.readouterr().err

@@ -212,3 +212,20 @@ def test_an_image_broken_after_its_check_is_named_by_the_feature_pass(image_set,
     spec = get_architecture("efficientnet_lite0").preprocessing(64)
     with pytest.raises(ImageDecodeError, match=str(broken)):
         feature_cache.compute_features(model, channel, spec, 4, 0, torch.device("cpu"), progress=lambda line: None)
+
+
+def test_broken_links_are_named_not_lost_silently(opt_ml, image_set, tmp_path, caplog):
+    """A dangling image link and a class folder that is a link loop are reported like other ignored files."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    train = shutil.copytree(image_set / "train", tmp_path / "train", symlinks=True)
+    first = sorted(train.iterdir())[0]
+    (first / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    (train / "loop").symlink_to(train / "loop")
+    opt_ml.link("train", train)
+    opt_ml.link("valid", image_set / "valid")
+    code, failure = run_job(opt_ml)
+    assert code == 0, failure
+    assert "ignored 2 link(s) that lead to no file or folder" in caplog.text
+    assert f"{first.name}/gone.jpg" in caplog.text and "loop" in caplog.text

@@ -11,7 +11,8 @@ import torch
 
 from classifier.backbones import ARCHITECTURES
 from classifier.model import build_model
-from classifier.training.main import main, make_scheduler
+from classifier.training.main import main
+from classifier.training.optim import make_scheduler
 from helpers import FAST_HP, args
 from scripts import job_definition
 from scripts.local import jobs

@@ -177,3 +177,33 @@ def test_a_corrupt_artifact_is_named(trained_job, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(artifact.ArtifactError, match="model.pth cannot be read"):
         artifact.load_artifact(model_dir)
+
+
+@pytest.mark.parametrize("marker", ["Job setup:", "[metrics] epoch=1 "])
+def test_sigterm_at_any_moment_ends_one_documented_way(image_set, tmp_path, marker):
+    """StopTrainingJob's SIGTERM, through the image's entry point as SageMaker sends it, during start-up or an
+    epoch: the job stops by itself, writes the reason and keeps what it had (never a bare 143)."""
+    import re
+
+    definition = job_definition.load()
+    hp = {**FAST_HP, "epochs": "50", "batch_size": "8", "augment": "true", "early_stopping_patience": "0",
+          "debugger": "false", "profiler": "false"}
+    job = jobs.create_job(definition, image_set, hp, root=tmp_path)
+    sent = {}
+
+    def stop_on_marker(line, process):
+        if marker in line and not sent:
+            process.send_signal(signal.SIGTERM)  # the entry point passes it on to the training program
+            sent["at"] = time.time()
+        return False
+
+    record = jobs.run_job(job, definition=definition, on_line=stop_on_marker)
+    assert sent, (job / jobs.LOG).read_text()[-2000:]
+    failure = (job / "output" / "failure").read_text()
+    assert record["status"] in ("Stopped", "Failed") and not (job / "output" / "success").exists()
+    if marker == "Job setup:":
+        assert re.search(r"stopped by SIGTERM (during start-up|before the first epoch|during epoch 1; no checkpoint)",
+                         failure), failure
+    else:  # the last finished epoch's checkpoint is kept for resuming
+        epoch = int(re.search(r"stopped by SIGTERM during epoch (\d+)", failure).group(1))
+        assert torch.load(job / "checkpoints" / "last.pt", weights_only=True)["progress"]["epoch"] == epoch - 1 >= 1

@@ -108,6 +108,7 @@ class SystemSampler:
         self.process = psutil.Process()
         self._stop = threading.Event()
         self._thread = None
+        self._lock = threading.Lock()  # the sampling thread and sample_now() write the same CSV
         self.samples = 0
 
     def columns(self) -> list[str]:
@@ -136,18 +137,35 @@ class SystemSampler:
                 net.bytes_recv if net else 0, net.bytes_sent if net else 0)
 
     def _run(self) -> None:
-        self.psutil.cpu_percent(percpu=True)  # measurements start here, in the sampling thread
-        self.psutil.cpu_times_percent()
-        self._last = (time.time(), self._io())
+        with self._lock:
+            self.psutil.cpu_percent(percpu=True)  # measurements start here, in the sampling thread
+            self.psutil.cpu_times_percent()
+            self._last = (time.time(), self._io())
         while not self._stop.wait(self.interval):
             try:
-                self._writer.writerow(self.sample())
-                self.samples += 1
-                if self.samples % 20 == 0:
-                    self._handle.flush()
+                self.sample_now()
             except Exception as error:  # never let the sampler take the job down
                 log.warning("profiler sampler stopped: %s", error)
                 return
+
+    def sample_now(self) -> None:
+        """One sample now (also from the training loop: its first step and each epoch end, so that a loop
+        shorter than one interval has samples too)."""
+        with self._lock:
+            if getattr(self, "_handle", None) is None:
+                return
+            if not hasattr(self, "_last"):  # before the sampling thread primed the counters
+                self.psutil.cpu_percent(percpu=True)
+                self._last = (time.time(), self._io())
+            self._writer.writerow(self.sample())
+            self.samples += 1
+            if self.samples % 20 == 0:
+                self._handle.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if getattr(self, "_handle", None) is not None:
+                self._handle.flush()
 
     def sample(self) -> list:
         now = time.time()
@@ -185,10 +203,11 @@ class SystemSampler:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if getattr(self, "_handle", None) is not None:
-            self._handle.flush()
-            self._handle.close()
-            self._handle = None
+        with self._lock:
+            if getattr(self, "_handle", None) is not None:
+                self._handle.flush()
+                self._handle.close()
+                self._handle = None
         self.gpu.close()
 
 
@@ -267,6 +286,7 @@ class ProfilerObserver(Observer):
         self.started = time.time()
         self._steps_handle = None
         self.described: dict = {}
+        self._stepped = False
 
     def on_train_start(self, model, loss_fn, context):
         self.started = context.get("started", time.time())
@@ -291,6 +311,9 @@ class ProfilerObserver(Observer):
                  "" if self.sampler.gpu.count == 0 or self.sampler.gpu.nvml else ", no NVML", self.layout.profiler)
 
     def on_train_step(self, step, timings, loss, labels, log_probs):
+        if not self._stepped:  # the loop's first step (of this run): a sample inside the loop's window
+            self._stepped = True
+            self.sampler.sample_now()
         now = time.time()
         total = sum(timings.values())
         self._steps.writerow([step, self.epoch, round(now, 4), round(now - self.started, 4),
@@ -306,8 +329,9 @@ class ProfilerObserver(Observer):
         self.epoch = epoch + 1
         if self._steps_handle is not None:
             self._steps_handle.flush()
-        if self.sampler is not None and getattr(self.sampler, "_handle", None) is not None:
-            self.sampler._handle.flush()
+        if self.sampler is not None:
+            self.sampler.sample_now()  # the epoch's end, inside the loop's window however short the epoch
+            self.sampler.flush()
         return None
 
     def on_train_end(self, summary):

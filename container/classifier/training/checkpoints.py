@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import random
 import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..artifact import atomic_write_bytes
+from .optim import load_scheduler_state
 
 log = logging.getLogger(__name__)
 LAST = "last.pt"
@@ -28,6 +31,42 @@ def best_file(epoch: int) -> str:
 
 class CheckpointError(RuntimeError):
     pass
+
+
+@dataclass
+class Progress:
+    """Where training stands after an epoch: saved in every checkpoint (as a plain dict, which
+    `torch.load(weights_only=True)` reads), so a resumed job continues from it."""
+
+    epoch: int = 0  # epochs finished
+    history: list[dict] = field(default_factory=list)  # each epoch's metrics
+    best_epoch: int = 0
+    best_valid_loss: float = math.inf
+    epochs_without_improvement: int = 0
+    stopped: str | None = None  # why training ended before its last epoch
+
+    def record(self, metrics: dict) -> bool:
+        """One finished epoch's metrics; True when its valid loss is the best so far."""
+        self.epoch = metrics["epoch"]
+        self.history.append(metrics)
+        improved = metrics["valid_loss"] < self.best_valid_loss
+        if improved:
+            self.best_epoch, self.best_valid_loss = self.epoch, metrics["valid_loss"]
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return improved
+
+    @property
+    def best_metrics(self) -> dict:
+        return self.history[self.best_epoch - 1] if self.best_epoch else {}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "Progress":
+        return cls(**saved)
 
 
 def rng_state() -> dict:
@@ -121,3 +160,36 @@ def load(directory: Path, fingerprint: dict) -> tuple[dict, dict | None] | None:
             raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
                                   f"remove the checkpoint dir {directory} to start over") from error
     return state, best
+
+
+class Checkpointer:
+    """Saves and resumes one job's training state: the trained parts of the model, the optimizer, the schedule,
+    the loss scaler, the random generators and the progress; `fingerprint` names what a checkpoint must match."""
+
+    def __init__(self, directory: Path, fingerprint: dict, model, optimizer, scheduler, scaler):
+        self.directory, self.fingerprint = directory, fingerprint
+        self.model, self.optimizer, self.scheduler, self.scaler = model, optimizer, scheduler, scaler
+
+    def resume(self) -> tuple[Progress, dict | None]:
+        """The progress to continue from and the best epoch's trained state so far (a fresh start: none)."""
+        resumed = load(self.directory, self.fingerprint)
+        if not resumed:
+            return Progress(), None
+        saved, best_state = resumed
+        self.model.load_trained_state_dict(saved["model"])
+        load_scheduler_state(self.scheduler, saved["scheduler"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
+        progress = Progress.from_dict(saved["progress"])
+        log.info("Resumed from %s after epoch %d of %s", self.directory / LAST, progress.epoch,
+                 self.fingerprint.get("epochs"))
+        return progress, best_state
+
+    def save(self, progress: Progress, best_state: dict | None) -> None:
+        """`best_state`: the trained state of this epoch when it is the best so far, else None."""
+        save(self.directory, {
+            "fingerprint": self.fingerprint, "model": self.model.trained_state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng_state(), "progress": progress.as_dict(),
+        }, best_state)

@@ -1,4 +1,4 @@
-"""Class-per-folder channels: scanning, consistency checks, image verification and datasets.
+"""Class-per-folder channels: scanning, consistency checks, image verification, datasets and loaders.
 
 Layout (dogImages): `<channel>/<class folder>/<image>.jpg`. Class names and label order come from
 `train`; `valid` and `test` must hold exactly the same classes.
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data.distributed import DistributedSampler
 
 from ..preprocessing import (
     DEFAULT_CROP_SCALE,
@@ -49,6 +50,7 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"channel '{name}' not found: {root} is not a directory")
+    broken = [p for p in root.iterdir() if _broken_link(p)]  # a class folder whose link leads nowhere
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         loose = [p.name for p in root.iterdir() if p.is_file() and is_image_file(p)]
@@ -73,6 +75,7 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
         # A sub-folder (old/, augmented/, another class by mistake) would silently join its parent's
         # class: refuse it and let the user decide. Hidden ones (.ipynb_checkpoints) are skipped.
         nested += [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+        broken += [p for p in entries if _broken_link(p)]
         files = [p for p in entries if p.is_file()]
         images = [p for p in files if is_image_file(p)]
         ignored += len(files) - len(images)
@@ -90,8 +93,17 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
                         f"{', '.join(empty)}")
     if ignored:
         log.warning("channel '%s': ignored %d file(s) that are not .jpg/.jpeg/.png", name, ignored)
+    if broken:
+        listing = ", ".join(str(p.relative_to(root)) for p in sorted(broken)[:10])
+        log.warning("channel '%s': ignored %d link(s) that lead to no file or folder (missing target or a loop): "
+                    "%s%s", name, len(broken), listing, f" and {len(broken) - 10} more" if len(broken) > 10 else "")
     log.info("channel '%s': %d images in %d classes", name, len(samples), len(classes))
     return Channel(name, root, list(classes), samples)
+
+
+def _broken_link(path: Path) -> bool:
+    """A symbolic link to nothing usable: its target is missing, or it loops."""
+    return path.is_symlink() and not path.is_file() and not path.is_dir()
 
 
 def _check_image(path: Path) -> str | None:
@@ -148,9 +160,6 @@ class ImageDataset(Dataset):
         self.epoch = 0
         self.draft_size = preprocessing.augment_draft_size(crop_scale) if augment else preprocessing.resize_size
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __len__(self):
         return len(self.samples)
 
@@ -168,8 +177,68 @@ class ImageDataset(Dataset):
         return tensor, label
 
 
-def class_counts(channel: Channel) -> list[int]:
-    counts = torch.zeros(len(channel.classes), dtype=torch.long)
-    for label in channel.labels():
-        counts[label] += 1
-    return counts.tolist()
+class FeatureDataset(Dataset):
+    """Cached backbone features with their labels: the head trains on these directly."""
+
+    def __init__(self, features: torch.Tensor, labels: list[int]):
+        self.features, self.labels = features, torch.tensor(labels)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.features[index], self.labels[index]
+
+
+class EpochIndexSampler:
+    """Yields (epoch, index) so that dataset workers, even persistent ones, know the epoch.
+
+    The shuffle order of epoch e depends on (seed, e) alone: a resumed job sees the same order.
+    """
+
+    def __init__(self, sampler, seed: int):
+        self.sampler, self.seed, self.epoch = sampler, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+        elif getattr(self.sampler, "generator", None) is not None:
+            self.sampler.generator.manual_seed(self.seed + epoch)
+
+    def __iter__(self):
+        return ((self.epoch, index) for index in self.sampler)
+
+    def __len__(self):
+        return len(self.sampler)
+
+
+class _EpochDataset(Dataset):
+    """Reads the (epoch, index) keys of EpochIndexSampler: the epoch reaches the dataset (its augmentation)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        self.dataset.epoch = epoch
+        return self.dataset[index]
+
+
+def make_loader(dataset, batch_size: int, seed: int, world, shuffle: bool, workers: int) -> DataLoader:
+    """Batches of `dataset`; shuffled per epoch from (seed, epoch) (`loader.sampler.set_epoch`), split
+    between the processes of a distributed job."""
+    if shuffle and world.distributed:
+        base = DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=seed)
+    elif shuffle:
+        base = RandomSampler(dataset, generator=torch.Generator())
+    else:
+        base = SequentialSampler(dataset)
+    return DataLoader(
+        _EpochDataset(dataset), batch_size=batch_size, sampler=EpochIndexSampler(base, seed), num_workers=workers,
+        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )

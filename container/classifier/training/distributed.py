@@ -103,3 +103,11 @@ def broadcast_flag(world: World, flag: bool, device) -> bool:
 def shutdown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def wrap(module: torch.nn.Module, world: World, device) -> torch.nn.Module:
+    """The module that trains, under DDP when the job has several processes (gradients averaged)."""
+    if not world.distributed:
+        return module
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=[world.local_rank] if torch.device(device).type == "cuda" else None)

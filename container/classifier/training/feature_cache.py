@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -107,20 +108,37 @@ def compute_features(model, channel: Channel, preprocessing: Preprocessing, batc
     return torch.cat(rows)
 
 
+class CacheWriteError(RuntimeError):
+    """The cache could not be written (a full disk, say); the message says where and why."""
+
+
 def load(cache_dir: Path, key: str) -> dict[str, torch.Tensor]:
+    """The cache's entries for one model key; an unreadable file (truncated, corrupt) is named in the log and
+    read as empty, so the features are computed again and the file is written anew."""
     path = Path(cache_dir) / key / FEATURES_FILE
     if not path.is_file():
         return {}
-    stored = torch.load(path, map_location="cpu", weights_only=True)
-    return dict(zip(stored["hashes"], stored["features"], strict=True))
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        return dict(zip(stored["hashes"], stored["features"], strict=True))
+    except Exception as error:  # noqa: BLE001 - whatever is wrong with the file, the features can be recomputed
+        log.warning("feature cache %s is unreadable (%s: %s): its features are computed again and it is rewritten",
+                    path, type(error).__name__, error)
+        return {}
 
 
 def save(cache_dir: Path, key: str, entries: dict[str, torch.Tensor]) -> None:
     folder = Path(cache_dir) / key
-    folder.mkdir(parents=True, exist_ok=True)
     hashes = sorted(entries)
     payload = {"hashes": hashes, "features": torch.stack([entries[h] for h in hashes])}
-    atomic_write_bytes(folder / FEATURES_FILE, lambda f: torch.save(payload, f))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / FEATURES_FILE, lambda f: torch.save(payload, f))
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError ("file write failed")
+        free = shutil.disk_usage(folder if folder.exists() else Path(cache_dir).anchor).free
+        raise CacheWriteError(f"cannot write the feature cache {folder / FEATURES_FILE} ({type(error).__name__}: "
+                              f"{error}; {free // 2**20} MiB free there); the earlier cache file, if any, is kept"
+                              ) from error
 
 
 def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, preprocessing, batch_size, workers,
@@ -145,13 +163,13 @@ def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, prepr
 
 
 def build(cache_dir: Path, key: str, channels: list[Channel], model, preprocessing, batch_size, workers,
-          device, progress=None) -> int:
+          device, progress=None, should_stop=lambda: False) -> int:
     """Fill the cache for these channels (the tuning job does this once, before its trials)."""
     cached = load(cache_dir, key)
     added = {}
     for channel in channels:
         _, computed = features_for(channel, {**cached, **added}, model, preprocessing, batch_size, workers, device,
-                                   progress)
+                                   progress, should_stop)
         added.update(computed)
     if added:
         save(cache_dir, key, {**cached, **added})

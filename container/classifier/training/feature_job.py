@@ -22,9 +22,8 @@ import torch
 
 from .. import paths
 from ..artifact import atomic_write_json
-from ..model import build_model, find_pretrained_weights, get_architecture
-from . import feature_cache
-from .data import scan_channel, verify_images
+from ..channels import FEATURE_CACHE
+from . import feature_cache, setup, stopping
 from .hyperparameters import HyperparameterError, Hyperparameters, features_are_fixed, resolve_num_workers
 
 log = logging.getLogger("classifier.training")
@@ -39,8 +38,6 @@ def requested() -> bool:
 
 def run(hp: Hyperparameters) -> dict:
     """Fill the feature cache in the model dir for the train and valid channels; returns the summary."""
-    from .main import find_channels, find_weights_file  # the training job's own channel and weights rules
-
     if not features_are_fixed(hp):
         raise HyperparameterError(f"{MODE_VARIABLE}={FEATURES} needs fixed backbone features (unfreeze_stages=0, "
                                   f"augment=false, pretrained=true); got unfreeze_stages={hp.unfreeze_stages}, "
@@ -48,22 +45,22 @@ def run(hp: Hyperparameters) -> dict:
     started = time.time()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     workers = resolve_num_workers(hp.num_workers)
-    channels = find_channels()
-    train = verify_images(scan_channel("train", channels["train"]), workers, hp.skip_bad_images)
-    valid = verify_images(scan_channel("valid", channels["valid"], train.classes), workers, hp.skip_bad_images)
-    arch = get_architecture(hp.model_name)
-    preprocessing = arch.preprocessing(hp.image_size)
-    weights_file = find_weights_file(channels["weights"]) if "weights" in channels else find_pretrained_weights(arch)
-    model = build_model(hp.model_name, len(train.classes), True, weights_file=weights_file).to(device)
-    key = feature_cache.model_key(hp.model_name, weights_file, preprocessing)
+    channels = setup.find_channels()
+    job = setup.assemble(hp, channels, device, with_test=False)
+    job = job.with_data(job.data.verified(workers, hp.skip_bad_images))
+    train, valid, key = job.data.train, job.data.valid, job.backbone.cache_key()
     out = paths.model_dir()
     log.info("Feature job: %s at %d px on %s, %d train and %d valid images, cache key %s", hp.model_name,
              hp.image_size, device, len(train), len(valid), key)
-    if "feature_cache" in channels:  # an earlier cache: keep its entries, compute only what it lacks
-        earlier = feature_cache.load(cache_directory(channels["feature_cache"]), key)
+    if FEATURE_CACHE in channels:  # an earlier cache: keep its entries, compute only what it lacks
+        earlier = feature_cache.load(cache_directory(channels[FEATURE_CACHE]), key)
         if earlier:
             feature_cache.save(out, key, earlier)
-    added = feature_cache.build(out, key, [train, valid], model, preprocessing, hp.batch_size, workers, device)
+    try:
+        added = feature_cache.build(out, key, [train, valid], job.model, job.preprocessing, hp.batch_size, workers,
+                                    device, should_stop=stopping.requested)
+    except feature_cache.PassStopped as stopped:
+        raise stopping.TrainingStopped(f"stopped by SIGTERM during the feature job ({stopped})") from None
     summary = {"key": key, "model_name": hp.model_name, "image_size": hp.image_size,
                "images": {"train": len(train), "valid": len(valid)}, "computed": added,
                "seconds": round(time.time() - started, 1)}

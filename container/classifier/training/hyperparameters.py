@@ -119,6 +119,10 @@ SPECS: dict[str, Spec] = {
                               "backbone lr = lr × this, when the backbone is not frozen"),
     "label_smoothing": Spec(_float, 0.0, lambda v: 0 <= v < 1, ">= 0 and < 1",
                             "label smoothing of the training loss (valid and test losses are without it)"),
+    "class_weighting": Spec(str, "none", **_choice("none", "balanced"),
+                            help="balanced: each class's training loss weighted by images / (classes × its "
+                                 "training images), for imbalanced training sets (valid and test losses stay "
+                                 "unweighted)"),
     "dropout": Spec(_float, 0.5, lambda v: 0 <= v < 1, ">= 0 and < 1",
                     "dropout on the backbone's pooled features, before the head"),
     "warmup_epochs": Spec(_float, 1.0, lambda v: 0 <= v <= 100, "between 0 and 100",

@@ -13,17 +13,37 @@ from ..observers import Observer
 
 
 class NLLWithLabelSmoothing(nn.Module):
-    """NLL loss on log-probabilities (the head ends in LogSoftmax), with optional label smoothing."""
+    """NLL loss on log-probabilities (the head ends in LogSoftmax), with optional label smoothing and class
+    weights (`weight`: one per class; the loss is then the weighted mean, as torch's nll_loss computes it)."""
 
-    def __init__(self, smoothing: float = 0.0):
+    def __init__(self, smoothing: float = 0.0, weight: torch.Tensor | None = None):
         super().__init__()
         self.smoothing = smoothing
+        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        nll = F.nll_loss(log_probs, labels)
+        nll = F.nll_loss(log_probs, labels, weight=self.weight)
         if self.smoothing == 0:
             return nll
         return (1 - self.smoothing) * nll - self.smoothing * log_probs.mean(dim=1).mean()
+
+
+def balanced_class_weights(labels: list[int], num_classes: int) -> torch.Tensor:
+    """scikit-learn's `balanced` weights: images / (classes x images of the class)."""
+    counts = torch.bincount(torch.tensor(labels), minlength=num_classes).double()
+    return (len(labels) / (num_classes * counts)).float()
+
+
+def macro_f1(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> float:
+    """The mean of the per-class F1 over the classes that occur as a label or a prediction (scikit-learn's
+    f1_score(average="macro"); a class never predicted has F1 0)."""
+    matrix = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).view(num_classes,
+                                                                                                 num_classes).double()
+    true_positives = matrix.diag()
+    support, predicted = matrix.sum(1), matrix.sum(0)
+    seen = (support + predicted) > 0
+    f1 = 2 * true_positives / (support + predicted).clamp(min=1)  # 2PR/(P+R) = 2TP/(2TP+FP+FN)
+    return float(f1[seen].mean()) if seen.any() else 0.0
 
 
 @dataclass
@@ -61,6 +81,7 @@ class EvalResult:
     accuracy: float
     predictions: torch.Tensor
     labels: torch.Tensor
+    macro_f1: float
 
 
 def to_device(images, labels, device, channels_last):
@@ -131,4 +152,4 @@ def evaluate(model, loader, precision: Precision, observer: Observer, channels_l
     predictions, all_labels = torch.cat(predictions), torch.cat(all_labels)
     count = len(all_labels)
     return EvalResult(float(total_loss) / count, float((predictions == all_labels).sum()) / count,
-                      predictions, all_labels)
+                      predictions, all_labels, macro_f1(all_labels, predictions, log_probs.shape[1]))

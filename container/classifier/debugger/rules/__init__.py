@@ -50,6 +50,11 @@ class RuleError(Exception):
     """The rule cannot be evaluated (its data is missing): the result is Error with this reason."""
 
 
+class TooLittleData(Exception):
+    """The job gave the rule too little data to judge (a loop shorter than one sampling interval, say): the
+    result is NoIssuesFound saying so, not an Error (the rule did not fail)."""
+
+
 def no_issues(message: str, **values) -> RuleResult:
     return RuleResult("", NO_ISSUES, message, values=values)
 
@@ -75,6 +80,8 @@ def evaluate(data, names: list[str], overrides: dict | None = None, stop_rules: 
             result = functions[name](data, **params)
         except RuleError as error:
             result = RuleResult(name, ERROR, str(error))
+        except TooLittleData as error:
+            result = RuleResult(name, NO_ISSUES, f"too little data to judge: {error}", values={"too_little_data": True})
         except Exception as error:
             log.warning("rule %s failed:\n%s", name, traceback.format_exc())
             result = RuleResult(name, ERROR, f"the rule failed: {type(error).__name__}: {error}")

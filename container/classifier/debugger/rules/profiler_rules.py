@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..jobdata import finite, percentile
-from . import RuleError, issues, no_issues
+from . import RuleError, TooLittleData, issues, no_issues
 
 MIN_SAMPLES = 5
 
@@ -21,7 +21,8 @@ def _system(data):
         raise RuleError("no system metrics: the job ran with profiler=false")
     window = data.system_in_loop()
     if not window or len(window.get("timestamp", [])) == 0:
-        raise RuleError("no system metrics sampled during the training loop yet")
+        raise TooLittleData("no system sample in the training loop yet (the sampler takes one at the loop's first "
+                            "step, at each epoch end and every profiler_interval_ms)")
     return window
 
 

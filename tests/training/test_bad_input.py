@@ -214,6 +214,7 @@ def test_an_image_broken_after_its_check_is_named_by_the_feature_pass(image_set,
         feature_cache.compute_features(model, channel, spec, 4, 0, torch.device("cpu"), progress=lambda line: None)
 
 
+@pytest.mark.slow
 def test_broken_links_are_named_not_lost_silently(opt_ml, image_set, tmp_path, caplog):
     """A dangling image link and a class folder that is a link loop are reported like other ignored files."""
     import logging

@@ -36,7 +36,7 @@ TUNE_ARGS = $(if $(MAX_JOBS),--max-jobs $(call quote,MAX_JOBS)) $(if $(MAX_PARAL
 help:  ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-setup: system-packages .venv/.installed  ## install what is missing: Debian packages, then .venv
+setup: system-packages .venv/.installed .venv-sdk3/.installed  ## install what is missing: Debian packages, .venv, .venv-sdk3
 
 system-packages:
 	@bash scripts/install_system_packages.sh
@@ -45,6 +45,12 @@ system-packages:
 	test -x .venv/bin/pip || python3 -m venv --clear .venv
 	.venv/bin/pip install -q --upgrade pip "setuptools<81" wheel
 	.venv/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+# The SageMaker Python SDK v3 apart from v2 (the same package name), for tests/aws/test_sdk_v3.py.
+.venv-sdk3/.installed: requirements-sdk3.txt
+	python3 -m venv --clear .venv-sdk3
+	.venv-sdk3/bin/pip install -q --no-deps -r requirements-sdk3.txt
 	touch $@
 
 demo: setup  ## the main job: sample data, tuning, best retrained, report, local endpoint, test accuracy and latency

@@ -15,13 +15,26 @@
 #                                           TUNING=: the final job (last stage fine-tuned from the best trial's
 #                                           model), then which model is the final one
 #   make train INIT_MODEL=<training job | s3://.../model.tar.gz> [HP=...]   start from an earlier model
-#   make deploy [JOB=training-job | TUNING=name | MODEL_DATA=s3://...]        create or update the endpoint
-#   make deploy-finish                      after make deploy NO_WAIT=1: auto scaling, old config and model
+#   make register [JOB= | TUNING= | MODEL_DATA=] [EVALUATION=evaluation.json] [APPROVE=1]   a new model package
+#                                           version (group made when missing): image, artifact, classes,
+#                                           hyperparameters, model quality metrics; PendingManualApproval
+#   make packages                           the group's versions: status, metrics, which one is deployed
+#   make approve VERSION=N [REJECT=1] [NOTE="..."]                 approve (or reject) a version
+#   make deploy [PACKAGE=latest-approved|N [FORCE=1] | JOB=training-job | TUNING=name | MODEL_DATA=s3://...]
+#                                           create or update the endpoint (ENDPOINT_TYPE=realtime|serverless|async,
+#                                           DEPLOYMENT=all_at_once|canary|linear); prints its cost first
+#                                           (LATENCY_MS=: your latency for the per-request cost); DRY_RUN=1
+#                                           DRY_RUN_UPDATE=1 shows the update of an existing endpoint
+#   make rollback [FORCE=1]                 back to the model the endpoint served before its last deploy
+#   make deploy-finish                      after make deploy/rollback NO_WAIT=1: auto scaling, tags, old config
 #   make batch-transform DATA_S3=s3://bucket/prefix/ [MODEL=<SageMaker model> | JOB= | TUNING= | MODEL_DATA=]
 #                                           transform job (one image per request, JSON), wait, summary; the
 #                                           outputs in build/batch-transform/<job>/ (OUT=dir elsewhere)
-#   make invoke IMAGE=file.jpg [TOP_K=5]    classify with the endpoint (scripts/invoke.py)
+#   make invoke IMAGE=file.jpg [TOP_K=5]    classify with the endpoint (scripts/invoke.py); async: through S3
 #   make endpoint-metrics                   the endpoint's CloudWatch metrics, last hour
+#   make endpoint-logs [MINUTES=60] [FOLLOW=1]   the endpoint's CloudWatch logs, all instances merged by time
+#   make training-logs JOB=<SageMaker training job> [MINUTES=] [FOLLOW=1]   the same for a training job
+#                                           (make logs JOB= is a local job's log)
 #   make cleanup                            delete endpoint, endpoint config and model
 #   make aws-settings                       the settings in effect and where each came from
 
@@ -37,9 +50,24 @@ IMAGE ?=
 TOP_K ?=
 MINUTES ?= 60
 JOB_DEFINITION ?=
+PACKAGE ?=
+FORCE ?=
+EVALUATION ?=
+APPROVE ?=
+VERSION ?=
+REJECT ?=
+NOTE ?=
+LATENCY_MS ?=
+DRY_RUN_UPDATE ?=
+FOLLOW ?=
 
 AWS_FLAGS = $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
 AWS_WAIT = $(if $(filter 1 true yes,$(NO_WAIT)),--no-wait)
+AWS_FORCE = $(if $(filter 1 true yes,$(FORCE)),--force)
+AWS_FOLLOW = $(if $(filter 1 true yes,$(FOLLOW)),--follow)
+AWS_LATENCY = $(if $(LATENCY_MS),--latency-ms $(call quote,LATENCY_MS))
+AWS_SOURCE = $(if $(JOB),--job $(call quote,JOB)) $(if $(TUNING),--tuning $(call quote,TUNING)) \
+	$(if $(MODEL_DATA),--model-data $(call quote,MODEL_DATA))
 AWS_JOBDEF = $(if $(JOB_DEFINITION),--job-definition $(call quote,JOB_DEFINITION))
 AWS_DATA = --data $(call quote,DATA) $(if $(DATA_S3),--data-s3 $(call quote,DATA_S3))
 # The image tag tune/train/deploy use: IMAGE_TAG, else ecr.image_tag, else the git short commit (= the
@@ -48,7 +76,8 @@ AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG
 # One shell word per item of a space-separated list (PARENT_TUNING, IMAGE).
 quote_each = $(foreach item,$(1),'$(subst ','\'',$(item))')
 
-.PHONY: push upload-data tune train deploy deploy-finish batch-transform invoke endpoint-metrics cleanup aws-settings test-aws
+.PHONY: push upload-data tune train register packages approve deploy rollback deploy-finish batch-transform invoke \
+	endpoint-metrics endpoint-logs training-logs cleanup aws-settings test-aws
 
 push:  ## push the built images to ECR, tagged with the git commit and latest (repositories made when missing)
 	$(PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag $(call quote,TAG) --engine $(call quote,CONTAINER_ENGINE) \
@@ -69,12 +98,26 @@ train:  ## one SageMaker training job: TUNING=name [HP="best epochs=10"] (its fi
 		$(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS)) \
 		$(if $(INIT_MODEL),--init-model $(call quote,INIT_MODEL))
 
-deploy:  ## create or update the endpoint: JOB=training job | TUNING=name | MODEL_DATA=s3://... (default: newest job)
-	$(AWS_ENV) $(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) \
-		$(if $(JOB),--job $(call quote,JOB)) $(if $(TUNING),--tuning $(call quote,TUNING)) \
-		$(if $(MODEL_DATA),--model-data $(call quote,MODEL_DATA))
+register:  ## a model registry version: JOB= | TUNING= | MODEL_DATA= (default: newest job) [EVALUATION=file] [APPROVE=1]
+	$(AWS_ENV) $(PYTHON) -m scripts.aws.registry register $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_SOURCE) \
+		$(if $(EVALUATION),--evaluation $(call quote,EVALUATION)) $(if $(filter 1 true yes,$(APPROVE)),--approve)
 
-deploy-finish:  ## after make deploy NO_WAIT=1: wait until InService, register auto scaling, delete the replaced config and model
+packages:  ## the model registry's versions: status, metrics, which one the endpoint serves
+	$(PYTHON) -m scripts.aws.registry packages $(AWS_FLAGS)
+
+approve:  ## approve a model registry version: VERSION=N [REJECT=1: reject it] [NOTE="why"]
+	$(PYTHON) -m scripts.aws.registry approve $(AWS_FLAGS) --version $(call quote,VERSION) \
+		$(if $(filter 1 true yes,$(REJECT)),--reject) $(if $(NOTE),--note $(call quote,NOTE))
+
+deploy:  ## create or update the endpoint: PACKAGE=latest-approved|N | JOB= | TUNING= | MODEL_DATA= (default: newest job)
+	$(AWS_ENV) $(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_SOURCE) \
+		$(if $(PACKAGE),--package $(call quote,PACKAGE)) $(AWS_FORCE) $(AWS_LATENCY) \
+		$(if $(filter 1 true yes,$(DRY_RUN_UPDATE)),--assume-exists)
+
+rollback:  ## the endpoint back to the model it served before its last deploy, without downtime [FORCE=1]
+	$(PYTHON) -m scripts.aws.rollback $(AWS_FLAGS) $(AWS_WAIT) $(AWS_FORCE) $(AWS_LATENCY)
+
+deploy-finish:  ## after make deploy NO_WAIT=1: wait until InService, auto scaling, tags, delete the replaced config and model
 	$(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) --finish
 
 batch-transform:  ## transform job over DATA_S3=s3://bucket/prefix/ [MODEL=<SageMaker model> | JOB= | TUNING= | MODEL_DATA=] [OUT=dir]
@@ -88,6 +131,13 @@ invoke:  ## classify IMAGE=file.jpg (several: IMAGE="a.jpg b.png") with the endp
 
 endpoint-metrics:  ## the endpoint's CloudWatch metrics for the last hour (MINUTES=60)
 	$(PYTHON) -m scripts.aws.endpoint_metrics $(AWS_FLAGS) --minutes $(call quote,MINUTES)
+
+endpoint-logs:  ## the endpoint's CloudWatch logs, every instance merged by time [MINUTES=60] [FOLLOW=1]
+	$(PYTHON) -m scripts.aws.logs endpoint $(AWS_FLAGS) --minutes $(call quote,MINUTES) $(AWS_FOLLOW)
+
+training-logs:  ## a SageMaker training job's CloudWatch logs: JOB=name [MINUTES=] [FOLLOW=1] (make logs: local jobs)
+	$(PYTHON) -m scripts.aws.logs training $(AWS_FLAGS) $(call quote,JOB) $(AWS_FOLLOW) \
+		$(if $(filter command line,$(origin MINUTES)),--minutes $(call quote,MINUTES))
 
 cleanup:  ## delete the endpoint, its endpoint config and model
 	$(PYTHON) -m scripts.aws.cleanup $(AWS_FLAGS)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from classifier import channels as container_channels
 from classifier.serving.settings import DEFAULT_MAX_PAYLOAD_MB
-from scripts import batch_output, orchestration
+from scripts import batch_output, invoke, orchestration
 from scripts.job_definition import JobDefinition
 
 from .settings import Settings, SettingsError
@@ -209,54 +209,219 @@ def model(settings: Settings, name: str, image: str, model_data: str) -> dict:
     return request
 
 
-def endpoint_config(settings: Settings, name: str, model_name: str) -> dict:
-    request = {"EndpointConfigName": name, "ProductionVariants": [{
-        "VariantName": VARIANT, "ModelName": model_name,
-        "InstanceType": settings.endpoint_instance_type,
-        "InitialInstanceCount": settings.endpoint_instance_count, "InitialVariantWeight": 1.0}]}
+def model_from_package(settings: Settings, name: str, package_arn: str) -> dict:
+    """CreateModel from a registered model package: its image and artifact, with the lineage kept."""
+    request = {"ModelName": name, "PrimaryContainer": {"ModelPackageName": package_arn},
+               "ExecutionRoleArn": settings.role_arn}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def production_variant(settings: Settings, model_name: str) -> dict:
+    """The one variant: instances (realtime, async) or memory and concurrency (serverless)."""
+    variant = {"VariantName": VARIANT, "ModelName": model_name}
+    if settings.endpoint_type == "serverless":
+        variant["ServerlessConfig"] = {"MemorySizeInMB": settings.serverless_memory_mb,
+                                       "MaxConcurrency": settings.serverless_max_concurrency}
+    else:
+        variant.update({"InstanceType": settings.endpoint_instance_type,
+                        "InitialInstanceCount": settings.endpoint_instance_count, "InitialVariantWeight": 1.0})
+    return variant
+
+
+def async_locations(settings: Settings) -> dict[str, str]:
+    """Where an async endpoint's requests, answers and failures live: <async_prefix>/<endpoint>/<kind>/."""
+    return {kind: settings.s3_uri("async_prefix", settings.endpoint_name, kind) for kind in ("input", "output",
+                                                                                             "failure")}
+
+
+def async_inference_config(settings: Settings) -> dict:
+    locations = async_locations(settings)
+    output = {"S3OutputPath": locations["output"].rstrip("/"), "S3FailurePath": locations["failure"].rstrip("/")}
+    topics = {key: value for key, value in (("SuccessTopic", settings.async_success_topic),
+                                           ("ErrorTopic", settings.async_error_topic)) if value}
+    if topics:
+        output["NotificationConfig"] = topics
+    return {"OutputConfig": output,
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": settings.async_max_concurrent}}
+
+
+def endpoint_config(settings: Settings, name: str, model_name: str, record: list[dict] | None = None) -> dict:
+    """CreateEndpointConfig of the settings' endpoint type; `record`: the tags that say what it serves
+    (serving_record.tags), kept with the config so that a rollback can rebuild what it replaces."""
+    request = {"EndpointConfigName": name, "ProductionVariants": [production_variant(settings, model_name)]}
+    if settings.endpoint_type == "async":
+        request["AsyncInferenceConfig"] = async_inference_config(settings)
     if settings.data_capture:
         request["DataCaptureConfig"] = {
             "EnableCapture": True, "InitialSamplingPercentage": settings.capture_percent,
             "DestinationS3Uri": settings.s3_uri("capture_prefix", settings.endpoint_name).rstrip("/"),
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}}
-    if settings.tag_list:
-        request["Tags"] = settings.tag_list
+    tags = settings.tag_list + list(record or [])
+    if tags:
+        request["Tags"] = tags
     return request
 
 
-def create_endpoint(settings: Settings, config_name: str) -> dict:
+def create_endpoint(settings: Settings, config_name: str, record: list[dict] | None = None) -> dict:
     request = {"EndpointName": settings.endpoint_name, "EndpointConfigName": config_name}
-    if settings.tag_list:
-        request["Tags"] = settings.tag_list
+    tags = settings.tag_list + list(record or [])
+    if tags:
+        request["Tags"] = tags
     return request
 
 
-def update_endpoint(settings: Settings, config_name: str) -> dict:
-    """A new config on a live endpoint: SageMaker brings the new fleet up, shifts traffic, then retires the
-    old one (blue/green), so requests keep being served; a failed update rolls back by itself."""
+def update_endpoint(settings: Settings, config_name: str, alarms: list[str] | None = None) -> dict:
+    """A new config on a live endpoint: SageMaker brings the new fleet up, shifts traffic to it as the
+    settings' deployment says (all at once, canary, linear; each step baked), then retires the old one
+    (blue/green), so requests keep being served. A failed update, or one of `alarms` going off while it
+    bakes, rolls it back."""
     return {"EndpointName": settings.endpoint_name, "EndpointConfigName": config_name,
-            "RetainAllVariantProperties": False}
+            "RetainAllVariantProperties": False, "DeploymentConfig": deployment_config(settings, alarms or [])}
+
+
+def check_deployment(settings: Settings) -> None:
+    """What SageMaker would refuse in the middle of an update, said before anything is made."""
+    if settings.deployment == "canary" and settings.endpoint_type != "serverless" \
+            and settings.endpoint_instance_count < 2:
+        raise SettingsError(f"deployment canary needs 2 or more instances (the canary is at most half the new "
+                            f"fleet; endpoint.instance_count is {settings.endpoint_instance_count}): set "
+                            f"ENDPOINT_INSTANCE_COUNT=2, or DEPLOYMENT=all_at_once or linear")
+
+
+GPU_FAMILIES = ("ml.g", "ml.p", "ml.inf", "ml.trn")
+
+
+def check_endpoint_type(settings: Settings) -> None:
+    """What a serverless endpoint cannot do, refused before any request: data capture, GPUs, instance auto
+    scaling (VPC and network isolation too, once the settings have them)."""
+    if settings.endpoint_type != "serverless":
+        return
+    if settings.data_capture:
+        raise SettingsError("a serverless endpoint cannot capture data: set DATA_CAPTURE=false (endpoint.data_capture) "
+                            "or ENDPOINT_TYPE=realtime")
+    if settings.endpoint_instance_type.startswith(GPU_FAMILIES):
+        raise SettingsError(f"a serverless endpoint runs on CPUs only: ENDPOINT_INSTANCE_TYPE="
+                            f"{settings.endpoint_instance_type} asks for a GPU or accelerator; use ENDPOINT_TYPE="
+                            f"realtime or async for it, or a CPU instance type")
+    if settings.autoscaling:
+        raise SettingsError("a serverless endpoint scales by itself up to serverless.max_concurrency: set "
+                            "AUTOSCALING=false (endpoint.autoscaling) or ENDPOINT_TYPE=realtime")
+
+
+def check_serverless_model(settings: Settings, artifact_bytes: int | None) -> None:
+    """The weights are read from the file and then held as tensors: twice the artifact must fit the memory."""
+    if artifact_bytes is not None and 2 * artifact_bytes > settings.serverless_memory_mb * 2**20:
+        raise SettingsError(f"the model ({artifact_bytes / 2**20:.0f} MB compressed) does not fit a serverless "
+                            f"endpoint of SERVERLESS_MEMORY_MB={settings.serverless_memory_mb} (loading holds about "
+                            f"twice its size): raise it (up to 6144) or use ENDPOINT_TYPE=realtime")
+
+
+def deployment_config(settings: Settings, alarms: list[str]) -> dict:
+    """DeploymentConfig: blue/green with the settings' traffic shifting, baking and auto rollback alarms."""
+    routing = {"Type": settings.deployment.upper(), "WaitIntervalInSeconds": settings.deployment_wait_seconds}
+    if settings.deployment == "canary":
+        routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent}
+    elif settings.deployment == "linear":
+        routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": settings.linear_percent}
+    config = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": routing, "TerminationWaitInSeconds": settings.termination_wait_seconds,
+        "MaximumExecutionTimeoutInSeconds": settings.deployment_timeout_seconds}}
+    if alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarms]}
+    return config
+
+
+def _endpoint_dimensions(endpoint_name: str, variant: bool = True) -> list[dict]:
+    dimensions = [{"Name": "EndpointName", "Value": endpoint_name}]
+    return dimensions + ([{"Name": "VariantName", "Value": VARIANT}] if variant else [])
+
+
+def rollback_alarms(settings: Settings) -> list[dict]:
+    """PutMetricAlarm for each auto rollback trigger of an update: the variant's server errors and model latency
+    (the new fleet serves under the same variant name; a minute's figure above the threshold for
+    deployment.alarm_minutes minutes in a row trips it; no data, as before any traffic, does not)."""
+    endpoint, minutes = settings.endpoint_name, settings.alarm_minutes
+    common = {"Namespace": "AWS/SageMaker", "Dimensions": _endpoint_dimensions(endpoint), "Period": 60,
+              "EvaluationPeriods": minutes, "DatapointsToAlarm": minutes, "TreatMissingData": "notBreaching"}
+    alarms = [
+        {"AlarmName": f"{endpoint}-5xx-errors", "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
+         "Threshold": float(settings.alarm_5xx), "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+         "AlarmDescription": f"{endpoint}: {settings.alarm_5xx}+ server errors a minute for {minutes} minute(s); "
+                             f"rolls back an update (make deploy)", **common},
+        {"AlarmName": f"{endpoint}-model-latency", "MetricName": "ModelLatency", "Statistic": "Average",
+         "Threshold": float(settings.alarm_latency_ms * 1000), "ComparisonOperator": "GreaterThanThreshold",
+         "AlarmDescription": f"{endpoint}: model latency above {settings.alarm_latency_ms} ms for {minutes} "
+                             f"minute(s); rolls back an update (make deploy)", **common},
+    ]
+    if settings.tag_list:
+        for alarm in alarms:
+            alarm["Tags"] = settings.tag_list
+    return alarms
 
 
 def scalable_target_id(endpoint_name: str) -> str:
     return f"endpoint/{endpoint_name}/variant/{VARIANT}"
 
 
-def register_scalable_target(settings: Settings) -> dict:
+def register_scalable_target(settings: Settings, minimum: int | None = None) -> dict:
+    """The variant's scalable target: the settings' minimum, or `minimum` (an async endpoint's 0)."""
     return {"ServiceNamespace": "sagemaker", "ResourceId": scalable_target_id(settings.endpoint_name),
-            "ScalableDimension": SCALABLE_DIMENSION, "MinCapacity": settings.min_instances,
+            "ScalableDimension": SCALABLE_DIMENSION,
+            "MinCapacity": settings.min_instances if minimum is None else minimum,
             "MaxCapacity": settings.max_instances}
 
 
-def scaling_policy(settings: Settings) -> dict:
-    return {"PolicyName": f"{settings.endpoint_name}-invocations", "ServiceNamespace": "sagemaker",
+def _policy(settings: Settings, name: str, kind: str, configuration: dict) -> dict:
+    """PutScalingPolicy on the variant: `kind` TargetTrackingScaling or StepScaling with its configuration."""
+    key = {"TargetTrackingScaling": "TargetTrackingScalingPolicyConfiguration",
+           "StepScaling": "StepScalingPolicyConfiguration"}[kind]
+    return {"PolicyName": f"{settings.endpoint_name}-{name}", "ServiceNamespace": "sagemaker",
             "ResourceId": scalable_target_id(settings.endpoint_name), "ScalableDimension": SCALABLE_DIMENSION,
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": float(settings.target_invocations),
-                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-                "ScaleInCooldown": 300, "ScaleOutCooldown": 60}}
+            "PolicyType": kind, key: configuration}
+
+
+def scaling_policy(settings: Settings) -> dict:
+    return _policy(settings, "invocations", "TargetTrackingScaling", {
+        "TargetValue": float(settings.target_invocations),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        "ScaleInCooldown": 300, "ScaleOutCooldown": 60})
+
+
+ASYNC_SCALE_IN_COOLDOWN = 600  # seconds an async endpoint's idle instance stays before scale-in
+
+
+def async_backlog_policy(settings: Settings) -> dict:
+    """Target tracking on the queued requests per instance (SageMaker's ApproximateBacklogSizePerInstance)."""
+    return _policy(settings, "backlog", "TargetTrackingScaling", {
+        "TargetValue": float(settings.async_target_backlog),
+        "CustomizedMetricSpecification": {
+            "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
+            "Dimensions": _endpoint_dimensions(settings.endpoint_name, variant=False), "Statistic": "Average"},
+        "ScaleInCooldown": ASYNC_SCALE_IN_COOLDOWN, "ScaleOutCooldown": 300})
+
+
+def async_wake_policy(settings: Settings) -> dict:
+    """Step scaling that adds the first instance: target tracking cannot act on a fleet of zero (its metric is
+    per instance), so an alarm on HasBacklogWithoutCapacity starts one."""
+    return _policy(settings, "wake-from-zero", "StepScaling", {
+        "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]})
+
+
+def async_wake_alarm(settings: Settings, policy_arn: str) -> dict:
+    request = {"AlarmName": f"{settings.endpoint_name}-backlog-without-capacity",
+               "AlarmDescription": f"{settings.endpoint_name}: requests queued and no instance: start one",
+               "MetricName": "HasBacklogWithoutCapacity", "Namespace": "AWS/SageMaker",
+               "Dimensions": _endpoint_dimensions(settings.endpoint_name, variant=False), "Statistic": "Average",
+               "Period": 60, "EvaluationPeriods": 2, "DatapointsToAlarm": 2, "Threshold": 1.0,
+               "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "missing",
+               "AlarmActions": [policy_arn]}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
 
 
 def restore_scalable_target(target: dict) -> dict:
@@ -290,6 +455,84 @@ def endpoint_metric_data(endpoint_name: str, start: datetime, end: datetime, per
                                       {"Name": "VariantName", "Value": VARIANT}]},
             "Period": period, "Stat": stat}})
     return {"MetricDataQueries": queries, "StartTime": start, "EndTime": end, "ScanBy": "TimestampAscending"}
+
+
+def invoke_endpoint_async(endpoint_name: str, input_location: str, content_type: str, wait_seconds: int,
+                          top_k: int | None = None) -> dict:
+    """InvokeEndpointAsync: the request body is the S3 object at `input_location`."""
+    request = {"EndpointName": endpoint_name, "InputLocation": input_location, "ContentType": content_type,
+               "Accept": "application/json", "InvocationTimeoutSeconds": min(wait_seconds, 3600)}
+    if top_k is not None:
+        request["CustomAttributes"] = f"top_k={top_k}"
+    return request
+
+
+# --- logs ---------------------------------------------------------------------------------------------
+
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def endpoint_log_group(endpoint_name: str) -> str:
+    return f"/aws/sagemaker/Endpoints/{endpoint_name}"
+
+
+def filter_log_events(group: str, start_ms: int, stream_prefix: str = "", token: str = "") -> dict:
+    """FilterLogEvents over every stream of `group` (or those starting with `stream_prefix`) from `start_ms`."""
+    request = {"logGroupName": group, "startTime": start_ms}
+    if stream_prefix:
+        request["logStreamNamePrefix"] = stream_prefix
+    if token:
+        request["nextToken"] = token
+    return request
+
+
+# --- model registry -----------------------------------------------------------------------------------
+
+# What the serving image answers: one image as its own bytes, several as JSON (scripts/invoke.py sends both).
+PACKAGE_CONTENT_TYPES = sorted(set(invoke.CONTENT_TYPES.values())) + ["application/json"]
+
+
+def model_package_group(settings: Settings) -> dict:
+    request = {"ModelPackageGroupName": settings.model_package_group,
+               "ModelPackageGroupDescription": "image classifier models (make register)"}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def put_object(uri: str, body: bytes, content_type: str) -> dict:
+    """PutObject of one document the scripts write: a model package's metrics, an async request's body."""
+    bucket, key = split_s3_uri(uri)
+    return {"Bucket": bucket, "Key": key, "Body": body, "ContentType": content_type}
+
+
+def model_package(settings: Settings, image: str, model_data: str, description: str, metrics_uri: str,
+                  metrics_digest: str, properties: dict[str, str], approved: bool) -> dict:
+    """CreateModelPackage: a new version in the settings' group; the serving image and the artifact, the model
+    quality statistics (`metrics_uri`, with their SHA-256), what sets the version apart in
+    CustomerMetadataProperties (class count, hyperparameters, headline metrics, source)."""
+    request = {
+        "ModelPackageGroupName": settings.model_package_group,
+        "ModelPackageDescription": description[:1024],
+        "InferenceSpecification": {"Containers": [{"Image": image, "ModelDataUrl": model_data}],
+                                   "SupportedContentTypes": PACKAGE_CONTENT_TYPES,
+                                   "SupportedResponseMIMETypes": ["application/json"]},
+        "ModelApprovalStatus": "Approved" if approved else "PendingManualApproval",
+        "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
+                                                         "ContentDigest": f"sha256:{metrics_digest}",
+                                                         "S3Uri": metrics_uri}}},
+        "CustomerMetadataProperties": properties,
+    }
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def approve_model_package(package_arn: str, status: str = "Approved", note: str = "") -> dict:
+    request = {"ModelPackageArn": package_arn, "ModelApprovalStatus": status}
+    if note:
+        request["ApprovalDescription"] = note[:1024]
+    return request
 
 
 # --- batch transform ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
+from classifier.progress import Progress
 from scripts import REPO_ROOT, batch_output, job_definition, orchestration
 
 from . import api_requests, deploy
@@ -121,8 +122,7 @@ def wait(aws: Aws, name: str, output_uri: str, total: int) -> dict:
 
 
 def download(aws: Aws, output_uri: str, out_dir: Path) -> int:
-    """Every .out file under the job's output path into out_dir, keeping the relative paths (8 at a time,
-    a line every tenth of the way)."""
+    """Every .out file under the job's output path into out_dir, keeping the relative paths (8 at a time)."""
     bucket, prefix = api_requests.split_s3_uri(output_uri)
     keys = [o["Key"] for o in list_objects(aws, output_uri) if o["Key"].endswith(batch_output.OUT_SUFFIX)
             and ".." not in o["Key"][len(prefix):].split("/")]
@@ -133,10 +133,10 @@ def download(aws: Aws, output_uri: str, out_dir: Path) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(bucket, key, str(target))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for done, _ in enumerate(pool.map(fetch, keys), start=1):
-            if done % max(1, len(keys) // 10) == 0 or done == len(keys):
-                print(f"downloaded {done}/{len(keys)} outputs to {repo_relative(out_dir)}", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=8) as pool, \
+            Progress(f"downloading outputs to {repo_relative(out_dir)}", len(keys), "outputs") as progress:
+        for _ in pool.map(fetch, keys):
+            progress.add()
     return len(keys)
 
 

@@ -185,25 +185,59 @@ def _endpoint_name(value) -> str:
     return text
 
 
-def _prices(value) -> dict[str, float]:
-    """Instance type -> USD per hour (the cost estimate of make tune); empty: instance hours only."""
+def _prices(shape: str, what: str) -> Callable[[Any], dict[str, float]]:
+    """Instance type (of the botocore shape `shape`: `what`) -> USD per hour, for a cost estimate; empty: none."""
+    def check(value) -> dict[str, float]:
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping of instance types to USD per hour, such as {ml.m5.large: 0.115}")
+        known = _instance_types(shape)
+        prices = {}
+        for key, item in value.items():
+            if str(key) not in known:
+                raise ValueError(f"{key!r} is not a SageMaker {what}")
+            prices[str(key)] = _price(item, f"the price of {key}", "USD per hour")
+        return prices
+    return check
+
+
+def _price(item, what: str, unit: str) -> float:
+    try:
+        price = float(item)
+    except (TypeError, ValueError):
+        price = -1.0
+    if isinstance(item, bool) or not price >= 0:
+        raise ValueError(f"{what} must be a number of {unit}, not {item!r}")
+    return price
+
+
+def _optional_price(value) -> float | None:
     if value in (None, ""):
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError("expected a mapping of instance types to USD per hour, such as {ml.m5.large: 0.115}")
-    known = _instance_types("TrainingInstanceType")
-    prices = {}
-    for key, item in value.items():
-        if str(key) not in known:
-            raise ValueError(f"{key!r} is not a SageMaker training instance type")
-        try:
-            price = float(item)
-        except (TypeError, ValueError):
-            price = -1.0
-        if isinstance(item, bool) or not price >= 0:
-            raise ValueError(f"the price of {key} must be a number of USD per hour, not {item!r}")
-        prices[str(key)] = price
-    return prices
+        return None
+    return _price(value, "the price", "USD per GB-second")
+
+
+def _serverless_memory(value) -> int:
+    number = _integer(1024, 6144)(value)
+    if number % 1024:
+        raise ValueError("must be 1024, 2048, 3072, 4096, 5120 or 6144 (MB, steps of 1 GB)")
+    return number
+
+
+def _sns_topic(value) -> str:
+    text = _text(value)
+    if text and not re.fullmatch(r"arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:[A-Za-z0-9_\-]{1,256}(\.fifo)?", text):
+        raise ValueError("not an SNS topic ARN: arn:aws:sns:<region>:<account id>:<topic>")
+    return text
+
+
+def _entity_name(value) -> str:
+    """SageMaker's EntityName: 1-63 letters, digits and hyphens, starting with a letter or digit."""
+    text = _text(value)
+    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", text):
+        raise ValueError("1-63 letters, digits and hyphens, starting with a letter or digit")
+    return text
 
 
 def _tags(value) -> dict[str, str]:
@@ -223,73 +257,117 @@ def _tags(value) -> dict[str, str]:
 @dataclass(frozen=True)
 class Spec:
     attr: str
-    key: str                # dotted path in the settings file
+    key: str                # dotted path in the settings file; its default is the repository file's value
     env: tuple[str, ...]    # environment variables, first wins
     check: Callable[[Any], Any]
-    default: Any
     what: str               # one line: what it is, for messages and `make aws-settings`
 
 
+ENDPOINT_TYPES = ("realtime", "serverless", "async")
+DEPLOYMENTS = ("all_at_once", "canary", "linear")
+
 SPECS = [
-    Spec("region", "aws.region", ("AWS_REGION", "AWS_DEFAULT_REGION"), _region, "us-east-1", "AWS region"),
-    Spec("profile", "aws.profile", ("AWS_PROFILE",), _profile, "", "credentials profile (empty: default chain)"),
-    Spec("role_arn", "aws.role_arn", ("SAGEMAKER_ROLE_ARN",), _role_arn, "",
+    Spec("region", "aws.region", ("AWS_REGION", "AWS_DEFAULT_REGION"), _region, "AWS region"),
+    Spec("profile", "aws.profile", ("AWS_PROFILE",), _profile, "credentials profile (empty: default chain)"),
+    Spec("role_arn", "aws.role_arn", ("SAGEMAKER_ROLE_ARN",), _role_arn,
          "SageMaker execution role, arn:aws:iam::<account id>:role/<name>"),
-    Spec("bucket", "s3.bucket", ("S3_BUCKET",), _bucket, "", "S3 bucket name (no s3://)"),
-    Spec("data_prefix", "s3.data_prefix", ("S3_DATA_PREFIX",), _prefix, "byoc-classifier/data", "data sets"),
-    Spec("output_prefix", "s3.output_prefix", ("S3_OUTPUT_PREFIX",), _prefix, "byoc-classifier/output",
-         "model artifacts"),
-    Spec("checkpoint_prefix", "s3.checkpoint_prefix", ("S3_CHECKPOINT_PREFIX",), _prefix, "byoc-classifier/checkpoints",
-         "training checkpoints"),
-    Spec("capture_prefix", "s3.capture_prefix", ("S3_CAPTURE_PREFIX",), _prefix, "byoc-classifier/data-capture",
-         "endpoint data capture"),
-    Spec("debugger_prefix", "s3.debugger_prefix", ("S3_DEBUGGER_PREFIX",), _prefix, "byoc-classifier/debugger",
-         "Debugger/profiler output"),
+    Spec("bucket", "s3.bucket", ("S3_BUCKET",), _bucket, "S3 bucket name (no s3://)"),
+    Spec("data_prefix", "s3.data_prefix", ("S3_DATA_PREFIX",), _prefix, "data sets"),
+    Spec("output_prefix", "s3.output_prefix", ("S3_OUTPUT_PREFIX",), _prefix, "model artifacts"),
+    Spec("checkpoint_prefix", "s3.checkpoint_prefix", ("S3_CHECKPOINT_PREFIX",), _prefix, "training checkpoints"),
+    Spec("capture_prefix", "s3.capture_prefix", ("S3_CAPTURE_PREFIX",), _prefix, "endpoint data capture"),
+    Spec("debugger_prefix", "s3.debugger_prefix", ("S3_DEBUGGER_PREFIX",), _prefix, "Debugger/profiler output"),
     Spec("feature_cache_prefix", "s3.feature_cache_prefix", ("S3_FEATURE_CACHE_PREFIX",), _prefix,
-         "byoc-classifier/feature-cache", "shared backbone features of tuning jobs, by key"),
-    Spec("transform_prefix", "s3.transform_prefix", ("S3_TRANSFORM_PREFIX",), _prefix, "byoc-classifier/transform",
-         "batch transform output"),
+         "shared backbone features of tuning jobs, by key"),
+    Spec("transform_prefix", "s3.transform_prefix", ("S3_TRANSFORM_PREFIX",), _prefix, "batch transform output"),
+    Spec("registry_prefix", "s3.registry_prefix", ("S3_REGISTRY_PREFIX",), _prefix,
+         "model metrics of registered model packages"),
+    Spec("async_prefix", "s3.async_prefix", ("S3_ASYNC_PREFIX",), _prefix,
+         "asynchronous endpoint requests, answers and failures"),
     Spec("training_repository", "ecr.training_repository", ("ECR_TRAINING_REPOSITORY",), _ecr_repository,
-         "byoc-classifier-training", "ECR repository of the training image"),
+         "ECR repository of the training image"),
     Spec("serving_repository", "ecr.serving_repository", ("ECR_SERVING_REPOSITORY",), _ecr_repository,
-         "byoc-classifier-serving", "ECR repository of the serving image"),
-    Spec("image_tag", "ecr.image_tag", ("IMAGE_TAG",), _image_tag, "", "image tag (empty: git short commit)"),
+         "ECR repository of the serving image"),
+    Spec("image_tag", "ecr.image_tag", ("IMAGE_TAG",), _image_tag, "image tag (empty: git short commit)"),
     Spec("training_instance_type", "training.instance_type", ("TRAINING_INSTANCE_TYPE",),
-         _instance_type("TrainingInstanceType"), "ml.g4dn.xlarge", "training instance type"),
-    Spec("training_instance_count", "training.instance_count", ("TRAINING_INSTANCE_COUNT",), _integer(1, 100), 1,
+         _instance_type("TrainingInstanceType"), "training instance type"),
+    Spec("training_instance_count", "training.instance_count", ("TRAINING_INSTANCE_COUNT",), _integer(1, 100),
          "training instances"),
-    Spec("training_volume_gb", "training.volume_size_gb", ("TRAINING_VOLUME_GB",), _integer(1, 16384), 30,
+    Spec("training_volume_gb", "training.volume_size_gb", ("TRAINING_VOLUME_GB",), _integer(1, 16384),
          "training volume, GB"),
-    Spec("input_mode", "training.input_mode", ("TRAINING_INPUT_MODE",), _choice("File", "FastFile"), "File",
+    Spec("input_mode", "training.input_mode", ("TRAINING_INPUT_MODE",), _choice("File", "FastFile"),
          "channel input mode"),
-    Spec("spot", "training.spot", ("SPOT_TRAINING",), _boolean, True, "managed spot training"),
-    Spec("max_wait_seconds", "training.max_wait_seconds", ("MAX_WAIT_SECONDS",), _integer(1, 28 * 86400), 14400,
+    Spec("spot", "training.spot", ("SPOT_TRAINING",), _boolean, "managed spot training"),
+    Spec("max_wait_seconds", "training.max_wait_seconds", ("MAX_WAIT_SECONDS",), _integer(1, 28 * 86400),
          "spot: longest wait plus run, seconds"),
     Spec("cached_instance_type", "tuning.cached_instance_type", ("TUNING_CACHED_INSTANCE_TYPE",),
-         _instance_type("TrainingInstanceType"), "ml.m5.large",
+         _instance_type("TrainingInstanceType"),
          "instance type of tuning trials that train the head on shared features"),
-    Spec("prices", "tuning.prices", (), _prices, {}, "USD per instance hour, for make tune's cost estimate"),
+    Spec("prices", "tuning.prices", (), _prices("TrainingInstanceType", "training instance type"),
+         "USD per instance hour, for make tune's cost estimate"),
     Spec("transform_instance_type", "transform.instance_type", ("TRANSFORM_INSTANCE_TYPE",),
-         _instance_type("TransformInstanceType"), "ml.m5.xlarge", "batch transform instance type"),
-    Spec("transform_instance_count", "transform.instance_count", ("TRANSFORM_INSTANCE_COUNT",), _integer(1, 100), 1,
+         _instance_type("TransformInstanceType"), "batch transform instance type"),
+    Spec("transform_instance_count", "transform.instance_count", ("TRANSFORM_INSTANCE_COUNT",), _integer(1, 100),
          "batch transform instances"),
     Spec("transform_max_concurrent", "transform.max_concurrent_transforms", ("TRANSFORM_MAX_CONCURRENT",),
-         _integer(1, 100), 4, "requests in flight per batch transform instance"),
-    Spec("endpoint_name", "endpoint.name", ("ENDPOINT_NAME",), _endpoint_name, "img-clf", "endpoint name"),
+         _integer(1, 100), "requests in flight per batch transform instance"),
+    Spec("model_package_group", "registry.model_package_group", ("MODEL_PACKAGE_GROUP",), _entity_name,
+         "model package group of make register (made when missing)"),
+    Spec("endpoint_name", "endpoint.name", ("ENDPOINT_NAME",), _endpoint_name, "endpoint name"),
+    Spec("endpoint_type", "endpoint.type", ("ENDPOINT_TYPE",), _choice(*ENDPOINT_TYPES),
+         "endpoint type: realtime | serverless | async"),
     Spec("endpoint_instance_type", "endpoint.instance_type", ("ENDPOINT_INSTANCE_TYPE",),
-         _instance_type("ProductionVariantInstanceType"), "ml.m5.2xlarge", "endpoint instance type"),
-    Spec("endpoint_instance_count", "endpoint.instance_count", ("ENDPOINT_INSTANCE_COUNT",), _integer(1, 100), 1,
+         _instance_type("ProductionVariantInstanceType"), "endpoint instance type"),
+    Spec("endpoint_instance_count", "endpoint.instance_count", ("ENDPOINT_INSTANCE_COUNT",), _integer(1, 100),
          "initial endpoint instances"),
-    Spec("data_capture", "endpoint.data_capture", ("DATA_CAPTURE",), _boolean, False, "endpoint data capture"),
-    Spec("capture_percent", "endpoint.capture_percent", ("DATA_CAPTURE_PERCENT",), _integer(1, 100), 20,
+    Spec("data_capture", "endpoint.data_capture", ("DATA_CAPTURE",), _boolean, "endpoint data capture"),
+    Spec("capture_percent", "endpoint.capture_percent", ("DATA_CAPTURE_PERCENT",), _integer(1, 100),
          "share of requests captured, %"),
-    Spec("autoscaling", "endpoint.autoscaling", ("AUTOSCALING",), _boolean, False, "endpoint auto scaling"),
-    Spec("min_instances", "endpoint.min_instances", ("AUTOSCALING_MIN",), _integer(1, 100), 1, "auto scaling minimum"),
-    Spec("max_instances", "endpoint.max_instances", ("AUTOSCALING_MAX",), _integer(1, 100), 2, "auto scaling maximum"),
-    Spec("target_invocations", "endpoint.target_invocations_per_instance", ("AUTOSCALING_TARGET",), _integer(1), 100,
+    Spec("autoscaling", "endpoint.autoscaling", ("AUTOSCALING",), _boolean, "endpoint auto scaling"),
+    Spec("min_instances", "endpoint.min_instances", ("AUTOSCALING_MIN",), _integer(1, 100), "auto scaling minimum"),
+    Spec("max_instances", "endpoint.max_instances", ("AUTOSCALING_MAX",), _integer(1, 100), "auto scaling maximum"),
+    Spec("target_invocations", "endpoint.target_invocations_per_instance", ("AUTOSCALING_TARGET",), _integer(1),
          "auto scaling target, invocations per instance per minute"),
-    Spec("tags", "tags", (), _tags, {"project": "byoc-classifier"}, "tags on created resources"),
-    Spec("poll_seconds", "poll_seconds", ("AWS_POLL_SECONDS",), _integer(0, 3600), 30, "seconds between status polls"),
+    Spec("endpoint_prices", "endpoint.prices", (), _prices("ProductionVariantInstanceType", "endpoint instance type"),
+         "USD per instance hour, for make deploy's cost estimate"),
+    Spec("serverless_memory_mb", "serverless.memory_mb", ("SERVERLESS_MEMORY_MB",), _serverless_memory,
+         "serverless memory, MB (1024-6144 in steps of 1024)"),
+    Spec("serverless_max_concurrency", "serverless.max_concurrency", ("SERVERLESS_MAX_CONCURRENCY",),
+         _integer(1, 200), "serverless: requests served at once"),
+    Spec("serverless_price", "serverless.price_per_gb_second", (), _optional_price,
+         "serverless: USD per GB-second of compute, for the cost estimate"),
+    Spec("async_max_concurrent", "async.max_concurrent_invocations", ("ASYNC_MAX_CONCURRENT",), _integer(1, 1000),
+         "async: requests in flight per instance"),
+    Spec("async_success_topic", "async.success_topic", ("ASYNC_SUCCESS_TOPIC",), _sns_topic,
+         "async: SNS topic told of each answer (empty: none)"),
+    Spec("async_error_topic", "async.error_topic", ("ASYNC_ERROR_TOPIC",), _sns_topic,
+         "async: SNS topic told of each failure (empty: none)"),
+    Spec("async_scale_to_zero", "async.scale_to_zero", ("ASYNC_SCALE_TO_ZERO",), _boolean,
+         "async: auto scaling from 0 to endpoint.max_instances on the request backlog"),
+    Spec("async_target_backlog", "async.target_backlog_per_instance", ("ASYNC_TARGET_BACKLOG",), _integer(1),
+         "async: queued requests per instance that auto scaling aims at"),
+    Spec("async_wait_seconds", "async.wait_seconds", ("ASYNC_WAIT_SECONDS",), _integer(1, 3600),
+         "async: how long make invoke waits for the answer"),
+    Spec("deployment", "deployment.strategy", ("DEPLOYMENT",), _choice(*DEPLOYMENTS),
+         "traffic shifting of endpoint updates: all_at_once | canary | linear"),
+    Spec("canary_percent", "deployment.canary_percent", ("DEPLOYMENT_CANARY_PERCENT",), _integer(1, 50),
+         "canary: share of the new fleet that takes traffic first, %"),
+    Spec("linear_percent", "deployment.linear_step_percent", ("DEPLOYMENT_LINEAR_PERCENT",), _integer(1, 50),
+         "linear: share of the new fleet added to traffic at each step, %"),
+    Spec("deployment_wait_seconds", "deployment.wait_seconds", ("DEPLOYMENT_WAIT_SECONDS",), _integer(0, 3600),
+         "baking time of each traffic step, seconds"),
+    Spec("termination_wait_seconds", "deployment.termination_wait_seconds", ("DEPLOYMENT_TERMINATION_WAIT",),
+         _integer(0, 3600), "the old fleet kept after all traffic moved (final baking), seconds"),
+    Spec("deployment_timeout_seconds", "deployment.timeout_seconds", ("DEPLOYMENT_TIMEOUT",), _integer(600, 28800),
+         "longest an update may take before it rolls back, seconds"),
+    Spec("alarm_5xx", "deployment.alarm_5xx_errors", ("ALARM_5XX_ERRORS",), _integer(1),
+         "auto rollback: Invocation5XXErrors per minute that trip the alarm"),
+    Spec("alarm_latency_ms", "deployment.alarm_model_latency_ms", ("ALARM_MODEL_LATENCY_MS",), _integer(1),
+         "auto rollback: average ModelLatency (ms) over a minute that trips the alarm"),
+    Spec("alarm_minutes", "deployment.alarm_minutes", ("ALARM_MINUTES",), _integer(1, 60),
+         "auto rollback: minutes in a row above the threshold"),
+    Spec("tags", "tags", (), _tags, "tags on created resources"),
+    Spec("poll_seconds", "poll_seconds", ("AWS_POLL_SECONDS",), _integer(0, 3600), "seconds between status polls"),
 ]
 BY_ATTR = {spec.attr: spec for spec in SPECS}
 
@@ -342,7 +420,8 @@ class Settings:
         for spec in SPECS:
             value = self.values[spec.attr]
             shown = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
-            lines.append(f"{spec.key:<42} {str(shown) or '(not set)':<44} {self.sources[spec.attr]}")
+            shown = "" if shown is None else str(shown)
+            lines.append(f"{spec.key:<42} {shown or '(not set)':<44} {self.sources[spec.attr]}")
         return "\n".join(lines)
 
 
@@ -390,18 +469,27 @@ def _unknown_keys(raw: dict) -> list[str]:
     return unknown
 
 
-def load(path: Path | str | None = None, environ: dict | None = None) -> Settings:
-    environ = os.environ if environ is None else environ
-    path = Path(path or environ.get("SETTINGS") or DEFAULT_PATH)
+def _read(path: Path) -> dict:
     where = _display(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise SettingsError(f"settings file {where} not found (SETTINGS=path names another one)") from None
     except yaml.YAMLError as error:
         raise SettingsError(f"settings file {where} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise SettingsError(f"settings file {where}: expected a mapping at the top level")
+    return raw
+
+
+def load(path: Path | str | None = None, environ: dict | None = None) -> Settings:
+    """The settings of `path` (SETTINGS, else config/settings.yaml) over the environment; a key the file
+    lacks takes the repository file's value (the one home of every default)."""
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get("SETTINGS") or DEFAULT_PATH)
+    where = _display(path)
+    raw = _read(path)
+    defaults = raw if Path(path).resolve() == DEFAULT_PATH.resolve() else _read(DEFAULT_PATH)
     unknown = _unknown_keys(raw)
     if unknown:
         raise SettingsError(f"settings file {where}: unknown setting(s) {', '.join(unknown)}; known: "
@@ -413,9 +501,12 @@ def load(path: Path | str | None = None, environ: dict | None = None) -> Setting
             value, source = environ[env_name], f"environment {env_name}"
         else:
             found, value = _lookup(raw, spec.key)
-            source = where if found else "default"
+            source = where if found else f"default ({_display(DEFAULT_PATH)})"
             if not found:
-                value = spec.default
+                found, value = _lookup(defaults, spec.key)
+                if not found:
+                    raise SettingsError(f"setting {spec.key} has no value: {_display(DEFAULT_PATH)} lost it; "
+                                        f"restore that file from git")
         try:
             values[spec.attr] = spec.check(value)
         except ValueError as error:

@@ -25,7 +25,6 @@ from scripts import job_definition, orchestration, tuning_cost
 from . import api_requests, debugger, features, warm_start
 from .client import Aws
 from .common import (
-    StatusLine,
     base_parser,
     console_url,
     data_uri,
@@ -35,6 +34,7 @@ from .common import (
     poll_interval,
     present_channels,
     run,
+    status_display,
 )
 from .trial_checkpoints import TrialCheckpoints
 
@@ -63,11 +63,12 @@ def status_text(state: dict) -> str:
 def wait(aws: Aws, name: str) -> dict:
     """Poll until the tuning job ends; each trial's checkpoint folder is deleted as soon as the trial ends
     (trial_checkpoints: later trials would download it)."""
-    line = StatusLine()
-    retired = TrialCheckpoints(aws, lambda: trials(aws, name), echo=lambda text: line.print(text, stream=sys.stderr))
+    display = status_display()
+    retired = TrialCheckpoints(aws, lambda: trials(aws, name),
+                               echo=lambda text: display.print(text, stream=sys.stderr))
     try:
         state = poll(lambda: describe(aws, name), lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
-                     status_text, poll_interval(aws.settings), on_poll=retired.update, line=line)
+                     status_text, poll_interval(aws.settings), on_poll=retired.update, display=display)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; tuning job {name} goes on. `make tune TUNING={name}` waits again (and "
               f"deletes the finished trials' checkpoints); "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 import yaml
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from scripts import REPO_ROOT
 from scripts.aws import settings as settings_module
@@ -201,3 +201,60 @@ def endpoint_config_description(name: str, models: list[str]) -> dict:
     return {"EndpointConfigName": name, "EndpointConfigArn": arn("endpoint-config", name), "CreationTime": NOW,
             "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": m, "InitialInstanceCount": 1,
                                     "InstanceType": "ml.m5.2xlarge"} for m in models]}
+
+
+# --- what make deploy reads and writes around an update (issue 25) ---------------------------------------------
+
+SERVING_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-serving:{TAG}"
+OLD_MODEL_DATA = f"s3://{BUCKET}/byoc-classifier/output/img-clf-20251231-000000/output/model.tar.gz"
+
+
+def record_tags(model_data: str = OLD_MODEL_DATA, image: str = SERVING_IMAGE, package: str = "",
+                previous: tuple[str, str, str] | None = None) -> list[dict]:
+    """The serving record of a config (scripts/aws/serving_record.py); `previous`: (model data, image, package)."""
+    tags = [{"Key": "project", "Value": "byoc-classifier"}]
+    for role, served in (("serving", (model_data, image, package)), ("previous", previous)):
+        if served is None:
+            continue
+        data, img, pkg = served
+        tags += [{"Key": f"{role}:{key}", "Value": value}
+                 for key, value in (("package", pkg), ("model-data", data), ("image", img))]
+    return tags
+
+
+def stub_live_config(stubs, config: str, tags: list[dict] | None = None, instance_type: str = "ml.m5.2xlarge"):
+    """An update reads the live config (its type, instance type) and its serving record."""
+    described = endpoint_config_description(config, [config])
+    described["ProductionVariants"][0]["InstanceType"] = instance_type
+    stubs("sagemaker").add_response("describe_endpoint_config", described, {"EndpointConfigName": config})
+    stubs("sagemaker").add_response("list_tags", {"Tags": record_tags() if tags is None else tags},
+                                    {"ResourceArn": arn("endpoint-config", config)})
+
+
+ROLLBACK_ALARMS = ("img-clf-5xx-errors", "img-clf-model-latency")
+
+
+def stub_rollback_alarms(stubs):
+    for name in ROLLBACK_ALARMS:
+        stubs("cloudwatch").add_response("put_metric_alarm", {}, {
+            "AlarmName": name, "AlarmDescription": ANY, "MetricName": ANY, "Namespace": "AWS/SageMaker",
+            "Statistic": ANY, "Dimensions": [{"Name": "EndpointName", "Value": "img-clf"},
+                                             {"Name": "VariantName", "Value": "AllTraffic"}],
+            "Period": 60, "EvaluationPeriods": ANY, "DatapointsToAlarm": ANY, "Threshold": ANY,
+            "ComparisonOperator": ANY, "TreatMissingData": "notBreaching", "Tags": ANY})
+
+
+def stub_alarm_states(stubs, fired: dict[str, str] | None = None):
+    """DescribeAlarms of the rollback alarms: `fired` maps an alarm's name to its StateReason (state ALARM)."""
+    alarms = [{"AlarmName": name, "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
+               "StateValue": "ALARM" if name in (fired or {}) else "OK",
+               "StateReason": (fired or {}).get(name, "Threshold Crossed: no datapoints were above the threshold")}
+              for name in ROLLBACK_ALARMS]
+    stubs("cloudwatch").add_response("describe_alarms", {"MetricAlarms": alarms},
+                                     {"AlarmNames": list(ROLLBACK_ALARMS)})
+
+
+def stub_endpoint_tagged(stubs, model_data: str, image: str = SERVING_IMAGE, package: str = ""):
+    tags = [t for t in record_tags(model_data, image, package) if t["Key"].startswith("serving:")]
+    stubs("sagemaker").add_response("add_tags", {"Tags": tags}, {"ResourceArn": arn("endpoint", "img-clf"),
+                                                                 "Tags": tags})

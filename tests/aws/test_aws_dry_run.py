@@ -9,7 +9,19 @@ import pytest
 from PIL import Image
 
 from aws_support import write_settings
-from scripts.aws import cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data
+from scripts.aws import (
+    cleanup,
+    deploy,
+    endpoint_metrics,
+    invoke_endpoint,
+    logs,
+    push_images,
+    registry,
+    rollback,
+    train,
+    tune,
+    upload_data,
+)
 
 
 @pytest.fixture
@@ -144,3 +156,35 @@ def test_without_dry_run_missing_profile_or_credentials_say_what_to_do(no_creden
     assert cleanup.main(["--settings", str(path)]) == 1
     err = capsys.readouterr().err
     assert "no AWS credentials found" in err and "DRY_RUN=1" in err
+
+
+def test_registry_rollback_and_logs_dry_runs(no_credentials, capsys, tmp_path):
+    assert registry.main(["register"] + no_credentials + ["--job", "img-clf-20260101-000000"]) == 0
+    names = [n for n, _ in requests_in(capsys.readouterr().out)]
+    assert names == ["sagemaker.DescribeTrainingJob", "s3.GetObject", "s3.GetObject", "ecr.DescribeImages",
+                     "sagemaker.DescribeModelPackageGroup", "s3.PutObject", "sagemaker.CreateModelPackage"]
+    assert registry.main(["packages"] + no_credentials) == 0
+    assert [n for n, _ in requests_in(capsys.readouterr().out)][0] == "sagemaker.ListModelPackages"
+    assert registry.main(["approve"] + no_credentials + ["--version", "latest-approved"]) == 0
+    assert requests_in(capsys.readouterr().out)[-1][0] == "sagemaker.UpdateModelPackage"
+    assert rollback.main(no_credentials) == 0
+    names = [n for n, _ in requests_in(capsys.readouterr().out)]
+    assert names[-1] == "sagemaker.AddTags" and "sagemaker.UpdateEndpoint" in names
+    assert logs.main(["endpoint"] + no_credentials) == 0
+    request = dict(requests_in(capsys.readouterr().out))["logs.FilterLogEvents"]
+    assert request["logGroupName"] == "/aws/sagemaker/Endpoints/img-clf"
+
+
+@pytest.mark.parametrize("endpoint_type, field", [("serverless", "ServerlessConfig"), ("async", None)])
+def test_deploy_dry_run_of_each_endpoint_type(no_credentials, capsys, monkeypatch, endpoint_type, field):
+    monkeypatch.setenv("ENDPOINT_TYPE", endpoint_type)
+    assert deploy.main(no_credentials + ["--model-data", "s3://b/m/model.tar.gz"]) == 0
+    out = capsys.readouterr().out
+    config = dict(requests_in(out))["sagemaker.CreateEndpointConfig"]
+    if field:
+        assert field in config["ProductionVariants"][0] and "InstanceType" not in config["ProductionVariants"][0]
+        assert "# cost: serverless, 3072 MB" in out
+    else:
+        assert config["AsyncInferenceConfig"]["OutputConfig"]["S3OutputPath"] == (
+            "s3://<S3_BUCKET>/byoc-classifier/async/img-clf/output")
+        assert "application-autoscaling.RegisterScalableTarget" in out  # scale to zero, once InService

@@ -28,6 +28,17 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
     (["invoke", "IMAGE=a.jpg b.png", "TOP_K=3"], ["-m scripts.aws.invoke_endpoint 'a.jpg' 'b.png' --top-k '3'"]),
     (["endpoint-metrics", "MINUTES=15"], ["--minutes '15'"]),
     (["cleanup", "DRY_RUN=1"], ["-m scripts.aws.cleanup --dry-run"]),
+    (["register", "TUNING=t1", "EVALUATION=e v.json", "APPROVE=1"],
+     ["-m scripts.aws.registry register", "--tuning 't1'", "--evaluation 'e v.json' --approve"]),
+    (["packages"], ["-m scripts.aws.registry packages"]),
+    (["approve", "VERSION=3", "REJECT=1", "NOTE=it's worse"],
+     ["-m scripts.aws.registry approve --version '3'", "--reject --note 'it'\\''s worse'"]),
+    (["deploy", "PACKAGE=latest-approved", "FORCE=1", "LATENCY_MS=250", "DRY_RUN=1", "DRY_RUN_UPDATE=1"],
+     ["--dry-run", "--package 'latest-approved' --force --latency-ms '250'", "--assume-exists"]),
+    (["rollback", "FORCE=1", "NO_WAIT=1"], ["-m scripts.aws.rollback --no-wait --force"]),
+    (["endpoint-logs", "FOLLOW=1"], ["-m scripts.aws.logs endpoint --minutes '60' --follow"]),
+    (["training-logs", "JOB=img-clf-1"], ["-m scripts.aws.logs training 'img-clf-1'"]),
+    (["training-logs", "JOB=j", "MINUTES=5"], ["'j'", "--minutes '5'"]),
 ])
 def test_make_passes_variables(args, expected):
     result = make("-n", *args)
@@ -60,3 +71,16 @@ def test_make_tune_dry_run_shows_the_feature_job_and_the_estimate(tmp_path):
     assert '"InstanceType": "ml.m5.large"' in out.split("sagemaker.CreateHyperParameterTuningJob {")[1]
     plain = make("-s", "tune", "DRY_RUN=1", "NO_CACHE=1", f"DATA={tmp_path / 'set'}", env=env)
     assert plain.returncode == 0 and "CLASSIFIER_JOB" not in plain.stdout and "# estimate" not in plain.stdout
+
+
+def test_make_dry_run_shows_a_guarded_update_with_the_settings_from_the_command_line(tmp_path):
+    """DRY_RUN=1 DRY_RUN_UPDATE=1: the update of an existing endpoint; DEPLOYMENT= and the other settings given
+    to make reach the script as their environment variables."""
+    env = credential_free_env(tmp_path)
+    result = make("-s", "deploy", "DRY_RUN=1", "DRY_RUN_UPDATE=1", "JOB=img-clf-20260101-000000",
+                  "DEPLOYMENT=canary", "ENDPOINT_INSTANCE_COUNT=2", env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "sagemaker.UpdateEndpoint {" in out and "sagemaker.CreateEndpoint {" not in out
+    assert '"Type": "CANARY"' in out and out.count("cloudwatch.PutMetricAlarm {") == 2
+    assert "# cost: realtime, 2 x ml.m5.2xlarge: 1,460 instance-hours a month" in out

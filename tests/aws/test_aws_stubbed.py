@@ -18,15 +18,22 @@ from aws_support import (
     DATA_URI,
     FAKE_ARN,
     NOW,
+    OLD_MODEL_DATA,
     REGION,
     ROLE,
+    SERVING_IMAGE,
     TAG,
     TRAINING_IMAGE,
     endpoint_config_description,
     endpoint_description,
     make_aws,
+    record_tags,
+    stub_alarm_states,
     stub_channels,
+    stub_endpoint_tagged,
     stub_image,
+    stub_live_config,
+    stub_rollback_alarms,
     stub_trials,
     training_description,
     trial_summary,
@@ -43,12 +50,10 @@ from scripts.aws import (
     push_images,
     settings as S,
     train,
+    training_job,
     tune,
     upload_data,
 )
-
-SERVING_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/byoc-classifier-serving:{TAG}"
-
 
 # --- tuning ---------------------------------------------------------------------------------------------
 
@@ -189,7 +194,7 @@ def test_spot_needs_max_wait_at_least_max_runtime(tmp_path):
 
 def stub_logs(stubs, job: str):
     logs = stubs("logs")
-    params = {"logGroupName": train.LOG_GROUP, "logStreamNamePrefix": f"{job}/"}
+    params = {"logGroupName": training_job.LOG_GROUP, "logStreamNamePrefix": f"{job}/"}
     logs.add_client_error("describe_log_streams", "ResourceNotFoundException",
                           "The specified log group does not exist.", expected_params=params)
     stream = f"{job}/algo-1-1767322000"
@@ -198,14 +203,14 @@ def stub_logs(stubs, job: str):
                "ingestionTime": 1},
               {"timestamp": 2, "message": "[metrics] test_loss=0.41 test_accuracy=0.79", "ingestionTime": 2}]
     logs.add_response("get_log_events", {"events": events, "nextForwardToken": "f/2", "nextBackwardToken": "b/1"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True})
+                      {"logGroupName": training_job.LOG_GROUP, "logStreamName": stream, "startFromHead": True})
     logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2", "nextBackwardToken": "b/2"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
+                      {"logGroupName": training_job.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
                        "nextToken": "f/2"})
     # the fetch after the job finished
     logs.add_response("describe_log_streams", {"logStreams": [{"logStreamName": stream}]}, params)
     logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2", "nextBackwardToken": "b/2"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
+                      {"logGroupName": training_job.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
                        "nextToken": "f/2"})
 
 
@@ -454,10 +459,9 @@ def test_deploy_creates_the_endpoint(tmp_path, use, capsys, monkeypatch):
                               "DestinationS3Uri": f"s3://{BUCKET}/byoc-classifier/data-capture/img-clf",
                               "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                               "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}},
-        "Tags": [{"Key": "project", "Value": "byoc-classifier"}]})
+        "Tags": record_tags(model_data)})  # what it serves, nothing before it
     sm.add_response("create_endpoint", {"EndpointArn": FAKE_ARN}, {
-        "EndpointName": "img-clf", "EndpointConfigName": stamp,
-        "Tags": [{"Key": "project", "Value": "byoc-classifier"}]})
+        "EndpointName": "img-clf", "EndpointConfigName": stamp, "Tags": record_tags(model_data)})
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "Creating", stamp),
                     {"EndpointName": "img-clf"})
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", stamp),
@@ -492,10 +496,14 @@ def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use
     stub_image(stubs, "byoc-classifier-serving")
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old),
                     {"EndpointName": "img-clf"})
+    stub_live_config(stubs, old)
+    best_data = training_description(best)["ModelArtifacts"]["S3ModelArtifacts"]
     sm.add_response("create_model", {"ModelArn": FAKE_ARN}, {"ModelName": new, "PrimaryContainer": ANY,
                                                             "ExecutionRoleArn": ROLE, "Tags": ANY})
-    sm.add_response("create_endpoint_config", {"EndpointConfigArn": FAKE_ARN}, {"EndpointConfigName": new,
-                                                                               "ProductionVariants": ANY, "Tags": ANY})
+    sm.add_response("create_endpoint_config", {"EndpointConfigArn": FAKE_ARN}, {
+        "EndpointConfigName": new, "ProductionVariants": ANY,
+        "Tags": record_tags(best_data, previous=(OLD_MODEL_DATA, SERVING_IMAGE, ""))})
+    stub_rollback_alarms(stubs)
     scaling = stubs("application-autoscaling")
     target = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/img-clf/variant/AllTraffic",
               "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
@@ -507,14 +515,18 @@ def test_deploy_updates_without_downtime_and_retires_the_old_config(stubbed, use
                          {"ServiceNamespace": "sagemaker", "ResourceId": target["ResourceId"],
                           "ScalableDimension": target["ScalableDimension"]})
     # the same instance type: the scaling stays on during the update (a new model under it is allowed)
-    sm.add_response("describe_endpoint_config", endpoint_config_description(old, [old]),
-                    {"EndpointConfigName": old})
-    sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN},
-                    {"EndpointName": "img-clf", "EndpointConfigName": new, "RetainAllVariantProperties": False})
+    sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN}, {
+        "EndpointName": "img-clf", "EndpointConfigName": new, "RetainAllVariantProperties": False,
+        "DeploymentConfig": {"BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300},
+            "TerminationWaitInSeconds": 300, "MaximumExecutionTimeoutInSeconds": 3600},
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "img-clf-5xx-errors"},
+                                                     {"AlarmName": "img-clf-model-latency"}]}}})
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "Updating", old),
                     {"EndpointName": "img-clf"})
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", new),
                     {"EndpointName": "img-clf"})
+    stub_endpoint_tagged(stubs, best_data)
     sm.add_response("describe_endpoint_config", endpoint_config_description(old, [old]),
                     {"EndpointConfigName": old})
     sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": old})
@@ -532,17 +544,20 @@ def test_deploy_reports_a_rolled_back_update(stubbed, use, capsys, monkeypatch):
     stub_image(stubs, "byoc-classifier-serving")
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", old),
                     {"EndpointName": "img-clf"})
+    stub_live_config(stubs, old)
     sm.add_response("create_model", {"ModelArn": FAKE_ARN}, None)
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": FAKE_ARN}, None)
+    stub_rollback_alarms(stubs)
     stubs("application-autoscaling").add_response("describe_scalable_targets", {"ScalableTargets": []}, None)
     sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN}, None)
     rolled_back = endpoint_description("img-clf", "InService", old,
                                        reason="The primary container did not pass the ping health check")
     sm.add_response("describe_endpoint", rolled_back, {"EndpointName": "img-clf"})
+    stub_alarm_states(stubs)
     assert deploy.main(["--model-data", f"s3://{BUCKET}/m/model.tar.gz"]) == 1
     err = capsys.readouterr().err
     assert f"the update of img-clf to {new} failed and was rolled back" in err and "ping health check" in err
-    assert "/aws/sagemaker/Endpoints/img-clf" in err
+    assert "make endpoint-logs" in err
 
 
 @pytest.mark.parametrize("status, words", [("Failed", "`make cleanup` removes it"),

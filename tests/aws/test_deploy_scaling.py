@@ -14,11 +14,17 @@ from aws_support import (
     FAKE_ARN,
     NOW,
     Stubs,
+    arn,
     endpoint_config_description,
     endpoint_description,
     make_aws,
     put_images,
+    record_tags,
+    stub_alarm_states,
+    stub_endpoint_tagged,
     stub_image,
+    stub_live_config,
+    stub_rollback_alarms,
     write_settings,
 )
 from scripts import orchestration
@@ -63,18 +69,17 @@ def live_endpoint(stubs, scaled: bool, instance_type: str = "ml.m5.2xlarge"):
     sm, scaling = stubs("sagemaker"), stubs("application-autoscaling")
     stub_image(stubs, "byoc-classifier-serving")
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", OLD), {"EndpointName": "img-clf"})
+    stub_live_config(stubs, OLD, instance_type=instance_type)
     sm.add_response("create_model", {"ModelArn": FAKE_ARN}, {"ModelName": NEW, "PrimaryContainer": ANY,
                                                             "ExecutionRoleArn": ANY, "Tags": ANY})
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": FAKE_ARN}, None)
+    stub_rollback_alarms(stubs)
     scaling.add_response("describe_scalable_targets", {"ScalableTargets": [LIVE_TARGET] if scaled else []},
                          {"ServiceNamespace": "sagemaker", "ResourceIds": [TARGET["ResourceId"]],
                           "ScalableDimension": TARGET["ScalableDimension"]})
     if scaled:
         scaling.add_response("describe_scaling_policies", {"ScalingPolicies": [LIVE_POLICY]},
                              {**{k: TARGET[k] for k in ("ServiceNamespace", "ResourceId", "ScalableDimension")}})
-        config = endpoint_config_description(OLD, [OLD])
-        config["ProductionVariants"][0]["InstanceType"] = instance_type
-        sm.add_response("describe_endpoint_config", config, {"EndpointConfigName": OLD})
 
 
 def expect_restored(stubs):
@@ -88,6 +93,7 @@ def rolled_back(stubs):
     stubs("sagemaker").add_response("describe_endpoint", endpoint_description(
         "img-clf", "InService", OLD, reason="The primary container did not pass the ping health check"),
         {"EndpointName": "img-clf"})
+    stub_alarm_states(stubs)
 
 
 def test_a_rolled_back_update_keeps_the_scaling_it_did_not_need_to_touch(endpoint, capsys):
@@ -138,6 +144,7 @@ def test_a_successful_instance_type_change_ends_with_scaling(endpoint, autoscali
     sm.add_response("update_endpoint", {"EndpointArn": FAKE_ARN}, None)
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "Updating", OLD), {"EndpointName": "img-clf"})
     sm.add_response("describe_endpoint", endpoint_description("img-clf", "InService", NEW), {"EndpointName": "img-clf"})
+    stub_endpoint_tagged(stubs, MODEL_DATA)
     if autoscaling:
         scaling.add_response("register_scalable_target", {}, {**TARGET, "MinCapacity": 1, "MaxCapacity": 2})
         scaling.add_response("put_scaling_policy", {"PolicyARN": FAKE_ARN, "Alarms": []},
@@ -175,10 +182,11 @@ def test_no_wait_update_leaves_the_old_config_and_hands_over_the_scaling_it_took
     stubs("sagemaker").add_response("update_endpoint", {"EndpointArn": FAKE_ARN}, None)
     assert deploy.main(["--model-data", MODEL_DATA, "--no-wait"]) == 0
     stubs.verify()
-    assert not [api for _, api, _ in aws.sent if api.startswith(("Delete", "Register", "Put"))]
+    assert not [api for _, api, _ in aws.sent if api.startswith(("Delete", "Register", "PutScaling"))]
     err = capsys.readouterr().err
     assert "not waiting: endpoint img-clf is Updating" in err
-    assert f"will delete the endpoint config {OLD} it replaces and its model" in err
+    assert f"will record what it serves in its tags and delete the endpoint config {OLD} it replaces and its " \
+           "model" in err
     commands = [line.strip() for line in err.splitlines() if line.strip().startswith("aws application-autoscaling")]
     assert [c.split()[2] for c in commands] == ["register-scalable-target", "put-scaling-policy"]
     sent = [json.loads(c.split("--cli-input-json ", 1)[1].strip("'")) for c in commands]
@@ -193,6 +201,8 @@ def test_deploy_finish_waits_registers_and_retires(endpoint, capsys):
     scaling.add_response("register_scalable_target", {}, {**TARGET, "MinCapacity": 1, "MaxCapacity": 2})
     scaling.add_response("put_scaling_policy", {"PolicyARN": FAKE_ARN, "Alarms": []}, None)
     sm.add_response("describe_endpoint_config", endpoint_config_description(NEW, [NEW]), {"EndpointConfigName": NEW})
+    sm.add_response("list_tags", {"Tags": record_tags(MODEL_DATA)}, {"ResourceArn": arn("endpoint-config", NEW)})
+    stub_endpoint_tagged(stubs, MODEL_DATA)
     sm.add_response("list_endpoint_configs", {"EndpointConfigs": [
         {"EndpointConfigName": n, "EndpointConfigArn": FAKE_ARN, "CreationTime": NOW}
         for n in (NEW, OLD, "img-clf-manual")]}, {"NameContains": "img-clf", "MaxResults": 100})

@@ -232,9 +232,10 @@ def test_make_train_takes_the_best_trial_of_an_sdk_framework_tuning_job(sdk_sess
     sent = next(params for _, api, params in aws.sent if api == "CreateTrainingJob")["HyperParameters"]
     job = container_accepts(sent, tmp_path, monkeypatch)
     assert not any(hp_specs.is_ignored(k) for k in sent)  # the SDK's sagemaker_* keys are not carried over
-    # the trial's values (decoded) over the job definition's static ones, epochs=3 on top
+    # the trial's values (decoded) over the job definition's static ones, the final job's fine-tuning (the
+    # recipe: orchestration.FINE_TUNING) and epochs=3 on top
     assert {k: job[k] for k in recorded if not hp_specs.is_ignored(k)} == {
-        **{k: trial[k] for k in recorded if not hp_specs.is_ignored(k)}, "epochs": 3}
+        **{k: trial[k] for k in recorded if not hp_specs.is_ignored(k)}, "epochs": 3, "unfreeze_stages": 1}
     assert job.model_name == "resnet50" and job.lr == 0.0123 and job.pretrained is True
 
 
@@ -262,17 +263,17 @@ class Endpoint:
 
     def __init__(self, runtime_client, model_dir):
         from classifier.serving import settings
-        from classifier.serving.transformer import ClassifierTransformer
+        from classifier.serving.handler_service import HandlerService
 
-        self.transformer = ClassifierTransformer(settings.Settings.from_env())
-        self.transformer.validate_and_initialize(model_dir=str(model_dir))
+        self.handler = HandlerService(settings.Settings.from_env())
+        self.handler.initialize(_Context({}, model_dir))
         self.headers: dict = {}
         runtime_client.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", self.answer)
 
     def answer(self, params, **kwargs):
         self.headers = dict(params["headers"])
         context = _Context(self.headers)
-        [body] = self.transformer.transform([{"body": params["body"]}], context)
+        [body] = self.handler.handle([{"body": params["body"]}], context)
         data = body.encode()
         parsed = {"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": context.content_type,
                   "InvokedProductionVariant": "AllTraffic"}
@@ -280,12 +281,12 @@ class Endpoint:
 
 
 class _Context:
-    """The part of MMS's context the transformer uses."""
+    """The part of MMS's context the handler uses."""
 
-    def __init__(self, headers):
+    def __init__(self, headers, model_dir=None):
         processor = type("Processor", (), {"get_request_properties": lambda _self: headers})()
         self.request_processor = [processor]
-        self.system_properties = {"gpu_id": None}
+        self.system_properties = {"model_dir": str(model_dir), "gpu_id": None}
         self.status, self.content_type = 200, None
 
     def set_response_status(self, code=200, phrase="", idx=0):
@@ -373,3 +374,55 @@ def test_the_host_accepts_and_refuses_what_the_container_does(values, tmp_path, 
         assert str(raised.value) == str(error)
     else:
         assert orchestration.validate_hyperparameters(values) == expected
+
+
+# --- issue 25: the SDK's serverless, async and registry requests beside ours ------------------------------------------
+
+def test_the_sdks_serverless_async_and_register_requests_match_ours(sdk_session, tmp_path):
+    """v2's ServerlessInferenceConfig, AsyncInferenceConfig and model.register() send the fields our builders send
+    (api_requests.production_variant / async_inference_config / model_package)."""
+    from sagemaker.async_inference import AsyncInferenceConfig
+    from sagemaker.model import Model
+    from sagemaker.serverless import ServerlessInferenceConfig
+
+    from aws_support import write_settings
+    from scripts.aws import api_requests, settings as S
+
+    settings = S.load(write_settings(tmp_path / "s.yaml", **{"endpoint.type": "serverless",
+                                                              "serverless.memory_mb": 3072,
+                                                              "serverless.max_concurrency": 5}))
+    model_data = f"s3://{BUCKET}/byoc-classifier/output/job/output/model.tar.gz"
+    stub = sdk_session.stubber
+    for _ in range(2):
+        stub.add_response("create_model", {"ModelArn": ARN})
+        stub.add_response("create_endpoint_config", {"EndpointConfigArn": ARN})
+        stub.add_response("create_endpoint", {"EndpointArn": ARN})
+    model = Model(image_uri=SERVING_IMAGE, model_data=model_data, role=ROLE, sagemaker_session=sdk_session.session)
+    model.deploy(serverless_inference_config=ServerlessInferenceConfig(memory_size_in_mb=3072, max_concurrency=5),
+                 endpoint_name="img-clf", wait=False)
+    ours = api_requests.production_variant(settings, "m")
+    assert sdk_session.request("CreateEndpointConfig")["ProductionVariants"][0]["ServerlessConfig"] == \
+        ours["ServerlessConfig"]
+
+    settings.values["endpoint_type"] = "async"
+    outputs = api_requests.async_inference_config(settings)["OutputConfig"]
+    Model(image_uri=SERVING_IMAGE, model_data=model_data, role=ROLE, sagemaker_session=sdk_session.session).deploy(
+        initial_instance_count=1, instance_type="ml.m5.2xlarge", endpoint_name="img-clf-async", wait=False,
+        async_inference_config=AsyncInferenceConfig(output_path=outputs["S3OutputPath"],
+                                                    failure_path=outputs["S3FailurePath"],
+                                                    max_concurrent_invocations_per_instance=4))
+    sent = [params for name, params in sdk_session.sent if name == "CreateEndpointConfig"][-1]
+    assert sent["AsyncInferenceConfig"] == api_requests.async_inference_config(settings)
+
+    stub.add_response("search", {"Results": []})  # v2 looks for the group first; absent: it makes it
+    stub.add_response("create_model_package_group", {"ModelPackageGroupArn": ARN})
+    stub.add_response("create_model_package", {"ModelPackageArn": f"{ARN}/1"})
+    model.register(content_types=api_requests.PACKAGE_CONTENT_TYPES, response_types=["application/json"],
+                   model_package_group_name="byoc-classifier", approval_status="PendingManualApproval")
+    theirs = sdk_session.request("CreateModelPackage")
+    mine = api_requests.model_package(settings, SERVING_IMAGE, model_data, "d", "s3://b/m.json", "0" * 64, {}, False)
+    for key in ("SupportedContentTypes", "SupportedResponseMIMETypes"):
+        assert theirs["InferenceSpecification"][key] == mine["InferenceSpecification"][key]
+    assert {k: theirs["InferenceSpecification"]["Containers"][0][k] for k in ("Image", "ModelDataUrl")} == \
+        mine["InferenceSpecification"]["Containers"][0]
+    assert theirs["ModelApprovalStatus"] == mine["ModelApprovalStatus"] == "PendingManualApproval"

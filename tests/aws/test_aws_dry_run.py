@@ -158,6 +158,7 @@ def test_without_dry_run_missing_profile_or_credentials_say_what_to_do(no_creden
     assert "no AWS credentials found" in err and "DRY_RUN=1" in err
 
 
+@pytest.mark.slow
 def test_registry_rollback_and_logs_dry_runs(no_credentials, capsys, tmp_path):
     assert registry.main(["register"] + no_credentials + ["--job", "img-clf-20260101-000000"]) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]

@@ -45,6 +45,7 @@ def test_make_endpoint_report_reads_a_ports_log(tmp_path):
     assert "no endpoint log" in done.stderr and "build/serve-local/1/logs/mms_log.log" in done.stderr
 
 
+@pytest.mark.slow
 def test_markup_in_the_log_shows_as_text(tmp_path):
     """The endpoint's name and what a client sent (its content type, logged per request) are user data:
     `<img src=x onerror=alert(1)>` in them shows as text, and no script runs."""

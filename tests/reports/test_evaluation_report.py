@@ -135,6 +135,7 @@ def test_calibration_and_top_k_against_scikit_learn():
     assert top[3] == pytest.approx(np.mean([labels[i] in ranks[i, :3] for i in range(300)]))
 
 
+@pytest.mark.slow
 def test_class_names_with_markup_show_as_text(image_set, tmp_path):
     """Class names (the data set's folder names), the model's source and an image that could not be classified
     are user data: `<img src=x onerror=alert(1)>` among them shows as text in every table, and no script runs."""

@@ -42,7 +42,7 @@ system-packages:
 	@bash scripts/install_system_packages.sh
 
 .venv/.installed: requirements-dev.txt docker/requirements-training.txt docker/requirements-serving.txt | system-packages
-	test -x .venv/bin/pip || python3 -m venv --clear .venv
+	test -x .venv/bin/pip || python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip "setuptools<81" wheel
 	.venv/bin/pip install -q -r requirements-dev.txt
 	touch $@

@@ -149,8 +149,8 @@ def test_ddp_with_two_cpu_processes_trains_as_one_process_on_the_same_global_bat
     process's sampler draws (both seeded with seed + epoch), and each step's gradient is the mean of the
     workers' gradients. So 2 workers with batch_size B train on exactly the global batches one process sees
     with batch_size 2B (120 train images: every batch full, both workers alike) and must reach the same model,
-    to float rounding. Dropout is off: its random masks cannot match across two layouts of a batch. The
-    epoch lines' train_loss is not compared: rank 0 prints the mean over its own half of each batch."""
+    to float rounding. Dropout is off: its random masks cannot match across two layouts of a batch. The epoch's
+    train_loss is the whole job's (summed over the workers), so it equals one process's too."""
     definition = job_definition.load()
     assert len(scan_channel("train", image_set / "train").samples) % 20 == 0
     hp = {**FAST_HP, "epochs": "2", "lr": "0.003", "dropout": "0"}
@@ -171,6 +171,7 @@ def test_ddp_with_two_cpu_processes_trains_as_one_process_on_the_same_global_bat
     one_image = 1 / len(scan_channel("valid", image_set / "valid").samples)
     for ours, theirs in zip(ddp, single, strict=True):  # valid_*: the whole valid set, evaluated on rank 0
         assert ours["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-5)
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
         assert abs(ours["valid_accuracy"] - theirs["valid_accuracy"]) <= one_image + 1e-9  # a tie may flip
     artifact.load_artifact(two / "model")  # one complete artifact, written by rank 0
     weights = {job: torch.load(job / "model" / "model.pth", weights_only=True) for job in (one, two)}

@@ -21,7 +21,13 @@ from classifier.debugger.rules import evaluate
 from classifier.debugger.tensors import TensorData, TensorReader
 from classifier.observers import Observers
 from classifier.training import hyperparameters
-from classifier.training.loop import NLLWithLabelSmoothing, Precision, evaluate as evaluate_model, train_one_epoch
+from classifier.training.loop import (
+    NLLWithLabelSmoothing,
+    Optimisation,
+    Precision,
+    evaluate as evaluate_model,
+    train_one_epoch,
+)
 
 
 class TinyClassifier(nn.Module):
@@ -47,7 +53,8 @@ def train(model, observer, loss_fn, epochs=2, steps=5, first_epoch=1):
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
     step = (first_epoch - 1) * steps
     for epoch in range(first_epoch, first_epoch + epochs):
-        train_one_epoch(model, batches(steps, epoch), optimizer, loss_fn, precision, precision.scaler(), observer, step)
+        train_one_epoch(model, batches(steps, epoch), Optimisation(loss_fn, optimizer, precision, precision.scaler()),
+                        observer, step)
         step += steps
         evaluate_model(model, batches(3, 100 + epoch), precision, observer)
         observer.on_epoch_end(epoch, {"train_loss": 1.0, "valid_loss": 1.0})
@@ -75,7 +82,8 @@ def test_hook_saves_the_collections_at_the_intervals(layout, monkeypatch):
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
     observer = Observers([hook])
     for epoch, first in ((1, 0), (2, 5)):
-        train_one_epoch(model, batches(5, epoch), optimizer, loss_fn, precision, precision.scaler(), observer, first)
+        train_one_epoch(model, batches(5, epoch), Optimisation(loss_fn, optimizer, precision, precision.scaler()),
+                        observer, first)
         evaluate_model(model, batches(3, 10 + epoch), precision, observer)
         observer.on_epoch_end(epoch, {})
     observer.on_train_end({})

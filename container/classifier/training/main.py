@@ -46,7 +46,15 @@ from .hyperparameters import (
     resolve_num_workers,
 )
 from .init_model import InitModelError
-from .loop import EvalResult, NLLWithLabelSmoothing, Precision, balanced_class_weights, evaluate, train_one_epoch
+from .loop import (
+    EvalResult,
+    NLLWithLabelSmoothing,
+    Optimisation,
+    Precision,
+    balanced_class_weights,
+    evaluate,
+    train_one_epoch,
+)
 from .optim import make_optimizer, make_scheduler
 from .stopping import TrainingStopped
 
@@ -235,6 +243,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     optimizer = make_optimizer(job.model, hp)
     scheduler = make_scheduler(optimizer, hp, epochs, len(train_loader))
     scaler = process.precision.scaler()
+    optimisation = Optimisation(loss_fn, optimizer, process.precision, scaler, scheduler)
     # Dropout draws from the global generator, and so does a feature pass: start training from the seed,
     # so a job that read its features from the cache trains as the one that computed them.
     torch.manual_seed(hp.seed)
@@ -253,8 +262,8 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     while progress.epoch < epochs and not progress.stopped:
         epoch = progress.epoch + 1
         train_loader.sampler.set_epoch(epoch)
-        result = train_one_epoch(train_model, train_loader, optimizer, loss_fn, process.precision, scaler, observer,
-                                 step, CHANNELS_LAST, should_stop=stopping.requested, scheduler=scheduler)
+        result = train_one_epoch(train_model, train_loader, optimisation, observer, step, CHANNELS_LAST,
+                                 should_stop=stopping.requested)
         if stopping.requested():
             kept = (f"the checkpoint of epoch {epoch - 1} in {checkpointer.directory} is kept for resuming"
                     if epoch > 1 else "no checkpoint yet")

@@ -77,11 +77,11 @@ logs:  ## print a local job's log: JOB=name
 	$(PYTHON) -m scripts.local.jobs_cli logs $(call quote,JOB)
 
 test: setup  ## lint (ruff), then every test (CPU; what .ci/run runs)
-	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff check --no-cache .
 	$(PYTHON) -m pytest -q tests
 
 test-fast: setup  ## lint (ruff), then the unit tests only, for editing: tests not marked slow (tests/conftest.py)
-	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff check --no-cache .
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
 docs:  ## write the hyperparameter tables in docs/ from the training code's SPECS (their help strings)

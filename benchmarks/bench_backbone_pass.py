@@ -4,7 +4,7 @@ against the bare forward at its best on pre-decoded tensors (the limit), all in 
 Run: .venv/bin/python -m benchmarks.bench_backbone_pass [--classes 8 --per-class 60 --rounds 3]
 Targets: project >= 1.5x the plain script, and >= 90 % of the limit.
 
-- project: `classifier.training.feature_cache.compute_features`, as the tuning job's feature pass calls
+- project: `classifier.training.feature_cache.FeaturePass.compute`, as the tuning job's feature pass calls
   it (scripts/local/features.py: batch 64, loader workers `num_workers=auto`, CPU);
 - plain: PIL open + convert("RGB") + torchvision Resize + CenterCrop + ToTensor + Normalize, a
   DataLoader with one worker, batch 64, timm's model under `inference_mode`, torch's defaults;
@@ -58,8 +58,8 @@ def _pass_rate(model, channel, preprocessing) -> float:
     from classifier.training.hyperparameters import resolve_num_workers
 
     started = time.perf_counter()
-    feature_cache.compute_features(model, channel, preprocessing, BATCH_SIZE, resolve_num_workers("auto"),
-                                   torch.device("cpu"), progress=lambda line: None)
+    feature_cache.FeaturePass(model, preprocessing, BATCH_SIZE, resolve_num_workers("auto"), torch.device("cpu"),
+                              progress=lambda line: None).compute(channel)
     return len(channel) / (time.perf_counter() - started)
 
 

@@ -35,7 +35,6 @@ def images_of(data: Path, split: str, limit: int | None = None):
 
 def backbone_seconds_per_image(model_name: str, image_size: int, data: Path, count: int, pretrained: bool) -> float:
     """One frozen-backbone pass over `count` train images, as a trial without a cache runs it."""
-    import torch
 
     from classifier.training import feature_cache
     from classifier.training.hyperparameters import resolve_num_workers
@@ -45,9 +44,9 @@ def backbone_seconds_per_image(model_name: str, image_size: int, data: Path, cou
     backbone = Backbone.choose(model_name, image_size, pretrained, data_set_channels(data))
     model, preprocessing = backbone.build(len(channel.classes)), backbone.preprocessing
     workers = resolve_num_workers("auto")
-    feature_cache.compute_features(model, images_of(data, "train", 8), preprocessing, 8, 0, torch.device("cpu"))
+    feature_cache.FeaturePass(model, preprocessing, 8).compute(images_of(data, "train", 8))  # warm-up
     started = time.perf_counter()
-    feature_cache.compute_features(model, channel, preprocessing, 32, workers, torch.device("cpu"))
+    feature_cache.FeaturePass(model, preprocessing, 32, workers).compute(channel)
     return (time.perf_counter() - started) / len(channel)
 
 

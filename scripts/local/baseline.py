@@ -37,10 +37,10 @@ def frozen_features(model_name: str, image_size: int, data: Path, cache_dir: Pat
         raise DataError(f"{data} has no test/ folder: the probe is scored on the test images")
     cached = feature_cache.load(cache_dir, job.backbone.cache_key()) if cache_dir else {}
     workers = hyperparameters.resolve_num_workers("auto")
+    feature_pass = feature_cache.FeaturePass(job.model, job.preprocessing, 64, workers, progress=progress)
     found = {}
     for channel in (job.data.train, job.data.valid, job.data.test):
-        rows, _ = feature_cache.features_for(channel, cached, job.model, job.preprocessing, 64, workers, "cpu",
-                                             progress)
+        rows, _ = feature_pass.features_for(channel, cached)
         found[channel.name] = (rows.numpy(), np.array(channel.labels()))
     return found
 

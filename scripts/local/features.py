@@ -76,8 +76,8 @@ def fill(hp: hp_specs.Hyperparameters, channels: dict[str, Path], cache_dir: Pat
     key = job.backbone.cache_key()
     started = time.time()
     with _lines_to(echo, feature_cache.log):  # the pass's own progress lines (images done, images/s, time left)
-        added = feature_cache.build(cache_dir, key, channels, job.model, job.preprocessing, batch_size=BATCH_SIZE,
-                                    workers=workers, device="cpu")
+        added = feature_cache.FeaturePass(job.model, job.preprocessing, BATCH_SIZE, workers).build(cache_dir, key,
+                                                                                                  channels)
     echo(f"Feature cache {cache_dir}/{key} ({hp.model_name}, {hp.image_size} px): {added} new of "
          f"{sum(len(c) for c in channels)} images in {time.time() - started:.1f}s")
     return added

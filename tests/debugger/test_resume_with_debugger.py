@@ -98,7 +98,6 @@ def small_set(tmp_path_factory) -> Path:
 def fill_feature_cache(cache: Path, data: Path, hp: dict) -> None:
     """The backbone features of the train and valid images, as a tuning job caches them before its trials,
     with the training job's own functions; `feature_cache` is then a channel of the job."""
-    import torch
 
     from classifier.model import build_model, find_pretrained_weights, get_architecture
     from classifier.training import feature_cache
@@ -111,8 +110,8 @@ def fill_feature_cache(cache: Path, data: Path, hp: dict) -> None:
     channels = [train, scan_channel("valid", data / "valid", train.classes)]
     weights = find_pretrained_weights(arch)
     key = feature_cache.model_key(name, weights, preprocessing)  # as the training job computes it
-    assert feature_cache.build(cache, key, channels, build_model(name, len(train.classes)), preprocessing, 64,
-                               0, torch.device("cpu")) == sum(len(c.samples) for c in channels)
+    feature_pass = feature_cache.FeaturePass(build_model(name, len(train.classes)), preprocessing, 64)
+    assert feature_pass.build(cache, key, channels) == sum(len(c.samples) for c in channels)
 
 
 def log_tail(job: Path, chars: int = 3000) -> str:

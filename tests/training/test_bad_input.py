@@ -211,7 +211,7 @@ def test_an_image_broken_after_its_check_is_named_by_the_feature_pass(image_set,
     model = build_model("efficientnet_lite0", len(channel.classes))
     spec = get_architecture("efficientnet_lite0").preprocessing(64)
     with pytest.raises(ImageDecodeError, match=str(broken)):
-        feature_cache.compute_features(model, channel, spec, 4, 0, torch.device("cpu"), progress=lambda line: None)
+        feature_cache.FeaturePass(model, spec, 4, progress=lambda line: None).compute(channel)
 
 
 @pytest.mark.slow

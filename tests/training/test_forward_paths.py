@@ -43,8 +43,8 @@ def test_feature_pass_gives_the_features_of_one_plain_call(image_set, small_chun
     calls = []
     original = model.backbone.forward
     model.backbone.forward = lambda x: calls.append(len(x)) or original(x)
-    features = feature_cache.compute_features(model, channel, preprocessing, batch_size=10, workers=0,
-                                              device=torch.device("cpu"), progress=lambda line: None)
+    features = feature_cache.FeaturePass(model, preprocessing, batch_size=10, progress=lambda line: None).compute(
+        channel)
     assert features.shape == expected.shape
     assert close(features, expected)
     assert max(calls) == 3  # it did run in chunks
@@ -141,7 +141,7 @@ def test_a_trial_on_cached_features_decodes_only_the_images_missing_from_the_cac
     model = build_model("efficientnet_lite0", 4)
     channels = [scan_channel("train", train), scan_channel("valid", image_set / "valid")]
     key = feature_cache.model_key("efficientnet_lite0", runtime_weights(), preprocessing)
-    feature_cache.build(tmp_path / "cache", key, channels, model, preprocessing, 16, 0, torch.device("cpu"))
+    feature_cache.FeaturePass(model, preprocessing, 16).build(tmp_path / "cache", key, channels)
     opt_ml.link("feature_cache", tmp_path / "cache")
     newcomer = train / sorted(p.name for p in train.iterdir())[0] / "new.jpg"
     newcomer.write_bytes(next((image_set / "test").rglob("*.jpg")).read_bytes())  # not in the cache

@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,34 +54,76 @@ class PassStopped(Exception):
     """The feature pass was asked to stop (SIGTERM) before it finished."""
 
 
-@torch.inference_mode()
-def compute_features(model, channel: Channel, preprocessing: Preprocessing, batch_size: int, workers: int,
-                     device, progress=None, should_stop=lambda: False) -> torch.Tensor:
-    """The backbone's output for every image of the channel, in sample order (eval transform).
+@dataclass(frozen=True)
+class FeaturePass:
+    """The frozen backbone's output for the images of channels (the evaluation view): what the training job, the
+    feature job, local mode's cache and the linear probe compute, one way.
 
-    On CPU each batch is decoded on every core, then run through the backbone on every core (decoding
-    beside the forward would stall it: classifier/runtime.py), and `workers` is not used; on a GPU
-    `workers` DataLoader processes decode beside it. `progress(line)` gets a progress line every few seconds
-    and at the end (default: the log; lines, never a live bar: the pass is part of a training job's log);
-    when `should_stop()` turns true (SIGTERM), the pass raises PassStopped. The model is left in eval mode
-    and channels_last, the format the forward is fastest in."""
-    runtime.tune_malloc()  # process-wide, idempotent: this pass also runs in the local tuner's process
-    model.eval().to(memory_format=runtime.MEMORY_FORMAT)
-    dataset = ImageDataset(channel, preprocessing)
-    if torch.device(device).type == "cpu":
-        batches = runtime.decoded_batches(len(dataset), lambda index: dataset[index][0], batch_size)
-    else:
-        batches = (images for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=workers))
-    rows = []
-    with runtime.threads_while_decoding(device), \
-            Progress(f"feature pass '{channel.name}'", len(channel), emit=progress or log.info) as meter:
-        for images in batches:
-            images = images.to(device).contiguous(memory_format=runtime.MEMORY_FORMAT)
-            rows.append(model.features(images).float().cpu())
-            meter.add(len(images))
-            if should_stop():
-                raise PassStopped(f"{meter.what} stopped after {meter.done} of {meter.total} images")
-    return torch.cat(rows)
+    On CPU each batch is decoded on every core, then run through the backbone on every core (decoding beside
+    the forward would stall it: classifier/runtime.py), and `workers` is not used; on a GPU `workers`
+    DataLoader processes decode beside it. `progress(line)` gets a progress line every few seconds and at the
+    end (default: the log; lines, never a live bar: the pass is part of a training job's log); when
+    `should_stop()` turns true (SIGTERM), the pass raises PassStopped. The model is left in eval mode and
+    channels_last, the format the forward is fastest in."""
+
+    model: torch.nn.Module
+    preprocessing: Preprocessing
+    batch_size: int
+    workers: int = 0
+    device: torch.device | str = "cpu"
+    progress: Callable[[str], None] | None = None
+    should_stop: Callable[[], bool] = lambda: False
+
+    @torch.inference_mode()
+    def compute(self, channel: Channel) -> torch.Tensor:
+        """The features of every image of the channel, in sample order."""
+        runtime.tune_malloc()  # process-wide, idempotent: this pass also runs in the local tuner's process
+        self.model.eval().to(memory_format=runtime.MEMORY_FORMAT)
+        dataset = ImageDataset(channel, self.preprocessing)
+        if torch.device(self.device).type == "cpu":
+            batches = runtime.decoded_batches(len(dataset), lambda index: dataset[index][0], self.batch_size)
+        else:
+            batches = (images for images, _ in DataLoader(dataset, batch_size=self.batch_size,
+                                                           num_workers=self.workers))
+        rows = []
+        with runtime.threads_while_decoding(self.device), \
+                Progress(f"feature pass '{channel.name}'", len(channel), emit=self.progress or log.info) as meter:
+            for images in batches:
+                images = images.to(self.device).contiguous(memory_format=runtime.MEMORY_FORMAT)
+                rows.append(self.model.features(images).float().cpu())
+                meter.add(len(images))
+                if self.should_stop():
+                    raise PassStopped(f"{meter.what} stopped after {meter.done} of {meter.total} images")
+        return torch.cat(rows)
+
+    def features_for(self, channel: Channel, cached: dict[str, torch.Tensor],
+                     hashes: dict[Path, str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Features of every sample, from the cache where present; returns them and the newly computed.
+        `hashes`: the files' SHA-256 where the caller has them already."""
+        known = hashes or {}
+        digests = [known.get(path) or file_sha256(path) for path, _ in channel.samples]
+        missing = [i for i, h in enumerate(digests) if h not in cached]
+        computed = {}
+        if missing:
+            subset = Channel(channel.name, channel.root, channel.classes, [channel.samples[i] for i in missing])
+            for i, row in zip(missing, self.compute(subset), strict=True):
+                computed[digests[i]] = row
+        log.info("feature cache: channel '%s': %d of %d images from the cache", channel.name,
+                 len(digests) - len(missing), len(digests))
+        rows = [cached[h] if h in cached else computed[h] for h in digests]
+        return torch.stack(rows), computed
+
+    def build(self, cache_dir: Path, key: str, channels: list[Channel]) -> int:
+        """Fill the cache for these channels (the tuning job does this once, before its trials); returns how many
+        images' features were added."""
+        cached = load(cache_dir, key)
+        added = {}
+        for channel in channels:
+            _, computed = self.features_for(channel, {**cached, **added})
+            added.update(computed)
+        if added:
+            save(cache_dir, key, {**cached, **added})
+        return len(added)
 
 
 class CacheWriteError(RuntimeError):
@@ -113,38 +157,3 @@ def save(cache_dir: Path, key: str, entries: dict[str, torch.Tensor]) -> None:
         raise CacheWriteError(f"cannot write the feature cache {folder / FEATURES_FILE} ({type(error).__name__}: "
                               f"{error}; {free // 2**20} MiB free there); the earlier cache file, if any, is kept"
                               ) from error
-
-
-def features_for(channel: Channel, cached: dict[str, torch.Tensor], model, preprocessing, batch_size, workers,
-                 device, progress=None, should_stop=lambda: False,
-                 hashes: dict[Path, str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Features of every sample, from the cache where present; returns them and the newly computed.
-    `hashes`: the files' SHA-256 where the caller has them already."""
-    known = hashes or {}
-    hashes = [known.get(path) or file_sha256(path) for path, _ in channel.samples]
-    missing = [i for i, h in enumerate(hashes) if h not in cached]
-    computed = {}
-    if missing:
-        subset = Channel(channel.name, channel.root, channel.classes, [channel.samples[i] for i in missing])
-        features = compute_features(model, subset, preprocessing, batch_size, workers, device, progress,
-                                    should_stop)
-        for i, row in zip(missing, features, strict=True):
-            computed[hashes[i]] = row
-    log.info("feature cache: channel '%s': %d of %d images from the cache", channel.name,
-             len(hashes) - len(missing), len(hashes))
-    rows = [cached[h] if h in cached else computed[h] for h in hashes]
-    return torch.stack(rows), computed
-
-
-def build(cache_dir: Path, key: str, channels: list[Channel], model, preprocessing, batch_size, workers,
-          device, progress=None, should_stop=lambda: False) -> int:
-    """Fill the cache for these channels (the tuning job does this once, before its trials)."""
-    cached = load(cache_dir, key)
-    added = {}
-    for channel in channels:
-        _, computed = features_for(channel, {**cached, **added}, model, preprocessing, batch_size, workers, device,
-                                   progress, should_stop)
-        added.update(computed)
-    if added:
-        save(cache_dir, key, {**cached, **added})
-    return len(added)

@@ -2,7 +2,7 @@
 
 The same image and the same `train` entry as every training job; with the environment variable
 CLASSIFIER_JOB=features (CreateTrainingJob's Environment) the job does not train. It computes the backbone
-features of every train and valid image with the training code's own feature pass (feature_cache.build) and
+features of every train and valid image with the training code's own feature pass (feature_cache.FeaturePass) and
 writes them to the model dir as a feature cache, `<model dir>/<model key>/features.pt` (keyed as local mode
 keys its cache: architecture, weights file contents, preprocessing, each image's SHA-256), with a summary in
 `feature_job.json`. SageMaker uploads the model dir as the job's model.tar.gz; the trials of a tuning job get
@@ -57,8 +57,9 @@ def run(hp: Hyperparameters) -> dict:
         if earlier:
             feature_cache.save(out, key, earlier)
     try:
-        added = feature_cache.build(out, key, [train, valid], job.model, job.preprocessing, hp.batch_size, workers,
-                                    device, should_stop=stopping.requested)
+        feature_pass = feature_cache.FeaturePass(job.model, job.preprocessing, hp.batch_size, workers, device,
+                                                 should_stop=stopping.requested)
+        added = feature_pass.build(out, key, [train, valid])
     except feature_cache.PassStopped as stopped:
         raise stopping.TrainingStopped(f"stopped by SIGTERM during the feature job ({stopped})") from None
     summary = {"key": key, "model_name": hp.model_name, "image_size": hp.image_size,

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import paths, runtime
-from ..artifact import ArtifactError, atomic_write_json, save_artifact
+from ..artifact import ArtifactError, atomic_write_json, model_config, save_artifact
 from ..channels import FEATURE_CACHE
 from ..debugger import build_observers
 from ..export.main import export_after_training

@@ -113,7 +113,7 @@ def make_artifact(folder: Path, architecture: str) -> Path:
     """An untrained-head artifact of `architecture` at 224 px with unjudged fp32 and int8 exports."""
     import torch
 
-    from classifier.artifact import save_artifact
+    from classifier.artifact import model_config, save_artifact
     from classifier.export.main import STAGING, build_formats, install
     from classifier.model import build_model, get_architecture
 
@@ -122,8 +122,9 @@ def make_artifact(folder: Path, architecture: str) -> Path:
     model = build_model(architecture, 10, pretrained=pretrained, freeze_backbone=True).eval()
     preprocessing = get_architecture(architecture).preprocessing(IMAGE_SIZE)
     weights = "ImageNet weights" if pretrained else "random weights"
-    save_artifact(folder, model, architecture, [f"class_{i}" for i in range(10)], preprocessing,
-                  hyperparameters={"note": f"benchmark: {weights}, untrained head"}, metrics={})
+    save_artifact(folder, model, model_config(architecture, [f"class_{i}" for i in range(10)], preprocessing,
+                                              hyperparameters={"note": f"benchmark: {weights}, untrained head"},
+                                              metrics={}))
     calibration = calibration_images(preprocessing)
     build_formats(model, IMAGE_SIZE, calibration, folder / STAGING)
     note = "benchmark: speed only, not judged by the accuracy gate"

@@ -77,16 +77,10 @@ def unpack_archive(archive: Path, target: Path, max_bytes: int = MAX_UNPACKED_BY
     return target
 
 
-def save_artifact(model_dir: Path, model: ImageClassifier, architecture: str, classes: list[str],
-                  preprocessing: Preprocessing, hyperparameters: dict, metrics: dict,
-                  init_model: dict | None = None) -> None:
-    """`init_model`: what the model reused of the model it started from (training/init_model.py), if any."""
-    import torch
-
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(model_dir / WEIGHTS_FILE, lambda f: torch.save(state, f))
+def model_config(architecture: str, classes: list[str], preprocessing: Preprocessing, hyperparameters: dict,
+                 metrics: dict, init_model: dict | None = None) -> dict:
+    """model_config.json of a trained model; `init_model`: what it reused of the model it started from
+    (training/init_model.py), if any."""
     config = {
         "format_version": FORMAT_VERSION,
         "architecture": architecture,
@@ -97,6 +91,17 @@ def save_artifact(model_dir: Path, model: ImageClassifier, architecture: str, cl
     }
     if init_model is not None:
         config["init_model"] = init_model
+    return config
+
+
+def save_artifact(model_dir: Path, model: ImageClassifier, config: dict) -> None:
+    """model.pth (the weights as a plain state dict) and `config` (model_config) as model_config.json."""
+    import torch
+
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(model_dir / WEIGHTS_FILE, lambda f: torch.save(state, f))
     atomic_write_json(model_dir / CONFIG_FILE, config)
 
 

@@ -55,7 +55,7 @@ def write_tree(root: Path, split: str, per_class: int, offset: int = 0) -> Path:
 
 
 def train_artifact(model_dir: Path, per_class: int = 100, steps: int = 300, seed: int = 0) -> Path:
-    from classifier.artifact import save_artifact
+    from classifier.artifact import model_config, save_artifact
     from classifier.model import build_model, get_architecture
 
     torch.manual_seed(seed)
@@ -75,9 +75,10 @@ def train_artifact(model_dir: Path, per_class: int = 100, steps: int = 300, seed
         loss.backward()
         optimizer.step()
     model.eval()
-    save_artifact(model_dir, model, "efficientnet_lite0", CLASSES, preprocessing,
-                  hyperparameters={"per_class": per_class, "steps": steps, "head_only": True},
-                  metrics={"train_loss": float(loss.detach())})
+    save_artifact(model_dir, model, model_config(
+        "efficientnet_lite0", CLASSES, preprocessing,
+        hyperparameters={"per_class": per_class, "steps": steps, "head_only": True},
+        metrics={"train_loss": float(loss.detach())}))
     return Path(model_dir)
 
 

@@ -176,14 +176,14 @@ def trainable(job: setup.JobSetup, process: Process, cache: CachedFeatures | Non
         return Trainable(ImageDataset(job.data.train, job.preprocessing, hp.augment, hp.seed, hp.crop_scale),
                          ImageDataset(job.data.valid, job.preprocessing), job.model, process.workers)
 
+    feature_pass = feature_cache.FeaturePass(job.model, job.preprocessing, hp.batch_size, process.workers,
+                                             process.device, should_stop=stopping.requested)
+
     def features(channel: Channel) -> FeatureDataset:
         if cache is None:  # no cache channel: one pass over the images, no file hashes needed
-            rows = feature_cache.compute_features(job.model, channel, job.preprocessing, hp.batch_size,
-                                                  process.workers, process.device, should_stop=stopping.requested)
+            rows = feature_pass.compute(channel)
         else:
-            rows, _ = feature_cache.features_for(channel, cache.entries, job.model, job.preprocessing, hp.batch_size,
-                                                 process.workers, process.device, hashes=cache.hashes,
-                                                 should_stop=stopping.requested)
+            rows, _ = feature_pass.features_for(channel, cache.entries, cache.hashes)
         return FeatureDataset(rows, channel.labels())
 
     try:
@@ -337,8 +337,8 @@ def finish(job: setup.JobSetup, process: Process, observer, progress: Progress, 
         final.update(test_loss=evaluation.loss, test_accuracy=evaluation.accuracy, test_macro_f1=evaluation.macro_f1)
         print(metrics_log.test_line(evaluation.loss, evaluation.accuracy, evaluation.macro_f1), flush=True)
         write_test_report(output, job.classes, evaluation)
-    save_artifact(paths.model_dir(), job.model, job.hp.model_name, job.classes, job.preprocessing,
-                  job.hp.as_strings(), final, init_model=job.init_model)
+    save_artifact(paths.model_dir(), job.model, model_config(job.hp.model_name, job.classes, job.preprocessing,
+                                                             job.hp.as_strings(), final, job.init_model))
     atomic_write_json(output / "metrics.json", {"history": progress.history, "final": final})
     observer.on_train_end({"final": final, "history": progress.history, "seconds": time.time() - process.started})
     log.info("Saved the model of epoch %d (valid_loss %.4f) to %s", progress.best_epoch, progress.best_valid_loss,

@@ -508,14 +508,20 @@ def _parse_profiler(read: _Reader, raw: dict) -> ProfilerSection:
 def validate(definition: JobDefinition) -> JobDefinition:
     """The checks that need more than one section; returns the definition (Grid: with its job count)."""
     read = _Reader(definition.path)
-    ranges, strategy, limits = definition.ranges, definition.strategy, definition.limits
-    if len(ranges) > MAX_RANGES:
-        raise read.error(f"{len(ranges)} ranges; SageMaker allows at most {MAX_RANGES}")
+    if len(definition.ranges) > MAX_RANGES:
+        raise read.error(f"{len(definition.ranges)} ranges; SageMaker allows at most {MAX_RANGES}")
     if not re.fullmatch(NAME_PREFIX, definition.name_prefix):
         raise read.error(f"name_prefix {definition.name_prefix!r} must be 1-16 letters, digits or hyphens "
                          "(not starting or ending with a hyphen)")
-    # The debugger and profiler sections, checked by the training container's own rules (the rule table's
-    # messages name the rule or parameter; then every value as a hyperparameter).
+    _check_debugger_sections(definition, read)
+    _check_hyperparameters(definition, read)
+    _check_metrics(definition, read)
+    return _check_strategy_and_limits(definition, read)
+
+
+def _check_debugger_sections(definition: JobDefinition, read: _Reader) -> None:
+    """The debugger and profiler sections, checked by the training container's own rules (the rule table's
+    messages name the rule or parameter; then every value as a hyperparameter)."""
     section_hyperparameters = definition.debugger.hyperparameters()
     try:
         for key in ("debugger_rules", "debugger_stop_rules"):
@@ -528,8 +534,11 @@ def validate(definition: JobDefinition) -> JobDefinition:
             hp_specs.parse(section.hyperparameters())
         except hp_specs.HyperparameterError as error:
             raise read.error(f"{name}: {error}") from None
+
+
+def _check_hyperparameters(definition: JobDefinition, read: _Reader) -> None:
     static = definition.static_hyperparameters
-    tuned = [r.name for r in ranges]
+    tuned = [r.name for r in definition.ranges]
     both = sorted(set(definition.static) & set(tuned))
     if both:
         raise read.error(f"{', '.join(both)} both static and tuned")
@@ -544,6 +553,8 @@ def validate(definition: JobDefinition) -> JobDefinition:
     except hp_specs.HyperparameterError as error:
         raise read.error(f"static_hyperparameters: {error}") from None
 
+
+def _check_metrics(definition: JobDefinition, read: _Reader) -> None:
     names = [m.name for m in definition.metrics]
     for metric in definition.metrics:
         if len(metric.regex) > MAX_REGEX:
@@ -562,6 +573,9 @@ def validate(definition: JobDefinition) -> JobDefinition:
     if definition.objective.type not in OBJECTIVE_TYPES:
         raise read.error(f"objective.type must be Minimize or Maximize, not {definition.objective.type!r}")
 
+
+def _check_strategy_and_limits(definition: JobDefinition, read: _Reader) -> JobDefinition:
+    ranges, strategy, limits = definition.ranges, definition.strategy, definition.limits
     if strategy.name not in STRATEGIES:
         raise read.error(f"strategy {strategy.name!r} is not one of {', '.join(STRATEGIES)}")
     if strategy.early_stopping not in EARLY_STOPPING:

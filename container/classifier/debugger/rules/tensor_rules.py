@@ -168,6 +168,18 @@ def overtraining(data, patience_train=5, patience_validation=10, delta=0.01):
     return no_issues(f"training and validation losses still improving ({len(rows)} epoch(s))")
 
 
+def _variance_ratio(relus, step: int) -> float | None:
+    """The largest over the smallest ReLU output variance across layers at a step (None: fewer than two)."""
+    variances = [s.var for s in relus if s.step == step and math.isfinite(s.var)]
+    return max(variances) / min(variances) if len(variances) >= 2 and min(variances) > 0 else None
+
+
+def _widest_spread(grads, step: int) -> float | None:
+    """The widest 5th-95th percentile gradient range of any layer at a step."""
+    spreads = [s.spread for s in grads if s.step == step and math.isfinite(s.spread)]
+    return max(spreads) if spreads else None
+
+
 def poor_weight_initialization(data, threshold=10.0, distribution_range=0.001, patience=5, steps=10):
     """Over the first `steps` saved training steps: the ReLU output variance differs by more than `threshold`
     times across layers, or the gradients of every layer lie within a 5th-95th percentile range narrower than
@@ -183,15 +195,9 @@ def poor_weight_initialization(data, threshold=10.0, distribution_range=0.001, p
         raise RuleError("neither relu_output nor gradients were saved")
     flagged, widest_seen, ratio_seen = [], [], []
     for step in saved:
-        variances = [s.var for s in relus if s.step == step and math.isfinite(s.var)]
-        ratio = None
-        if len(variances) >= 2 and min(variances) > 0:
-            ratio = max(variances) / min(variances)
-            ratio_seen.append(ratio)
-        spreads = [s.spread for s in grads if s.step == step and math.isfinite(s.spread)]
-        widest = max(spreads) if spreads else None
-        if widest is not None:
-            widest_seen.append(widest)
+        ratio, widest = _variance_ratio(relus, step), _widest_spread(grads, step)
+        ratio_seen += [ratio] if ratio is not None else []
+        widest_seen += [widest] if widest is not None else []
         why = []
         if ratio is not None and ratio > threshold:
             why.append(f"ReLU output variance ratio across layers {ratio:.1f} > {threshold:g}")

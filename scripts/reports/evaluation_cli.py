@@ -17,13 +17,16 @@ import re
 import sys
 from pathlib import Path
 
+from classifier.artifact import ArtifactError
+from classifier.export.formats import FormatError
 from scripts import REPO_ROOT
 from scripts.aws.common import open_aws, run
 from scripts.batch_output import BatchError
 from scripts.invoke import build_request, invoke_sagemaker, invoke_url
+from scripts.local import jobs
 
 from . import evaluation_report, metrics, predict
-from .evaluation_data import EvaluationError, images, model_dir
+from .evaluation_data import EvaluationError, images
 
 REPORTS_DIR = REPO_ROOT / "build" / "reports" / "evaluation"
 
@@ -34,12 +37,24 @@ def default_out(what: str, data: Path) -> Path:
 
 
 def evaluate_model(model: str, data: str, out: Path | None = None, batch: int = predict.BATCH) -> Path:
-    directory = model_dir(model)
+    """MODEL= as every target resolves it (scripts/local/jobs.py); a model.tar.gz is unpacked for the evaluation
+    and removed after it."""
     found = images(data)
-    print(f"Evaluating {directory} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
-    predictions = predict.from_model_dir(directory, found, batch)
-    name = directory.parent.name if directory.name == "model" else directory.name
+    with jobs.opened_model(model) as directory:
+        shown = model if directory.name != "model" and not Path(model).is_dir() else str(directory)
+        print(f"Evaluating {shown} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
+        predictions = predict.from_model_dir(directory, found, batch, shown)
+        name = model_name(model, directory)
     return _write(predictions, found.folder, out or default_out(name, found.folder), name)
+
+
+def model_name(model: str, directory: Path) -> str:
+    """What the report calls the model: its job's name, its folder's, or its archive's."""
+    path = Path(model)
+    if path.is_file():
+        stem = path.name.removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz")
+        return f"{path.resolve().parent.name}-{stem}"
+    return directory.parent.name if directory.name == "model" else directory.name
 
 
 def evaluate_endpoint(url: str, data: str, out: Path | None = None, batch: int = predict.BATCH) -> Path:
@@ -95,7 +110,7 @@ def main(argv=None) -> int:
             path = evaluate_endpoint(args.endpoint, args.data, args.out, args.batch)
         else:
             return run(lambda: sagemaker(args))
-    except (EvaluationError, BatchError, OSError) as error:
+    except (EvaluationError, BatchError, jobs.JobError, ArtifactError, FormatError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Evaluation report: {path}")

@@ -122,7 +122,7 @@ def test_bad_input_is_named(server, tree, tmp_path, capsys):
         (["--data", str(tmp_path / "nowhere")], "is not a directory"),
         (["--data", str(tmp_path / "empty")], "holds no JPEG or PNG images"),
         (["--data", str(tree), "--port", str(free_port())], "no endpoint answers http://127.0.0.1:"),
-        (["--data", str(tree), "--model", str(tmp_path)], "is neither a model directory"),
+        (["--data", str(tree), "--model", str(tmp_path)], "is neither a local job"),
         (["--data", str(tree), "--port", str(server.port), "--out", str(tmp_path / "full")], "already holds files"),
     ]
     for argv, words in cases:

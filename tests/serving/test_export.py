@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 import serving_data
+from classifier.artifact import unpack_archive
 from classifier.export import formats, gate
 from classifier.export.main import export_model
 from classifier.serving import serve
@@ -47,7 +48,9 @@ def exported(artifact_dir, sample_set, tmp_path_factory) -> dict:
     export_script.pack(artifact_dir, archive)
     before = archive.read_bytes()
     written = export_script.run(str(archive), str(sample_set), out_dir=folder / "out")
-    return {"archive": archive, "before": before, "written": written, "model_dir": written.parent / "model"}
+    assert sorted(p.name for p in written.parent.iterdir()) == ["model.tar.gz"]  # the unpacked model is removed
+    model_dir = unpack_archive(written, folder / "written")
+    return {"archive": archive, "before": before, "written": written, "model_dir": model_dir}
 
 
 def config_of(model_dir: Path) -> dict:

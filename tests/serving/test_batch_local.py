@@ -144,5 +144,5 @@ def test_make_batch_local_needs_data():
     shown = subprocess.run(["make", "-n", "--no-print-directory", "batch-local", "DATA=d 1", "MODEL=m", "PORT=9000",
                             "OUT=o", "CONCURRENCY=2"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     command = " ".join(shown.stdout.replace("\\\n", " ").split())
-    expected = "-m scripts.local.batch --data 'd 1' --model 'm' --port 9000 --out 'o' --concurrency '2'"
+    expected = "-m scripts.local.batch --data 'd 1' --model 'm' --port '9000' --out 'o' --concurrency '2'"
     assert expected in command, command

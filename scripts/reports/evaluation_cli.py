@@ -33,7 +33,7 @@ REPORTS_DIR = REPO_ROOT / "build" / "reports" / "evaluation"
 
 def default_out(what: str, data: Path) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", what).strip("-")
-    return REPORTS_DIR / f"{slug}-{data.resolve().name}" / "evaluation-report.html"
+    return REPORTS_DIR / f"{slug}-{data.resolve().name}" / evaluation_report.PAGE
 
 
 def evaluate_model(model: str, data: str, out: Path | None = None, batch: int = predict.BATCH) -> Path:
@@ -113,8 +113,13 @@ def main(argv=None) -> int:
     except (EvaluationError, BatchError, jobs.JobError, ArtifactError, FormatError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Evaluation report: {path}")
+    say_written(path)
     return 0
+
+
+def say_written(page: Path) -> None:
+    numbers, rows = evaluation_report.side_files(page)
+    print(f"Evaluation report: {page} (beside it: {numbers.name}, {rows.name})")
 
 
 def sagemaker(args) -> int:
@@ -134,7 +139,7 @@ def sagemaker(args) -> int:
         f"SageMaker endpoint {args.endpoint} ({aws.settings.region})", found, args.batch)
     path = _write(predictions, found.folder, args.out or default_out(f"sagemaker-{args.endpoint}", found.folder),
                   f"SageMaker endpoint {args.endpoint}")
-    print(f"Evaluation report: {path}")
+    say_written(path)
     return 0
 
 

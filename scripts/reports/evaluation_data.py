@@ -4,11 +4,13 @@ alike (predict.py). The model directory a MODEL= names: scripts/local/jobs.py's 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from classifier.artifact import atomic_write_bytes
 from classifier.training.data import DataError, scan_channel
 
 SPLITS = ("test", "valid", "train")  # a data set's folders; DATA= may name the set or one of them
@@ -85,12 +87,18 @@ def true_labels(found: Images, classes: list[str]) -> np.ndarray:
 
 
 def write_predictions_csv(predictions: Predictions, path: Path) -> Path:
-    """One row per image: file, true class, predicted class, its probability, the true class's probability."""
-    with open(path, "w", newline="") as handle:
+    """One row per image: file, true class, predicted class, its probability, the true class's probability.
+    Written whole or not at all."""
+    def write(binary):
+        handle = io.TextIOWrapper(binary, newline="", encoding="utf-8")
         writer = csv.writer(handle)
         writer.writerow(["image", "true_class", "predicted_class", "probability", "true_class_probability"])
         for file, label, row in zip(predictions.paths, predictions.labels, predictions.probabilities, strict=True):
             best = int(row.argmax())
             writer.writerow([str(file), predictions.classes[label], predictions.classes[best], f"{row[best]:.6f}",
                              f"{row[label]:.6f}"])
+        handle.flush()
+        handle.detach()
+
+    atomic_write_bytes(path, write)
     return path

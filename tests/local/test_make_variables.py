@@ -178,6 +178,7 @@ def run_case(sandbox: Path, target: str, name: str, value: str, index: int) -> l
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+@pytest.mark.slow  # a make run per target, variable and value (a minute or two)
 def test_every_variable_of_every_target_is_one_word(sandbox):
     lists = {"IMAGE", "PARENT_TUNING", "EXTRA_BUILD_ARGS"}  # one word per item (quote_each)
     runs = []  # (target, variable, value, the file it touches if it escapes)

@@ -31,7 +31,7 @@ from classifier.debugger.hook import HookObserver
 from classifier.model import build_model
 from classifier.observers import Observers
 from classifier.training import hyperparameters
-from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
+from classifier.training.loop import NLLWithLabelSmoothing, Optimisation, Precision, train_one_epoch
 
 
 class Timed:
@@ -63,6 +63,9 @@ class Arm:
         self.epoch_end_times: list[float] = []
         self.steps = 0
 
+    def optimisation(self) -> Optimisation:
+        return Optimisation(self.loss_fn, self.optimizer, self.precision, self.scaler)
+
     def start(self, classes, train_labels):
         self.observer.on_train_start(self.model, self.loss_fn, {
             "hyperparameters": None, "classes": classes, "train_labels": train_labels,
@@ -70,8 +73,7 @@ class Arm:
 
     def block(self, batches, sync, epoch_steps):
         timed = Timed(batches, sync)
-        train_one_epoch(self.model, timed, self.optimizer, self.loss_fn, self.precision, self.scaler,
-                        self.observer, self.steps)
+        train_one_epoch(self.model, timed, self.optimisation(), self.observer, self.steps)
         for i, (a, b) in enumerate(pairwise(timed.stamps)):
             self.step_times[self.steps + i] = b - a
         self.steps += len(batches)
@@ -121,8 +123,7 @@ def main(argv=None) -> int:
         arms.append(Arm("hooks + profiler + rules", copy.deepcopy(model), build(hp_all, layout), device))
     classes, train_labels = [str(i) for i in range(10)], list(range(10)) * 10
     for arm in arms:
-        train_one_epoch(arm.model, batches[:3], arm.optimizer, arm.loss_fn, arm.precision, arm.scaler,
-                        Observers([]), 0)  # warm-up, before the hook is registered
+        train_one_epoch(arm.model, batches[:3], arm.optimisation(), Observers([]), 0)  # warm-up, before the hook
         arm.start(classes, train_labels)
     for round_ in range(max(1, args.steps // args.block)):
         for arm in (arms if round_ % 2 == 0 else list(reversed(arms))):

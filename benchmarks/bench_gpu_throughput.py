@@ -21,7 +21,7 @@ from classifier.observers import Observers
 from classifier.training.data import ImageDataset, make_loader, scan_channel
 from classifier.training.distributed import World
 from classifier.training.hyperparameters import Hyperparameters, parse
-from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
+from classifier.training.loop import NLLWithLabelSmoothing, Optimisation, Precision, train_one_epoch
 from classifier.training.optim import make_optimizer
 from classifier.training.setup import Backbone
 
@@ -53,10 +53,11 @@ def measure(train_dir: Path, model_name: str, frozen: bool, args) -> float:
                          args.workers)
     optimizer, precision = make_optimizer(model, hp), Precision.choose(device, amp=True)
     loss_fn, scaler, observer = NLLWithLabelSmoothing(0.0), precision.scaler(), Observers([])
-    train_one_epoch(model, loader, optimizer, loss_fn, precision, scaler, observer, 0, channels_last)  # warm-up
+    optimisation = Optimisation(loss_fn, optimizer, precision, scaler)
+    train_one_epoch(model, loader, optimisation, observer, 0, channels_last)  # warm-up
     best = 0.0
     for _ in range(args.epochs):
-        result = train_one_epoch(model, loader, optimizer, loss_fn, precision, scaler, observer, 0, channels_last)
+        result = train_one_epoch(model, loader, optimisation, observer, 0, channels_last)
         best = max(best, result.images / result.seconds)
     return best
 

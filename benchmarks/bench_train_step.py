@@ -19,7 +19,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "container"))
 from classifier.model import build_model
 from classifier.observers import Observers
-from classifier.training.loop import NLLWithLabelSmoothing, Precision, train_one_epoch
+from classifier.training.loop import NLLWithLabelSmoothing, Optimisation, Precision, train_one_epoch
 
 
 def plain_loop(model, batches, optimizer):
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def ours():
-        train_one_epoch(model, batches, ours_opt, loss_fn, precision, scaler, observer, 0)
+        train_one_epoch(model, batches, Optimisation(loss_fn, ours_opt, precision, scaler), observer, 0)
 
     def plain():
         plain_loop(twin, batches, plain_opt)

@@ -76,6 +76,26 @@ def record_final_model(definition: JobDefinition, job: Path,
     return choice
 
 
+def job_of(args, definition: JobDefinition, parser) -> tuple[Path, tuple[orchestration.Trial, Path] | None]:
+    """The job the arguments ask for (a resumed one, a tuning job's final job, or a new one) and, for a final job,
+    its tuning job's best trial."""
+    if args.resume:
+        job = jobs.resolve_job(args.resume)
+        tuning = jobs.read_record(job).get(FINAL_OF)
+        return job, (tuning_jobs.best_trial(tuning) if tuning else None)
+    if not args.data:
+        parser.error("--data is required (or --resume)")
+    argument = orchestration.parse_hp_argument(args.hp)
+    if orchestration.wants_best_trial(argument, args.tuning):
+        if args.init_model:
+            parser.error("--init-model and --tuning both give the job its starting model: the final job of a tuning "
+                         "job starts from its best trial's; give one of them")
+        return prepare_final_job(definition, Path(args.data), args.tuning, argument.given, not args.no_cache)
+    init = jobs.resolve_model(args.init_model) if args.init_model else None
+    return prepare_job(definition, Path(args.data), given=argument.given, use_cache=not args.no_cache,
+                       init_model=init), None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="folder with train/ valid/ [test/] (class-per-folder)")
@@ -98,25 +118,7 @@ def main(argv=None) -> int:
             definition = job_definition.load(args.job_definition)
             if args.local_backbone:
                 definition = definition.with_overrides(hyperparameters={"model_name": args.local_backbone})
-            best = None
-            if args.resume:
-                job = jobs.resolve_job(args.resume)
-                if jobs.read_record(job).get(FINAL_OF):
-                    best = tuning_jobs.best_trial(jobs.read_record(job)[FINAL_OF])
-            else:
-                if not args.data:
-                    parser.error("--data is required (or --resume)")
-                argument = orchestration.parse_hp_argument(args.hp)
-                if orchestration.wants_best_trial(argument, args.tuning):
-                    if args.init_model:
-                        parser.error("--init-model and --tuning both give the job its starting model: the final "
-                                     "job of a tuning job starts from its best trial's; give one of them")
-                    job, best = prepare_final_job(definition, Path(args.data), args.tuning, argument.given,
-                                                  not args.no_cache)
-                else:
-                    init = jobs.resolve_model(args.init_model) if args.init_model else None
-                    job = prepare_job(definition, Path(args.data), given=argument.given,
-                                      use_cache=not args.no_cache, init_model=init)
+            job, best = job_of(args, definition, parser)
             print(f"Training job {job.name} in {job}", flush=True)
             record = jobs.run_job(job, echo=None if args.quiet else print, definition=definition, runs=runs)
         except KeyboardInterrupt:

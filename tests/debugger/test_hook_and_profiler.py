@@ -21,7 +21,13 @@ from classifier.debugger.rules import evaluate
 from classifier.debugger.tensors import TensorData, TensorReader
 from classifier.observers import Observers
 from classifier.training import hyperparameters
-from classifier.training.loop import NLLWithLabelSmoothing, Precision, evaluate as evaluate_model, train_one_epoch
+from classifier.training.loop import (
+    NLLWithLabelSmoothing,
+    Optimisation,
+    Precision,
+    evaluate as evaluate_model,
+    train_one_epoch,
+)
 
 
 class TinyClassifier(nn.Module):
@@ -47,7 +53,8 @@ def train(model, observer, loss_fn, epochs=2, steps=5, first_epoch=1):
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
     step = (first_epoch - 1) * steps
     for epoch in range(first_epoch, first_epoch + epochs):
-        train_one_epoch(model, batches(steps, epoch), optimizer, loss_fn, precision, precision.scaler(), observer, step)
+        train_one_epoch(model, batches(steps, epoch), Optimisation(loss_fn, optimizer, precision, precision.scaler()),
+                        observer, step)
         step += steps
         evaluate_model(model, batches(3, 100 + epoch), precision, observer)
         observer.on_epoch_end(epoch, {"train_loss": 1.0, "valid_loss": 1.0})
@@ -63,6 +70,7 @@ def start(observer, model, loss_fn):
     observer.on_train_start(model, loss_fn, {"device": torch.device("cpu"), "classes": ["a", "b", "c"]})
 
 
+@pytest.mark.slow
 def test_hook_saves_the_collections_at_the_intervals(layout, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(layout.data.parent))  # no debughookconfig.json there
     hp = hyperparameters.parse({"debugger": "true", "debugger_train_interval": "3", "debugger_eval_interval": "2"})
@@ -74,7 +82,8 @@ def test_hook_saves_the_collections_at_the_intervals(layout, monkeypatch):
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
     observer = Observers([hook])
     for epoch, first in ((1, 0), (2, 5)):
-        train_one_epoch(model, batches(5, epoch), optimizer, loss_fn, precision, precision.scaler(), observer, first)
+        train_one_epoch(model, batches(5, epoch), Optimisation(loss_fn, optimizer, precision, precision.scaler()),
+                        observer, first)
         evaluate_model(model, batches(3, 10 + epoch), precision, observer)
         observer.on_epoch_end(epoch, {})
     observer.on_train_end({})
@@ -341,6 +350,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # before the hook wrote its collections (o
 """
 
 
+@pytest.mark.slow
 def test_a_run_killed_just_after_the_hook_claimed_its_folder_does_not_stop_the_next(layout, tmp_path):
     code = subprocess.run([sys.executable, "-c", KILLED_AFTER_THE_CLAIM, str(layout.data), str(layout.tensors)],
                           cwd=Path(hyperparameters.__file__).parents[2], capture_output=True, text=True, timeout=120)

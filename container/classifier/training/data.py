@@ -50,25 +50,10 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"channel '{name}' not found: {root} is not a directory")
-    broken = [p for p in root.iterdir() if _broken_link(p)]  # a class folder whose link leads nowhere
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        loose = [p.name for p in root.iterdir() if p.is_file() and is_image_file(p)]
-        hint = " (images lie directly in it: put each class in its own folder)" if loose else ""
-        raise DataError(f"channel '{name}' at {root} has no class folders{hint}")
-    found = [folder.name for folder in folders]
-    if classes is not None:
-        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing {len(missing)} class(es) that train has: {', '.join(missing)}")
-            if extra:
-                parts.append(f"{len(extra)} class(es) that train lacks: {', '.join(extra)}")
-            raise DataError(f"channel '{name}' does not hold the same classes as 'train': {'; '.join(parts)}")
-    else:
-        classes = found
+    folders = _class_folders(name, root, classes)
+    classes = classes if classes is not None else [folder.name for folder in folders]
     index = {c: i for i, c in enumerate(classes)}
+    broken = [p for p in root.iterdir() if _broken_link(p)]  # a class folder whose link leads nowhere
     samples, empty, nested, ignored = [], [], [], 0
     for folder in folders:
         entries = sorted(folder.iterdir())
@@ -83,9 +68,7 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
             empty.append(folder.name)
         samples.extend((p, index[folder.name]) for p in images)
     if nested:
-        listing = ", ".join(str(p.relative_to(root)) for p in nested[:10])
-        more = f" and {len(nested) - 10} more" if len(nested) > 10 else ""
-        raise DataError(f"channel '{name}' has {len(nested)} folder(s) inside class folders: {listing}{more}. "
+        raise DataError(f"channel '{name}' has {len(nested)} folder(s) inside class folders: {_listing(nested, root)}. "
                         f"Each class folder must hold its images directly: move the images up into their class "
                         f"folder, make the folder a class of its own next to the others, or remove it")
     if empty:
@@ -94,11 +77,34 @@ def scan_channel(name: str, root: Path, classes: list[str] | None = None) -> Cha
     if ignored:
         log.warning("channel '%s': ignored %d file(s) that are not .jpg/.jpeg/.png", name, ignored)
     if broken:
-        listing = ", ".join(str(p.relative_to(root)) for p in sorted(broken)[:10])
         log.warning("channel '%s': ignored %d link(s) that lead to no file or folder (missing target or a loop): "
-                    "%s%s", name, len(broken), listing, f" and {len(broken) - 10} more" if len(broken) > 10 else "")
+                    "%s", name, len(broken), _listing(sorted(broken), root))
     log.info("channel '%s': %d images in %d classes", name, len(samples), len(classes))
     return Channel(name, root, list(classes), samples)
+
+
+def _class_folders(name: str, root: Path, classes: list[str] | None) -> list[Path]:
+    """The channel's class folders, sorted; with `classes` (train's), exactly those, else the error names the
+    missing and the extra ones."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        loose = [p.name for p in root.iterdir() if p.is_file() and is_image_file(p)]
+        hint = " (images lie directly in it: put each class in its own folder)" if loose else ""
+        raise DataError(f"channel '{name}' at {root} has no class folders{hint}")
+    found = [folder.name for folder in folders]
+    if classes is None:
+        return folders
+    missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+    parts = ([f"missing {len(missing)} class(es) that train has: {', '.join(missing)}"] if missing else []) + \
+        ([f"{len(extra)} class(es) that train lacks: {', '.join(extra)}"] if extra else [])
+    if parts:
+        raise DataError(f"channel '{name}' does not hold the same classes as 'train': {'; '.join(parts)}")
+    return folders
+
+
+def _listing(paths: list[Path], root: Path, shown: int = 10) -> str:
+    listing = ", ".join(str(p.relative_to(root)) for p in paths[:shown])
+    return listing + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 def _broken_link(path: Path) -> bool:

@@ -91,9 +91,22 @@ def to_device(images, labels, device, channels_last):
     return images, labels.to(device, non_blocking=True)
 
 
-def train_one_epoch(model, loader, optimizer, loss_fn, precision: Precision, scaler, observer: Observer,
-                    first_step: int, channels_last: bool = False, should_stop=lambda: False,
-                    scheduler=None) -> EpochResult:
+@dataclass
+class Optimisation:
+    """What a training step does with a batch's loss: the loss function, the optimizer with its per-step schedule
+    (warm-up, then cosine), and the precision with its loss scaler."""
+
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    precision: Precision
+    scaler: torch.amp.GradScaler
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+
+
+def train_one_epoch(model, loader, optimisation: Optimisation, observer: Observer, first_step: int,
+                    channels_last: bool = False, should_stop=lambda: False) -> EpochResult:
+    loss_fn, optimizer, precision = optimisation.loss_fn, optimisation.optimizer, optimisation.precision
+    scaler, scheduler = optimisation.scaler, optimisation.scheduler
     model.train()
     observer.on_mode("train")
     device = precision.device

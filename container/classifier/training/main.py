@@ -13,6 +13,7 @@ validate, keep the best, checkpoint; at the end the best epoch's model, its test
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -45,7 +46,15 @@ from .hyperparameters import (
     resolve_num_workers,
 )
 from .init_model import InitModelError
-from .loop import EvalResult, NLLWithLabelSmoothing, Precision, balanced_class_weights, evaluate, train_one_epoch
+from .loop import (
+    EvalResult,
+    NLLWithLabelSmoothing,
+    Optimisation,
+    Precision,
+    balanced_class_weights,
+    evaluate,
+    train_one_epoch,
+)
 from .optim import make_optimizer, make_scheduler
 from .stopping import TrainingStopped
 
@@ -234,6 +243,7 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     optimizer = make_optimizer(job.model, hp)
     scheduler = make_scheduler(optimizer, hp, epochs, len(train_loader))
     scaler = process.precision.scaler()
+    optimisation = Optimisation(loss_fn, optimizer, process.precision, scaler, scheduler)
     # Dropout draws from the global generator, and so does a feature pass: start training from the seed,
     # so a job that read its features from the cache trains as the one that computed them.
     torch.manual_seed(hp.seed)
@@ -252,19 +262,23 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     while progress.epoch < epochs and not progress.stopped:
         epoch = progress.epoch + 1
         train_loader.sampler.set_epoch(epoch)
-        result = train_one_epoch(train_model, train_loader, optimizer, loss_fn, process.precision, scaler, observer,
-                                 step, CHANNELS_LAST, should_stop=stopping.requested, scheduler=scheduler)
+        result = train_one_epoch(train_model, train_loader, optimisation, observer, step, CHANNELS_LAST,
+                                 should_stop=stopping.requested)
         if stopping.requested():
             kept = (f"the checkpoint of epoch {epoch - 1} in {checkpointer.directory} is kept for resuming"
                     if epoch > 1 else "no checkpoint yet")
             raise TrainingStopped(f"stopped by SIGTERM during epoch {epoch}; {kept}")
         step += len(train_loader)
+        # Each process trained on its share of every batch: the epoch's loss and images are the whole job's.
+        loss_sum, images = distributed.sum_over_workers(world, [result.loss * result.images, result.images],
+                                                        process.device)
+        result = dataclasses.replace(result, loss=loss_sum / images, images=int(images))
         reason = None
         if world.is_main:
             evaluation = evaluate(trains.module, valid_loader, process.precision, observer, CHANNELS_LAST)
             metrics = {"epoch": epoch, "train_loss": result.loss, "valid_loss": evaluation.loss,
                        "valid_accuracy": evaluation.accuracy, "valid_macro_f1": evaluation.macro_f1,
-                       "epoch_time": result.seconds, "images_per_sec": result.images * world.size / result.seconds,
+                       "epoch_time": result.seconds, "images_per_sec": result.images / result.seconds,
                        "lr": optimizer.param_groups[0]["lr"]}
             if progress.record(metrics):
                 best_state = {k: v.detach().cpu().clone() for k, v in job.model.trained_state_dict().items()}

@@ -159,7 +159,8 @@ def run(data: str, model: str = "", port: int = 8080, out: str = "", concurrency
         try:
             reasons = classify(url, folder, todo, out_dir, concurrency)
         except KeyboardInterrupt:
-            answered = sum(1 for r in inputs if batch_output.Outputs(out_dir).find(r) is not None)
+            outputs = batch_output.Outputs(out_dir)
+            answered = sum(1 for relative in inputs if outputs.find(relative) is not None)
             raise Interrupted(f"interrupted: {answered} of {len(inputs)} images are answered in {out_dir}; the same "
                               f"command (DATA={data} OUT={out_dir}) goes on from there") from None
     summary = batch_output.summarize(out_dir, inputs, source, str(out_dir), reasons)

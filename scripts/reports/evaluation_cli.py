@@ -41,7 +41,7 @@ def evaluate_model(model: str, data: str, out: Path | None = None, batch: int = 
     and removed after it."""
     found = images(data)
     with jobs.opened_model(model) as directory:
-        shown = model if directory.name != "model" and not Path(model).is_dir() else str(directory)
+        shown = model if Path(model).is_file() else str(directory)  # an archive by its name, not its unpacked copy
         print(f"Evaluating {shown} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
         predictions = predict.from_model_dir(directory, found, batch, shown)
         name = model_name(model, directory)

@@ -21,8 +21,11 @@ SAMPLER ?=
 NO_CACHE ?=
 
 # $(call quote,NAME): the value of variable NAME as one shell word, whatever it holds (spaces, ; quotes,
-# $(...)): in single quotes, each ' written as '\''. Every user-given variable reaches a command this way.
+# $(...)): in single quotes, each ' written as '\''. Every variable reaches a command this way, or as
+# $(call quote_each,$(NAME)): one shell word per space-separated item of a list (IMAGE="a.jpg b.png").
+# tests/local/test_make_variables.py tries every target's variables with shell metacharacters.
 quote = '$(subst ','\'',$($(1)))'
+quote_each = $(foreach item,$(1),'$(subst ','\'',$(item))')
 HP_ARGS = $(strip $(if $(BACKBONE),model_name=$(BACKBONE)) $(HP))
 DEMO_BACKBONE = $(or $(BACKBONE),$(LOCAL_BACKBONE))
 NO_CACHE_FLAG = $(if $(filter 1 true yes,$(NO_CACHE)),--no-cache)
@@ -34,7 +37,7 @@ TUNE_ARGS = $(if $(MAX_JOBS),--max-jobs $(call quote,MAX_JOBS)) $(if $(MAX_PARAL
 .PHONY: help setup system-packages demo data train-local tune-local jobs logs test test-fast docs
 
 help:  ## this list
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(call quote_each,$(MAKEFILE_LIST)) | sed 's/:.*## /\t/' | sort
 
 setup: system-packages .venv/.installed .venv-sdk3/.installed  ## install what is missing: Debian packages, .venv, .venv-sdk3
 
@@ -54,37 +57,37 @@ system-packages:
 	touch $@
 
 demo: setup  ## the main job: sample data, tuning, best retrained, report, local endpoint, test accuracy and latency
-	$(PYTHON) -m scripts.local.demo --data $(call quote,DATA) --backbone $(call quote,DEMO_BACKBONE)
+	$(call quote,PYTHON) -m scripts.local.demo --data $(call quote,DATA) --backbone $(call quote,DEMO_BACKBONE)
 
 data:  ## a small real sample set (Fashion-MNIST, dogImages layout) in data/fashion-mnist
-	$(PYTHON) -m scripts.data.fashion_mnist --out $(call quote,DATA)
+	$(call quote,PYTHON) -m scripts.data.fashion_mnist --out $(call quote,DATA)
 
 train-local:  ## one local training job: DATA=dir HP="lr=0.01 epochs=2" [INIT_MODEL=job|dir|tar.gz] | TUNING=name [HP="best epochs=10"] (its final job) | JOB=name (resume)
-	$(PYTHON) -m scripts.local.train $(if $(JOB),--resume $(call quote,JOB),--data $(call quote,DATA) \
+	$(call quote,PYTHON) -m scripts.local.train $(if $(JOB),--resume $(call quote,JOB),--data $(call quote,DATA) \
 	  --local-backbone $(call quote,LOCAL_BACKBONE) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS)) \
 	  $(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(INIT_MODEL),--init-model $(call quote,INIT_MODEL)) \
 	  $(NO_CACHE_FLAG))
 
 tune-local:  ## local tuning job: DATA=dir [MAX_JOBS= MAX_PARALLEL= STRATEGY= EARLY_STOPPING= HP= SAMPLER=] | TUNING=name (resume)
-	$(PYTHON) -m scripts.local.tune $(if $(TUNING),--resume $(call quote,TUNING),--data $(call quote,DATA) \
+	$(call quote,PYTHON) -m scripts.local.tune $(if $(TUNING),--resume $(call quote,TUNING),--data $(call quote,DATA) \
 	  --local-backbone $(call quote,LOCAL_BACKBONE) $(TUNE_ARGS) $(if $(SAMPLER),--sampler $(call quote,SAMPLER)) \
 	  $(NO_CACHE_FLAG))
 
 jobs:  ## list local training jobs
-	$(PYTHON) -m scripts.local.jobs_cli list
+	$(call quote,PYTHON) -m scripts.local.jobs_cli list
 
 logs:  ## print a local job's log: JOB=name
-	$(PYTHON) -m scripts.local.jobs_cli logs $(call quote,JOB)
+	$(call quote,PYTHON) -m scripts.local.jobs_cli logs $(call quote,JOB)
 
 test: setup  ## lint (ruff), then every test (CPU; what .ci/run runs)
-	$(PYTHON) -m ruff check --no-cache .
-	$(PYTHON) -m pytest -q tests
+	$(call quote,PYTHON) -m ruff check --no-cache .
+	$(call quote,PYTHON) -m pytest -q tests
 
 test-fast: setup  ## lint (ruff), then the unit tests only, for editing: tests not marked slow (tests/conftest.py)
-	$(PYTHON) -m ruff check --no-cache .
-	$(PYTHON) -m pytest -q -m "not slow" tests
+	$(call quote,PYTHON) -m ruff check --no-cache .
+	$(call quote,PYTHON) -m pytest -q -m "not slow" tests
 
 docs:  ## write the hyperparameter tables in docs/ from the training code's SPECS (their help strings)
-	$(PYTHON) -m scripts.hyperparameter_docs
+	$(call quote,PYTHON) -m scripts.hyperparameter_docs
 
 -include mk/*.mk

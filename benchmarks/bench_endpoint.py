@@ -31,6 +31,7 @@ Figures are printed (and written with --json), never asserted: they depend on th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
@@ -48,7 +49,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_DIR = REPO_ROOT / "container"
-sys.path.insert(0, str(CONTAINER_DIR))
+sys.path[:0] = [str(CONTAINER_DIR), str(REPO_ROOT)]  # classifier; scripts (MODEL= as every target names it)
 from classifier.export.formats import FORMATS, RUNTIME_ENV, TORCH, model_file  # noqa: E402
 from classifier.serving.local import free_port  # noqa: E402
 from classifier.serving.serve import configure_environment  # noqa: E402
@@ -478,12 +479,15 @@ def main(argv=None) -> int:
     print(f"{platform.processor() or platform.machine()}, {usable_cpus()} usable CPUs, load average "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (uptime); {len(jpeg)}-byte 224x224 JPEG", flush=True)
     all_results = {}
-    with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as scratch, contextlib.ExitStack() as stack:
         scratch = Path(scratch)
-        if args.model:
-            from classifier.serving.local import resolve_model_dir
+        if args.model:  # as every target names a model (a model.tar.gz unpacked for the run)
+            from scripts.local import jobs
 
-            targets = {args.model.name: resolve_model_dir(args.model)}
+            try:
+                targets = {args.model.name: stack.enter_context(jobs.opened_model(str(args.model)))}
+            except jobs.JobError as error:
+                parser.error(f"--model: {error}")
         else:
             targets = {}
             for name in names:

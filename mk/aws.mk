@@ -73,77 +73,75 @@ AWS_DATA = --data $(call quote,DATA) $(if $(DATA_S3),--data-s3 $(call quote,DATA
 # The image tag tune/train/deploy use: IMAGE_TAG, else ecr.image_tag, else the git short commit (= the
 # TAG of mk/images.mk); a TAG= given to make for build/push is used too.
 AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG=$(call quote,TAG)))
-# One shell word per item of a space-separated list (PARENT_TUNING, IMAGE).
-quote_each = $(foreach item,$(1),'$(subst ','\'',$(item))')
 
 .PHONY: push upload-data tune train register packages approve deploy rollback deploy-finish batch-transform invoke \
 	endpoint-metrics endpoint-logs training-logs cleanup aws-settings test-aws
 
 push:  ## push the built images to ECR, tagged with the git commit and latest (repositories made when missing)
-	$(PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag $(call quote,TAG) --engine $(call quote,CONTAINER_ENGINE) \
+	$(call quote,PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag $(call quote,TAG) --engine $(call quote,CONTAINER_ENGINE) \
 		--training-image $(call quote,TRAINING_IMAGE) --serving-image $(call quote,SERVING_IMAGE)
 
 upload-data:  ## sync DATA=dir (train/ valid/ [test/]) to S3 after the training job's layout checks; WEIGHTS=file, DELETE=1
-	$(PYTHON) -m scripts.aws.upload_data $(AWS_FLAGS) $(AWS_DATA) $(if $(WEIGHTS),--weights $(call quote,WEIGHTS)) \
+	$(call quote,PYTHON) -m scripts.aws.upload_data $(AWS_FLAGS) $(AWS_DATA) $(if $(WEIGHTS),--weights $(call quote,WEIGHTS)) \
 		$(if $(filter 1 true yes,$(DELETE)),--delete)
 
 tune:  ## SageMaker tuning job from config/job.yaml (TUNING=name: attach; PARENT_TUNING=: warm start)
-	$(AWS_ENV) $(PYTHON) -m scripts.aws.tune $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
+	$(AWS_ENV) $(call quote,PYTHON) -m scripts.aws.tune $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
 		$(if $(TUNING),--attach $(call quote,TUNING)) \
 		$(addprefix --parent ,$(call quote_each,$(PARENT_TUNING))) --warm-start-type $(call quote,WARM_START_TYPE) \
 		$(TUNE_ARGS) $(NO_CACHE_FLAG)
 
 train:  ## one SageMaker training job: TUNING=name [HP="best epochs=10"] (its final job) | HP="lr=0.01 ..." [INIT_MODEL=job|s3://...]
-	$(AWS_ENV) $(PYTHON) -m scripts.aws.train $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
+	$(AWS_ENV) $(call quote,PYTHON) -m scripts.aws.train $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_DATA) \
 		$(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(HP_ARGS),--hp $(call quote,HP_ARGS)) \
 		$(if $(INIT_MODEL),--init-model $(call quote,INIT_MODEL))
 
 register:  ## a model registry version: JOB= | TUNING= | MODEL_DATA= (default: newest job) [EVALUATION=file] [APPROVE=1]
-	$(AWS_ENV) $(PYTHON) -m scripts.aws.registry register $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_SOURCE) \
+	$(AWS_ENV) $(call quote,PYTHON) -m scripts.aws.registry register $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_SOURCE) \
 		$(if $(EVALUATION),--evaluation $(call quote,EVALUATION)) $(if $(filter 1 true yes,$(APPROVE)),--approve)
 
 packages:  ## the model registry's versions: status, metrics, which one the endpoint serves
-	$(PYTHON) -m scripts.aws.registry packages $(AWS_FLAGS)
+	$(call quote,PYTHON) -m scripts.aws.registry packages $(AWS_FLAGS)
 
 approve:  ## approve a model registry version: VERSION=N [REJECT=1: reject it] [NOTE="why"]
-	$(PYTHON) -m scripts.aws.registry approve $(AWS_FLAGS) --version $(call quote,VERSION) \
+	$(call quote,PYTHON) -m scripts.aws.registry approve $(AWS_FLAGS) --version $(call quote,VERSION) \
 		$(if $(filter 1 true yes,$(REJECT)),--reject) $(if $(NOTE),--note $(call quote,NOTE))
 
 deploy:  ## create or update the endpoint: PACKAGE=latest-approved|N | JOB= | TUNING= | MODEL_DATA= (default: newest job)
-	$(AWS_ENV) $(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_SOURCE) \
+	$(AWS_ENV) $(call quote,PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) $(AWS_JOBDEF) $(AWS_WAIT) $(AWS_SOURCE) \
 		$(if $(PACKAGE),--package $(call quote,PACKAGE)) $(AWS_FORCE) $(AWS_LATENCY) \
 		$(if $(filter 1 true yes,$(DRY_RUN_UPDATE)),--assume-exists)
 
 rollback:  ## the endpoint back to the model it served before its last deploy, without downtime [FORCE=1]
-	$(PYTHON) -m scripts.aws.rollback $(AWS_FLAGS) $(AWS_WAIT) $(AWS_FORCE) $(AWS_LATENCY)
+	$(call quote,PYTHON) -m scripts.aws.rollback $(AWS_FLAGS) $(AWS_WAIT) $(AWS_FORCE) $(AWS_LATENCY)
 
 deploy-finish:  ## after make deploy NO_WAIT=1: wait until InService, auto scaling, tags, delete the replaced config and model
-	$(PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) --finish
+	$(call quote,PYTHON) -m scripts.aws.deploy $(AWS_FLAGS) --finish
 
 batch-transform:  ## transform job over DATA_S3=s3://bucket/prefix/ [MODEL=<SageMaker model> | JOB= | TUNING= | MODEL_DATA=] [OUT=dir]
-	$(AWS_ENV) $(PYTHON) -m scripts.aws.batch_transform $(AWS_FLAGS) $(AWS_JOBDEF) --data-s3 $(call quote,DATA_S3) \
+	$(AWS_ENV) $(call quote,PYTHON) -m scripts.aws.batch_transform $(AWS_FLAGS) $(AWS_JOBDEF) --data-s3 $(call quote,DATA_S3) \
 		$(if $(MODEL),--model $(call quote,MODEL)) $(if $(JOB),--job $(call quote,JOB)) \
 		$(if $(TUNING),--tuning $(call quote,TUNING)) $(if $(MODEL_DATA),--model-data $(call quote,MODEL_DATA)) \
 		$(if $(OUT),--out $(call quote,OUT))
 
 invoke:  ## classify IMAGE=file.jpg (several: IMAGE="a.jpg b.png") with the endpoint; TOP_K=5
-	$(PYTHON) -m scripts.aws.invoke_endpoint $(AWS_FLAGS) $(call quote_each,$(IMAGE)) $(if $(TOP_K),--top-k $(call quote,TOP_K))
+	$(call quote,PYTHON) -m scripts.aws.invoke_endpoint $(AWS_FLAGS) $(call quote_each,$(IMAGE)) $(if $(TOP_K),--top-k $(call quote,TOP_K))
 
 endpoint-metrics:  ## the endpoint's CloudWatch metrics for the last hour (MINUTES=60)
-	$(PYTHON) -m scripts.aws.endpoint_metrics $(AWS_FLAGS) --minutes $(call quote,MINUTES)
+	$(call quote,PYTHON) -m scripts.aws.endpoint_metrics $(AWS_FLAGS) --minutes $(call quote,MINUTES)
 
 endpoint-logs:  ## the endpoint's CloudWatch logs, every instance merged by time [MINUTES=60] [FOLLOW=1]
-	$(PYTHON) -m scripts.aws.logs endpoint $(AWS_FLAGS) --minutes $(call quote,MINUTES) $(AWS_FOLLOW)
+	$(call quote,PYTHON) -m scripts.aws.logs endpoint $(AWS_FLAGS) --minutes $(call quote,MINUTES) $(AWS_FOLLOW)
 
 training-logs:  ## a SageMaker training job's CloudWatch logs: JOB=name [MINUTES=] [FOLLOW=1] (make logs: local jobs)
-	$(PYTHON) -m scripts.aws.logs training $(AWS_FLAGS) $(call quote,JOB) $(AWS_FOLLOW) \
+	$(call quote,PYTHON) -m scripts.aws.logs training $(AWS_FLAGS) $(call quote,JOB) $(AWS_FOLLOW) \
 		$(if $(filter command line,$(origin MINUTES)),--minutes $(call quote,MINUTES))
 
 cleanup:  ## delete the endpoint, its endpoint config and model
-	$(PYTHON) -m scripts.aws.cleanup $(AWS_FLAGS)
+	$(call quote,PYTHON) -m scripts.aws.cleanup $(AWS_FLAGS)
 
 aws-settings:  ## the AWS settings in effect (config/settings.yaml + environment) and where each came from
-	$(PYTHON) -m scripts.aws.settings
+	$(call quote,PYTHON) -m scripts.aws.settings
 
 test-aws:  ## the AWS scripts' tests (botocore Stubber + a local moto server; no AWS account)
-	$(PYTHON) -m pytest -q tests/aws
+	$(call quote,PYTHON) -m pytest -q tests/aws

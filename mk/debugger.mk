@@ -9,7 +9,8 @@ RERUN ?=
 .PHONY: report rules
 
 report:  ## debugger/profiler HTML report of a job: JOB=name|dir (local job or extracted output.tar.gz) [RERUN=1]
-	@$(PYTHON) -m scripts.report $(JOB) $(if $(RERUN),--rerun-rules)
+	@$(call quote,PYTHON) -m scripts.report $(call quote,JOB) $(if $(RERUN),--rerun-rules)
 
 rules:  ## re-run the debugger/profiler rules on a job's output: JOB=name|dir [RULES=a,b] [PARAMS=Rule.p=v]
-	$(PYTHON) -m scripts.report $(JOB) --rules --only "$(RULES)" $(if $(PARAMS),--param "$(PARAMS)")
+	$(call quote,PYTHON) -m scripts.report $(call quote,JOB) --rules --only $(call quote,RULES) \
+		$(if $(PARAMS),--param $(call quote,PARAMS))

@@ -33,28 +33,31 @@ CONTAINER_ENGINE ?= $(eval CONTAINER_ENGINE := $(shell \
 	elif command -v buildah >/dev/null 2>&1; then echo buildah; \
 	else echo none; fi))$(CONTAINER_ENGINE)
 
-IMG_CA_MOUNT = $(if $(BUILD_CA),-v $(BUILD_CA):/run/host-ca.crt:ro)
+IMG_CA_MOUNT = $(if $(BUILD_CA),-v $(call quote,BUILD_CA):/run/host-ca.crt:ro)
 IMG_BUILD_docker = docker build
-IMG_BUILD_podman = podman build --layers --isolation $(BUILD_ISOLATION) $(IMG_CA_MOUNT)
-IMG_BUILD_buildah = buildah bud --layers --isolation $(BUILD_ISOLATION) $(IMG_CA_MOUNT)
-IMG_BUILD = $(IMG_BUILD_$(CONTAINER_ENGINE)) --build-arg BASE_IMAGE=$(call quote,BASE_IMAGE) $(EXTRA_BUILD_ARGS)
+IMG_BUILD_podman = podman build --layers --isolation $(call quote,BUILD_ISOLATION) $(IMG_CA_MOUNT)
+IMG_BUILD_buildah = buildah bud --layers --isolation $(call quote,BUILD_ISOLATION) $(IMG_CA_MOUNT)
+IMG_BUILD = $(IMG_BUILD_$(CONTAINER_ENGINE)) --build-arg BASE_IMAGE=$(call quote,BASE_IMAGE) \
+	$(call quote_each,$(EXTRA_BUILD_ARGS))
 # The local base image is made on demand when a build asks for it; any other is checked first.
 IMG_BASE_DEP = $(if $(filter $(BASE_IMAGE) $(BASE_IMAGE):latest,$(LOCAL_BASE_IMAGE)),base-image,base-image-check)
 
 .PHONY: build build-training build-serving base-image base-image-check container-test container-tools images-engine
 
 images-engine:
-	@case "$(CONTAINER_ENGINE)" in docker|podman|buildah) echo "container engine: $(CONTAINER_ENGINE)";; \
+	@case $(call quote,CONTAINER_ENGINE) in docker|podman|buildah) echo "container engine: "$(call quote,CONTAINER_ENGINE);; \
 	  *) echo "no container engine: install docker, podman or buildah (apt-get install -y buildah podman)" >&2; exit 1;; esac
 
 # Fast, before any build: is BASE_IMAGE here or pullable? Else stop with the command that uses the local base.
 base-image-check: images-engine
 	@PULL_TIMEOUT=$(call quote,PULL_TIMEOUT) scripts/check_base_image.sh $(call quote,CONTAINER_ENGINE) \
-		$(call quote,BASE_IMAGE) $(call quote,LOCAL_BASE_IMAGE) '$(or $(firstword $(MAKECMDGOALS)),build)'
+		$(call quote,BASE_IMAGE) $(call quote,LOCAL_BASE_IMAGE) $(call quote_each,$(or $(firstword $(MAKECMDGOALS)),build))
 
-IMG_BUILD_TRAINING = $(IMG_BUILD) -f docker/training.Dockerfile --build-arg BAKE_RESNET50_WEIGHTS=$(BAKE_RESNET50_WEIGHTS) \
-	-t $(TRAINING_IMAGE):$(TAG) -t $(TRAINING_IMAGE):latest .
-IMG_BUILD_SERVING = $(IMG_BUILD) -f docker/serving.Dockerfile -t $(SERVING_IMAGE):$(TAG) -t $(SERVING_IMAGE):latest .
+IMG_BUILD_TRAINING = $(IMG_BUILD) -f docker/training.Dockerfile \
+	--build-arg BAKE_RESNET50_WEIGHTS=$(call quote,BAKE_RESNET50_WEIGHTS) \
+	-t $(call quote,TRAINING_IMAGE):$(call quote,TAG) -t $(call quote,TRAINING_IMAGE):latest .
+IMG_BUILD_SERVING = $(IMG_BUILD) -f docker/serving.Dockerfile -t $(call quote,SERVING_IMAGE):$(call quote,TAG) \
+	-t $(call quote,SERVING_IMAGE):latest .
 
 # One after the other (also under make -j): the serving build reuses the torch layers the training
 # build just made.
@@ -83,8 +86,9 @@ container-tools:  ## install buildah, podman and debootstrap with apt-get where 
 	fi
 
 base-image: container-tools  ## Debian bookworm base image from debootstrap, no registry needed (FORCE=1 rebuilds)
-	docker/make_base_image.sh $(LOCAL_BASE_IMAGE)
+	docker/make_base_image.sh $(call quote,LOCAL_BASE_IMAGE)
 
 container-test: container-tools build  ## build, then train, serve, invoke and SIGTERM the real images (a few minutes)
-	CONTAINER_ENGINE=$(CONTAINER_ENGINE) TRAINING_IMAGE=$(TRAINING_IMAGE):$(TAG) SERVING_IMAGE=$(SERVING_IMAGE):$(TAG) \
+	CONTAINER_ENGINE=$(call quote,CONTAINER_ENGINE) TRAINING_IMAGE=$(call quote,TRAINING_IMAGE):$(call quote,TAG) \
+		SERVING_IMAGE=$(call quote,SERVING_IMAGE):$(call quote,TAG) \
 		tests/container/run_container_test.sh

@@ -18,13 +18,13 @@ OUT_ARG = $(if $(OUT),--out $(call quote,OUT))
 .PHONY: tune-report evaluate endpoint-report
 
 tune-report:  ## tuning job report: TUNING=<local or SageMaker tuning job> [OUT=file] [DRY_RUN=1]
-	@$(PYTHON) -m scripts.reports.tuning_cli $(call quote,TUNING) $(OUT_ARG) $(AWS_FLAGS)
+	@$(call quote,PYTHON) -m scripts.reports.tuning_cli $(call quote,TUNING) $(OUT_ARG) $(AWS_FLAGS)
 
 evaluate:  ## evaluation report: MODEL=<job|model dir|model.tar.gz> or ENDPOINT=<url|SageMaker endpoint>, DATA=<class folders>
-	@$(PYTHON) -m scripts.reports.evaluation_cli $(if $(ENDPOINT),--endpoint $(call quote,ENDPOINT),$(if $(BATCH_OUTPUT),\
+	@$(call quote,PYTHON) -m scripts.reports.evaluation_cli $(if $(ENDPOINT),--endpoint $(call quote,ENDPOINT),$(if $(BATCH_OUTPUT),\
 		--batch-output $(call quote,BATCH_OUTPUT),--model $(call quote,MODEL))) \
 		--data $(call quote,DATA) $(OUT_ARG) $(AWS_FLAGS)
 
 endpoint-report:  ## endpoint report: local [PORT=8080 | LOG=file] or ENDPOINT=<SageMaker endpoint> [MINUTES=60]
-	@$(PYTHON) -m scripts.reports.endpoint_cli $(if $(ENDPOINT),--endpoint $(call quote,ENDPOINT) --minutes $(call quote,MINUTES),\
+	@$(call quote,PYTHON) -m scripts.reports.endpoint_cli $(if $(ENDPOINT),--endpoint $(call quote,ENDPOINT) --minutes $(call quote,MINUTES),\
 		$(if $(LOG),--log $(call quote,LOG),--port $(call quote,PORT))) $(OUT_ARG) $(AWS_FLAGS)

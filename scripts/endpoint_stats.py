@@ -15,14 +15,16 @@ import json
 import math
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 TAG = "INVOCATION "  # classifier.serving.handler_service.REQUEST_LOG_TAG
 
 
-def parse_records(lines) -> list[dict]:
+def parse_records(lines, malformed: list[str] | None = None) -> list[dict]:
     """The records in order; a request logged twice (MMS's log4j config writes mms_log.log lines twice)
-    counts once."""
+    counts once. A tagged line whose record is not one the handler writes (cut short, edited, a status that is
+    not a number, a time that is not ISO 8601) is skipped, and appended to `malformed` when given."""
     records, seen = [], set()
     for line in lines:
         _, tag, payload = line.partition(TAG)
@@ -30,9 +32,11 @@ def parse_records(lines) -> list[dict]:
             continue
         try:
             record = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(record, dict) or "status" not in record:
+        except (ValueError, RecursionError):
+            record = None
+        if not well_formed(record):
+            if malformed is not None:
+                malformed.append(line.rstrip("\n"))
             continue
         request_id = record.get("request_id")
         if request_id is not None:
@@ -41,6 +45,20 @@ def parse_records(lines) -> list[dict]:
             seen.add(request_id)
         records.append(record)
     return records
+
+
+def well_formed(record) -> bool:
+    """An INVOCATION record as the handler writes it: a status code, latencies that are numbers, an ISO time."""
+    if not isinstance(record, dict) or isinstance(record.get("status"), bool):
+        return False
+    try:
+        int(record["status"])
+        if record.get("time") is not None:
+            datetime.fromisoformat(record["time"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    numbers = [record.get(name, 0) for name in ("ModelLatency", "OverheadLatency", "images")]
+    return all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) for value in numbers)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -95,17 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("logs", nargs="*", help="log files; none or '-' reads standard input")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
-    records = []
+    records, malformed = [], []
     for name in args.logs or ["-"]:
         if name == "-":
-            records += parse_records(sys.stdin)
+            records += parse_records(sys.stdin, malformed)
             continue
         path = Path(name)
         if not path.is_file():
             print(f"endpoint_stats: no such file: {path}", file=sys.stderr)
             return 2
         with open(path, errors="replace") as handle:
-            records += parse_records(handle)
+            records += parse_records(handle, malformed)
+    if malformed:
+        print(f"endpoint_stats: {len(malformed)} malformed INVOCATION line(s) left out", file=sys.stderr)
     summary = summarise(records)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

@@ -7,7 +7,7 @@ classifier/export) for a model that already exists.
   channel and judged on its valid channel (`--data` names another data set).
 - A model directory: in place; `--data` (a data set with train/ and valid/) is needed.
 - A model.tar.gz (a SageMaker training job's output, downloaded): it is left as it is; the model is
-  extracted to build/export/<archive name>-<time>/model/, exported there and packed again as
+  unpacked into a temporary folder (removed at the end, whatever happens), exported there and packed again as
   build/export/<archive name>-<time>/model.tar.gz, ready to be uploaded as a model's ModelDataUrl.
 In place, nothing training saved changes: model.pth stays, model_config.json gains `exports`, and the
 formats go to model/openvino/ (an earlier export there is replaced once the new one is judged).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -33,30 +34,18 @@ class ExportError(ValueError):
     """Bad input for an export; the message says what to give instead."""
 
 
-def resolve(model: str, data: str | None, out_dir: Path = OUT_DIR) -> tuple[Path, Path, Path, Path | None]:
-    """(model dir, train dir, valid dir, archive to write or None) for MODEL= and DATA=; a model.tar.gz is
-    extracted to a new folder in `out_dir`."""
-    path = Path(model)
+def resolve(model: str, data: str | None, model_dir: Path, out_dir: Path = OUT_DIR
+            ) -> tuple[Path, Path, Path | None]:
+    """(train dir, valid dir, archive to write or None) for MODEL= (`model_dir`: where jobs.opened_model found
+    it) and DATA=."""
     archive = None
-    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+    channels = None
+    path = Path(model)
+    if path.is_file():  # a model.tar.gz: a new one is written
         stem = path.name.removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz")
-        work = out_dir / f"{stem}-{orchestration.timestamp()}"
-        model_dir = work / "model"
-        model_dir.mkdir(parents=True)
-        with tarfile.open(path) as tar:
-            tar.extractall(model_dir, filter="data")
-        archive = work / "model.tar.gz"
-        channels = None
-    else:
-        try:
-            job = jobs.resolve_job(model)
-        except jobs.JobError:
-            job = None
-        model_dir = job / "model" if job else path
-        channels = job / "input" / "data" if job else None
-    if not (model_dir / CONFIG_FILE).is_file():
-        raise ExportError(f"MODEL={model} is neither a local job (`make jobs` lists them), a model directory (with "
-                          f"{CONFIG_FILE}) nor a model.tar.gz holding one")
+        archive = out_dir / f"{stem}-{orchestration.timestamp()}" / "model.tar.gz"
+    elif (model_dir.parent / jobs.RECORD).is_file():  # a local job: its own channels
+        channels = model_dir.parent / "input" / "data"
     if data:
         channels = Path(data)
     if channels is None:
@@ -65,7 +54,7 @@ def resolve(model: str, data: str | None, out_dir: Path = OUT_DIR) -> tuple[Path
     for split in ("train", "valid"):
         if not (channels / split).is_dir():
             raise ExportError(f"{channels / split} is not a directory: DATA must be a data set with train/ and valid/")
-    return model_dir, channels / "train", channels / "valid", archive
+    return channels / "train", channels / "valid", archive
 
 
 def pack(model_dir: Path, archive: Path) -> None:
@@ -78,20 +67,27 @@ def pack(model_dir: Path, archive: Path) -> None:
 def run(model: str, data: str | None = None, calibration_images: int = CALIBRATION_IMAGES, out_dir: Path = OUT_DIR
         ) -> Path:
     """Export MODEL=; returns the model dir exported in place, or the new archive for a model.tar.gz."""
-    model_dir, train_dir, valid_dir, archive = resolve(model, data, out_dir)
-    classes = read_config(model_dir)["classes"]
-    train, valid = scan_channel("train", train_dir, classes), scan_channel("valid", valid_dir, classes)
-    print(f"export: {model_dir}, calibrated on {train_dir}, judged on {len(valid)} images of {valid_dir}", flush=True)
-    exports = export_model(model_dir, train, valid, calibration_images)
-    for fmt, entry in exports["formats"].items():
-        print(f"export: {describe(fmt, entry)}")
-    print(f"export: PyTorch's top-1 on the same images {100 * exports['torch']['accuracy']:.1f} %; "
-          f"{exports['seconds']:.0f} s; {model_dir / CONFIG_FILE} records it")
-    if archive is not None:
-        pack(model_dir, archive)
-        print(f"export: {archive} (the original archive {model} is unchanged)")
-        return archive
-    return model_dir
+    with jobs.opened_model(model) as model_dir:
+        train_dir, valid_dir, archive = resolve(model, data, model_dir, out_dir)
+        classes = read_config(model_dir)["classes"]
+        train, valid = scan_channel("train", train_dir, classes), scan_channel("valid", valid_dir, classes)
+        print(f"export: {model_dir}, calibrated on {train_dir}, judged on {len(valid)} images of {valid_dir}",
+              flush=True)
+        exports = export_model(model_dir, train, valid, calibration_images)
+        for fmt, entry in exports["formats"].items():
+            print(f"export: {describe(fmt, entry)}")
+        print(f"export: PyTorch's top-1 on the same images {100 * exports['torch']['accuracy']:.1f} %; "
+              f"{exports['seconds']:.0f} s; {model_dir / CONFIG_FILE} records it")
+        if archive is None:
+            return model_dir
+        archive.parent.mkdir(parents=True)
+        try:
+            pack(model_dir, archive)
+        except BaseException:
+            shutil.rmtree(archive.parent, ignore_errors=True)  # no half-written archive
+            raise
+    print(f"export: {archive} (the original archive {model} is unchanged)")
+    return archive
 
 
 def main(argv=None) -> int:
@@ -106,7 +102,7 @@ def main(argv=None) -> int:
     logging.getLogger("classifier.export").setLevel(logging.INFO)  # its steps, as the training log shows them
     try:
         run(args.model, args.data, args.calibration_images)
-    except (ExportError, ArtifactError, DataError, OSError, tarfile.TarError) as error:
+    except (ExportError, jobs.JobError, ArtifactError, DataError, OSError, tarfile.TarError) as error:
         print(f"export: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the project needs, installed only when missing: venv and a compiler with Python headers
 # (sagemaker-training and pyinstrument-cext build from source), the sample data, a Java runtime for
-# multi-model-server and nginx in front of it, Chromium for the report's rendering check. Uses sudo when not root.
+# multi-model-server and nginx in front of it, Chromium for the report's rendering check, fonts for class names in
+# Chinese, Japanese, Korean and emoji in the reports' figures (8 MB). Uses sudo when not root.
 set -euo pipefail
 need=()
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
@@ -12,6 +13,8 @@ pyinc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 command -v java >/dev/null || need+=(default-jre-headless)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null || need+=(chromium)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+[ -f /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || need+=(fonts-symbola)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${need[*]}"
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ CONFIG_FILE = "model_config.json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")  # SageMaker packs a job's model dir as model.tar.gz
 # What an archive may unpack to: far above a model with its exports, far below a full disk.
 MAX_UNPACKED_BYTES = 8 * 1024 ** 3
+FREE_SPACE_LEFT = 256 * 1024 ** 2  # what unpacking an archive leaves free on its disk, at least
 
 
 class ArtifactError(RuntimeError):
@@ -69,8 +71,17 @@ def unpack_archive(archive: Path, target: Path, max_bytes: int = MAX_UNPACKED_BY
             if size > max_bytes:
                 raise ArtifactError(f"{archive} would unpack to {size / 1024 ** 3:.1f} GiB, more than the "
                                     f"{max_bytes / 1024 ** 3:.0f} GiB a model archive may hold")
+            target.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(target).free
+            if size + FREE_SPACE_LEFT > free:
+                raise ArtifactError(f"{archive} would unpack to {size / 1024 ** 2:,.0f} MiB; {target} has "
+                                    f"{free / 1024 ** 2:,.0f} MiB free (and {FREE_SPACE_LEFT // 1024 ** 2} MiB must "
+                                    "stay free)")
             for member in members:
-                tarfile.data_filter(member, str(target))
+                try:
+                    tarfile.data_filter(member, str(target))
+                except tarfile.FilterError as error:
+                    raise ArtifactError(f"{archive} is refused: {error}") from None
             tar.extractall(target, members=members, filter="data")
     except (tarfile.TarError, OSError, EOFError) as error:
         raise ArtifactError(f"{archive} cannot be unpacked: {type(error).__name__}: {error}") from error
@@ -246,9 +257,11 @@ def load_artifact(model_dir: Path, device="cpu") -> tuple[ImageClassifier, dict,
                             f"({type(error).__name__}: {error})") from error
     try:
         model.load_state_dict(state)
-    except RuntimeError as error:
+    except RuntimeError as error:  # torch lists each key on a line of its own: the first few, on one line
+        details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()] or [str(error)]
+        shown = "; ".join(details[:3]) + (f"; and {len(details) - 3} more" if len(details) > 3 else "")
         raise ArtifactError(f"{weights} does not match architecture {config['architecture']} "
-                            f"with {len(config['classes'])} classes: {error}") from error
+                            f"with {len(config['classes'])} classes: {shown}") from error
     return model.to(device).eval(), config, preprocessing
 
 

@@ -94,6 +94,10 @@ class Preprocessing:
         """Decode an image to RGB, letting libjpeg decode at a reduced scale when the image is large."""
         return open_rgb(source, draft_size=draft_size or self.resize_size, max_pixels=max_pixels)
 
+    def open(self, source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+        """The image's header only (`open_image`): its size as the evaluation path will decode it."""
+        return open_image(source, draft_size=self.resize_size, max_pixels=max_pixels)
+
     # --- transforms -----------------------------------------------------------------------------
     def eval_transform(self, image: Image.Image) -> torch.Tensor:
         """Resize the shorter side to `resize_size`, centre-crop `image_size`: uint8 CHW tensor.
@@ -161,7 +165,8 @@ def _sniff_format(handle, position: int | None) -> str | None:
 
 def open_rgb(source: Source, draft_size: int | None = None,
              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open a JPEG or PNG (greyscale, RGBA, CMYK, palette, 16-bit) as a fully decoded, upright RGB image.
+    """Open a JPEG or PNG (greyscale, RGBA, CMYK, palette, 16-bit) as a fully decoded, upright RGB image:
+    `decode_rgb(open_image(...))`.
 
     `draft_size`: the shorter side the caller needs; JPEGs are decoded at the smallest 1/2, 1/4 or 1/8
     scale that keeps both sides at least this large (libjpeg's reduced-size decode, much faster).
@@ -169,6 +174,15 @@ def open_rgb(source: Source, draft_size: int | None = None,
     the pixels are the way the photo was taken. Raises ImageDecodeError for other formats and for
     unreadable, corrupt or truncated data, and ImageTooLargeError above `max_pixels`.
     """
+    return decode_rgb(open_image(source, draft_size=draft_size, max_pixels=max_pixels))
+
+
+def open_image(source: Source, draft_size: int | None = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """A JPEG or PNG with only its header read: nothing is decoded yet, and `image.size` is the size it will
+    be decoded at (a JPEG's reduced scale for `draft_size` applied), which is what decoding it costs.
+    ImageTooLargeError when the stored image has more than `max_pixels`; ImageDecodeError when it is not
+    a JPEG or PNG image."""
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     try:
@@ -193,6 +207,14 @@ def open_rgb(source: Source, draft_size: int | None = None,
         if draft_size and image.format == "JPEG" and image.mode in ("RGB", "L"):
             # Both sides stay >= draft_size, so the size needed holds whichever way the photo is turned.
             image.draft(image.mode, (draft_size, draft_size))
+    except (OSError, ValueError) as error:
+        raise ImageDecodeError(f"not a readable image: {error}") from error
+    return image
+
+
+def decode_rgb(image: Image.Image) -> Image.Image:
+    """Decode an image from `open_image`: fully decoded, upright (EXIF Orientation applied), RGB."""
+    try:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy for the many upright images
         return _to_rgb(image)

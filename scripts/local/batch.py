@@ -9,21 +9,25 @@ time (its MaxConcurrentTransforms). Each answer goes to
 <out>/<path under DATA>.out, summary.json beside them (scripts/batch_output.py: the layout and summary that
 `make batch-transform` shares). With --model the endpoint is started on a free port and stopped at the end
 (`make serve-local`'s command); without it, the endpoint on --port is used. Output folder:
-build/batch-local/<DATA name>-<yyyymmdd-hhmmss>/ unless --out (a folder that holds files is refused).
+build/batch-local/<DATA name>-<yyyymmdd-hhmmss>/ unless --out (a folder that holds other files is refused).
+An interrupted run (Ctrl-C, SIGTERM, a crash) goes on where it stopped when it is run again with the same DATA
+and OUT: the images whose .out file is there are not sent again (each .out is written whole or not at all).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from classifier.artifact import atomic_write_bytes, atomic_write_json
 from classifier.progress import Progress
 from scripts import REPO_ROOT, batch_output, orchestration
 from scripts.batch_output import BatchError
@@ -31,31 +35,44 @@ from scripts.invoke import CONTENT_TYPES, invoke_url
 from scripts.local import endpoint_process, jobs
 
 OUT_DIR = REPO_ROOT / "build" / "batch-local"
+RUN_RECORD = ".batch-local.json"  # in the output folder: which DATA this run classifies (to go on after a stop)
 CONCURRENCY = 4  # requests in flight, as transform.max_concurrent_transforms (MMS queues what its workers lack)
 
 
-def model_dir(model: str) -> Path:
-    """MODEL=: a model directory (model_config.json), a job directory (its model/) or a local job's name."""
-    from classifier.serving.local import resolve_model_dir
-
-    candidates = [Path(model)]
+def output_dir(out: str, data: Path, inputs: list[str]) -> tuple[Path, set[str]]:
+    """Where the outputs go (made once the endpoint answers) and the inputs already answered there: a new or
+    empty folder, or one an interrupted run over the same DATA left (it goes on); anything else is refused."""
+    folder = Path(out) if out else OUT_DIR / f"{data.resolve().name}-{orchestration.timestamp()}"
+    marker = folder / RUN_RECORD
+    if not marker.is_file():
+        return batch_output.fresh_folder(folder), set()
     try:
-        candidates.append(jobs.resolve_job(model))
-    except jobs.JobError:
-        pass
-    for candidate in candidates:
+        started = json.loads(marker.read_text())["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BatchError(f"OUT={folder} holds an unreadable {RUN_RECORD}: give a new or empty folder") from None
+    if (folder / batch_output.SUMMARY_FILE).exists():
+        raise BatchError(f"OUT={folder} holds a finished run ({batch_output.SUMMARY_FILE}): give a new or empty "
+                         "folder (nothing is overwritten)")
+    if started != str(data.resolve()):
+        raise BatchError(f"OUT={folder} holds an interrupted run over DATA={started}: give that DATA= to finish it, "
+                         "or a new or empty OUT=")
+    outputs = batch_output.Outputs(folder)
+    done = set()
+    for relative in inputs:
+        found = outputs.find(relative)
         try:
-            return resolve_model_dir(candidate)
-        except SystemExit:
-            continue
-    raise BatchError(f"MODEL={model} is neither a model directory (with model_config.json), a job directory "
-                     "nor a local job's name (`make jobs` lists them)")
+            if found is not None and batch_output.read_output(found):
+                done.add(relative)
+        except BatchError:
+            pass  # sent again
+    return folder, done
 
 
-def output_dir(out: str, data: Path) -> Path:
-    """Where the outputs go (made once the endpoint answers); a folder holding files is refused."""
-    default = OUT_DIR / f"{data.resolve().name}-{orchestration.timestamp()}"
-    return batch_output.fresh_folder(Path(out) if out else default)
+def start_record(out_dir: Path, data: Path, source: str) -> None:
+    """What an interrupted run needs to go on: its DATA (and, for the record, what classified)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / RUN_RECORD).is_file():
+        atomic_write_json(out_dir / RUN_RECORD, {"data": str(data.resolve()), "source": source})
 
 
 @contextmanager
@@ -96,7 +113,7 @@ def send(url: str, data: Path, relative: str, out_dir: Path) -> str | None:
         return f"HTTP {answer.status}: {message(answer.body)}"
     target = out_dir / batch_output.output_name(relative)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(answer.body)
+    atomic_write_bytes(target, lambda handle: handle.write(answer.body))  # whole or absent: a resumed run trusts it
     return None
 
 
@@ -130,17 +147,29 @@ def run(data: str, model: str = "", port: int = 8080, out: str = "", concurrency
         ) -> batch_output.Summary:
     inputs = batch_output.local_inputs(data)
     folder = Path(data)
-    directory = model_dir(model) if model else None
-    out_dir = output_dir(out, folder)
-    with endpoint(directory, port) as url:
-        print(f"batch-local: {len(inputs)} images of {folder} to {url}, one request each, {concurrency} at a time",
-              file=sys.stderr)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        reasons = classify(url, folder, inputs, out_dir, concurrency)
-    source = f"the local endpoint ({model})" if model else f"the local endpoint {url}"
+    out_dir, done = output_dir(out, folder, inputs)
+    todo = [relative for relative in inputs if relative not in done]
+    with ExitStack() as stack:
+        directory = stack.enter_context(jobs.opened_model(model)) if model else None
+        url = stack.enter_context(endpoint(directory, port))
+        source = f"the local endpoint ({model})" if model else f"the local endpoint {url}"
+        start_record(out_dir, folder, source)
+        print(f"batch-local: {len(todo)} images of {folder} to {url}, one request each, {concurrency} at a time"
+              + (f" ({len(done)} answered by an earlier, interrupted run)" if done else ""), file=sys.stderr)
+        try:
+            reasons = classify(url, folder, todo, out_dir, concurrency)
+        except KeyboardInterrupt:
+            outputs = batch_output.Outputs(out_dir)
+            answered = sum(1 for relative in inputs if outputs.find(relative) is not None)
+            raise Interrupted(f"interrupted: {answered} of {len(inputs)} images are answered in {out_dir}; the same "
+                              f"command (DATA={data} OUT={out_dir}) goes on from there") from None
     summary = batch_output.summarize(out_dir, inputs, source, str(out_dir), reasons)
     batch_output.write_summary(summary, out_dir)
     return summary
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the outputs so far are kept, and how to go on is said."""
 
 
 def main(argv=None) -> int:
@@ -153,11 +182,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.concurrency <= 64:
         parser.error(f"--concurrency {args.concurrency} must be 1 to 64")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the endpoint stopped, how to go on said
     try:
         summary = run(args.data, args.model, args.port, args.out, args.concurrency)
-    except (BatchError, endpoint_process.EndpointError) as error:
+    except (BatchError, jobs.JobError, endpoint_process.EndpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except Interrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted before any image was sent", file=sys.stderr)
+        return 130
     print(summary.text() + f"\nsummary: {Path(summary.output) / batch_output.SUMMARY_FILE}")
     return 0 if not summary.failures else 1
 

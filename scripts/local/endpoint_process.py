@@ -1,6 +1,8 @@
 """The local endpoint as a child process: the serving image's stack (`python -m classifier.serving.local`,
 as `make serve-local` runs it) started in its own process group, waited for until /ping answers, stopped.
-Used by the demo and by `make batch-local`."""
+Used by the demo and by `make batch-local`. It cannot outlive the process that started it: `serve` gets
+SIGTERM when that process dies, even by SIGKILL (orphan_guard.py), and stops its servers (a guard of
+theirs sees to it even when `serve` itself is killed)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from scripts import CONTAINER_DIR
+from scripts.local.orphan_guard import guarded
 
 STARTUP_SECONDS = 240  # SageMaker's limit for a container's first healthy /ping
 
@@ -25,8 +28,9 @@ def start(model: Path, port: int, work_dir: Path, log: Path) -> subprocess.Popen
     """The endpoint for `model` on 127.0.0.1:`port`, its output to `log`, in a process group of its own."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTAINER_DIR), os.environ.get("PYTHONPATH", "")])}
     with open(log, "wb") as handle:
-        return subprocess.Popen([sys.executable, "-m", "classifier.serving.local", str(model), "--port", str(port),
-                                 "--work-dir", str(work_dir)], stdout=handle, stderr=subprocess.STDOUT, env=env,
+        command = [sys.executable, "-m", "classifier.serving.local", str(model), "--port", str(port),
+                   "--work-dir", str(work_dir)]
+        return subprocess.Popen(guarded(command), stdout=handle, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
 
 
@@ -39,18 +43,28 @@ def answers_ping(url: str) -> bool:
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Return once /ping answers 200; a line every 10 s while waiting."""
+    """Return once /ping answers 200; a line every 10 s while waiting. An endpoint that exits (a model that
+    cannot be loaded, say) is an EndpointError at once, with the reason `serve` gave."""
     started, shown = time.monotonic(), 0
     while not answers_ping(url):
         waited = time.monotonic() - started
         if process.poll() is not None or waited > STARTUP_SECONDS:
             why = f"exited with {process.returncode}" if process.poll() is not None else "gave no healthy /ping"
-            tail = log.read_text(errors="replace")[-3000:]
-            raise EndpointError(f"the local endpoint {why} (after {waited:.0f} s); its log {log}:\n{tail}")
+            raise EndpointError(f"the local endpoint {why} after {waited:.0f} s: {reason(log)} (its log: {log})")
         if waited - shown >= 10:
             print(f"waiting for the endpoint on {url}: {waited:.0f} s", file=sys.stderr, flush=True)
             shown = waited
         time.sleep(0.5)
+
+
+def reason(log: Path) -> str:
+    """Why the endpoint stopped: the last error `serve` (or serve-local) wrote to its log, else the log's last line."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    errors = [line for line in lines if line.startswith(("serve: error: ", "serve-local: error: "))]
+    return (errors or lines or ["an empty log"])[-1]
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -29,16 +30,16 @@ from pathlib import Path
 
 import psutil
 
-from classifier.artifact import ARCHIVE_SUFFIXES, CONFIG_FILE, atomic_write_json
+from classifier.artifact import ARCHIVE_SUFFIXES, CONFIG_FILE, ArtifactError, atomic_write_json, unpack_archive
 from scripts import CONTAINER_DIR, REPO_ROOT, orchestration
 from scripts.job_definition import JobDefinition
+from scripts.local.orphan_guard import guarded
 
 JOBS_ROOT = Path(os.environ.get("JOBS_DIR", REPO_ROOT / "jobs"))
 RECORD = "job.json"
 LOG = "job.log"
 STATUSES = ("Created", "InProgress", "Completed", "Failed", "Stopped")
 ENTRY = REPO_ROOT / "docker" / "entrypoint_train.py"
-ORPHAN_GUARD = Path(__file__).with_name("orphan_guard.py")
 STOP_GRACE_SECONDS = 120  # SageMaker's too: SIGTERM, then SIGKILL 120 s later
 
 
@@ -141,12 +142,14 @@ def resolve_job(name_or_path: str, root: Path | None = None) -> Path:
 
 def resolve_model(name_or_path: str, root: Path | None = None) -> Path:
     """A model as MODEL= and INIT_MODEL= name it: a local job (name or directory: its model/), a model
-    directory (model_config.json inside) or a model.tar.gz (a SageMaker job's artifact, downloaded)."""
+    directory (model_config.json inside, or in its model/: a job's /opt/ml tree) or a model.tar.gz (a
+    SageMaker job's artifact, downloaded; `opened_model` unpacks it)."""
     path = Path(name_or_path)
     if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
         return path
-    if (path / CONFIG_FILE).is_file():
-        return path
+    for candidate in (path, path / "model"):
+        if (candidate / CONFIG_FILE).is_file() and not (candidate / RECORD).is_file():
+            return candidate
     try:
         job = resolve_job(name_or_path, root)
     except JobError:
@@ -156,6 +159,30 @@ def resolve_model(name_or_path: str, root: Path | None = None) -> Path:
         raise JobError(f"job {job.name} has no model (status {read_record(job).get('status')}): only a completed "
                        "job's model can be used")
     return job / "model"
+
+
+@contextmanager
+def opened_model(name_or_path: str, root: Path | None = None):
+    """The model directory MODEL= names (`resolve_model`). A model.tar.gz is unpacked (classifier.artifact's
+    unpack_archive: members checked, size capped, free space checked) into a temporary folder that is removed
+    when the block ends, whatever happened in it; a bad archive is a JobError that says why."""
+    found = resolve_model(name_or_path, root)
+    if found.is_dir():
+        yield found
+        return
+    work = Path(tempfile.mkdtemp(prefix="unpacked-model-"))
+    try:
+        try:
+            unpack_archive(found, work)
+        except ArtifactError as error:
+            raise JobError(str(error)) from None
+        inside = next((c for c in (work, work / "model") if (c / CONFIG_FILE).is_file()), None)
+        if inside is None:
+            raise JobError(f"{found} holds no {CONFIG_FILE} (at its top level, as SageMaker packs /opt/ml/model): "
+                           "not a model archive of this project")
+        yield inside
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def training_environment(job: Path, overrides: dict | None = None) -> dict:
@@ -300,8 +327,7 @@ def run_job(job: Path, echo=None, definition: JobDefinition | None = None, on_li
     stopped_by_caller = False
     with open(job / LOG, "ab") as log:
         offset = log.tell()
-        process = subprocess.Popen([sys.executable, "-s", "-S", str(ORPHAN_GUARD), str(os.getpid()),
-                                    *train_command()], cwd=job, env=training_environment(job, env),
+        process = subprocess.Popen(guarded(train_command()), cwd=job, env=training_environment(job, env),
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     record.update(status="InProgress", started=now(), ended=None, failure_reason=None, exit_code=None,

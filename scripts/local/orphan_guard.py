@@ -3,7 +3,9 @@
 Linux: prctl(PR_SET_PDEATHSIG, SIGTERM), then exec the command, which keeps the setting. So a local
 training job whose `make train-local` or tuning process is killed (even with SIGKILL) gets SIGTERM, which
 the training image's entry passes to the training program: it stops at its next step and keeps its last
-checkpoint. If the parent is already gone when this starts, the command does not run. Elsewhere the
+checkpoint; and the local endpoint of `make batch-local` or the demo stops its servers. The signal comes
+when the thread that started the command ends: start it from the main thread. If the parent is already
+gone when this starts, the command does not run. Elsewhere the
 command is run as it is (`make jobs` still sees that its process is gone). Standard library only: it runs
 before the job's own Python.
 """
@@ -13,6 +15,11 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+
+
+def guarded(command: list[str]) -> list[str]:
+    """`command` run through this guard: it gets SIGTERM when the calling process dies."""
+    return [sys.executable, "-s", "-S", os.path.abspath(__file__), str(os.getpid()), *command]
 
 
 def main() -> int:

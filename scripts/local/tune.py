@@ -31,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from classifier.artifact import atomic_write_json
 from classifier.training import hyperparameters as hp_specs
+from classifier.training.data import DataError
 from scripts import job_definition, orchestration
 from scripts.job_definition import JobDefinition
 from scripts.local import features, jobs, tuning_jobs
@@ -197,17 +199,35 @@ class Tuner:
 
     # --- the study: trials, their numbers, interruptions ------------------------------------------
     def study(self) -> optuna.Study:
+        """The Optuna study in optuna.db: made on the first run, read on a resume. A study file that is gone or
+        unreadable after trials have run is an error that says so: a new, empty study would number the trials
+        from 1 again and print values their existing jobs never ran with."""
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial prints its own line
-        study = optuna.create_study(
-            study_name=self.name, storage=f"sqlite:///{self.dir / 'optuna.db'}", load_if_exists=True,
-            direction="minimize" if self.definition.minimize() else "maximize",
-            sampler=make_sampler(self.definition, self.record["sampler"], self.record["seed"]),
-            pruner=make_pruner(self.definition))
+        storage = self.dir / tuning_jobs.STUDY_FILE
+        advice = ("restore it from a copy to resume, or start a new tuning job (make tune-local DATA=...); the "
+                  f"trials' jobs and models stay in {jobs.JOBS_ROOT}")
+        ran = self.trial_jobs()
+        if not storage.is_file() and (ran or self.record.get("status", "Created") != "Created"):
+            raise jobs.JobError(f"{storage} is missing, but tuning job {self.name} has run before "
+                                f"({len(ran)} trial job(s)): the values its trials were given and their results were "
+                                f"recorded there; {advice}")
+        try:
+            study = optuna.create_study(
+                study_name=self.name, storage=f"sqlite:///{storage}", load_if_exists=True,
+                direction="minimize" if self.definition.minimize() else "maximize",
+                sampler=make_sampler(self.definition, self.record["sampler"], self.record["seed"]),
+                pruner=make_pruner(self.definition))
+        except SQLAlchemyError as error:
+            raise jobs.JobError(f"{storage} cannot be read ({tuning_jobs.study_error(error)}); {advice}") from None
         made = len(study.get_trials(deepcopy=False))
         if made:
             seed = sampler_seed(self.record["seed"], made)
             study.sampler = make_sampler(self.definition, self.record["sampler"], seed)
         return study
+
+    def trial_jobs(self) -> list[Path]:
+        """The training jobs this tuning job's trials have made so far."""
+        return sorted(job.parent for job in jobs.JOBS_ROOT.glob(f"{self.name}-[0-9]*/{jobs.RECORD}"))
 
     @staticmethod
     def is_done(t: optuna.trial.FrozenTrial) -> bool:
@@ -244,25 +264,35 @@ class Tuner:
             except BlockingIOError:
                 raise jobs.JobError(f"tuning job {self.name} is running in another process") from None
             study = self.study()
-            interrupted = self.recover_interrupted(study)
-            if interrupted:
-                self.echo(f"Resuming {self.name}: {interrupted} interrupted trial(s) "
-                          "will continue from their checkpoints")
-            self.update(status="InProgress")
-            shared = orchestration.shared_features(self.definition)  # the rule make tune follows on SageMaker
-            if self.record.get("feature_cache", True) and shared is not None:
-                features.prepare(shared, self.data, self.echo)  # once, before the trials
-            self._last_ordinal = max([t.user_attrs.get("ordinal", 0) for t in study.get_trials(deepcopy=False)],
-                                     default=0)
-            remaining = self.definition.limits.max_jobs - self.done(study)
-            if remaining > 0 and not self.runs.stopping.is_set():
-                self.in_trials = True
-                try:
-                    study.optimize(self.objective, n_trials=remaining, n_jobs=self.definition.limits.max_parallel_jobs,
-                                   catch=(TrialFailed, TrialInterrupted), callbacks=[self._stop_when_asked])
-                finally:
-                    self.in_trials = False
-            return self.summarise(study)
+            try:
+                return self._run(study)
+            except Exception as error:  # noqa: BLE001 - the job ends Failed with the reason, never stuck InProgress
+                reason = tuning_jobs.study_error(error) if isinstance(error, SQLAlchemyError) else str(error)
+                self.update(status="Failed", failure_reason=reason, ended=jobs.now())
+                if isinstance(error, (DataError, SQLAlchemyError)):
+                    raise jobs.JobError(f"tuning job {self.name} failed: {reason}") from None
+                raise
+
+    def _run(self, study: optuna.Study) -> dict:
+        interrupted = self.recover_interrupted(study)
+        if interrupted:
+            self.echo(f"Resuming {self.name}: {interrupted} interrupted trial(s) "
+                      "will continue from their checkpoints")
+        self.update(status="InProgress")
+        shared = orchestration.shared_features(self.definition)  # the rule make tune follows on SageMaker
+        if self.record.get("feature_cache", True) and shared is not None:
+            features.prepare(shared, self.data, self.echo)  # once, before the trials
+        self._last_ordinal = max([t.user_attrs.get("ordinal", 0) for t in study.get_trials(deepcopy=False)],
+                                 default=0)
+        remaining = self.definition.limits.max_jobs - self.done(study)
+        if remaining > 0 and not self.runs.stopping.is_set():
+            self.in_trials = True
+            try:
+                study.optimize(self.objective, n_trials=remaining, n_jobs=self.definition.limits.max_parallel_jobs,
+                               catch=(TrialFailed, TrialInterrupted), callbacks=[self._stop_when_asked])
+            finally:
+                self.in_trials = False
+        return self.summarise(study)
 
     def _stop_when_asked(self, study: optuna.Study, trial) -> None:
         if self.runs.stopping.is_set():

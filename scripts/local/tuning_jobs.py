@@ -20,7 +20,15 @@ if TYPE_CHECKING:  # only the annotations: reading a record needs no Optuna
     import optuna
 
 RECORD = "tuning.json"
+STUDY_FILE = "optuna.db"  # the Optuna study (SQLite): each trial's values, state and per-epoch reports
 EPOCH = re.compile(r"\bepoch=(\d+)")  # the epoch of a per-epoch metric line (the pruners' and the report's)
+
+
+def study_error(error: Exception) -> str:
+    """SQLite's own words for a study file it cannot use (`file is not a database`, `database disk image is
+    malformed`), without SQLAlchemy's statement and links."""
+    cause = getattr(error, "orig", None) or error
+    return str(cause).splitlines()[0] if str(cause) else type(cause).__name__
 
 
 def tuning_root() -> Path:

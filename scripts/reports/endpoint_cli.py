@@ -42,10 +42,14 @@ def write_local_report(log: Path, out: Path | None = None, name: str | None = No
                                 "log) or give LOG=<file>")
     served = log.resolve().parent.parent
     port = served.name if served.parent == SERVE_DIR.resolve() else None  # make serve-local's own log
+    malformed = []
     with open(log, errors="replace") as handle:
-        records = [r for r in parse_records(handle) if since is None or record_time(r) >= since]
+        records = [r for r in parse_records(handle, malformed) if since is None or record_time(r) >= since]
         traffic = from_records(records, name or (f"local endpoint on port {port}" if port else
                                                                f"local endpoint ({log.name})"), str(log))
+    if malformed:
+        traffic.notes.append(f"{len(malformed)} INVOCATION line(s) of the log are not records the handler writes and "
+                             f"were left out; the first: {malformed[0][:200]}")
     slug = f"local-{port}" if port else f"local-{log.stem}"
     return endpoint_report.write(traffic, out or REPORTS_DIR / slug / "endpoint-report.html")
 

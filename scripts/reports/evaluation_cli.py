@@ -17,29 +17,44 @@ import re
 import sys
 from pathlib import Path
 
+from classifier.artifact import ArtifactError
+from classifier.export.formats import FormatError
 from scripts import REPO_ROOT
 from scripts.aws.common import open_aws, run
 from scripts.batch_output import BatchError
 from scripts.invoke import build_request, invoke_sagemaker, invoke_url
+from scripts.local import jobs
 
 from . import evaluation_report, metrics, predict
-from .evaluation_data import EvaluationError, images, model_dir
+from .evaluation_data import EvaluationError, images
 
 REPORTS_DIR = REPO_ROOT / "build" / "reports" / "evaluation"
 
 
 def default_out(what: str, data: Path) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", what).strip("-")
-    return REPORTS_DIR / f"{slug}-{data.resolve().name}" / "evaluation-report.html"
+    return REPORTS_DIR / f"{slug}-{data.resolve().name}" / evaluation_report.PAGE
 
 
 def evaluate_model(model: str, data: str, out: Path | None = None, batch: int = predict.BATCH) -> Path:
-    directory = model_dir(model)
+    """MODEL= as every target resolves it (scripts/local/jobs.py); a model.tar.gz is unpacked for the evaluation
+    and removed after it."""
     found = images(data)
-    print(f"Evaluating {directory} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
-    predictions = predict.from_model_dir(directory, found, batch)
-    name = directory.parent.name if directory.name == "model" else directory.name
+    with jobs.opened_model(model) as directory:
+        shown = model if Path(model).is_file() else str(directory)  # an archive by its name, not its unpacked copy
+        print(f"Evaluating {shown} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
+        predictions = predict.from_model_dir(directory, found, batch, shown)
+        name = model_name(model, directory)
     return _write(predictions, found.folder, out or default_out(name, found.folder), name)
+
+
+def model_name(model: str, directory: Path) -> str:
+    """What the report calls the model: its job's name, its folder's, or its archive's."""
+    path = Path(model)
+    if path.is_file():
+        stem = path.name.removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz")
+        return f"{path.resolve().parent.name}-{stem}"
+    return directory.parent.name if directory.name == "model" else directory.name
 
 
 def evaluate_endpoint(url: str, data: str, out: Path | None = None, batch: int = predict.BATCH) -> Path:
@@ -95,11 +110,16 @@ def main(argv=None) -> int:
             path = evaluate_endpoint(args.endpoint, args.data, args.out, args.batch)
         else:
             return run(lambda: sagemaker(args))
-    except (EvaluationError, BatchError, OSError) as error:
+    except (EvaluationError, BatchError, jobs.JobError, ArtifactError, FormatError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Evaluation report: {path}")
+    say_written(path)
     return 0
+
+
+def say_written(page: Path) -> None:
+    numbers, rows = evaluation_report.side_files(page)
+    print(f"Evaluation report: {page} (beside it: {numbers.name}, {rows.name})")
 
 
 def sagemaker(args) -> int:
@@ -119,7 +139,7 @@ def sagemaker(args) -> int:
         f"SageMaker endpoint {args.endpoint} ({aws.settings.region})", found, args.batch)
     path = _write(predictions, found.folder, args.out or default_out(f"sagemaker-{args.endpoint}", found.folder),
                   f"SageMaker endpoint {args.endpoint}")
-    print(f"Evaluation report: {path}")
+    say_written(path)
     return 0
 
 

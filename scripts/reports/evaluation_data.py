@@ -1,46 +1,23 @@
-"""What an evaluation reads and produces: the model directory a MODEL= names, the images of a
-class-per-folder DATA= folder with their classes, and the predictions (every class's probability for
-every image), which the model directory and an endpoint produce alike (predict.py)."""
+"""What an evaluation reads and produces: the images of a class-per-folder DATA= folder with their classes, and
+the predictions (every class's probability for every image), which the model directory and an endpoint produce
+alike (predict.py). The model directory a MODEL= names: scripts/local/jobs.py's opened_model."""
 from __future__ import annotations
 
 import csv
-import tarfile
-import tempfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from classifier.artifact import CONFIG_FILE
+from classifier.artifact import atomic_write_bytes
 from classifier.training.data import DataError, scan_channel
-from scripts.local import jobs
 
 SPLITS = ("test", "valid", "train")  # a data set's folders; DATA= may name the set or one of them
 
 
 class EvaluationError(ValueError):
     """Bad input for an evaluation; the message says what to give instead."""
-
-
-def model_dir(model: str) -> Path:
-    """MODEL=: a local job's name or directory (its model/), a model directory, or a SageMaker model.tar.gz
-    (extracted into a temporary directory)."""
-    path = Path(model)
-    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-        target = Path(tempfile.mkdtemp(prefix="evaluate-model-"))
-        with tarfile.open(path) as archive:
-            archive.extractall(target, filter="data")
-        return model_dir(str(target))
-    candidates = [path, path / "model"]
-    try:
-        candidates.append(jobs.resolve_job(model) / "model")
-    except jobs.JobError:
-        pass
-    for candidate in candidates:
-        if (candidate / CONFIG_FILE).is_file():
-            return candidate
-    raise EvaluationError(f"MODEL={model} is neither a model directory (with {CONFIG_FILE}), a local job (name or "
-                          "directory, `make jobs` lists them) nor a model.tar.gz")
 
 
 @dataclass(frozen=True)
@@ -110,12 +87,18 @@ def true_labels(found: Images, classes: list[str]) -> np.ndarray:
 
 
 def write_predictions_csv(predictions: Predictions, path: Path) -> Path:
-    """One row per image: file, true class, predicted class, its probability, the true class's probability."""
-    with open(path, "w", newline="") as handle:
+    """One row per image: file, true class, predicted class, its probability, the true class's probability.
+    Written whole or not at all."""
+    def write(binary):
+        handle = io.TextIOWrapper(binary, newline="", encoding="utf-8")
         writer = csv.writer(handle)
         writer.writerow(["image", "true_class", "predicted_class", "probability", "true_class_probability"])
         for file, label, row in zip(predictions.paths, predictions.labels, predictions.probabilities, strict=True):
             best = int(row.argmax())
             writer.writerow([str(file), predictions.classes[label], predictions.classes[best], f"{row[best]:.6f}",
                              f"{row[label]:.6f}"])
+        handle.flush()
+        handle.detach()
+
+    atomic_write_bytes(path, write)
     return path

@@ -4,20 +4,23 @@ predictions came from the model directory or through an endpoint.
 Summary (accuracy, top-k, log loss, macro F1, ECE), per-class precision/recall/F1, the confusion matrix
 (sorted, with a close-up and the most confused pairs), the most confident mistakes as pictures, top-k
 accuracy and calibration; from a model directory, each format it holds (torch, the accepted exports) with its
-top-1 side by side. Next to the page: evaluation.json (the numbers) and predictions.csv (each image).
+top-1 side by side. Next to the page: evaluation.json (the numbers) and predictions.csv (each image), named
+after the page when it is not evaluation-report.html (OUT=dir/r.html: r-evaluation.json, r-predictions.csv), so
+that a report written into a folder of other files replaces none of them.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from classifier.artifact import atomic_write_json
-from classifier.pages.figures import png
+from classifier.pages.figures import FONT_PACKAGES, png, undrawable
 
 from . import evaluation_plots as plots
 from .evaluation_data import Predictions, write_predictions_csv
 from .metrics import Evaluation
 from .page import write_page
 
+PAGE = "evaluation-report.html"  # the default name: its files are evaluation.json and predictions.csv
 FAILURES_SHOWN = 200  # images that could not be classified, listed on the page (all of them in evaluation.json)
 
 
@@ -28,8 +31,11 @@ def summary(p: Predictions, result: Evaluation, data: Path) -> dict:
         model = f"{p.model.get('architecture')}, {pre.get('image_size')} px"
     known = {k: v for k, v in ((p.model or {}).get("metrics") or {}).items()
              if k in ("test_accuracy", "valid_accuracy")}
+    boxes = undrawable(p.classes)
+    fonts = (f"the class names' characters {boxes} are in no installed font: the figures show them as boxes (the "
+             f"tables show them right); install {FONT_PACKAGES} (make setup) for CJK and emoji") if boxes else None
     return {"model": model, "data": str(data), "in_images": sum(1 for s in result.classes if s.support),
-            "rate": result.images / max(p.seconds, 1e-9), "own": known}
+            "rate": result.images / max(p.seconds, 1e-9), "own": known, "fonts": fonts}
 
 
 def figures(p: Predictions, result: Evaluation) -> dict:
@@ -82,13 +88,21 @@ def as_json(p: Predictions, result: Evaluation) -> dict:
     }
 
 
+def side_files(page: Path) -> tuple[Path, Path]:
+    """The numbers and the per-image rows of the report `page`: evaluation.json and predictions.csv beside the
+    default page, <page name>-evaluation.json and <page name>-predictions.csv beside any other."""
+    page = Path(page)
+    prefix = "" if page.name == PAGE else f"{page.stem}-"
+    return page.with_name(f"{prefix}evaluation.json"), page.with_name(f"{prefix}predictions.csv")
+
+
 def write(p: Predictions, result: Evaluation, data: Path, path: Path, title: str) -> Path:
-    """The page and, next to it, evaluation.json and predictions.csv."""
+    """The page and, next to it, its `side_files`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    numbers = path.with_name("evaluation.json")
+    numbers, rows = side_files(path)
     atomic_write_json(numbers, as_json(p, result))
-    rows = write_predictions_csv(p, path.with_name("predictions.csv"))
+    write_predictions_csv(p, rows)
     return write_page(path, "evaluation-report.html", title=f"Evaluation report: {title}", p=p, result=result,
                       summary=summary(p, result, data),
                       scores=sorted(result.classes, key=lambda s: (s.f1 if s.support else 2.0, s.name)),

@@ -48,10 +48,11 @@ def batches(paths: list[Path], size: int = BATCH) -> list[list[int]]:
 
 # --- the model directory ---------------------------------------------------------------------------------
 
-def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH) -> Predictions:
+def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH, name: str | None = None) -> Predictions:
     """The format an endpoint would serve on a CPU (`formats.choose`, SERVING_RUNTIME included) gives the
     predictions; every other format the artifact can serve runs on the same decoded batches, for its top-1
-    accuracy side by side (`Predictions.formats`)."""
+    accuracy side by side (`Predictions.formats`). `name`: what the report calls the model (default: the
+    directory)."""
     # torch and the serving code only here: an evaluation through an endpoint needs neither
     import torch
 
@@ -91,8 +92,9 @@ def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH) -> Predic
                         rows.append(probabilities)
                 kept += indices
             progress.add(len(group))
-    predictions = _predictions(f"model directory {model_dir} ({choice.format}: {choice.why})", serving.classes,
-                               found, labels, kept, rows, failures, progress.seconds, model=config)
+    source = f"{name or f'model directory {model_dir}'} ({choice.format}: {choice.why})"
+    predictions = _predictions(source, serving.classes, found, labels, kept, rows, failures, progress.seconds,
+                               model=config)
     predictions.formats = _format_results(config, choice.format, labels[kept], top1, seconds)
     return predictions
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from scripts.local import jobs, tuning_jobs
 
@@ -26,6 +27,9 @@ def load(directory: Path) -> TuningRun:
     regex = definition.metric_regexes().get(CURVE_METRIC)
     pruned = pruned_ordinals(Path(directory), record["name"])
     notes = []
+    if pruned is None:
+        notes.append(f"{tuning_jobs.STUDY_FILE} is missing or unreadable: trials the tuner pruned show as stopped.")
+        pruned = set()
     if not record.get("trials"):
         notes.append(f"The tuning job (status {record.get('status')}) has not recorded its trials yet: the tuner "
                      f"records them when it ends or is stopped; `make tune-local TUNING={record['name']}` resumes "
@@ -51,13 +55,17 @@ def load(directory: Path) -> TuningRun:
         notes=tuple(notes))
 
 
-def pruned_ordinals(directory: Path, name: str) -> set[int]:
-    """The trials the tuner pruned (early stopping, Hyperband): their newest Optuna trial is PRUNED."""
-    storage = directory / "optuna.db"
+def pruned_ordinals(directory: Path, name: str) -> set[int] | None:
+    """The trials the tuner pruned (early stopping, Hyperband): their newest Optuna trial is PRUNED. None when
+    the study cannot be read (gone, or not an Optuna study any more)."""
+    storage = directory / tuning_jobs.STUDY_FILE
     if not storage.is_file():
-        return set()
+        return None if tuning_jobs.read(directory)[0].get("trials") else set()  # gone after the trials ran
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
+    try:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
+    except (SQLAlchemyError, KeyError):
+        return None
     return {ordinal for ordinal, t in tuning_jobs.latest_trials(study).items() if t.state == TrialState.PRUNED}
 
 

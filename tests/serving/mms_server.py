@@ -1,4 +1,4 @@
-"""The real endpoint for tests: started exactly as `make serve-local` starts it
+"""The real endpoint for tests: started as `make serve-local` starts it (through scripts/local/serve.py)
 (`python -m classifier.serving.local`, which becomes `python -m classifier.serving.serve`:
 nginx + multi-model-server (Java) + the sagemaker-inference handler), on a free port of 127.0.0.1, with
 its own SAGEMAKER_BASE_DIR; stopped with SIGTERM to `serve`, then SIGKILL to whatever is left of it

@@ -122,7 +122,7 @@ def test_bad_input_is_named(server, tree, tmp_path, capsys):
         (["--data", str(tmp_path / "nowhere")], "is not a directory"),
         (["--data", str(tmp_path / "empty")], "holds no JPEG or PNG images"),
         (["--data", str(tree), "--port", str(free_port())], "no endpoint answers http://127.0.0.1:"),
-        (["--data", str(tree), "--model", str(tmp_path)], "is neither a model directory"),
+        (["--data", str(tree), "--model", str(tmp_path)], "is neither a local job"),
         (["--data", str(tree), "--port", str(server.port), "--out", str(tmp_path / "full")], "already holds files"),
     ]
     for argv, words in cases:
@@ -144,5 +144,43 @@ def test_make_batch_local_needs_data():
     shown = subprocess.run(["make", "-n", "--no-print-directory", "batch-local", "DATA=d 1", "MODEL=m", "PORT=9000",
                             "OUT=o", "CONCURRENCY=2"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     command = " ".join(shown.stdout.replace("\\\n", " ").split())
-    expected = "-m scripts.local.batch --data 'd 1' --model 'm' --port 9000 --out 'o' --concurrency '2'"
+    expected = "-m scripts.local.batch --data 'd 1' --model 'm' --port '9000' --out 'o' --concurrency '2'"
     assert expected in command, command
+
+
+def test_an_interrupted_batch_local_goes_on_with_the_same_out(server, tree, tmp_path, monkeypatch, capsys):
+    """Ctrl-C (or SIGTERM) part way: what was answered stays, the message says how to go on, and the same command
+    sends only the rest; a finished OUT or one of another DATA is refused with what to do instead."""
+    out = tmp_path / "out"
+    argv = ["--data", str(tree), "--port", str(server.port), "--out", str(out), "--concurrency", "1"]
+    real_send, sent = batch.send, []
+
+    def interrupted_after_three(url, data, relative, out_dir):
+        if len(sent) == 3:
+            raise KeyboardInterrupt
+        sent.append(relative)
+        return real_send(url, data, relative, out_dir)
+
+    monkeypatch.setattr(batch, "send", interrupted_after_three)
+    assert batch.main(argv) == 130
+    err = capsys.readouterr().err
+    inputs = batch_output.local_inputs(tree)
+    assert f"interrupted: 3 of {len(inputs)} images are answered in {out}; the same command" in err
+    assert sorted(p.name for p in out.rglob("*.out")) == sorted(f"{r.rsplit('/', 1)[-1]}.out" for r in sent)
+    assert not (out / "summary.json").exists()
+
+    def counted(url, data, relative, out_dir):
+        sent.append(relative)
+        return real_send(url, data, relative, out_dir)
+
+    monkeypatch.setattr(batch, "send", counted)
+    assert batch.main(argv) == 1  # the broken image
+    assert "(3 answered by an earlier, interrupted run)" in capsys.readouterr().err
+    assert sorted(sent) == sorted(inputs)  # each image sent once over the two runs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == len(inputs) and summary["classified"] == len(inputs) - 1
+    assert batch.main(argv) == 1
+    assert "holds a finished run (summary.json)" in capsys.readouterr().err
+    (out / "summary.json").unlink()  # as if interrupted again
+    assert batch.main(argv + ["--data", str(tree.parent)]) == 1
+    assert f"holds an interrupted run over DATA={tree.resolve()}: give that DATA=" in capsys.readouterr().err

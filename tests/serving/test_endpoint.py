@@ -14,11 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 import serving_data
-from mms_server import CONTAINER_DIR, PingProbe, mms_missing, start_server
+from mms_server import CONTAINER_DIR, PingProbe, mms_missing
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.skipif(bool(mms_missing()), reason=f"not installed: {mms_missing()}")
@@ -39,43 +38,6 @@ def test_ping_says_503_while_loading_and_200_once_loaded(server):
     assert 200 not in statuses[:-1]
     loading = server.request("GET", "/ping")
     assert loading.status == 200 and loading.json()["status"] == "Healthy"
-
-
-def test_ping_never_200_when_the_model_cannot_load(artifact_dir, tmp_path):
-    """Weights that do not load: the workers exit instead of serving without a model; /ping stays 503."""
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "model_config.json").write_text((artifact_dir / "model_config.json").read_text())
-    (broken / "model.pth").write_bytes(b"these are not weights")
-    server = start_server(broken, tmp_path / "server", env={"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}, wait=False)
-    try:
-        deadline = time.monotonic() + 120
-        while "Loading the model from" not in server.log_text():
-            assert time.monotonic() < deadline, server.log_text()[-3000:]
-            assert server.process.poll() is None, server.log_text()[-3000:]
-            time.sleep(0.2)
-        statuses = []
-        for _ in range(15):
-            try:
-                statuses.append(server.ping().status)
-            except OSError as error:
-                statuses.append(type(error).__name__)
-            time.sleep(0.1)
-        assert set(statuses) == {503}, statuses
-        assert "failed (" in server.log_text() and "this worker exits" in server.log_text()
-        # SIGTERM to `serve` alone (docker stop signals PID 1) stops nginx, MMS and every worker process.
-        servers = server.server_processes()
-        assert {p.name() for p in servers} >= {"nginx", "java"}, servers
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=60) == 0
-        time.sleep(1)
-        left = [p for p in servers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert left == [], left
-        left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
-                if str(server.work_dir) in " ".join(p.info["cmdline"] or [])]
-        assert left == [], left
-    finally:
-        server.stop()
 
 
 def test_serve_refuses_to_start_without_a_model(tmp_path):

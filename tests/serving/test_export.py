@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 
 import serving_data
+from classifier.artifact import unpack_archive
 from classifier.export import formats, gate
-from classifier.export.main import export_model
+from classifier.export.main import ExportStopped, export_model
 from classifier.serving import serve
 from classifier.serving.inference import load_model
 from classifier.training.data import Channel, scan_channel
@@ -47,7 +48,9 @@ def exported(artifact_dir, sample_set, tmp_path_factory) -> dict:
     export_script.pack(artifact_dir, archive)
     before = archive.read_bytes()
     written = export_script.run(str(archive), str(sample_set), out_dir=folder / "out")
-    return {"archive": archive, "before": before, "written": written, "model_dir": written.parent / "model"}
+    assert sorted(p.name for p in written.parent.iterdir()) == ["model.tar.gz"]  # the unpacked model is removed
+    model_dir = unpack_archive(written, folder / "written")
+    return {"archive": archive, "before": before, "written": written, "model_dir": model_dir}
 
 
 def config_of(model_dir: Path) -> dict:
@@ -102,6 +105,26 @@ def test_the_int8_gate_refuses_a_model_calibrated_on_one_blank_image(exported, s
     assert choice.format == "fp32" and f"int8 ({int8['reason']})" in choice.why
     with pytest.raises(serve.ModelDirError, match="the accuracy gate refused int8 for this model"):
         serve.check_model_dir(model_dir, env={"SERVING_RUNTIME": "int8"})
+
+
+@pytest.mark.parametrize("steps", [1, 6])  # before the reference; while judging fp32, both formats staged
+def test_an_export_asked_to_stop_keeps_nothing_of_it(exported, sample_set, tmp_path, steps):
+    """SIGTERM during the training job's export (`should_stop`): it ends at its next step, and the model directory
+    is as it was: no staging folder, no formats, the config untouched (an earlier export kept as it was)."""
+    model_dir = shutil.copytree(exported["model_dir"], tmp_path / "model")
+    before = {path.relative_to(model_dir): path.read_bytes() for path in model_dir.rglob("*") if path.is_file()}
+    classes = config_of(model_dir)["classes"]
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(1)
+        return len(asked) >= steps
+
+    with pytest.raises(ExportStopped, match="stopped by SIGTERM before"):
+        export_model(model_dir, scan_channel("train", sample_set / "train", classes),
+                     scan_channel("valid", sample_set / "valid", classes), should_stop=should_stop)
+    after = {path.relative_to(model_dir): path.read_bytes() for path in model_dir.rglob("*") if path.is_file()}
+    assert after == before and not (model_dir / ".export-staging").exists()
 
 
 def test_serving_runtime_forcing_an_absent_format_stops_serve_before_it_starts(artifact_dir, tmp_path):

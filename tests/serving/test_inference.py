@@ -122,9 +122,10 @@ def test_settings_defaults_and_environment(monkeypatch):
         settings.Settings.from_env()
 
 
-def test_constants_agree_with_the_shared_code():
-    # settings keeps a copy so that the long-lived `serve` process never imports torch.
-    assert settings.DEFAULT_MAX_PIXELS == preprocessing.DEFAULT_MAX_PIXELS
+def test_the_pixel_limit_has_one_home():
+    """preprocessing's (torch-free) default is the one settings uses: no copy to keep in step."""
+    assert settings.Settings.from_env({}).max_pixels == preprocessing.DEFAULT_MAX_PIXELS
+    assert "DEFAULT_MAX_PIXELS =" not in Path(settings.__file__).read_text()
 
 
 def test_the_serve_front_end_does_not_import_torch():

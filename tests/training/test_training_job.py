@@ -223,3 +223,28 @@ def test_sigterm_at_any_moment_ends_one_documented_way(image_set, tmp_path, mark
     else:  # the last finished epoch's checkpoint is kept for resuming
         epoch = int(re.search(r"stopped by SIGTERM during epoch (\d+)", failure).group(1))
         assert torch.load(job / "checkpoints" / "last.pt", weights_only=True)["progress"]["epoch"] == epoch - 1 >= 1
+
+
+@pytest.mark.slow  # a training job
+def test_sigterm_during_the_export_stops_it_and_keeps_nothing_of_it(image_set, tmp_path):
+    """The export is the job's last step, after the model is saved: a SIGTERM there ends it at its next step, no
+    `.export-staging` or half an `openvino/` is left, and the job completes with the model PyTorch serves."""
+    definition = job_definition.load()
+    hp = {**FAST_HP, "epochs": "1", "export": "true", "debugger": "false", "profiler": "false"}
+    job = jobs.create_job(definition, image_set, hp, root=tmp_path)
+    sent = {}
+
+    def stop_on_marker(line, process):
+        if "Export: PyTorch on" in line and not sent:
+            process.send_signal(signal.SIGTERM)
+            sent["at"] = time.time()
+        return False
+
+    record = jobs.run_job(job, definition=definition, on_line=stop_on_marker)
+    log = (job / jobs.LOG).read_text()
+    assert sent and record["status"] == "Completed", log[-3000:]
+    assert "Export stopped by SIGTERM before " in log and "nothing of the export was kept" in log
+    model_dir = job / "model"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]
+    assert "exports" not in json.loads((model_dir / "model_config.json").read_text())
+    artifact.load_artifact(model_dir)

@@ -12,6 +12,10 @@ artifact (scripts/export.py), or in an image:
    exports there are replaced only once the new ones are judged); `model_config.json` gets `exports` with
    every format's figures and, for a refused one, the reason. `model.pth` and the rest of the config are
    kept as they were: the artifact still serves `torch` whatever the gate said.
+
+`should_stop` (the training job's SIGTERM, classifier/training/stopping.py) is asked between the steps: when it
+says stop, the export ends with ExportStopped before it installs anything. Whatever ends an export early (that,
+an error, Ctrl-C) removes the staging folder: the model directory is as it was before the export began.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -40,6 +45,10 @@ log = logging.getLogger("classifier.export")
 CALIBRATION_IMAGES = 300  # NNCF's default subset size; a few hundred images settle its statistics
 BATCH = 16  # images per forward pass while judging
 STAGING = ".export-staging"
+
+
+class ExportStopped(Exception):
+    """Asked to stop (SIGTERM) between two steps: nothing of this export was kept."""
 
 
 def calibration_sample(channel: Channel, count: int, seed: int = 0) -> list[Path]:
@@ -67,11 +76,16 @@ def torch_network(model):
 
 
 def export_model(model_dir: Path, train: Channel, valid: Channel, calibration_images: int = CALIBRATION_IMAGES,
-                 threads: int | None = None) -> dict:
+                 threads: int | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
     """Export and judge both formats; returns the `exports` section written into model_config.json."""
     started = time.monotonic()
     model_dir = Path(model_dir)
     threads = threads or runtime.cpu_count()
+
+    def step(name: str) -> None:
+        if should_stop is not None and should_stop():
+            raise ExportStopped(f"stopped by SIGTERM before {name}")
+
     model, config, preprocessing = load_artifact(model_dir)
     if train.classes != config["classes"] or valid.classes != config["classes"]:
         raise DataError(f"the calibration and valid images' classes ({', '.join(valid.classes)}) are not the "
@@ -80,21 +94,28 @@ def export_model(model_dir: Path, train: Channel, valid: Channel, calibration_im
         raise DataError(f"no valid images in {valid.root}: the accuracy gate needs them")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    staging = model_dir / STAGING
     try:
+        step("the reference")
         log.info("Export: PyTorch on %d valid images of %s (the gate's reference)", len(valid), valid.root)
         valid_batches = decode_all([path for path, _ in valid.samples], preprocessing)
         labels = np.array(valid.labels())
         reference = probabilities(torch_network(model), valid_batches)
+        step("the calibration images")
         sample = calibration_sample(train, calibration_images)
         calibration = [image.unsqueeze(0).numpy() for batch in decode_all(sample, preprocessing) for image in batch]
-        staging = model_dir / STAGING
-        files = build_formats(model, preprocessing.image_size, calibration, staging)
+        files = build_formats(model, preprocessing.image_size, calibration, staging, step)
         judges = {FP32: gate.judge_fp32, INT8: gate.judge_int8}
         entries = {}
         for fmt, xml in files.items():  # each run as serving runs it: compiled from its files
+            step(f"judging {fmt}")
             verdict = judges[fmt](labels, reference, probabilities(OpenVINONetwork.load(xml, threads), valid_batches))
             entries[fmt] = {"accepted": verdict.accepted, "figures": verdict.figures,
                             **({"file": model_file(fmt)} if verdict.accepted else {"reason": verdict.reason})}
+        step("installing the formats")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-made stays beside the model
+        raise
     finally:
         torch.set_num_threads(previous_threads)
     exports = install(model_dir, staging, entries, {
@@ -108,26 +129,36 @@ def export_model(model_dir: Path, train: Channel, valid: Channel, calibration_im
     return exports
 
 
-def export_after_training(model_dir: Path, train: Channel, valid: Channel) -> dict | None:
+def export_after_training(model_dir: Path, train: Channel, valid: Channel,
+                          should_stop: Callable[[], bool] | None = None) -> dict | None:
     """The training job's last step. A failure here is logged with its traceback and leaves the artifact as
-    training saved it (it serves PyTorch): the model is not lost to an export problem."""
+    training saved it (it serves PyTorch): the model is not lost to an export problem. A SIGTERM
+    (`should_stop`) ends it at its next step, the same way: the job completes without exports."""
     try:
-        return export_model(model_dir, train, valid)
+        return export_model(model_dir, train, valid, should_stop=should_stop)
+    except ExportStopped as stopped:
+        log.info("Export %s: the model was saved before it and serves with PyTorch; nothing of the export was "
+                 "kept (`make export MODEL=...` makes it later)", stopped)
+        return None
     except Exception as error:  # noqa: BLE001 - the model is saved; say why it has no exports
         log.error("Export failed (%s: %s); the model serves with PyTorch. Retry with `make export MODEL=...`:\n%s",
                   type(error).__name__, error, traceback.format_exc())
         return None
 
 
-def build_formats(model, image_size: int, calibration: list[np.ndarray], staging: Path) -> dict[str, Path]:
+def build_formats(model, image_size: int, calibration: list[np.ndarray], staging: Path,
+                  step: Callable[[str], None] = lambda name: None) -> dict[str, Path]:
     """Both formats' IR files in a fresh `staging` folder: fp32 converted from the model, int8 quantised from
-    that fp32 IR with the calibration images (uint8 arrays (1, 3, H, W))."""
+    that fp32 IR with the calibration images (uint8 arrays (1, 3, H, W)). `step(name)` before each step."""
     shutil.rmtree(staging, ignore_errors=True)
     files = {fmt: staging / model_file(fmt) for fmt in (FP32, INT8)}
+    step("the fp32 conversion")
     log.info("Export: converting to OpenVINO fp32")
     fp32_model = convert.to_openvino(model, image_size)
+    step("the int8 quantisation")
     log.info("Export: int8 quantisation (NNCF), calibrated on %d training images", len(calibration))
     int8_model = convert.quantize_int8(fp32_model, calibration, len(calibration))
+    step("saving the formats")
     for fmt, ov_model in ((FP32, fp32_model), (INT8, int8_model)):
         files[fmt].parent.mkdir(parents=True, exist_ok=True)
         convert.save(ov_model, files[fmt])

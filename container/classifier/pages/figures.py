@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
+
+# Class names are in any script: each glyph comes from the first of these fonts that has it (matplotlib's font
+# fallback). DejaVu Sans (matplotlib's own) draws Latin, Greek, Cyrillic, Arabic...; WenQuanYi Micro Hei
+# (Debian's fonts-wqy-microhei, 5 MB) Chinese, Japanese and Korean; Symbola (fonts-symbola, 3 MB) emoji up to
+# Unicode 9 in black and white. Those not installed are left out; `undrawable` names what then shows as boxes.
+FONTS = ("DejaVu Sans", "WenQuanYi Micro Hei", "Symbola")
+FONT_PACKAGES = "fonts-wqy-microhei and fonts-symbola"
 
 
 def pyplot():
@@ -13,8 +21,38 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 96, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+    plt.rcParams.update({"figure.dpi": 96, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
+                         "font.family": list(_font_files())})
     return plt
+
+
+@functools.lru_cache(maxsize=1)
+def _font_files() -> dict[str, str]:
+    """FONTS that are installed: family -> file. matplotlib's font list is cached from its first run: fonts
+    installed since are added from the system's list."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    if not all(family in {font.name for font in manager.ttflist} for family in FONTS):
+        known = {font.fname for font in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known and ("wqy" in path.lower() or "symbola" in path.lower()):
+                manager.addfont(path)
+    found = {font.name: font.fname for font in manager.ttflist}
+    return {family: found[family] for family in FONTS if family in found}
+
+
+@functools.lru_cache(maxsize=1)
+def _drawable() -> frozenset[int]:
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(code for path in _font_files().values() for code in FT2Font(path).get_charmap())
+
+
+def undrawable(texts) -> str:
+    """The characters of `texts` that no installed font of FONTS has (they show as boxes in the figures)."""
+    covered = _drawable()
+    return "".join(sorted({c for text in texts for c in text if not c.isspace() and ord(c) not in covered}))
 
 
 def png(fig, crop: bool = False) -> str:

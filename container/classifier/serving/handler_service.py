@@ -30,9 +30,11 @@ from datetime import datetime, timezone
 
 from sagemaker_inference.errors import BaseInferenceToolkitError
 
+from ..artifact import ArtifactError, atomic_write_bytes
+from ..export.formats import FormatError
 from . import inference
 from .inference import JSON, RequestError
-from .settings import MIB, Settings
+from .settings import LOAD_FAILURE_ENV, MIB, Settings
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("classifier.serving.requests")
@@ -80,6 +82,16 @@ def log_request(context, index: int, headers: dict, body: bytes, outcome: dict) 
     request_log.info("%s %s", REQUEST_LOG_TAG, json.dumps(record))
 
 
+def report_load_failure(reason: str) -> None:
+    """Tell `serve` why the model cannot be loaded (the file it watches, when it set one)."""
+    path = os.environ.get(LOAD_FAILURE_ENV)
+    if path:
+        try:
+            atomic_write_bytes(path, lambda handle: handle.write(reason.encode()))
+        except OSError:
+            log.warning("cannot write %s: serve will not stop by itself", path)
+
+
 class HandlerService:
     """What MMS calls in a worker: `initialize` once, then `handle` per batch of requests."""
 
@@ -90,7 +102,8 @@ class HandlerService:
     def initialize(self, context) -> None:
         """Load the model (`model_fn`). A failure ends this worker: MMS would log it and still count the
         worker as running, so /ping would say Healthy with no model; exiting makes MMS restart it and
-        /ping stays unhealthy."""
+        /ping stays unhealthy. When the artifact itself is at fault (weights that do not fit the config, say),
+        every worker would fail the same way: the reason goes to `serve` (LOAD_FAILURE_ENV), which stops."""
         model_dir = context.system_properties.get("model_dir")
         try:
             self.model = inference.model_fn(model_dir, settings=self.settings,
@@ -98,6 +111,8 @@ class HandlerService:
         except BaseException as error:  # noqa: B036 - whatever it was, this worker cannot serve
             log.exception("Loading the model from %s failed (%s: %s); this worker exits",
                           model_dir, type(error).__name__, error)
+            if isinstance(error, (ArtifactError, FormatError)):
+                report_load_failure(str(error))
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()

@@ -8,8 +8,10 @@
 - `input_fn` turns a request body into encoded images: one image for `image/jpeg`, `image/png`,
   `application/x-image` and `application/octet-stream`; several for `application/json`
   `{"instances": [{"b64": "..."}, ...]}`. Nothing is ever fetched from a URL.
-- `predict_fn` decodes and transforms each image with the artifact's `Preprocessing` (the evaluation
-  path of training: one implementation, no train/serve skew) and runs them through the model as one batch.
+- `predict_fn` reads every image's header first (its size as it will be decoded) and refuses a request whose
+  images would decode to more pixels than one request may cost (413: the budget, `CLASSIFIER_MAX_REQUEST_PIXELS`),
+  then decodes and transforms each image with the artifact's `Preprocessing` (the evaluation path of
+  training: one implementation, no train/serve skew) and runs them through the model as one batch.
 - `output_fn` writes the top-k classes per image as JSON.
 
 Problems with a request raise `RequestError` (a sagemaker-inference `GenericInferenceToolkitError`),
@@ -25,7 +27,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -33,12 +36,12 @@ from pathlib import Path
 import torch
 from sagemaker_inference.errors import GenericInferenceToolkitError
 
-from ..artifact import load_artifact, read_config
+from ..artifact import ArtifactError, load_artifact, read_config
 from ..export import formats
 from ..export.openvino_model import OpenVINONetwork
-from ..preprocessing import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError, Preprocessing
+from ..preprocessing import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError, Preprocessing, decode_rgb
 from ..runtime import tune_malloc
-from .settings import Settings
+from .settings import DEFAULT_MAX_REQUEST_PIXELS, REQUEST_PIXELS_ENV, Settings
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +83,19 @@ class ServingModel:
     architecture: str
     max_pixels: int
     format: str = formats.TORCH
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS
 
     def preprocess(self, image: bytes) -> torch.Tensor:
         """Encoded image -> uint8 CHW tensor, through the artifact's evaluation preprocessing."""
         return self.preprocessing.load_for_eval(image, max_pixels=self.max_pixels)
+
+    def open(self, image: bytes):
+        """The image's header only: PIL's lazy image, at the size the evaluation path will decode it."""
+        return self.preprocessing.open(image, max_pixels=self.max_pixels)
+
+    def transform(self, opened) -> torch.Tensor:
+        """An image from `open`, decoded and transformed: uint8 CHW tensor (what `preprocess` gives)."""
+        return self.preprocessing.eval_transform(decode_rgb(opened))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) -> class probabilities (N, C), float64 on the CPU."""
@@ -96,7 +108,8 @@ class ServingModel:
 
 
 def load_model(model_dir: Path, fmt: str, threads: int, device: torch.device | None = None,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> ServingModel:
+               max_pixels: int = DEFAULT_MAX_PIXELS, max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS
+               ) -> ServingModel:
     """The artifact in format `fmt` (`formats.choose` picks it): what the endpoint, `make evaluate` and the
     benchmark run. `threads`: the CPU threads of an OpenVINO format (torch's are set per process)."""
     model_dir = Path(model_dir)
@@ -109,7 +122,8 @@ def load_model(model_dir: Path, fmt: str, threads: int, device: torch.device | N
         preprocessing = Preprocessing.from_dict(config["preprocessing"])
         network = OpenVINONetwork.load(model_dir / formats.model_file(fmt), threads)
     return ServingModel(network=network, classes=list(config["classes"]), preprocessing=preprocessing,
-                        architecture=config["architecture"], max_pixels=max_pixels, format=fmt)
+                        architecture=config["architecture"], max_pixels=max_pixels, format=fmt,
+                        max_request_pixels=max_request_pixels)
 
 
 def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> ServingModel:
@@ -129,7 +143,8 @@ def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> Servin
         device = torch.device("cpu")
     choice = formats.choose(read_config(Path(model_dir)), Path(model_dir), os.environ.get(formats.RUNTIME_ENV),
                             gpu=device.type == "cuda")
-    serving = load_model(Path(model_dir), choice.format, settings.threads_per_worker, device, settings.max_pixels)
+    serving = load_model(Path(model_dir), choice.format, settings.threads_per_worker, device, settings.max_pixels,
+                         settings.max_request_pixels)
     warm_up(serving)
     log.info("Loaded %s with %d classes from %s in %.1f s: format %s (%s); image size %d, %d threads, %s%s",
              serving.architecture, len(serving.classes), model_dir, time.monotonic() - start, choice.format,
@@ -147,7 +162,8 @@ def warm_up(serving: ServingModel) -> None:
     Image.new("RGB", (size + 7, size), (128, 96, 64)).save(buffer, format="JPEG")
     probabilities = serving.predict([buffer.getvalue()])
     if probabilities.shape != (1, len(serving.classes)):
-        raise RuntimeError(f"model output has shape {tuple(probabilities.shape)}, expected (1, {len(serving.classes)})")
+        raise ArtifactError(f"model output has shape {tuple(probabilities.shape)}, "
+                            f"expected (1, {len(serving.classes)})")
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -221,16 +237,35 @@ def _b64decode(text: str, source: str) -> bytes:
 
 
 def predict_fn(data: ImageBatch, model: ServingModel) -> Prediction:
-    tensors = []
+    """Every image's header first: the pixels the request would decode to, all images together, must fit the
+    budget (413 otherwise, before anything is decoded); then each image decoded and transformed, one batch."""
+    opened = []
     for image, source in zip(data.images, data.sources, strict=True):
-        try:
-            tensors.append(model.preprocess(image))
-        except ImageTooLargeError as error:
-            raise RequestError(400, f"{source} is too large: {error}") from None
-        except ImageDecodeError as error:
-            reason = _PIL_OBJECT.sub("", str(error)).strip()
-            raise RequestError(400, f"{source} could not be decoded ({reason}); send a JPEG or PNG image") from None
+        with _image_problems(source):
+            opened.append(model.open(image))
+    pixels = sum(image.width * image.height for image in opened)
+    if pixels > model.max_request_pixels:
+        sizes = ", ".join(f"{image.width}x{image.height}" for image in opened[:4]) + (", ..." * (len(opened) > 4))
+        raise RequestError(413, f"the request's {len(opened)} image(s) ({sizes}) would decode to {pixels:,} pixels; "
+                                f"one request may decode at most {model.max_request_pixels:,} "
+                                f"({REQUEST_PIXELS_ENV}): send fewer or smaller images per request")
+    tensors = []
+    for image, source in zip(opened, data.sources, strict=True):
+        with _image_problems(source):
+            tensors.append(model.transform(image))
     return Prediction(model.forward(torch.stack(tensors)), model.classes)
+
+
+@contextmanager
+def _image_problems(source: str) -> Iterator[None]:
+    """An image that is too large or cannot be decoded: a 400 that names it."""
+    try:
+        yield
+    except ImageTooLargeError as error:
+        raise RequestError(400, f"{source} is too large: {error}") from None
+    except ImageDecodeError as error:
+        reason = _PIL_OBJECT.sub("", str(error)).strip()
+        raise RequestError(400, f"{source} could not be decoded ({reason}); send a JPEG or PNG image") from None
 
 
 def accepts_json(accept: str | None) -> bool:

@@ -8,14 +8,17 @@ SageMaker BYOC examples' `serve` (write the servers' configs, start them, wait, 
   the model.
 - `mms.properties` is written here whole (MMS's MMS_* environment variables are not read): workers,
   response timeout, body limit, the handler service and the /ping plugin.
-- nginx, MMS's Java front end and the Python workers it starts share one process group of their own.
-  SIGTERM or SIGINT to `serve` goes to that group; when either server exits, the rest of the group is
-  stopped too (MMS's front end leaves its Python workers behind), then `serve` returns.
+- nginx, MMS's Java front end and the Python workers it starts share one process group of their own, led
+  by a guard (guard.py) that stops the whole group when `serve` closes its lifeline or dies, SIGKILL
+  included. SIGTERM, SIGINT or SIGHUP to `serve` stops the servers that way; so does either server
+  exiting (MMS's front end leaves its Python workers behind), and a worker that finds the model cannot be
+  loaded (the reason in `LOAD_FAILURE_ENV`'s file): then `serve` says why and returns 1.
 - What the servers write besides MMS's logs (configs, pid files, sockets) goes to a fresh private
   directory, removed at the end, so several servers can run side by side on one machine.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -30,10 +33,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .settings import MAX_MMS_PORT
+from .settings import LOAD_FAILURE_ENV, MAX_MMS_PORT
 
 MODEL_NAME = "model"  # the one model MMS serves; /invocations goes to it
-STOP_GRACE_S = 20  # SIGKILL for what is left this long after SIGTERM (SageMaker kills after 30 s)
+# What stops `serve` (and so the servers): SIGTERM (docker stop, SageMaker), SIGINT (Ctrl-C), SIGHUP (the
+# terminal of `make serve-local` closed).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 SBIN = ("/usr/sbin", "/sbin")  # nginx lives there, often outside a user's PATH
 
 
@@ -87,13 +92,50 @@ def mms_properties(config: ServerConfig, mms_port: int, management_socket: Path)
 
 
 def _error_json(code: int, kind: str, message: str) -> str:
-    """A JSON error body for nginx's `return` (the handler's shape: code, type, message)."""
-    return "'{\"code\": %d, \"type\": \"%s\", \"message\": \"%s\"}'" % (code, kind, message)
+    """A JSON error body for nginx's `return` (the handler's shape: code, type, message), single-quoted."""
+    body = json.dumps({"code": code, "type": kind, "message": message})
+    if "'" in body or "\\" in body:
+        raise ValueError(f"cannot quote {body} for nginx")
+    return f"'{body}'"
+
+
+# nginx's own errors (a malformed request, a header too large, no answer from MMS): the JSON shape of the
+# handler's, with nginx's status. 502 (MMS not running: starting, or gone) is said as 503, as /ping says it.
+NGINX_ERRORS = {
+    400: ("BadRequest", "the request is malformed"),
+    404: ("NotFound", "only GET /ping and POST /invocations are served here"),
+    408: ("RequestTimeout", "the request was not received in time"),
+    411: ("LengthRequired", "the request needs a Content-Length"),
+    414: ("URITooLong", "the request line is too long"),
+    494: ("RequestHeaderTooLarge", "a request header is too large"),
+    500: ("InternalServerError", "the front end failed"),
+    501: ("NotImplemented", "the transfer encoding of the request is not supported"),
+    502: ("ServiceUnavailable", "the model server is not running"),
+    504: ("GatewayTimeout", "the model server did not answer in time"),
+    505: ("HTTPVersionNotSupported", "the HTTP version is not supported"),
+}
+# What nginx answers with (494 is nginx's own code for a client error: the client gets 400).
+NGINX_SENT_AS = {494: 400, 502: 503}
+ERROR_PREFIX = "/.nginx-error/"  # the internal locations of those answers
 
 
 def nginx_conf(config: ServerConfig, mms_port: int, run_dir: Path) -> str:
+    """nginx in front of MMS. Only the exact request targets `/ping` and `/invocations` reach MMS: nginx picks
+    a location on the decoded, normalised path (`/predictions/model/..%2F..%2Fping` is `/ping` to it) but
+    passes the target on as the client wrote it, which MMS would route by its own rules; so each location
+    also checks the raw target ($request_uri), and anything else (encodings, dot segments, path parameters,
+    a query string) is a 404."""
     size = config.max_request_size
     not_allowed = "{method} is not allowed on {path}: it only answers {allowed}"
+    not_found = _error_json(404, "NotFound", "only GET /ping and POST /invocations are served here")
+    # Error pages by URI, not named locations: nginx cannot redirect to a named one before it has a request
+    # line (a malformed one, say) and would answer its own HTML 500.
+    error_pages = "\n".join(
+        f"        error_page {code} ={NGINX_SENT_AS.get(code, code)} {ERROR_PREFIX}{code};" for code in NGINX_ERRORS)
+    error_locations = "\n".join(
+        f"        location = {ERROR_PREFIX}{code} {{ internal; return {NGINX_SENT_AS.get(code, code)} "
+        f"{_error_json(NGINX_SENT_AS.get(code, code), kind, message)}; }}"
+        for code, (kind, message) in NGINX_ERRORS.items())
     return f"""# nginx in front of multi-model-server, written by classifier.serving.launcher
 daemon off;
 worker_processes 1;
@@ -125,10 +167,11 @@ http {{
     }}
     server {{
         listen {config.host}:{config.port} default_server;
-        error_page 413 @too_large;
-        error_page 502 @not_running;
-        error_page 504 @timed_out;
+{error_pages}
         location = /ping {{
+            if ($request_uri != "/ping") {{
+                return 404 {not_found};
+            }}
             if ($request_method != GET) {{
                 add_header Allow GET always;
                 return 405 {_error_json(405, "MethodNotAllowed", not_allowed.format(
@@ -137,6 +180,9 @@ http {{
             proxy_pass http://mms;
         }}
         location = /invocations {{
+            if ($request_uri != "/invocations") {{
+                return 404 {not_found};
+            }}
             if ($request_method != POST) {{
                 add_header Allow POST always;
                 return 405 {_error_json(405, "MethodNotAllowed", not_allowed.format(
@@ -145,17 +191,13 @@ http {{
             proxy_pass http://mms;
         }}
         location / {{
-            return 404 {_error_json(404, "NotFound", "only GET /ping and POST /invocations are served here")};
+            return 404 {not_found};
         }}
+        error_page 413 @too_large;
         location @too_large {{
             return 413 {_error_json(413, "PayloadTooLarge", f"the body is over {size} bytes")};
         }}
-        location @not_running {{
-            return 503 {_error_json(503, "ServiceUnavailable", "the model server is not running")};
-        }}
-        location @timed_out {{
-            return 504 {_error_json(504, "GatewayTimeout", "the model server did not answer in time")};
-        }}
+{error_locations}
     }}
 }}
 """
@@ -178,91 +220,66 @@ def private_run_dir() -> Path:
 
 
 def run(config: ServerConfig, env=None) -> int:
-    """Start nginx and MMS, wait until either exits or `serve` is asked to stop, stop the rest; the exit code."""
+    """Start nginx and MMS, wait until either exits, a worker finds the model unloadable or `serve` is asked
+    to stop (SIGTERM, SIGINT, SIGHUP); stop the rest; the exit code."""
     env = dict(os.environ if env is None else env)
     nginx, mms_cli = find_program("nginx"), find_program("multi-model-server")
     run_dir = private_run_dir()
     stop_signals: list[int] = []
-    group: list[int] = []  # the servers' process group, once started
+    lifeline: list = []  # the guard's standard input, once started: closing it stops the servers
 
     def on_signal(signum, frame):
         stop_signals.append(signum)
-        if group:
-            _signal_group(group[0], signal.SIGTERM)
+        for pipe in lifeline:
+            pipe.close()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    load_failure = run_dir / "model-load-failure"
+    failure = None
     try:
         mms_port = free_port()
         management = run_dir / "management.sock"
         (run_dir / "mms.properties").write_text(mms_properties(config, mms_port, management))
         (run_dir / "nginx.conf").write_text(nginx_conf(config, mms_port, run_dir))
         env["TEMP"] = env["TMPDIR"] = str(run_dir)  # java.io.tmpdir (worker sockets); the MMS CLI's pid file
+        env[LOAD_FAILURE_ENV] = str(load_failure)  # MMS passes its environment on to the workers
+        # First the guard, leading the process group the servers join: from then on they cannot outlive
+        # this process, whatever ends it (guard.py).
+        guard = subprocess.Popen([sys.executable, "-m", "classifier.serving.guard", str(run_dir)], env=env,
+                                 stdin=subprocess.PIPE, process_group=0)
+        lifeline.append(guard.stdin)
         log_config = resources.files("sagemaker_inference") / "etc" / "log4j2.xml"  # the toolkit's logging
         mms = subprocess.Popen(
             [mms_cli, "--start", "--foreground", "--mms-config", str(run_dir / "mms.properties"),
              "--log-config", str(log_config), "--model-store", "/", "--models", f"{MODEL_NAME}={config.model_dir}"],
-            env=env, process_group=0)
-        group.append(mms.pid)
+            env=env, process_group=guard.pid)
         front = subprocess.Popen([nginx, "-e", "stderr", "-p", str(run_dir), "-c", str(run_dir / "nginx.conf")],
-                                 env=env, process_group=mms.pid)
+                                 env=env, process_group=guard.pid)
         print(f"serve: nginx on {config.host}:{config.port} (GET /ping, POST /invocations) -> MMS on "
               f"127.0.0.1:{mms_port}; MMS management API on the unix socket {management}", flush=True)
-        if stop_signals:  # asked to stop while starting
-            _signal_group(mms.pid, signal.SIGTERM)
         servers = {"multi-model-server": mms, "nginx": front}
-        while all(process.poll() is None for process in servers.values()):
+        while not stop_signals and all(process.poll() is None for process in servers.values()):
+            if load_failure.is_file():
+                failure = " ".join(load_failure.read_text(errors="replace").split())  # one line
+                print(f"serve: error: the model cannot be loaded: {failure}; stopping the servers", file=sys.stderr,
+                      flush=True)
+                break
             time.sleep(0.2)
-        if not stop_signals:
+        if not stop_signals and failure is None:
             for name, process in servers.items():
                 if process.returncode is not None:
-                    print(f"serve: {name} exited with {process.returncode}; stopping the rest", file=sys.stderr,
+                    print(f"serve: error: {name} exited with {process.returncode}; stopping the rest", file=sys.stderr,
                           flush=True)
-        _stop_group(mms.pid, list(servers.values()))
+        guard.stdin.close()  # the guard stops the group (SIGTERM, then SIGKILL) and removes run_dir
+        guard.wait()
+        for process in servers.values():
+            process.wait()
     finally:
+        for pipe in lifeline:
+            pipe.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutil.rmtree(run_dir, ignore_errors=True)
-    if stop_signals:
-        return 130 if stop_signals[0] == signal.SIGINT else 0
+    if stop_signals and failure is None:
+        return {signal.SIGINT: 130, signal.SIGHUP: 129}.get(stop_signals[0], 0)
     return 1
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_members(pgid: int) -> list:
-    """The live (not zombie) processes of a process group."""
-    import psutil
-
-    members = []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
-                members.append(process)
-        except (OSError, psutil.Error):
-            continue
-    return members
-
-
-def _stop_group(pgid: int, children: list[subprocess.Popen]) -> None:
-    """SIGTERM to the whole group, SIGKILL to whatever of it is still there after STOP_GRACE_S."""
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    while _group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _group_members(pgid):
-        _signal_group(pgid, signal.SIGKILL)
-    for child in children:
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass

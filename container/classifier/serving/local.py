@@ -27,7 +27,7 @@ def resolve_model_dir(path: Path) -> Path:
     for candidate in (path, path / "model"):
         if (candidate / CONFIG_FILE).is_file():
             return candidate
-    raise SystemExit(f"serve-local: neither {path} nor {path / 'model'} holds {CONFIG_FILE}: "
+    raise SystemExit(f"serve-local: error: neither {path} nor {path / 'model'} holds {CONFIG_FILE}: "
                      "give a model directory or a training job directory")
 
 
@@ -38,7 +38,7 @@ def prepare_base_dir(model_dir: Path, work_dir: Path) -> Path:
     if link.is_symlink() or link.is_file():
         link.unlink()
     elif link.exists():
-        raise SystemExit(f"serve-local: {link} exists and is not a link; choose another --work-dir")
+        raise SystemExit(f"serve-local: error: {link} exists and is not a link; choose another --work-dir")
     link.symlink_to(model_dir, target_is_directory=True)
     (work_dir / "logs").mkdir(exist_ok=True)
     return work_dir

@@ -78,17 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = check_model_dir(model_dir)
     except ModelDirError as error:
-        print(f"serve: cannot serve {model_dir}: {error}", file=sys.stderr)
+        print(f"serve: error: cannot serve {model_dir}: {error}", file=sys.stderr)
         return 1
     try:
         settings = configure_environment(fmt=summary["format"])
     except SettingsError as error:
-        print(f"serve: {error}", file=sys.stderr)
+        print(f"serve: error: {error}", file=sys.stderr)
         return 1
     try:
         plugins = plugin_dir()
     except PluginBuildError as error:
-        print(f"serve: cannot use the /ping plugin: {error}", file=sys.stderr)
+        print(f"serve: error: cannot use the /ping plugin: {error}", file=sys.stderr)
         return 1
     logs = str(Path(environment.base_dir) / "logs")
     os.environ.setdefault("LOG_LOCATION", logs)  # MMS's log files (the toolkit's log4j2.xml)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         toolkit = environment.Environment()  # SAGEMAKER_MODEL_SERVER_TIMEOUT(_SECONDS), ..._VMARGS
     except ValueError as error:
-        print(f"serve: a SAGEMAKER_MODEL_SERVER_* setting is not a number: {error}", file=sys.stderr)
+        print(f"serve: error: a SAGEMAKER_MODEL_SERVER_* setting is not a number: {error}", file=sys.stderr)
         return 1
     config = launcher.ServerConfig(
         model_dir=model_dir,
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return launcher.run(config)
     except launcher.LaunchError as error:
-        print(f"serve: {error}", file=sys.stderr)
+        print(f"serve: error: {error}", file=sys.stderr)
         return 1
 
 

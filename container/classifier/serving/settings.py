@@ -8,6 +8,8 @@
 |                                   |                  | OMP_NUM_THREADS when that is set)                   |
 | SERVING_RUNTIME                   | fastest accepted | torch, fp32 or int8 (classifier/export/formats.py)  |
 | CLASSIFIER_MAX_PIXELS             | 40,000,000       | larger images are refused (decompression bombs)     |
+| CLASSIFIER_MAX_REQUEST_PIXELS     | 100,000,000      | pixels one request's images decode to, all together |
+|                                   |                  | (read from their headers before any is decoded)     |
 | CLASSIFIER_MAX_INSTANCES          | 32               | images in one JSON request                          |
 | CLASSIFIER_DEFAULT_TOP_K          | 3                | classes returned when the request names no top_k    |
 | SAGEMAKER_BIND_TO_PORT            | 8080             | the endpoint's port (nginx)                         |
@@ -19,17 +21,25 @@ import os
 from dataclasses import dataclass
 
 from ..export.formats import FP32, INT8, TORCH  # torch-free
+from ..preprocessing import DEFAULT_MAX_PIXELS  # torch-free (PIL, which serve's model check imports anyway)
 
 MIB = 1024 * 1024
 # Workers per usable CPU for each format served, measured by benchmarks/bench_endpoint.py (the in-process layout
 # comparison, docs/measurements.md): one single-threaded worker per CPU gives each format the most images/s
 # under concurrent load, and a worker never waits for another's request; a single client still gets one core.
 WORKERS_PER_CPU = {TORCH: 1, FP32: 1, INT8: 1}
-# preprocessing.DEFAULT_MAX_PIXELS (a test checks they agree): `serve` must not import torch, it only
-# starts MMS and waits, and torch would cost it most of a GiB of memory for nothing.
-DEFAULT_MAX_PIXELS = 40_000_000
+# What one request may cost to decode, all its images together: 32 images of the largest size allowed would
+# hold a worker for seconds while /ping says healthy. 2.5 of the largest images; a JPEG counts at the reduced
+# scale it is decoded at, so a batch of 32 phone photos is far below it (docs/measurements.md).
+DEFAULT_MAX_REQUEST_PIXELS = 100_000_000
+REQUEST_PIXELS_ENV = "CLASSIFIER_MAX_REQUEST_PIXELS"
 DEFAULT_MAX_PAYLOAD_MB = 6  # InvokeEndpoint: 6 MiB = 6,291,456 bytes
 
+
+# Where a worker writes why the model cannot be loaded (a bad artifact: every worker would fail the same way);
+# `serve` sets it for the workers, stops the servers and exits 1 with the reason, instead of workers that
+# MMS restarts forever while /invocations never answers.
+LOAD_FAILURE_ENV = "CLASSIFIER_LOAD_FAILURE_FILE"
 
 MAX_MMS_PORT = 32766  # MMS refuses to bind 32767 and above ("Invalid port number"); nginx has no such limit
 
@@ -82,6 +92,7 @@ def _cgroup_cpu_quota() -> float | None:
 class Settings:
     max_body_bytes: int
     max_pixels: int
+    max_request_pixels: int
     max_instances: int
     default_top_k: int
     workers: int
@@ -103,6 +114,7 @@ class Settings:
         return cls(
             max_body_bytes=_int_env(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB) * MIB,
             max_pixels=_int_env(env, "CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
+            max_request_pixels=_int_env(env, REQUEST_PIXELS_ENV, DEFAULT_MAX_REQUEST_PIXELS),
             max_instances=_int_env(env, "CLASSIFIER_MAX_INSTANCES", 32),
             default_top_k=_int_env(env, "CLASSIFIER_DEFAULT_TOP_K", 3),
             workers=workers,

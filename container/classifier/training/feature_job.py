@@ -11,9 +11,10 @@ to the feature job itself (an earlier cache) is kept: only the images it lacks a
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-import tarfile
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,9 +22,10 @@ from pathlib import Path
 import torch
 
 from .. import paths
-from ..artifact import atomic_write_json
+from ..artifact import ArtifactError, atomic_write_json, unpack_archive
 from ..channels import FEATURE_CACHE
 from . import feature_cache, setup, stopping
+from .data import DataError
 from .hyperparameters import HyperparameterError, Hyperparameters, features_are_fixed, resolve_num_workers
 
 log = logging.getLogger("classifier.training")
@@ -80,8 +82,11 @@ def cache_directory(channel: Path) -> Path:
     if not archives:
         return channel
     target = Path(tempfile.mkdtemp(prefix="feature-cache-"))
-    for archive in archives:
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+    atexit.register(shutil.rmtree, target, ignore_errors=True)  # removed when the job ends, however it ends
+    for archive in archives:  # members checked, size and free space too (a model archive's rules)
+        try:
+            unpack_archive(archive, target)
+        except ArtifactError as error:
+            raise DataError(f"the {FEATURE_CACHE} channel: {error}") from None
     log.info("feature cache: unpacked %s into %s", ", ".join(a.name for a in archives), target)
     return target

@@ -298,8 +298,9 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
         if stopping.requested():  # after the last epoch: the model was saved, the job completes
             log.info("SIGTERM arrived after the last epoch: the model was saved first; the job completes "
                      "(without the export: `make export` makes it later)")
-        elif hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images
-            export_after_training(paths.model_dir(), job.data.train, job.data.valid)
+        elif hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images; a SIGTERM
+            # during it ends it at its next step with nothing of it kept (the job completes, as above)
+            export_after_training(paths.model_dir(), job.data.train, job.data.valid, should_stop=stopping.requested)
     distributed.barrier(world)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import boto3
@@ -24,6 +25,21 @@ from .settings import Settings, SettingsError
 
 class AwsError(RuntimeError):
     """A failed step, with a message meant for the user."""
+
+
+_RECORDERS: list[list[tuple[str, str, dict]]] = []
+
+
+@contextmanager
+def recording() -> Iterator[list[tuple[str, str, dict]]]:
+    """Every request any Aws makes while the block runs, sent or (dry run) printed: (service, API name,
+    parameters). `make iam-policy` derives the policies from the dry runs' records (iam_policy.py)."""
+    calls: list[tuple[str, str, dict]] = []
+    _RECORDERS.append(calls)
+    try:
+        yield calls
+    finally:
+        _RECORDERS.remove(calls)
 
 
 def _jsonable(value):
@@ -76,7 +92,7 @@ class Aws:
         return `dry` (or {})."""
         client = self.client(service)
         api_name = client.meta.method_to_api_mapping[operation]
-        self.sent.append((service, api_name, params))
+        self.record(service, api_name, params)
         if self.dry_run:
             validate_parameters(params, client.meta.service_model.operation_model(api_name).input_shape)
             print(format_request(service, api_name, params, compact), file=self.out)
@@ -88,6 +104,13 @@ class Aws:
         except botocore.exceptions.EndpointConnectionError as error:
             raise AwsError(f"{service}.{api_name}: cannot reach {error.kwargs.get('endpoint_url')}: check the "
                            f"network and the region ({self.settings.region})") from None
+
+    def record(self, service: str, api_name: str, params: dict) -> None:
+        """Note a request: what `call` sends, or one a tool makes for us (a container engine's image push,
+        s3transfer's uploads and downloads), so that the records hold every request a target makes."""
+        self.sent.append((service, api_name, params))
+        for calls in _RECORDERS:
+            calls.append((service, api_name, params))
 
     def paginate(self, service: str, operation: str, dry: dict | None = None, input_token: str = "NextToken",
                  output_token: str | None = None, **params) -> Iterator[dict]:

@@ -3,6 +3,7 @@ waiting with a live status line, tables, and turning errors into one clear messa
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
@@ -127,8 +128,9 @@ def present_channels(aws: Aws, uri: str, candidates: list[str], required: tuple[
 class StatusLine:
     """One line rewritten in place on a terminal; elsewhere (logs, CI) printed only when it changes."""
 
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
+    def __init__(self, stream=None, quiet: bool = False):
+        """`quiet`: show nothing (a dry run's one round of polling says nothing about a real status)."""
+        self.stream = io.StringIO() if quiet else (stream or sys.stderr)
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.last = ""
 

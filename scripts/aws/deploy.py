@@ -39,7 +39,7 @@ from scripts import endpoint_cost, job_definition, orchestration
 
 from . import api_requests, model_packages, serving_record
 from .client import Aws, AwsError, error_code
-from .common import base_parser, console_url, ecr_image, open_aws, poll, poll_interval, require, run
+from .common import StatusLine, base_parser, console_url, ecr_image, open_aws, poll, poll_interval, require, run
 from .serving_record import Served
 from .tune import best_trial
 
@@ -47,9 +47,12 @@ BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "Up
 SETTLED = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
 
 
+DRY_STAMP = "<yyyymmdd-hhmmss>"  # a dry run's stand-in for the time stamp of an earlier deploy
+
+
 def ours(name: str, endpoint: str) -> bool:
     """Models and configs this script made for `endpoint`: <endpoint>-<yyyymmdd-hhmmss>."""
-    return re.fullmatch(re.escape(endpoint) + r"-\d{8}-\d{6}", name) is not None
+    return re.fullmatch(re.escape(endpoint) + r"-(\d{8}-\d{6}|" + re.escape(DRY_STAMP) + ")", name) is not None
 
 
 def describe_endpoint(aws: Aws, name: str, dry: dict | None = None) -> dict | None:
@@ -106,12 +109,18 @@ class Scaling:
                          f"{shlex.quote(json.dumps(request))}" for operation, request in self.requests())
 
 
+def dry_scalable_target(aws: Aws, endpoint: str) -> dict:
+    """What a dry run assumes of an existing endpoint: auto scaling registered (its requests are shown)."""
+    return {"ScalableTargets": [api_requests.register_scalable_target(aws.settings)
+                                | {"ResourceId": api_requests.scalable_target_id(endpoint)}]}
+
+
 def scaling_of(aws: Aws, endpoint: str) -> Scaling | None:
     """The endpoint's auto scaling (variant AllTraffic), or None when it has none."""
     resource = api_requests.scalable_target_id(endpoint)
     found = aws.call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="sagemaker",
                      ResourceIds=[resource], ScalableDimension=api_requests.SCALABLE_DIMENSION,
-                     dry={"ScalableTargets": []})
+                     dry=dry_scalable_target(aws, endpoint))
     targets = found.get("ScalableTargets") or []
     if not targets:
         return None
@@ -126,7 +135,7 @@ def scaling_of(aws: Aws, endpoint: str) -> Scaling | None:
 def scalable_target_registered(aws: Aws, endpoint: str) -> bool:
     found = aws.call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="sagemaker",
                      ResourceIds=[api_requests.scalable_target_id(endpoint)],
-                     ScalableDimension=api_requests.SCALABLE_DIMENSION, dry={"ScalableTargets": []})
+                     ScalableDimension=api_requests.SCALABLE_DIMENSION, dry=dry_scalable_target(aws, endpoint))
     return bool(found.get("ScalableTargets"))
 
 
@@ -151,7 +160,8 @@ def describe_config(aws: Aws, config_name: str, dry: dict | None = None) -> dict
 
 
 def endpoint_models(aws: Aws, config_name: str) -> list[str]:
-    config = describe_config(aws, config_name, dry={"ProductionVariants": [{"ModelName": f"<model of {config_name}>"}]})
+    """The models a config serves (a dry run: the model named as the config, as make deploy names them)."""
+    config = describe_config(aws, config_name, dry={"ProductionVariants": [{"ModelName": config_name}]})
     return [v["ModelName"] for v in (config or {}).get("ProductionVariants", [])]
 
 
@@ -223,9 +233,13 @@ def update_text(state: dict) -> str:
     return text
 
 
-def wait_in_service(aws: Aws, name: str) -> dict:
-    state = poll(lambda: describe_endpoint(aws, name) or {"EndpointName": name, "EndpointStatus": "Deleted"},
-                 lambda s: s.get("EndpointStatus") in SETTLED + ("Deleted",), update_text, poll_interval(aws.settings))
+def wait_in_service(aws: Aws, name: str, dry: dict | None = None) -> dict:
+    """Poll until the endpoint settles; `dry`: what a dry run's one round assumes it says."""
+    if aws.dry_run:
+        print(f"# then, every {aws.settings.poll_seconds} s until {name} is InService:", file=aws.out)
+    state = poll(lambda: describe_endpoint(aws, name, dry=dry) or {"EndpointName": name, "EndpointStatus": "Deleted"},
+                 lambda s: s.get("EndpointStatus") in SETTLED + ("Deleted",), update_text, poll_interval(aws.settings),
+                 line=StatusLine(quiet=aws.dry_run))
     return state
 
 
@@ -285,7 +299,7 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
     if settings.endpoint_type == "serverless":
         api_requests.check_serverless_model(settings, artifact_bytes(aws, served.model_data))
     stamp = f"{endpoint}-{orchestration.timestamp()}"
-    dry_live = f"<config of {endpoint}>"
+    dry_live = f"{endpoint}-{DRY_STAMP}"
     existing = describe_endpoint(aws, endpoint, dry={
         "EndpointName": endpoint, "EndpointStatus": "InService", "EndpointConfigName": dry_live,
         "EndpointArn": f"arn:aws:sagemaker:{settings.region}:<account-id>:endpoint/{endpoint}"}
@@ -338,19 +352,13 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
             settings, stamp, served.tags("serving")))
     result = {"endpoint": endpoint, "model": stamp, "config": stamp, "updated": bool(existing),
               "replaced": old_config, "finished": False, "previous": previous}
-    if aws.dry_run:
-        if existing:
-            print(f"# once {endpoint} serves {stamp}:", file=aws.out)
-            tag_endpoint(aws, existing.get("EndpointArn"), served)
-        if wants_scaling(settings):
-            print(f"# once {endpoint} is InService:", file=aws.out)
-            scale(aws)
-        return result
     if not wait:
-        print(left_to_do(aws, "Updating" if existing else "Creating", old_config, taken_off), file=sys.stderr)
+        if not aws.dry_run:
+            print(left_to_do(aws, "Updating" if existing else "Creating", old_config, taken_off), file=sys.stderr)
         return result
     try:
-        state = wait_in_service(aws, endpoint)
+        state = wait_in_service(aws, endpoint, dry={"EndpointName": endpoint, "EndpointStatus": "InService",
+                                                    "EndpointConfigName": stamp, **existing_arn(aws, existing)})
     except KeyboardInterrupt:
         print("\n" + left_to_do(aws, "being updated" if existing else "being created", old_config, taken_off),
               file=sys.stderr)
@@ -369,6 +377,9 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
         raise AwsError(f"the update of {endpoint} to {stamp} failed and was rolled back "
                        f"({rollback_reason(aws, state, alarms)}); it still serves {serving}"
                        + (f" and {kept}" if kept else "") + ". Container log: make endpoint-logs")
+    if aws.dry_run and existing:
+        print("# if the update rolls back, why (its alarms' states):", file=aws.out)
+        rollback_reason(aws, {}, alarms)
     if existing:
         tag_endpoint(aws, state.get("EndpointArn"), served)
     finish_scaling(aws, taken_off)
@@ -376,6 +387,10 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
         retire(aws, old_config, endpoint)
     result["finished"] = True
     return result
+
+
+def existing_arn(aws: Aws, existing: dict | None) -> dict:
+    return {"EndpointArn": existing["EndpointArn"]} if existing and existing.get("EndpointArn") else {}
 
 
 def tag_endpoint(aws: Aws, endpoint_arn: str | None, served: Served) -> None:
@@ -466,9 +481,9 @@ def finish(aws: Aws) -> list[str]:
     """After `make deploy NO_WAIT=1`: wait until the endpoint is InService, register its auto scaling, record in
     its tags what it serves, delete our configs and models it does not use. Returns what was deleted."""
     endpoint = aws.settings.endpoint_name
-    state = (describe_endpoint(aws, endpoint, dry={"EndpointStatus": "InService",
-                                                   "EndpointConfigName": f"<config of {endpoint}>"})
-             if aws.dry_run else wait_in_service(aws, endpoint))
+    live = f"{endpoint}-{DRY_STAMP}"
+    state = wait_in_service(aws, endpoint, dry={"EndpointName": endpoint, "EndpointStatus": "InService",
+                                                "EndpointConfigName": live, "EndpointArn": f"<arn of {endpoint}>"})
     if not state or state.get("EndpointStatus") != "InService":
         raise AwsError(f"endpoint {endpoint} is {(state or {}).get('EndpointStatus', 'not there')}"
                        f"{': ' + state['FailureReason'] if state and state.get('FailureReason') else ''}; nothing "
@@ -476,8 +491,11 @@ def finish(aws: Aws) -> list[str]:
     if wants_scaling(aws.settings):
         scale(aws)
     live = state.get("EndpointConfigName")
-    config = describe_config(aws, live, dry={"ProductionVariants": [{"ModelName": f"<model of {live}>"}]})
-    serving, _ = serving_record.read(tags_of(aws, (config or {}).get("EndpointConfigArn")))
+    config = describe_config(aws, live, dry={"ProductionVariants": [{"ModelName": live}],
+                                             "EndpointConfigArn": f"<arn of {live}>"})
+    placeholder = Served(f"<serving image of {live}>", f"s3://<model data of {live}>/model.tar.gz")
+    serving, _ = serving_record.read(tags_of(aws, (config or {}).get("EndpointConfigArn"),
+                                             dry=serving_record.record(placeholder, None)))
     if serving:
         tag_endpoint(aws, state.get("EndpointArn"), serving)
     in_use = {v["ModelName"] for v in (config or {}).get("ProductionVariants", [])}

@@ -148,10 +148,14 @@ def ensure_group(aws: Aws) -> None:
     group = aws.settings.model_package_group
     try:
         aws.call("sagemaker", "describe_model_package_group", ModelPackageGroupName=group, dry={})
+        if not aws.dry_run:
+            return
+        print(f"# CreateModelPackageGroup is sent only when {group} does not exist yet", file=aws.out)
     except botocore.exceptions.ClientError as error:
         if error_code(error) not in ("ValidationException", "ResourceNotFound"):
             raise
-        aws.call("sagemaker", "create_model_package_group", **api_requests.model_package_group(aws.settings))
+    aws.call("sagemaker", "create_model_package_group", **api_requests.model_package_group(aws.settings))
+    if not aws.dry_run:
         print(f"created model package group {group}", file=sys.stderr)
 
 
@@ -177,7 +181,7 @@ def register(aws: Aws, definition: job_definition.JobDefinition, job: str, tunin
                                   f"{slug}-{orchestration.timestamp()}") + "model-quality.json"
     image = ecr_image(aws, settings.serving_repository)
     ensure_group(aws)
-    aws.call("s3", "put_object", **api_requests.put_object(metrics_uri, body, "application/json"))
+    aws.call("s3", "put_object", **api_requests.put_object(settings, metrics_uri, body, "application/json"))
     classes = document["classes"]
     description = (f"{document.get('architecture') or 'image classifier'}, {len(classes)} classes "
                    f"({', '.join(map(str, classes[:12]))}{', ...' if len(classes) > 12 else ''}), from {source}")

@@ -5,6 +5,7 @@ Stubber) and DRY_RUN=1 prints them. Field names are the APIs' own.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from classifier import channels as container_channels
@@ -32,6 +33,13 @@ ENDPOINT_METRICS = (  # (name, statistic): counts are summed, latencies (microse
 def ecr_registry(account: str, region: str) -> str:
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"{account}.dkr.ecr.{region}.{suffix}"
+
+
+def sagemaker_arn(settings: Settings, kind: str, name: str) -> str:
+    """A SageMaker resource's ARN (names in lower case, as SageMaker writes them); the account is the execution
+    role's (a dry run without one: <account-id>)."""
+    return f"arn:{settings.partition}:sagemaker:{settings.region}:{settings.account_id or '<account-id>'}:" \
+           f"{kind}/{name.lower()}"
 
 
 def image_uri(account: str, region: str, repository: str, tag: str) -> str:
@@ -611,3 +619,63 @@ def create_repository(settings: Settings, name: str) -> dict:
     if settings.tag_list:
         request["tags"] = settings.tag_list
     return request
+
+
+# --- account set-up (make bootstrap) ---------------------------------------------------------------------
+
+ROLE_POLICY_NAME = "byoc-classifier-execution"  # the execution role's inline policy (make bootstrap writes it)
+ABORT_UPLOADS_DAYS = 7  # an upload in parts that never finished (an interrupted make upload-data) goes after a week
+
+
+def role_name_and_path(role_arn: str) -> tuple[str, str]:
+    """arn:aws:iam::<account>:role/<path>/<name> -> (name, "/<path>/")."""
+    path_and_name = role_arn.split(":role/", 1)[1]
+    path, _, name = path_and_name.rpartition("/")
+    return name, f"/{path}/" if path else "/"
+
+
+def sagemaker_trust_policy(account: str) -> dict:
+    """SageMaker may assume the role, for this account's jobs and endpoints only (aws:SourceAccount: SageMaker's
+    cross-service confused deputy prevention)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
+
+
+def create_role(settings: Settings, trust: dict) -> dict:
+    name, path = role_name_and_path(settings.role_arn)
+    request = {"RoleName": name, "Path": path, "AssumeRolePolicyDocument": json.dumps(trust),
+               "Description": "SageMaker execution role of the image classifier's jobs and endpoints (make bootstrap)"}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def put_role_policy(settings: Settings, policy: dict) -> dict:
+    return {"RoleName": role_name_and_path(settings.role_arn)[0], "PolicyName": ROLE_POLICY_NAME,
+            "PolicyDocument": json.dumps(policy)}
+
+
+def create_bucket(settings: Settings) -> dict:
+    """A bucket in the settings' region (us-east-1 takes no location constraint); the owner owns every object."""
+    request = {"Bucket": settings.bucket, "ObjectOwnership": "BucketOwnerEnforced"}
+    if settings.region != "us-east-1":
+        request["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    return request
+
+
+PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                       "RestrictPublicBuckets": True}
+
+
+def bucket_lifecycle(settings: Settings) -> dict:
+    """Shared features and checkpoints expire after the settings' days (0: kept); parts of an upload that never
+    finished go after ABORT_UPLOADS_DAYS."""
+    rules = [{"ID": "abort-incomplete-uploads", "Filter": {"Prefix": ""}, "Status": "Enabled",
+              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_UPLOADS_DAYS}}]
+    for rule, prefix, days in (("feature-cache-expiry", settings.feature_cache_prefix, settings.feature_cache_days),
+                               ("checkpoint-expiry", settings.checkpoint_prefix, settings.checkpoint_days)):
+        if days:
+            rules.append({"ID": rule, "Filter": {"Prefix": prefix + "/"}, "Status": "Enabled",
+                          "Expiration": {"Days": days}})
+    return {"Bucket": settings.bucket, "LifecycleConfiguration": {"Rules": rules}}

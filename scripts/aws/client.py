@@ -31,15 +31,20 @@ _RECORDERS: list[list[tuple[str, str, dict]]] = []
 
 
 @contextmanager
-def recording() -> Iterator[list[tuple[str, str, dict]]]:
+def recording(alone: bool = False) -> Iterator[list[tuple[str, str, dict]]]:
     """Every request any Aws makes while the block runs, sent or (dry run) printed: (service, API name,
-    parameters). `make iam-policy` derives the policies from the dry runs' records (iam_policy.py)."""
+    parameters). `make iam-policy` derives the policies from the dry runs' records (iam_policy.py). `alone`:
+    not also into the recordings around this one (a dry run that runs the others, as make bootstrap does)."""
     calls: list[tuple[str, str, dict]] = []
+    outer = _RECORDERS[:] if alone else []
+    for recorder in outer:
+        _RECORDERS.remove(recorder)
     _RECORDERS.append(calls)
     try:
         yield calls
     finally:
         _RECORDERS.remove(calls)
+        _RECORDERS.extend(outer)
 
 
 def _jsonable(value):
@@ -61,10 +66,7 @@ class Aws:
         self.out = out or sys.stdout
         self.sent: list[tuple[str, str, dict]] = []  # every request, in order (dry runs and tests read it)
         if session is None and dry_run:
-            # A dry run signs nothing, so it reads no profile at all (not even AWS_PROFILE's): a missing or
-            # expired one does not matter.
-            core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-            session = boto3.Session(botocore_session=core, region_name=settings.region)
+            session = _dry_run_session(settings.region)
         elif session is None:
             try:
                 session = boto3.Session(profile_name=settings.profile or None, region_name=settings.region)
@@ -128,6 +130,19 @@ class Aws:
             if not token:
                 return
             request[input_token] = token
+
+
+_DRY_RUN_SESSIONS: dict[str, boto3.Session] = {}
+
+
+def _dry_run_session(region: str) -> boto3.Session:
+    """A dry run signs nothing, so it reads no profile at all (not even AWS_PROFILE's): a missing or expired one
+    does not matter. One session per region for every dry run of a process: the service models load once
+    (make iam-policy and make bootstrap run every target's)."""
+    if region not in _DRY_RUN_SESSIONS:
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        _DRY_RUN_SESSIONS[region] = boto3.Session(botocore_session=core, region_name=region)
+    return _DRY_RUN_SESSIONS[region]
 
 
 def _refuse_to_send(request, **kwargs):

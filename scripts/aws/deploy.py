@@ -85,7 +85,7 @@ def model_source(aws: Aws, job: str, tuning: str, model_data: str,
         job = summaries[0]["TrainingJobName"]
     state = aws.call("sagemaker", "describe_training_job", TrainingJobName=job, dry={
         "TrainingJobStatus": "Completed",
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://<output of {job}>/{job}/output/model.tar.gz"}})
+        "ModelArtifacts": {"S3ModelArtifacts": aws.settings.s3_uri("output_prefix", job, "output") + "model.tar.gz"}})
     if state.get("TrainingJobStatus") != "Completed":
         raise AwsError(f"training job {job} is {state.get('TrainingJobStatus')}, not Completed: "
                        "it has no model to serve")
@@ -195,8 +195,7 @@ def served_by(aws: Aws, config: dict | None) -> Served | None:
     the record existed, or by hand): the model's image and artifact, or the package it was made from."""
     if not config:
         return None
-    placeholder = Served(f"<serving image of {config.get('EndpointConfigName')}>",
-                         f"s3://<model data of {config.get('EndpointConfigName')}>/model.tar.gz")
+    placeholder = serving_record.placeholder(aws.settings, config.get("EndpointConfigName", ""))
     serving, _ = serving_record.read(tags_of(aws, config.get("EndpointConfigArn"),
                                              dry=serving_record.record(placeholder, None)))
     if serving:
@@ -302,7 +301,7 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
     dry_live = f"{endpoint}-{DRY_STAMP}"
     existing = describe_endpoint(aws, endpoint, dry={
         "EndpointName": endpoint, "EndpointStatus": "InService", "EndpointConfigName": dry_live,
-        "EndpointArn": f"arn:aws:sagemaker:{settings.region}:<account-id>:endpoint/{endpoint}"}
+        "EndpointArn": api_requests.sagemaker_arn(settings, "endpoint", endpoint)}
         if assume_exists else {})
     if existing:
         status = existing.get("EndpointStatus")
@@ -313,8 +312,9 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
             raise AwsError(f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
                            f"`make cleanup` removes it, then `make deploy` creates it again")
     old_config = existing.get("EndpointConfigName") if existing else None
+    dry_arn = api_requests.sagemaker_arn(settings, "endpoint-config", dry_live)
     dry_config = {**api_requests.endpoint_config(settings, dry_live, f"<model of {endpoint}>"),
-                  "EndpointConfigArn": f"<arn of {dry_live}>"}  # a dry run: the same type as the settings'
+                  "EndpointConfigArn": dry_arn}  # a dry run: the same type as the settings'
     live_config = describe_config(aws, old_config, dry=dry_config) if old_config else None
     if live_config and config_type(live_config) != settings.endpoint_type:
         raise AwsError(f"endpoint {endpoint} is {config_type(live_config)} and ENDPOINT_TYPE is "
@@ -482,8 +482,9 @@ def finish(aws: Aws) -> list[str]:
     its tags what it serves, delete our configs and models it does not use. Returns what was deleted."""
     endpoint = aws.settings.endpoint_name
     live = f"{endpoint}-{DRY_STAMP}"
-    state = wait_in_service(aws, endpoint, dry={"EndpointName": endpoint, "EndpointStatus": "InService",
-                                                "EndpointConfigName": live, "EndpointArn": f"<arn of {endpoint}>"})
+    state = wait_in_service(aws, endpoint, dry={
+        "EndpointName": endpoint, "EndpointStatus": "InService", "EndpointConfigName": live,
+        "EndpointArn": api_requests.sagemaker_arn(aws.settings, "endpoint", endpoint)})
     if not state or state.get("EndpointStatus") != "InService":
         raise AwsError(f"endpoint {endpoint} is {(state or {}).get('EndpointStatus', 'not there')}"
                        f"{': ' + state['FailureReason'] if state and state.get('FailureReason') else ''}; nothing "
@@ -491,9 +492,10 @@ def finish(aws: Aws) -> list[str]:
     if wants_scaling(aws.settings):
         scale(aws)
     live = state.get("EndpointConfigName")
-    config = describe_config(aws, live, dry={"ProductionVariants": [{"ModelName": live}],
-                                             "EndpointConfigArn": f"<arn of {live}>"})
-    placeholder = Served(f"<serving image of {live}>", f"s3://<model data of {live}>/model.tar.gz")
+    config = describe_config(aws, live, dry={
+        "ProductionVariants": [{"ModelName": live}],
+        "EndpointConfigArn": api_requests.sagemaker_arn(aws.settings, "endpoint-config", live)})
+    placeholder = serving_record.placeholder(aws.settings, live)
     serving, _ = serving_record.read(tags_of(aws, (config or {}).get("EndpointConfigArn"),
                                              dry=serving_record.record(placeholder, None)))
     if serving:

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from PIL import Image
 
-from .client import recording
+from . import client
 
 JOB = "{prefix}-20260101-000000"          # a training job of this project (name_prefix)
 TUNING = "{prefix}-20260101-000000"       # a tuning job of this project
@@ -133,7 +133,8 @@ def record(settings_path: str | Path, runs: list[DryRun] = EVERY, prefix: str | 
                 argv = [part.format(**values) for part in run.argv] + ["--settings", str(settings_path), "--dry-run"]
                 module = importlib.import_module(run.module)
                 out, err = io.StringIO(), io.StringIO()
-                with recording() as calls, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                with client.recording(alone=True) as calls, contextlib.redirect_stdout(out), \
+                        contextlib.redirect_stderr(err):
                     status = module.main(argv)
             if status != 0:
                 raise DryRunFailed(f"make {run.target} DRY_RUN=1 failed: {err.getvalue().strip() or out.getvalue()}")

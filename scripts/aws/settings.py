@@ -447,6 +447,7 @@ SPECS = [
     Spec("poll_seconds", "poll_seconds", ("AWS_POLL_SECONDS",), _integer(0, 3600), "seconds between status polls"),
 ]
 BY_ATTR = {spec.attr: spec for spec in SPECS}
+PREFIXES = tuple(spec.attr for spec in SPECS if spec.check is _prefix)  # the bucket's key prefixes of this project
 
 
 @dataclass

@@ -566,6 +566,7 @@ def model_package(settings: Settings, image: str, model_data: str, description: 
                                                          "ContentDigest": f"sha256:{metrics_digest}",
                                                          "S3Uri": metrics_uri}}},
         "CustomerMetadataProperties": properties,
+        **lockdown.package_security(settings),
     }
     if settings.tag_list:
         request["Tags"] = settings.tag_list

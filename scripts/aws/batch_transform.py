@@ -23,7 +23,18 @@ from scripts import REPO_ROOT, batch_output, job_definition, orchestration
 
 from . import api_requests, deploy
 from .client import Aws, AwsError, error_code
-from .common import StatusLine, base_parser, console_url, ecr_image, open_aws, poll, poll_interval, repo_relative, run
+from .common import (
+    StatusLine,
+    base_parser,
+    console_url,
+    ecr_image,
+    open_aws,
+    poll,
+    poll_interval,
+    repo_relative,
+    run,
+    s3_uri_argument,
+)
 
 FINISHED = ("Completed", "Failed", "Stopped")
 OUT_DIR = REPO_ROOT / "build" / "batch-transform"
@@ -33,10 +44,7 @@ def input_uri(data_s3: str) -> str:
     """DATA_S3 as an S3 prefix ending in / (`test/` must not also match `test-old/`)."""
     if not data_s3:
         raise AwsError("DATA_S3= is missing: give the S3 prefix of the images, s3://bucket/prefix/")
-    try:
-        api_requests.split_s3_uri(data_s3)
-    except ValueError:
-        raise AwsError(f"DATA_S3={data_s3} is not an s3://bucket/prefix URI") from None
+    s3_uri_argument(data_s3, "DATA_S3")
     return data_s3 if data_s3.endswith("/") else data_s3 + "/"
 
 
@@ -225,7 +233,10 @@ def main(argv=None) -> int:
 
     def go() -> int:
         definition = job_definition.load(args.job_definition)
-        input_uri(args.data_s3)  # a bad DATA_S3 or OUT stops before anything else
+        input_uri(args.data_s3)  # a bad DATA_S3, name or OUT stops before anything else
+        deploy.check_model_source(args.job, args.tuning, args.model_data)
+        if args.model:
+            orchestration.check_name(args.model, orchestration.TRAINING_NAME_MAX, "SageMaker model (MODEL=)")
         if args.out:
             batch_output.fresh_folder(Path(args.out))
         aws = open_aws(args, "role_arn", "bucket")

@@ -39,7 +39,18 @@ from scripts import endpoint_cost, job_definition, orchestration
 
 from . import api_requests, model_packages, serving_record
 from .client import Aws, AwsError, error_code
-from .common import StatusLine, base_parser, console_url, ecr_image, open_aws, poll, poll_interval, require, run
+from .common import (
+    StatusLine,
+    base_parser,
+    console_url,
+    ecr_image,
+    open_aws,
+    poll,
+    poll_interval,
+    require,
+    run,
+    s3_uri_argument,
+)
 from .serving_record import Served
 from .tune import best_trial
 
@@ -65,12 +76,22 @@ def describe_endpoint(aws: Aws, name: str, dry: dict | None = None) -> dict | No
         raise
 
 
+def check_model_source(job: str, tuning: str, model_data: str) -> None:
+    """The names and the URI a model is given by (JOB=, TUNING=, MODEL_DATA=), checked before any request."""
+    if job:
+        orchestration.check_name(job, orchestration.TRAINING_NAME_MAX, "training job (JOB=)")
+    if tuning:
+        orchestration.check_name(tuning, orchestration.TUNING_NAME_MAX, "tuning job (TUNING=)")
+    if model_data:
+        s3_uri_argument(model_data, "MODEL_DATA", object_key=True)
+
+
 def model_source(aws: Aws, job: str, tuning: str, model_data: str,
                  definition: job_definition.JobDefinition) -> tuple[str, str]:
     """(model.tar.gz S3 URI, where it came from). A tuning job's: its best trial, as `make train` picks it."""
     prefix = definition.name_prefix
+    check_model_source(job, tuning, model_data)
     if model_data:
-        api_requests.split_s3_uri(model_data)
         return model_data, model_data
     if tuning:
         job = best_trial(aws, tuning, definition).name
@@ -569,6 +590,7 @@ def main(argv=None) -> int:
                                                            else "")
                       + "".join(f"\ndeleted {item}" for item in deleted))
             return 0
+        check_model_source(args.job, args.tuning, args.model_data)  # before any request
         if args.assume_exists and not args.dry_run:
             raise ValueError("DRY_RUN_UPDATE=1 goes with DRY_RUN=1 (it only changes what a dry run shows)")
         aws = open_aws(args, "role_arn")

@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from PIL import Image
 
@@ -32,6 +32,7 @@ class DryRun:
     argv: tuple[str, ...] = ()    # its arguments besides --settings and --dry-run; {data} {image} {bucket} {prefix}
     env: dict = field(default_factory=dict)  # settings from the environment, as make passes VAR=value
     admin: bool = False           # run by an account administrator once (bootstrap, teardown ALL=1), not day to day
+    applies: Callable = lambda settings: True  # whether the settings allow this path at all
 
 
 DAY_TO_DAY = [
@@ -54,8 +55,8 @@ DAY_TO_DAY = [
            {"ENDPOINT_TYPE": "async"}),
     DryRun("deploy MODEL_DATA= ENDPOINT_TYPE=serverless", "scripts.aws.deploy",
            ("--model-data", "s3://{bucket}/{output_prefix}/" + JOB + "/output/model.tar.gz"),
-           {"ENDPOINT_TYPE": "serverless", "NETWORK_SUBNETS": "", "NETWORK_SECURITY_GROUPS": "",
-            "NETWORK_ISOLATION": "false"}),
+           {"ENDPOINT_TYPE": "serverless"},  # not in a VPC, not isolated (api_requests.check_endpoint_type)
+           applies=lambda settings: not (settings.subnets or settings.network_isolation)),
     DryRun("deploy-finish", "scripts.aws.deploy", ("--finish",), {"AUTOSCALING": "true"}),
     DryRun("rollback", "scripts.aws.rollback"),
     DryRun("batch-transform", "scripts.aws.batch_transform", ("--data-s3", "s3://{bucket}/{data_prefix}/data/test/")),
@@ -129,6 +130,8 @@ def record(settings_path: str | Path, runs: list[DryRun] = EVERY, prefix: str | 
         for run in runs:
             with _environment(run.env):
                 settings = settings_module.load(settings_path)
+                if not run.applies(settings):
+                    continue
                 values = _values(settings, prefix, data)
                 argv = [part.format(**values) for part in run.argv] + ["--settings", str(settings_path), "--dry-run"]
                 module = importlib.import_module(run.module)

@@ -79,6 +79,11 @@ def endpoint_volume_key(settings: Settings) -> dict:
     return key(settings)
 
 
+def package_security(settings: Settings) -> dict:
+    """A model package's SecurityConfig: what the registry keeps of it, encrypted with the key."""
+    return {"SecurityConfig": {"KmsKeyId": settings.kms_key}} if settings.kms_key else {}
+
+
 def s3_object(settings: Settings) -> dict:
     """SSE-KMS of an object the scripts put (PutObject, and upload_file's ExtraArgs), or {}."""
     if not settings.kms_key:

@@ -24,12 +24,13 @@ from pathlib import Path
 import botocore.exceptions
 import numpy as np
 
+from classifier import artifact
 from scripts import job_definition, orchestration
 
 from . import api_requests
 from .client import Aws, AwsError, error_code
 from .common import base_parser, ecr_image, open_aws, run
-from .deploy import add_model_source_arguments, describe_endpoint, model_source
+from .deploy import add_model_source_arguments, check_model_source, describe_endpoint, model_source
 from .model_packages import Package, dry_summary, resolve, versions
 from .serving_record import package_version, read as read_record
 
@@ -168,6 +169,9 @@ def register(aws: Aws, definition: job_definition.JobDefinition, job: str, tunin
         "hyperparameters": {"<name>": "<value>"}, "metrics": {}})
     if config is None:
         raise AwsError(f"{model_data} holds no {MODEL_CONFIG}: not a model of this project's training job")
+    problem = None if aws.dry_run else artifact.config_problem(config)
+    if problem:  # what serving would refuse: stopped before the package exists
+        raise AwsError(f"{model_data}: its {MODEL_CONFIG} {problem}")
     if evaluation and not aws.dry_run and evaluation["class_names"] != config.get("classes"):
         raise ValueError(f"the evaluation report's classes ({len(evaluation['class_names'])}) are not the model's "
                          f"({len(config.get('classes', []))}, in label order): it evaluated another model")
@@ -244,6 +248,7 @@ def main(argv=None) -> int:
         if args.command == "register":
             definition = job_definition.load(args.job_definition)
             evaluation = load_evaluation(args.evaluation) if args.evaluation else None  # before any request
+            check_model_source(args.job, args.tuning, args.model_data)
             aws = open_aws(args, "role_arn", "bucket")
             package = register(aws, definition, args.job, args.tuning, args.model_data, evaluation, args.approve)
             if not aws.dry_run:

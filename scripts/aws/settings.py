@@ -116,6 +116,11 @@ def _bucket(value) -> str:
     return text
 
 
+def check_bucket_name(name: str) -> str:
+    """A bucket name by S3's rules (the name, or ValueError saying what is wrong with it)."""
+    return _bucket(name)
+
+
 def _prefix(value) -> str:
     text = _text(value).strip("/")
     if not text:

@@ -107,8 +107,13 @@ def s3_items(aws: Aws) -> list[Item]:
     settings, items = aws.settings, []
     for attr in PREFIXES:
         prefix = settings.values[attr] + "/"
-        page = aws.call("s3", "list_objects_v2", Bucket=settings.bucket, Prefix=prefix, MaxKeys=1,
-                        dry={"KeyCount": 1})
+        try:
+            page = aws.call("s3", "list_objects_v2", Bucket=settings.bucket, Prefix=prefix, MaxKeys=1,
+                            dry={"KeyCount": 1})
+        except botocore.exceptions.ClientError as error:
+            if error_code(error) == "NoSuchBucket":
+                return []
+            raise
         if page.get("KeyCount", 0):
             items.append(Item("S3 prefix", f"s3://{settings.bucket}/{prefix}",
                               lambda prefix=prefix: delete_folder(aws, settings.bucket, prefix)))

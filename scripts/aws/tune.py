@@ -36,6 +36,7 @@ from .common import (
     poll_interval,
     present_channels,
     run,
+    s3_uri_argument,
 )
 from .trial_checkpoints import TrialCheckpoints
 
@@ -235,6 +236,12 @@ def main(argv=None) -> int:
         definition = job_definition.load(args.job_definition).with_overrides(
             max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
             early_stopping=args.early_stopping, hyperparameters=fixed)
+        parents = [p for item in args.parent for p in item.replace(",", " ").split()]
+        for name in [args.attach, args.name, *parents]:  # the names and the data given, before any request
+            if name:
+                orchestration.check_name(name, orchestration.TUNING_NAME_MAX, "tuning job")
+        if args.data_s3:
+            s3_uri_argument(args.data_s3, "DATA_S3")
         if args.attach:
             aws = open_aws(args)
             name = args.attach
@@ -246,7 +253,6 @@ def main(argv=None) -> int:
             found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=True),
                                      definition.channels.required, args.data)
             names = orchestration.trial_channels(definition, found)
-            parents = [p for item in args.parent for p in item.replace(",", " ").split()]
             shared, values, etags = None, orchestration.shared_features(definition), {}
             if values is not None and not args.no_cache:  # a feature job (or a stored cache) first, as tune-local
                 etags = features.listed(aws, uri, names, args.data)

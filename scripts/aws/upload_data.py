@@ -24,7 +24,7 @@ from boto3.s3.transfer import TransferConfig
 
 from . import api_requests, lockdown
 from .client import Aws, AwsError, error_code
-from .common import StatusLine, base_parser, data_uri, open_aws, run
+from .common import StatusLine, base_parser, data_uri, open_aws, run, s3_uri_argument
 from .settings import Settings
 
 MIB = 1024 * 1024
@@ -224,6 +224,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
+        if args.data_s3:
+            s3_uri_argument(args.data_s3, "DATA_S3")
         files, classes = check_layout(Path(args.data), Path(args.weights) if args.weights else None)
         aws = open_aws(args, "bucket")
         uri = data_uri(aws.settings, args.data, args.data_s3)

@@ -184,7 +184,7 @@ def test_registry_rollback_and_logs_dry_runs(no_credentials, capsys, tmp_path):
 @pytest.mark.parametrize("endpoint_type, field", [("serverless", "ServerlessConfig"), ("async", None)])
 def test_deploy_dry_run_of_each_endpoint_type(no_credentials, capsys, monkeypatch, endpoint_type, field):
     monkeypatch.setenv("ENDPOINT_TYPE", endpoint_type)
-    assert deploy.main(no_credentials + ["--model-data", "s3://b/m/model.tar.gz"]) == 0
+    assert deploy.main(no_credentials + ["--model-data", "s3://my-bucket/m/model.tar.gz"]) == 0
     out = capsys.readouterr().out
     config = first_requests(out)["sagemaker.CreateEndpointConfig"]
     if field:

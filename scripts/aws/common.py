@@ -44,9 +44,14 @@ def require(aws: Aws, *required: str) -> None:
     if not aws.dry_run:
         aws.settings.require(*required)
         return
-    for name in required:  # a dry run shows what it would send, with placeholders for what is not set yet
-        if not aws.settings.values.get(name):
-            aws.settings.values[name] = DRY_PLACEHOLDERS.get(name, f"<{name}>")
+    fill_placeholders(aws.settings, *required)
+
+
+def fill_placeholders(settings: Settings, *names: str) -> None:
+    """A dry run shows what it would send, with placeholders for what is not set yet."""
+    for name in names:
+        if not settings.values.get(name):
+            settings.values[name] = DRY_PLACEHOLDERS.get(name, f"<{name}>")
 
 
 def run(main: Callable[[], int]) -> int:
@@ -105,7 +110,8 @@ def s3_uri_argument(uri: str, variable: str, object_key: bool = False) -> str:
     except ValueError:
         raise ValueError(f"{variable}={uri} is not an s3://bucket/{'key' if object_key else 'prefix'} URI") from None
     try:
-        check_bucket_name(bucket)
+        if bucket != DRY_PLACEHOLDERS["bucket"]:  # a dry run's, where the settings name no bucket yet
+            check_bucket_name(bucket)
     except ValueError as error:
         raise ValueError(f"{variable}={uri}: {bucket!r} is {error}") from None
     if object_key and (not key or key.endswith("/")):

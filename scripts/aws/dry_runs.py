@@ -20,6 +20,8 @@ from typing import Callable, Iterator
 from PIL import Image
 
 from . import client
+from .client import AwsError
+from .common import DRY_PLACEHOLDERS
 
 JOB = "{prefix}-20260101-000000"          # a training job of this project (name_prefix)
 TUNING = "{prefix}-20260101-000000"       # a tuning job of this project
@@ -80,7 +82,7 @@ ADMIN = [
 EVERY = DAY_TO_DAY + ADMIN
 
 
-class DryRunFailed(RuntimeError):
+class DryRunFailed(AwsError):
     pass
 
 
@@ -110,7 +112,8 @@ def _environment(changes: dict) -> Iterator[None]:
 
 
 def _values(settings, prefix: str, data: Path) -> dict:
-    return {"data": str(data), "image": str(data / "test" / "a" / "0.png"), "bucket": settings.bucket,
+    return {"data": str(data), "image": str(data / "test" / "a" / "0.png"),
+            "bucket": settings.bucket or DRY_PLACEHOLDERS["bucket"],
             "prefix": prefix, "endpoint": settings.endpoint_name, "output_prefix": settings.output_prefix,
             "data_prefix": settings.data_prefix}
 

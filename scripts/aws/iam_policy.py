@@ -27,7 +27,7 @@ from pathlib import Path
 from scripts import REPO_ROOT, job_definition
 
 from . import api_requests, dry_runs, push_images
-from .common import base_parser, repo_relative, run
+from .common import base_parser, fill_placeholders, repo_relative, run
 from .settings import PREFIXES, Settings, SettingsError, load
 
 OUT_DIR = REPO_ROOT / "build" / "iam"
@@ -251,29 +251,41 @@ def grants(scope: Scope, service: str, api: str, params: dict) -> list[Grant]:
 
 # --- matching resources with wildcards ------------------------------------------------------------------------------
 
+PLACEHOLDER = "\x00"  # a dry run's <...>: any value of one ARN part (no / or :), where IAM's * is anything
+SEPARATORS = "/:"
+
+
 def _glob(text: str) -> str:
-    """A dry run's placeholders (<...>) stand for any value, as IAM's * does."""
-    return re.sub(r"<[^<>]*>", "*", text)
+    return re.sub(r"<[^<>]*>", PLACEHOLDER, text)
+
+
+def _accepts(wildcard: str, char: str) -> bool:
+    return wildcard == "*" or char not in SEPARATORS
 
 
 def globs_meet(a: str, b: str) -> bool:
-    """Whether some string matches both wildcard patterns (* = any characters, as in IAM ARNs)."""
+    """Whether some string matches both patterns: IAM's * (any characters) and a dry run's placeholders (any
+    characters of one ARN part) on either side."""
     a, b = _glob(a), _glob(b)
+    wild = ("*", PLACEHOLDER)
     seen: dict[tuple[int, int], bool] = {}
 
     def meet(i: int, j: int) -> bool:
-        if (i, j) in seen:
-            return seen[(i, j)]
+        if (i, j) not in seen:
+            seen[(i, j)] = False  # a cycle adds nothing
+            seen[(i, j)] = _meet(i, j)
+        return seen[(i, j)]
+
+    def _meet(i: int, j: int) -> bool:
         if i == len(a) and j == len(b):
-            result = True
-        elif i < len(a) and a[i] == "*":
-            result = meet(i + 1, j) or (j < len(b) and meet(i, j + 1))
-        elif j < len(b) and b[j] == "*":
-            result = meet(i, j + 1) or (i < len(a) and meet(i + 1, j))
-        else:
-            result = i < len(a) and j < len(b) and a[i] == b[j] and meet(i + 1, j + 1)
-        seen[(i, j)] = result
-        return result
+            return True
+        if i < len(a) and a[i] in wild and (meet(i + 1, j) or (j < len(b) and b[j] not in wild
+                                                                and _accepts(a[i], b[j]) and meet(i, j + 1))):
+            return True
+        if j < len(b) and b[j] in wild and (meet(i, j + 1) or (i < len(a) and a[i] not in wild
+                                                                and _accepts(b[j], a[i]) and meet(i + 1, j))):
+            return True
+        return i < len(a) and j < len(b) and a[i] not in wild and a[i] == b[j] and meet(i + 1, j + 1)
 
     return meet(0, 0)
 
@@ -461,6 +473,8 @@ def main(argv=None) -> int:
     def go() -> int:
         path = settings_path(args)
         settings = load(path)
+        if args.dry_run:  # the documents with placeholders where the role and the bucket go
+            fill_placeholders(settings, "role_arn", "bucket")
         settings.require("role_arn", "bucket")  # the policies are scoped to them
         found = documents(path, settings)
         if args.dry_run:

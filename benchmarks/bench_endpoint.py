@@ -1,23 +1,32 @@
-"""What the endpoint costs on top of the model: POST /invocations on the real nginx + MMS stack against the same
-preprocessing + forward pass called in-process, in one run, with a 224x224 JPEG.
+"""The endpoint in each format side by side: PyTorch eager, OpenVINO fp32 and OpenVINO int8, for ResNet-50 and
+EfficientNet-Lite0 at 224 px, through the real local endpoint (nginx + MMS + our handler, as `make serve-local`)
+and against the same request path in-process (the limit), in one run with interleaved rounds.
 
-Run: .venv/bin/python benchmarks/bench_endpoint.py [--model DIR] [--workers N] [--threads T]
-     (or `make bench-endpoint`; target: the endpoint adds at most 10 ms at p50)
+Run: .venv/bin/python benchmarks/bench_endpoint.py [--models resnet50,efficientnet_lite0 | --model DIR]
+     [--rounds 3] [--requests 30] [--duration 8] [--price 0.461] [--json FILE]   (or `make bench-endpoint`)
 
-1. In-process: `ServingModel.predict([jpeg])` (decode, evaluation transform, forward, softmax) from
-   `model_fn`, with the torch threads of one MMS worker, in a fresh process (as a worker is), N times
-   after a warm-up: p50/p99.
-2. Endpoint: `python -m classifier.serving.local` (nginx + MMS + our handler, as `make serve-local`)
-   on a free port; one client on a keep-alive connection, N requests: p50/p99; the difference of the
-   p50s is what the HTTP stack adds. The server's own INVOCATION lines give ModelLatency and
-   OverheadLatency for the same requests. 1 and 2 run in alternating rounds of 20 requests, so both
-   see the same machine. Then the same requests through nginx and straight to MMS's own port (behind
-   it, on 127.0.0.1), again in alternating rounds: the difference of the p50s is what nginx adds.
-3. Throughput: 4 concurrent clients (threads, a connection each) for --duration seconds: requests/s
-   and the latency they saw.
-Without --model, the artifact is EfficientNet-Lite0 (ImageNet weights) at 224 px with an untrained
-10-class head: the latency does not depend on the head's weights. The photo is scikit-image's cat.
-Figures are printed, never asserted: they depend on the machine.
+For each model:
+1. The artifact: ResNet-50 with random weights (torchvision's ImageNet weights are not available offline; the
+   speed does not depend on the weights' values once denormals are out of the way, see 5), EfficientNet-Lite0
+   with its ImageNet weights; an untrained 10-class head each. Its exports are made by the project's own
+   `classifier.export.main.build_formats` (fp32 IR; int8 calibrated on 64 crops of scikit-image's photos) and
+   installed unjudged: the speed is measured here, the accuracy gate on trained models (`make export`,
+   `make evaluate`; docs/measurements.md). With --model, a trained artifact's own exports are used.
+2. Three endpoints, `SERVING_RUNTIME=torch|fp32|int8`, each with the workers x threads `serve` chooses for the
+   format; beside each, the same number of in-process worker processes (`model_fn` with the same settings, each
+   a fresh process, all in one session of their own, as the endpoint's workers are) that run
+   `ServingModel.predict`: decode, preprocess, forward, the request path without HTTP.
+3. Rounds, the formats' order rotating each round, so that all see the same machine (it is shared and its speed
+   swings: the ratios within one run are the figures): one client on a keep-alive connection, --requests
+   requests (p50/p99); --clients clients for --duration seconds (images/s); the in-process workers, one
+   stream per worker, for --duration seconds (images/s: the limit for that layout); one in-process stream
+   (p50: what the HTTP stack adds is the difference to the endpoint's p50).
+4. The other layout: one worker with every core (or one worker per core, if that is what `serve` chose),
+   in-process, in the same rounds: which `serving/settings.py` should choose.
+5. Denormals: the PyTorch forward with and without flushing denormal floats (torch.set_flush_denormal).
+Then per model: ratios to torch eager, endpoint / in-process, images per instance-hour (the 4-client rate x
+3600, on this machine) and, with --price (USD per instance-hour), what a million predictions cost.
+Figures are printed (and written with --json), never asserted: they depend on the machine.
 """
 from __future__ import annotations
 
@@ -27,7 +36,7 @@ import io
 import json
 import os
 import platform
-import re
+import random
 import signal
 import statistics
 import subprocess
@@ -40,7 +49,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_DIR = REPO_ROOT / "container"
 sys.path.insert(0, str(CONTAINER_DIR))
+from classifier.export.formats import FORMATS, RUNTIME_ENV, TORCH, model_file  # noqa: E402
 from classifier.serving.local import free_port  # noqa: E402
+from classifier.serving.serve import configure_environment  # noqa: E402
+from classifier.serving.settings import Settings, usable_cpus  # noqa: E402
+
+MODELS = ("resnet50", "efficientnet_lite0")
+IMAGE_SIZE = 224
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
+# Targets of the issue (images/s through the endpoint, 4 clients, as multiples of torch eager's).
+TARGETS = {("resnet50", "int8"): 3.5, ("resnet50", "fp32"): 1.4, ("efficientnet_lite0", "best"): 2.0}
+TARGET_OF_LIMIT = 0.8  # the endpoint at >= 80 % of the same format in-process
 
 
 def percentile(values, q):
@@ -49,124 +68,198 @@ def percentile(values, q):
 
 
 def summary(values_ms):
-    return {"n": len(values_ms), "p50": percentile(values_ms, 50), "p90": percentile(values_ms, 90),
-            "p99": percentile(values_ms, 99), "mean": statistics.fmean(values_ms)}
+    return {"n": len(values_ms), "p50": percentile(values_ms, 50), "p99": percentile(values_ms, 99),
+            "mean": statistics.fmean(values_ms)}
 
 
-def test_jpeg(size: int = 224) -> bytes:
+def photo(name: str):
     from PIL import Image
     from skimage import data
 
-    photo = Image.fromarray(data.chelsea())
-    side = min(photo.size)
-    left, top = (photo.width - side) // 2, (photo.height - side) // 2
-    photo = photo.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def jpeg_of(image, size: int = IMAGE_SIZE) -> bytes:
+    from PIL import Image
+
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    square = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
-    photo.save(buffer, format="JPEG", quality=90)
+    square.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
-def make_artifact(folder: Path) -> Path:
+def test_jpeg() -> bytes:
+    """The request: scikit-image's cat, a 224x224 JPEG."""
+    return jpeg_of(photo("chelsea"))
+
+
+def calibration_images(preprocessing, count: int = 64, seed: int = 0) -> list:
+    """Random crops of scikit-image's photos through the evaluation view: uint8 arrays (1, 3, H, W)."""
+    rng = random.Random(seed)
+    photos = [photo(name) for name in PHOTOS]
+    out = []
+    for index in range(count):
+        image = photos[index % len(photos)]
+        side = rng.randint(min(image.size) // 2, min(image.size))
+        left, top = rng.randint(0, image.width - side), rng.randint(0, image.height - side)
+        crop = image.crop((left, top, left + side, top + side))
+        out.append(preprocessing.load_for_eval(jpeg_of(crop, preprocessing.resize_size)).unsqueeze(0).numpy())
+    return out
+
+
+def make_artifact(folder: Path, architecture: str) -> Path:
+    """An untrained-head artifact of `architecture` at 224 px with unjudged fp32 and int8 exports."""
+    import torch
+
     from classifier.artifact import save_artifact
+    from classifier.export.main import STAGING, build_formats, install
     from classifier.model import build_model, get_architecture
 
-    model = build_model("efficientnet_lite0", 10, pretrained=True, freeze_backbone=True).eval()
-    save_artifact(folder, model, "efficientnet_lite0", [f"class_{i}" for i in range(10)],
-                  get_architecture("efficientnet_lite0").preprocessing(224),
-                  hyperparameters={"note": "benchmark: untrained head"}, metrics={})
+    torch.manual_seed(0)
+    pretrained = architecture == "efficientnet_lite0"  # the only ImageNet weights available offline
+    model = build_model(architecture, 10, pretrained=pretrained, freeze_backbone=True).eval()
+    preprocessing = get_architecture(architecture).preprocessing(IMAGE_SIZE)
+    weights = "ImageNet weights" if pretrained else "random weights"
+    save_artifact(folder, model, architecture, [f"class_{i}" for i in range(10)], preprocessing,
+                  hyperparameters={"note": f"benchmark: {weights}, untrained head"}, metrics={})
+    calibration = calibration_images(preprocessing)
+    build_formats(model, IMAGE_SIZE, calibration, folder / STAGING)
+    note = "benchmark: speed only, not judged by the accuracy gate"
+    install(folder, folder / STAGING, {fmt: {"accepted": True, "file": model_file(fmt), "figures": {}, "note": note}
+                                       for fmt in FORMATS if fmt != TORCH},
+            {"calibration_images": len(calibration), "note": note})
     return folder
 
 
-def load_in_process(model_dir: Path, threads: int):
-    """The model as one MMS worker has it: model_fn with the worker's torch threads."""
-    import torch
+# --- the in-process side -------------------------------------------------------------------------------------------
+class InProcessPool:
+    """`workers` fresh processes, each `model_fn` with `threads` threads in the format asked for (SERVING_RUNTIME),
+    all in one session of their own as the server's workers are (Linux's autogroup scheduling shares the CPU
+    between sessions: on a shared machine, a session per worker would get them more of it than the endpoint
+    gets). A pool process in that session starts them (multiprocessing, spawn) and relays the commands from
+    stdin, one JSON answer per line: `latency N` (one stream), `for SECONDS` (every worker at once: images/s),
+    `denormals N`."""
 
-    from classifier.serving.inference import model_fn
-    from classifier.serving.settings import Settings
-
-    settings = Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "CLASSIFIER_THREADS_PER_WORKER": str(threads)})
-    model = model_fn(model_dir, settings=settings)
-    assert torch.get_num_threads() == threads
-    return model
-
-
-class InProcessWorker:
-    """The in-process side in a fresh process of its own, like an MMS worker (a process that has done
-    nothing else: the allocator's state of this benchmark's own process would skew it), in a session
-    of its own like the server (Linux's autogroup scheduling shares the CPU between sessions). It
-    answers lines "N" on stdin with the latencies of N predictions as a JSON list."""
-
-    def __init__(self, model_dir: Path, threads: int):
+    def __init__(self, model_dir: Path, fmt: str, workers: int, threads: int):
+        env = dict(os.environ, PYTHONPATH=str(CONTAINER_DIR), SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
+                   CLASSIFIER_THREADS_PER_WORKER=str(threads), **{RUNTIME_ENV: fmt})
+        configure_environment(env, fmt)  # what `serve` sets for its workers (OMP_NUM_THREADS, ...)
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--in-process-worker", str(model_dir), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONPATH=str(CONTAINER_DIR)),
-            start_new_session=True)  # as the server: its own session (with autogroup scheduling, its own CPU share)
-        assert self.process.stdout.readline().strip() == "ready"
+            [sys.executable, __file__, "--in-process-pool", str(model_dir), "--workers", str(workers),
+             "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"in-process workers ({fmt}) did not start: {line!r}")
 
-    def run(self, count: int) -> list[float]:
-        self.process.stdin.write(f"{count}\n")
+    def _ask(self, command: str):
+        self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
 
-    def split(self) -> tuple[float, float]:
-        self.process.stdin.write("split\n")
-        self.process.stdin.flush()
-        return tuple(json.loads(self.process.stdout.readline()))
+    def latencies(self, count: int) -> list[float]:
+        return self._ask(f"latency {count}")
+
+    def throughput(self, seconds: float) -> float:
+        return self._ask(f"for {seconds}")
+
+    def denormals(self, count: int) -> dict:
+        return self._ask(f"denormals {count}")
 
     def close(self):
         self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.process.wait(timeout=120)
 
 
-def serve_in_process_worker(model_dir: Path, threads: int) -> int:
-    model = load_in_process(model_dir, threads)
-    jpeg = test_jpeg()
-    in_process_requests(model, jpeg, 20)
+def run_pool(model_dir: Path, workers: int, threads: int) -> int:
+    """The pool process of `InProcessPool`."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, as MMS starts its workers
+    pipes, processes = [], []
+    for _ in range(workers):
+        parent, child = context.Pipe()
+        process = context.Process(target=pool_worker, args=(str(model_dir), threads, child))
+        process.start()
+        pipes.append(parent)
+        processes.append(process)
+    for pipe in pipes:
+        assert pipe.recv() == "ready"
     print("ready", flush=True)
     for line in sys.stdin:
-        command = line.strip()
-        answer = in_process_split(model, jpeg) if command == "split" else in_process_requests(model, jpeg, int(command))
+        command, _, value = line.strip().partition(" ")
+        if command == "for":
+            for pipe in pipes:
+                pipe.send(line)
+            answer = sum(pipe.recv() for pipe in pipes) / float(value)
+        else:
+            pipes[0].send(line)
+            answer = pipes[0].recv()
         print(json.dumps(answer), flush=True)
+    for pipe in pipes:
+        pipe.send("stop")
+    for process in processes:
+        process.join(timeout=60)
     return 0
 
 
-def in_process_requests(model, jpeg: bytes, count: int) -> list[float]:
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
+def pool_worker(model_dir: str, threads: int, pipe) -> None:
+    """One in-process worker: `model_fn` as an MMS worker runs it, then `ServingModel.predict` on request."""
+    import torch
+
+    from classifier.serving.inference import model_fn
+
+    model = model_fn(Path(model_dir), settings=Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+                                                                  "CLASSIFIER_THREADS_PER_WORKER": str(threads)}))
+    jpeg = test_jpeg()
+    for _ in range(10):
         model.predict([jpeg])
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+    pipe.send("ready")
+    while (line := pipe.recv()) != "stop":
+        command, _, value = line.strip().partition(" ")
+        if command == "latency":
+            answer = []
+            for _ in range(int(value)):
+                start = time.perf_counter()
+                model.predict([jpeg])
+                answer.append((time.perf_counter() - start) * 1000)
+        elif command == "for":
+            answer, stop_at = 0, time.perf_counter() + float(value)
+            while time.perf_counter() < stop_at:
+                model.predict([jpeg])
+                answer += 1
+        else:  # denormals: the forward's p50 with and without flushing them, interleaved
+            batch = model.preprocess(jpeg).unsqueeze(0)
+            times = {"kept": [], "flushed": []}
+            for _ in range(int(value)):
+                for name, flush in (("kept", False), ("flushed", True)):
+                    torch.set_flush_denormal(flush)
+                    start = time.perf_counter()
+                    model.forward(batch)
+                    times[name].append((time.perf_counter() - start) * 1000)
+            torch.set_flush_denormal(False)
+            answer = {name: statistics.median(values) for name, values in times.items()}
+        pipe.send(answer)
 
 
-def in_process_split(model, jpeg: bytes, count: int = 50) -> tuple[float, float]:
-    """p50 of decode + transform and of the forward pass, measured apart (not part of the figures)."""
-    preprocess, forward = [], []
-    for _ in range(count):
-        start = time.perf_counter()
-        tensor = model.preprocess(jpeg)
-        middle = time.perf_counter()
-        model.forward(tensor.unsqueeze(0))
-        preprocess.append((middle - start) * 1000)
-        forward.append((time.perf_counter() - middle) * 1000)
-    return statistics.median(preprocess), statistics.median(forward)
-
-
+# --- the endpoint ----------------------------------------------------------------------------------------------
 class Endpoint:
-    def __init__(self, model_dir: Path, work_dir: Path, workers: int, threads: int):
+    def __init__(self, model_dir: Path, work_dir: Path, fmt: str, workers: int, threads: int):
         self.port = free_port()
         self.workers_expected = workers
+        work_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = work_dir / "server.log"
         env = dict(os.environ, PYTHONPATH=str(CONTAINER_DIR), SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
-                   CLASSIFIER_THREADS_PER_WORKER=str(threads))
+                   CLASSIFIER_THREADS_PER_WORKER=str(threads), **{RUNTIME_ENV: fmt})
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "classifier.serving.local", str(model_dir), "--port", str(self.port),
                  "--work-dir", str(work_dir / "base")],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
-    def wait_healthy(self, timeout=300):
+    def wait_healthy(self, timeout=600):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -180,24 +273,8 @@ class Endpoint:
                         return
             except OSError:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.5)
         raise TimeoutError("no healthy /ping")
-
-    @property
-    def mms_port(self) -> int:
-        """MMS's own inference port behind nginx, as `serve` printed it."""
-        found = re.search(r"-> MMS on 127\.0\.0\.1:(\d+)", self.log_path.read_text(errors="replace"))
-        if not found:
-            raise RuntimeError("serve did not print MMS's port")
-        return int(found.group(1))
-
-    def records(self) -> list[dict]:
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            _, tag, payload = line.partition("INVOCATION ")
-            if tag and payload.startswith("{"):
-                out.append(json.loads(payload))
-        return out
 
     def stop(self):
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -213,7 +290,7 @@ class Endpoint:
 
 def timed_requests(port: int, jpeg: bytes, count: int, stop_at: float | None = None) -> list[float]:
     """Latencies (ms) on one keep-alive connection, as a real client would send them."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     headers = {"Content-Type": "image/jpeg", "Accept": "application/json"}
     times = []
     try:
@@ -230,130 +307,199 @@ def timed_requests(port: int, jpeg: bytes, count: int, stop_at: float | None = N
     return times
 
 
-def main(argv=None) -> int:
-    from classifier.serving.settings import usable_cpus
+def concurrent_rate(port: int, jpeg: bytes, clients: int, seconds: float) -> float:
+    """Images per second with `clients` clients, each on its own connection, for `seconds`."""
+    results: list[list[float]] = [[] for _ in range(clients)]
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=lambda i=i: results[i].extend(timed_requests(port, jpeg, 10**9, stop_at)))
+               for i in range(clients)]
+    begin = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(len(r) for r in results) / (time.monotonic() - begin)
+
+
+# --- one model -----------------------------------------------------------------------------------------------------
+def layout(fmt: str) -> tuple[int, int]:
+    """(workers, threads) as `serve` sizes them for this format on this machine."""
+    settings = Settings.from_env({}, fmt)
+    return settings.workers, settings.threads_per_worker
+
+
+def bench_model(name: str, model_dir: Path, scratch: Path, args, jpeg: bytes) -> dict:
+    """Every format the artifact can serve (torch, and the exports it holds accepted)."""
+    from classifier.artifact import read_config
+    from classifier.export.formats import accepted
 
     cpus = usable_cpus()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path,
-                        help="model dir or job dir (default: EfficientNet-Lite0 at 224, untrained head)")
-    parser.add_argument("--workers", type=int, default=cpus, help=f"MMS workers (default: CPUs = {cpus})")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: CPUs / workers)")
-    parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement")
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=20, help="seconds of the concurrent-clients run")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--in-process-worker", type=Path, help=argparse.SUPPRESS)  # internal: see InProcessWorker
-    args = parser.parse_args(argv)
-    threads = args.threads or max(1, cpus // args.workers)
-    if args.in_process_worker:
-        return serve_in_process_worker(args.in_process_worker, threads)
+    fmts = tuple(fmt for fmt in FORMATS if fmt in accepted(read_config(model_dir)))
+    layouts = {fmt: layout(fmt) for fmt in fmts}
+    other = {fmt: (1, cpus) if layouts[fmt][0] > 1 else (cpus, 1) for fmt in fmts}
+    sizes = ", ".join(f"{fmt} {workers}x{threads}" for fmt, (workers, threads) in layouts.items())
+    print(f"{name}: starting {len(fmts)} endpoints and the in-process workers ({sizes}) ...", flush=True)
+    endpoints, pools, others = {}, {}, {}
+    try:
+        for fmt in fmts:
+            endpoints[fmt] = Endpoint(model_dir, scratch / name / fmt, fmt, *layouts[fmt])
+        started = time.monotonic()
+        for endpoint in endpoints.values():
+            endpoint.wait_healthy()
+        startup_s = time.monotonic() - started
+        for fmt in fmts:
+            pools[fmt] = InProcessPool(model_dir, fmt, *layouts[fmt])
+            if cpus > 1:
+                others[fmt] = InProcessPool(model_dir, fmt, *other[fmt])
+        for fmt in fmts:  # warm-up: the JVM's JIT, nginx, the workers' caches
+            timed_requests(endpoints[fmt].port, jpeg, 10 * layouts[fmt][0])
+        raw = measure_rounds(name, fmts, endpoints, pools, others, args, jpeg)
+        denormals = pools[TORCH].denormals(args.requests)
+    finally:
+        for endpoint in endpoints.values():
+            endpoint.stop()
+        for pool in (*pools.values(), *others.values()):
+            pool.close()
+    return {"startup_s": startup_s, "denormals_forward_ms_p50": denormals,
+            "formats": summarise(raw, layouts, other, args.price)}
 
+
+def measure_rounds(name: str, fmts: tuple, endpoints: dict, pools: dict, others: dict, args, jpeg: bytes) -> dict:
+    """The raw figures of every round, the formats' order rotating from one round to the next."""
+    raw = {fmt: {"endpoint_ms": [], "endpoint_rps": [], "in_process_ms": [], "in_process_rps": [],
+                 "other_layout_rps": []} for fmt in fmts}
+    for round_index in range(args.rounds):
+        order = fmts[round_index % len(fmts):] + fmts[:round_index % len(fmts)]
+        print(f"{name}: round {round_index + 1} of {args.rounds} ({', '.join(order)}) ...", flush=True)
+        for fmt in order:
+            figures = raw[fmt]
+            figures["endpoint_ms"] += timed_requests(endpoints[fmt].port, jpeg, args.requests)
+            figures["in_process_ms"] += pools[fmt].latencies(args.requests)
+            figures["endpoint_rps"].append(concurrent_rate(endpoints[fmt].port, jpeg, args.clients, args.duration))
+            figures["in_process_rps"].append(pools[fmt].throughput(args.duration))
+            if fmt in others:
+                figures["other_layout_rps"].append(others[fmt].throughput(args.duration))
+    return raw
+
+
+def summarise(raw: dict, layouts: dict, other: dict, price: float | None) -> dict:
+    """Per format: medians over the rounds, ratios to torch eager and to in-process, images per hour, cost."""
+    results = {}
+    for fmt, figures in raw.items():
+        endpoint_ms, in_process_ms = summary(figures["endpoint_ms"]), summary(figures["in_process_ms"])
+        results[fmt] = {
+            "workers": layouts[fmt][0], "threads": layouts[fmt][1],
+            "endpoint_ms": endpoint_ms, "in_process_ms": in_process_ms,
+            "added_ms_p50": endpoint_ms["p50"] - in_process_ms["p50"],
+            "endpoint_rps": statistics.median(figures["endpoint_rps"]),
+            "in_process_rps": statistics.median(figures["in_process_rps"]),
+            "rounds_endpoint_rps": figures["endpoint_rps"], "rounds_in_process_rps": figures["in_process_rps"],
+        }
+        if figures["other_layout_rps"]:
+            results[fmt]["other_layout"] = {"workers": other[fmt][0], "threads": other[fmt][1],
+                                            "in_process_rps": statistics.median(figures["other_layout_rps"])}
+    for figures in results.values():
+        figures["speedup_vs_torch"] = figures["endpoint_rps"] / results[TORCH]["endpoint_rps"]
+        figures["share_of_in_process"] = figures["endpoint_rps"] / figures["in_process_rps"]
+        figures["images_per_hour"] = figures["endpoint_rps"] * 3600
+        if price:
+            figures["usd_per_million"] = price / figures["images_per_hour"] * 1e6
+    return results
+
+
+def print_model(name: str, results: dict, args) -> None:
+    print(f"\n{name} at {IMAGE_SIZE} px ({args.rounds} interleaved rounds; endpoint healthy after "
+          f"{results['startup_s']:.0f} s)")
+    header = (f"{'format':8}{'layout':>8}{'1 client p50':>14}{'p99':>9}{'adds p50':>10}{f'{args.clients} clients':>12}"
+              f"{'in-process':>12}{'endpoint /':>12}{'vs torch':>10}{'images/hour':>13}")
+    if args.price:
+        header += f"{'$ / 1M':>9}"
+    print(header)
+    print(f"{'':8}{'WxT':>8}{'ms':>14}{'ms':>9}{'ms':>10}{'images/s':>12}{'images/s':>12}{'in-process':>12}")
+    for fmt, f in results["formats"].items():
+        workers_x_threads = f"{f['workers']}x{f['threads']}"
+        line = (f"{fmt:8}{workers_x_threads:>8}{f['endpoint_ms']['p50']:14.1f}{f['endpoint_ms']['p99']:9.1f}"
+                f"{f['added_ms_p50']:10.1f}{f['endpoint_rps']:12.1f}{f['in_process_rps']:12.1f}"
+                f"{100 * f['share_of_in_process']:11.0f}%{f['speedup_vs_torch']:9.2f}x{f['images_per_hour']:13,.0f}")
+        if args.price:
+            line += f"{f['usd_per_million']:9.2f}"
+        print(line)
+    for fmt, f in results["formats"].items():
+        if "other_layout" in f:
+            o = f["other_layout"]
+            print(f"  {fmt}: in-process {f['workers']}x{f['threads']} {f['in_process_rps']:.1f} images/s, "
+                  f"{o['workers']}x{o['threads']} {o['in_process_rps']:.1f} images/s")
+    d = results["denormals_forward_ms_p50"]
+    print(f"  torch forward p50 with denormals kept {d['kept']:.1f} ms, flushed {d['flushed']:.1f} ms")
+
+
+def check_targets(all_results: dict) -> list[str]:
+    lines = []
+    for (name, fmt), target in TARGETS.items():
+        if name not in all_results:
+            continue
+        formats = all_results[name]["formats"]
+        chosen = max((f for f in formats if f != TORCH), key=lambda f: formats[f]["speedup_vs_torch"]) \
+            if fmt == "best" else fmt
+        got = formats[chosen]["speedup_vs_torch"]
+        lines.append(f"{name} {chosen} endpoint images/s {got:.2f}x torch eager: target >= {target}x -> "
+                     f"{'met' if got >= target else 'NOT met'}")
+    for name, results in all_results.items():
+        for fmt, f in results["formats"].items():
+            share = f["share_of_in_process"]
+            lines.append(f"{name} {fmt} endpoint at {100 * share:.0f} % of in-process: target >= "
+                         f"{100 * TARGET_OF_LIMIT:.0f} % -> {'met' if share >= TARGET_OF_LIMIT else 'NOT met'}")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated of {', '.join(MODELS)}")
+    parser.add_argument("--model", type=Path, help="a trained model or job dir with exports, instead of --models")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=30, help="one-client requests per round and format")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=8, help="seconds of each throughput measurement")
+    parser.add_argument("--price", type=float, help="USD per instance-hour, for the cost of a million predictions")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--in-process-pool", type=Path, help=argparse.SUPPRESS)  # internal: see InProcessPool
+    parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.in_process_pool:
+        return run_pool(args.in_process_pool, args.workers, args.threads)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown and not args.model:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    jpeg = test_jpeg()
+    load = os.getloadavg()
+    print(f"{platform.processor() or platform.machine()}, {usable_cpus()} usable CPUs, load average "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (uptime); {len(jpeg)}-byte 224x224 JPEG", flush=True)
+    all_results = {}
     with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as scratch:
         scratch = Path(scratch)
         if args.model:
             from classifier.serving.local import resolve_model_dir
 
-            model_dir = resolve_model_dir(args.model)
+            targets = {args.model.name: resolve_model_dir(args.model)}
         else:
-            model_dir = make_artifact(scratch / "model")
-        jpeg = test_jpeg()
-        print(f"{platform.processor() or platform.machine()}, {cpus} usable CPUs; {args.workers} MMS workers x "
-              f"{threads} torch threads; {len(jpeg)}-byte 224x224 JPEG; model {model_dir}", flush=True)
-
-        print("starting the endpoint ...", flush=True)
-        endpoint = Endpoint(model_dir, scratch, args.workers, threads)
-        try:
-            started = time.monotonic()
-            endpoint.wait_healthy()
-            startup_s = time.monotonic() - started
-            worker = InProcessWorker(model_dir, threads)
-            worker.run(args.warmup)
-            timed_requests(endpoint.port, jpeg, max(200, args.warmup * args.workers))  # and the JVM's JIT
-            logged_before = len(endpoint.records())
-            # Interleaved rounds, so that both see the same machine (other load comes and goes).
-            print(f"in-process and endpoint (one client), {args.requests} requests each, interleaved ...", flush=True)
-            local_times, sequential = [], []
-            rounds = max(1, args.requests // 20)
-            for n in range(rounds):
-                size = args.requests // rounds + (1 if n < args.requests % rounds else 0)
-                local_times += worker.run(size)
-                sequential += timed_requests(endpoint.port, jpeg, size)
-            preprocess_p50, forward_p50 = worker.split()
-            worker.close()
-            local = {"latency_ms": summary(local_times), "preprocess_ms_p50": preprocess_p50,
-                     "forward_ms_p50": forward_p50}
-            time.sleep(1)  # MMS logs asynchronously
-            server_side = endpoint.records()[logged_before:logged_before + args.requests]
-            print(f"through nginx and straight to MMS, {args.requests} requests each, interleaved ...", flush=True)
-            via_nginx, direct = [], []
-            for n in range(rounds):
-                size = args.requests // rounds + (1 if n < args.requests % rounds else 0)
-                via_nginx += timed_requests(endpoint.port, jpeg, size)
-                direct += timed_requests(endpoint.mms_port, jpeg, size)
-            print(f"endpoint, {args.clients} clients for {args.duration:g} s ...", flush=True)
-            results: list[list[float]] = [[] for _ in range(args.clients)]
-            stop_at = time.monotonic() + args.duration
-            workers = [threading.Thread(target=lambda i=i: results[i].extend(
-                timed_requests(endpoint.port, jpeg, 10**9, stop_at))) for i in range(args.clients)]
-            begin = time.monotonic()
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
-            elapsed = time.monotonic() - begin
-        finally:
-            endpoint.stop()
-
-    endpoint_ms = summary(sequential)
-    concurrent_all = [t for r in results for t in r]
-    figures = {
-        "cpus": cpus, "workers": args.workers, "threads_per_worker": threads, "jpeg_bytes": len(jpeg),
-        "in_process_ms": local["latency_ms"], "in_process_preprocess_ms_p50": local["preprocess_ms_p50"],
-        "in_process_forward_ms_p50": local["forward_ms_p50"],
-        "endpoint_ms": endpoint_ms,
-        "added_ms_p50": endpoint_ms["p50"] - local["latency_ms"]["p50"],
-        "added_ms_p99": endpoint_ms["p99"] - local["latency_ms"]["p99"],
-        "server_ModelLatency_ms_p50": statistics.median(r["ModelLatency"] for r in server_side) / 1000,
-        "server_OverheadLatency_ms_p50": statistics.median(r["OverheadLatency"] for r in server_side) / 1000,
-        # Per request (one at a time, so the log's records are in the same order): what the client saw
-        # minus what the handler measured = MMS's Java front end, its socket to the worker, HTTP.
-        "stack_ms": summary([client - (r["ModelLatency"] + r["OverheadLatency"]) / 1000
-                             for client, r in zip(sequential, server_side, strict=False)]),
-        "via_nginx_ms": summary(via_nginx), "mms_direct_ms": summary(direct),
-        "nginx_added_ms_p50": percentile(via_nginx, 50) - percentile(direct, 50),
-        "concurrent_clients": args.clients,
-        "throughput_rps": len(concurrent_all) / elapsed,
-        "concurrent_ms": summary(concurrent_all),
-        "in_process_single_stream_rps": 1000 / local["latency_ms"]["p50"],
-        "startup_s": startup_s,
-    }
-    ip, ep, cc = figures["in_process_ms"], figures["endpoint_ms"], figures["concurrent_ms"]
+            targets = {}
+            for name in names:
+                print(f"{name}: artifact and its fp32 + int8 exports ...", flush=True)
+                targets[name] = make_artifact(scratch / f"{name}-model", name)
+        for name, model_dir in targets.items():
+            all_results[name] = bench_model(name, model_dir, scratch, args, jpeg)
+            print_model(name, all_results[name], args)
     print()
-    print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
-    print(f"{'in-process predict (1 image)':34}{ip['p50']:9.2f}{ip['p99']:9.2f}{ip['mean']:9.2f}"
-          f"   (decode+transform {figures['in_process_preprocess_ms_p50']:.2f}, "
-          f"forward {figures['in_process_forward_ms_p50']:.2f})")
-    print(f"{'POST /invocations, 1 client':34}{ep['p50']:9.2f}{ep['p99']:9.2f}{ep['mean']:9.2f}"
-          f"   (server log: ModelLatency {figures['server_ModelLatency_ms_p50']:.2f}, "
-          f"OverheadLatency {figures['server_OverheadLatency_ms_p50']:.2f})")
-    print(f"{'endpoint adds':34}{figures['added_ms_p50']:9.2f}{figures['added_ms_p99']:9.2f}"
-          f"   target at p50: <= 10 ms -> {'met' if figures['added_ms_p50'] <= 10 else 'NOT met'}")
-    st = figures["stack_ms"]
-    print(f"{'  of it MMS + HTTP (per request)':34}{st['p50']:9.2f}{st['p99']:9.2f}{st['mean']:9.2f}"
-          f"   (client latency - handler's ModelLatency + OverheadLatency)")
-    vn, md = figures["via_nginx_ms"], figures["mms_direct_ms"]
-    print(f"{'  of it nginx (p50 vs MMS direct)':34}{figures['nginx_added_ms_p50']:9.2f}"
-          f"{'':18}   (through nginx {vn['p50']:.2f}, straight to MMS {md['p50']:.2f})")
-    label = f"{args.clients} clients, {cc['n']} requests"
-    print(f"{label:34}{cc['p50']:9.2f}{cc['p99']:9.2f}{cc['mean']:9.2f}"
-          f"   throughput {figures['throughput_rps']:.1f} requests/s "
-          f"(one in-process stream: {figures['in_process_single_stream_rps']:.1f}/s)")
-    print(f"endpoint healthy {startup_s:.1f} s after start")
+    for line in check_targets(all_results):
+        print(line)
+    load = os.getloadavg()
+    print(f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        args.json.write_text(json.dumps({"cpus": usable_cpus(), "price_usd_per_hour": args.price,
+                                         "models": all_results}, indent=2) + "\n")
     return 0
 
 

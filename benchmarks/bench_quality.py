@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.quality_set import quality_set
 from scripts import job_definition
-from scripts.local import jobs, train, tune
+from scripts.local import jobs, train, tune, tuning_jobs
 from scripts.local.baseline import linear_probe
 
 
@@ -49,7 +49,7 @@ def tune_and_retrain(definition, data: Path, trials: int) -> dict:
     record = tune.Tuner(directory, echo=lambda line: print("   ", line, flush=True)).run()
     if not record.get("best"):
         raise RuntimeError(f"tuning job {record['name']}: no trial completed")
-    return run_job(definition, data, best=tune.best_hyperparameters(record["name"]))
+    return run_job(definition, data, best=tuning_jobs.best_hyperparameters(record["name"]))
 
 
 def timed(label: str, work) -> dict:

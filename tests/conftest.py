@@ -45,12 +45,14 @@ def opt_ml(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def trained_job(image_set, tmp_path_factory):
-    """A real local training job (sagemaker-training toolkit, job dir = /opt/ml tree) with a test channel."""
+    """A real local training job (sagemaker-training toolkit, job dir = /opt/ml tree) with a test channel, and
+    the export at its end, as every job but a tuning trial has it (export=auto)."""
     from scripts import job_definition
     from scripts.local import jobs
 
     definition = job_definition.load()
-    job = jobs.create_job(definition, image_set, {**FAST_HP, "image_size": "64", "epochs": "3", "lr": "0.003"},
+    hyperparameters = {**FAST_HP, "image_size": "64", "epochs": "3", "lr": "0.003", "export": "auto"}
+    job = jobs.create_job(definition, image_set, hyperparameters,
                           root=tmp_path_factory.mktemp("jobs"))
     record = jobs.run_job(job, definition=definition)
     assert record["status"] == "Completed", (job / jobs.LOG).read_text()[-3000:]

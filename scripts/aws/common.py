@@ -3,7 +3,6 @@ waiting with a live status line, tables, and turning errors into one clear messa
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Callable
 
 import botocore.exceptions
 
+from classifier.progress import Progress
 from scripts import REPO_ROOT
 from scripts.job_definition import JobDefinitionError
 
@@ -149,61 +149,28 @@ def present_channels(aws: Aws, uri: str, candidates: list[str], required: tuple[
 
 # --- waiting -------------------------------------------------------------------------------------------
 
-class StatusLine:
-    """One line rewritten in place on a terminal; elsewhere (logs, CI) printed only when it changes."""
-
-    def __init__(self, stream=None, quiet: bool = False):
-        """`quiet`: show nothing (a dry run's one round of polling says nothing about a real status)."""
-        self.stream = io.StringIO() if quiet else (stream or sys.stderr)
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.last = ""
-
-    def update(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + text)
-            self.stream.flush()
-        elif text != self.last:
-            print(text, file=self.stream, flush=True)
-        self.last = text
-
-    def print(self, text: str, stream=None) -> None:
-        """A line of output (a log line) above the status line."""
-        stream = stream or sys.stdout
-        if self.tty and self.last:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-        print(text, file=stream, flush=True)
-        if self.tty and self.last:
-            self.stream.write(self.last)
-            self.stream.flush()
-
-    def done(self) -> None:
-        if self.tty and self.last:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.last = ""
+STATUS_EVERY = 60.0  # seconds between repeated status lines off a terminal (a change is shown at once)
 
 
-def elapsed(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+def status_display(quiet: bool = False) -> Progress:
+    """The status of a SageMaker job being waited for: a live line on a terminal, else a line per change.
+    `quiet`: shown nowhere (a dry run's one round of polling says nothing about a real status)."""
+    return Progress("", every=STATUS_EVERY, emit=(lambda line: None) if quiet else None)
 
 
 def poll(describe: Callable[[], dict], finished: Callable[[dict], bool], render: Callable[[dict], str],
-         interval: float, on_poll: Callable[[dict], None] | None = None, line: StatusLine | None = None) -> dict:
-    """Describe until `finished`, updating the status line; returns the last description."""
-    line = line or StatusLine()
-    start = time.monotonic()
-    while True:
-        state = describe()
-        if on_poll:
-            on_poll(state)
-        line.update(f"{render(state)}  [{elapsed(time.monotonic() - start)}]")
-        if finished(state):
-            line.done()
-            return state
-        time.sleep(interval)
+         interval: float, on_poll: Callable[[dict], None] | None = None, display: Progress | None = None) -> dict:
+    """Describe until `finished`, showing render(state) and the time waited; returns the last description.
+    `display`: the status display to use (one that log lines are printed above)."""
+    with display or status_display() as shown:
+        while True:
+            state = describe()
+            if on_poll:
+                on_poll(state)
+            shown.status(render(state))
+            if finished(state):
+                return state
+            time.sleep(interval)
 
 
 def poll_interval(settings: Settings) -> float:
@@ -223,5 +190,3 @@ def repo_relative(path: Path) -> str:
         return str(path)
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

@@ -40,7 +40,6 @@ from scripts import endpoint_cost, job_definition, orchestration
 from . import api_requests, model_packages, serving_record
 from .client import Aws, AwsError, error_code
 from .common import (
-    StatusLine,
     base_parser,
     console_url,
     ecr_image,
@@ -50,6 +49,7 @@ from .common import (
     require,
     run,
     s3_uri_argument,
+    status_display,
 )
 from .serving_record import Served
 from .tune import best_trial
@@ -259,7 +259,7 @@ def wait_in_service(aws: Aws, name: str, dry: dict | None = None) -> dict:
         print(f"# then, every {aws.settings.poll_seconds} s until {name} is InService:", file=aws.out)
     state = poll(lambda: describe_endpoint(aws, name, dry=dry) or {"EndpointName": name, "EndpointStatus": "Deleted"},
                  lambda s: s.get("EndpointStatus") in SETTLED + ("Deleted",), update_text, poll_interval(aws.settings),
-                 line=StatusLine(quiet=aws.dry_run))
+                 display=status_display(quiet=aws.dry_run))
     return state
 
 

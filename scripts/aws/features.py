@@ -22,6 +22,7 @@ from scripts.job_definition import JobDefinition
 from . import api_requests
 from .client import Aws, AwsError
 from .common import console_url
+from .training_job import wait
 
 ARTIFACT_SUFFIX = "/output/model.tar.gz"
 IMAGE_CHANNELS = ("train", "valid")
@@ -109,8 +110,6 @@ def plan(aws: Aws, definition: JobDefinition, values: dict[str, str], image: str
 
 def run(aws: Aws, shared: SharedFeatures, images: int) -> None:
     """Create the planned feature job and wait until it has completed (nothing to do for a stored cache)."""
-    from .train import wait  # train imports tune, which imports this module
-
     if shared.job is None:
         return
     name = shared.job["TrainingJobName"]

@@ -25,7 +25,7 @@ from scripts import invoke
 
 from . import api_requests
 from .client import Aws, AwsError, error_code
-from .common import StatusLine, base_parser, elapsed, open_aws, require, run
+from .common import base_parser, open_aws, require, run, status_display
 from .deploy import config_type, describe_config, describe_endpoint
 
 SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "application/json": ".json"}
@@ -66,24 +66,22 @@ def invoke_async(aws: Aws, images: list[Path], top_k: int | None) -> invoke.Answ
     if aws.dry_run:
         print(f"# then, until its answer is written (async.wait_seconds {settings.async_wait_seconds} at most):",
               file=aws.out)
-    line, started = StatusLine(quiet=aws.dry_run), time.monotonic()
-    while True:
-        waited = time.monotonic() - started
-        for location, status in ((queued.get("OutputLocation"), 200), (queued.get("FailureLocation"), 500)):
-            found = s3_object(aws, location) if location else None
-            if found is not None:
-                line.done()
-                bucket, key = api_requests.split_s3_uri(input_uri)
-                aws.call("s3", "delete_object", Bucket=bucket, Key=key)  # the request: answered, no longer needed
-                return None if aws.dry_run else invoke.Answer(status, found)
-        if waited > settings.async_wait_seconds:
-            line.done()
-            raise AwsError(f"no answer from {settings.endpoint_name} after {settings.async_wait_seconds} s "
-                           f"(async.wait_seconds); it will be written to {queued.get('OutputLocation')} (an "
-                           f"endpoint scaled to zero starts an instance first: minutes)")
-        line.update(f"request {queued.get('InferenceId', '')} queued on {settings.endpoint_name}, waiting for "
-                    f"its answer  [{elapsed(waited)}]")
-        time.sleep(max(1, min(settings.poll_seconds, 5)))
+    started = time.monotonic()
+    with status_display(quiet=aws.dry_run) as shown:
+        while True:
+            for location, status in ((queued.get("OutputLocation"), 200), (queued.get("FailureLocation"), 500)):
+                found = s3_object(aws, location) if location else None
+                if found is not None:
+                    bucket, key = api_requests.split_s3_uri(input_uri)
+                    aws.call("s3", "delete_object", Bucket=bucket, Key=key)  # the request: answered, no longer needed
+                    return None if aws.dry_run else invoke.Answer(status, found)
+            if time.monotonic() - started > settings.async_wait_seconds:
+                raise AwsError(f"no answer from {settings.endpoint_name} after {settings.async_wait_seconds} s "
+                               f"(async.wait_seconds); it will be written to {queued.get('OutputLocation')} (an "
+                               f"endpoint scaled to zero starts an instance first: minutes)")
+            shown.status(f"request {queued.get('InferenceId', '')} queued on {settings.endpoint_name}, waiting for "
+                         "its answer")
+            time.sleep(max(1, min(settings.poll_seconds, 5)))
 
 
 def main(argv=None) -> int:

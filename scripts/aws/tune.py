@@ -26,7 +26,6 @@ from scripts import job_definition, orchestration, tuning_cost
 from . import api_requests, debugger, features, warm_start
 from .client import Aws
 from .common import (
-    StatusLine,
     base_parser,
     console_url,
     data_uri,
@@ -37,6 +36,7 @@ from .common import (
     present_channels,
     run,
     s3_uri_argument,
+    status_display,
 )
 from .trial_checkpoints import TrialCheckpoints
 
@@ -71,9 +71,9 @@ def dry_trials(name: str) -> dict:
 def wait(aws: Aws, name: str) -> dict:
     """Poll until the tuning job ends; each trial's checkpoint folder is deleted as soon as the trial ends
     (trial_checkpoints: later trials would download it). A dry run shows one round of these requests."""
-    line = StatusLine(quiet=aws.dry_run)
+    display = status_display(quiet=aws.dry_run)
     retired = TrialCheckpoints(aws, lambda: trials(aws, name, dry=dry_trials(name)),
-                               echo=lambda text: line.print(text, stream=sys.stderr))
+                               echo=lambda text: display.print(text, stream=sys.stderr))
     dry = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobStatus": "Completed",
            "TrainingJobStatusCounters": {"Completed": 1},
            "TrainingJobDefinition": {"CheckpointConfig": {"S3Uri": aws.settings.s3_uri("checkpoint_prefix", name)}}}
@@ -83,7 +83,7 @@ def wait(aws: Aws, name: str) -> dict:
     try:
         state = poll(lambda: describe(aws, name, dry=dry),
                      lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
-                     status_text, poll_interval(aws.settings), on_poll=retired.update, line=line)
+                     status_text, poll_interval(aws.settings), on_poll=retired.update, display=display)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; tuning job {name} goes on. `make tune TUNING={name}` waits again (and "
               f"deletes the finished trials' checkpoints); "

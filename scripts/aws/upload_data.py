@@ -13,18 +13,19 @@ go up in parts (boto3 TransferConfig); a progress line shows bytes and files.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 
+from classifier.progress import Progress
+
 from . import api_requests, lockdown
 from .client import Aws, AwsError, error_code
-from .common import StatusLine, base_parser, data_uri, open_aws, run, s3_uri_argument
+from .common import base_parser, data_uri, open_aws, run, s3_uri_argument
 from .settings import Settings
 
 MIB = 1024 * 1024
@@ -87,38 +88,6 @@ def check_layout(data: Path, weights: Path | None = None) -> tuple[list[LocalFil
             raise AwsError(f"WEIGHTS={weights} is not a file (the weights channel takes one pretrained weights file)")
         files.append(LocalFile(weights, f"{channels.WEIGHTS}/{weights.name}", weights.stat().st_size))
     return files, train.classes
-
-
-class Progress:
-    def __init__(self, total_bytes: int, total_files: int, line: StatusLine):
-        self.total_bytes, self.total_files = total_bytes, total_files
-        self.bytes = self.files = 0
-        self.line = line
-        self.lock = threading.Lock()
-        self.start = time.monotonic()
-        self.shown = 0.0
-
-    def add_bytes(self, count: int) -> None:
-        with self.lock:
-            self.bytes += count
-            self._show()
-
-    def file_done(self) -> None:
-        with self.lock:
-            self.files += 1
-            self._show(force=self.files == self.total_files)
-
-    def _show(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.shown < (0.2 if self.line.tty else 5.0):
-            return
-        self.shown = now
-        share = self.bytes / self.total_bytes if self.total_bytes else 1.0
-        width = 24
-        bar = "#" * int(share * width) + "-" * (width - int(share * width))
-        rate = self.bytes / max(now - self.start, 1e-6) / MIB
-        self.line.update(f"upload [{bar}] {share:6.1%}  {self.bytes / MIB:.1f}/{self.total_bytes / MIB:.1f} MiB  "
-                         f"{self.files}/{self.total_files} files  {rate:.1f} MiB/s")
 
 
 def remote_objects(aws: Aws, bucket: str, prefix: str) -> dict[str, dict]:
@@ -193,22 +162,21 @@ def send(aws: Aws, bucket: str, to_send: list[tuple[str, LocalFile]]) -> None:
     if not to_send:
         return
     client = aws.client("s3")
-    line = StatusLine()
-    progress = Progress(sum(f.size for _, f in to_send), len(to_send), line)
+    progress = Progress("upload", sum(f.size for _, f in to_send), "B", binary=True)
+    sent = itertools.count(1)  # files sent (next() is atomic: the threads share it)
 
     def one(key: str, local: LocalFile) -> None:
         client.upload_file(str(local.path), bucket, key, ExtraArgs=extra_args(aws.settings, local), Config=TRANSFER,
-                           Callback=progress.add_bytes)
-        progress.file_done()
+                           Callback=progress.add)
+        progress.detail(f"{next(sent)}/{len(to_send)} files")
 
     failures = []
-    with ThreadPoolExecutor(max_workers=FILE_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=FILE_WORKERS) as pool, progress:
         futures = {pool.submit(one, key, f): key for key, f in to_send}
         for future in as_completed(futures):
             error = future.exception()
             if error is not None:
                 failures.append((futures[future], error))
-    line.done()
     if failures:
         key, error = failures[0]
         raise AwsError(f"{len(failures)} of {len(to_send)} upload(s) failed, e.g. s3://{bucket}/{key}: {error}. "

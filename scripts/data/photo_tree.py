@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageOps
+
+from classifier.progress import Progress
 
 # Dog-photo sizes of the dogImages set (width x height of the landscape form; portrait is the transpose).
 SIZES = ((500, 375), (640, 480), (800, 600), (1024, 768), (1280, 960), (1600, 1200), (2000, 1500))
@@ -69,9 +70,10 @@ def _write_image(job: tuple[int, int, str, int]) -> int:
 
 
 def make_tree(out: Path, classes: int = 133, per_class: tuple[int, int, int] = (50, 6, 6),
-              totals: tuple[int, int, int] | None = None, workers: int = 1, echo=print) -> dict[str, int]:
+              totals: tuple[int, int, int] | None = None, workers: int = 1, echo=None) -> dict[str, int]:
     """Write the tree; `totals` (train, valid, test images) spreads that many over the classes instead
-    of `per_class` each (dogImages: 6,680 / 835 / 836). Returns the image count per split."""
+    of `per_class` each (dogImages: 6,680 / 835 / 836). Returns the image count per split. Progress: on
+    stderr, or as lines to `echo(line)`."""
     out = Path(out)
     names = class_names(classes)
     jobs, counts = [], {}
@@ -83,17 +85,15 @@ def make_tree(out: Path, classes: int = 133, per_class: tuple[int, int, int] = (
             folder = out / split / names[label]
             folder.mkdir(parents=True, exist_ok=True)
             jobs.append((label, classes, str(folder / f"{split[0]}{n:05d}.jpg"), split_index * 1_000_000 + n))
-    started, written, done = time.monotonic(), 0, 0
-    report_every = max(1, len(jobs) // 20)
+    written = 0
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
-        results = pool.map(_write_image, jobs, chunksize=16) if pool else map(_write_image, jobs)
-        for size in results:
-            written += size
-            done += 1
-            if done % report_every == 0 or done == len(jobs):
-                echo(f"photo tree: {done}/{len(jobs)} JPEGs, {written / done / 1024:.0f} KB each on average, "
-                     f"{time.monotonic() - started:.0f}s")
+        with Progress("photo tree", len(jobs), "JPEGs", emit=echo) as progress:
+            results = pool.map(_write_image, jobs, chunksize=16) if pool else map(_write_image, jobs)
+            for size in results:
+                written += size
+                progress.add()
+                progress.detail(f"{written / progress.done / 1024:.0f} KB each on average")
     finally:
         if pool:
             pool.shutdown()

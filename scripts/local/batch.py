@@ -18,13 +18,13 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
+from classifier.progress import Progress
 from scripts import REPO_ROOT, batch_output, orchestration
 from scripts.batch_output import BatchError
 from scripts.invoke import CONTENT_TYPES, invoke_url
@@ -84,20 +84,6 @@ def endpoint(directory: Path | None, port: int):
     shutil.rmtree(work, ignore_errors=True)  # only after a run without error: otherwise its log stays
 
 
-class Progress:
-    """A line every twentieth of the way: images done of total, rate, time left."""
-
-    def __init__(self, total: int):
-        self.total, self.done, self.started = total, 0, time.monotonic()
-
-    def add(self) -> None:
-        self.done += 1
-        if self.done % max(1, self.total // 20) == 0 or self.done == self.total:
-            rate = self.done / max(time.monotonic() - self.started, 1e-9)
-            print(f"batch-local: {self.done}/{self.total} images, {rate:.1f} images/s, "
-                  f"{(self.total - self.done) / rate:.0f} s left", file=sys.stderr, flush=True)
-
-
 def send(url: str, data: Path, relative: str, out_dir: Path) -> str | None:
     """One image, one request; the answer to its .out file. Returns why the endpoint refused it, or None."""
     path = data / relative
@@ -117,8 +103,8 @@ def send(url: str, data: Path, relative: str, out_dir: Path) -> str | None:
 def classify(url: str, data: Path, inputs: list[str], out_dir: Path, concurrency: int) -> dict[str, str]:
     """`concurrency` requests in flight (a transform job's MaxConcurrentTransforms). Returns why each refused
     image failed."""
-    reasons, progress = {}, Progress(len(inputs))
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+    reasons = {}
+    with ThreadPoolExecutor(max_workers=concurrency) as pool, Progress("batch-local", len(inputs)) as progress:
         futures = {pool.submit(send, url, data, relative, out_dir): relative for relative in inputs}
         try:
             for future in as_completed(futures):

@@ -18,16 +18,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from classifier.artifact import read_config
+from classifier.export import formats
 from classifier.serving.local import free_port
 from classifier.training import hyperparameters as hp_specs
-from classifier.training.data import scan_channel
-from scripts import REPO_ROOT, job_definition
+from classifier.training.data import DataError, scan_channel
+from scripts import REPO_ROOT, export, job_definition
 from scripts.data import fashion_mnist
 from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
 from scripts.local import endpoint_process, jobs, train, tune
 from scripts.local.baseline import linear_probe
-from scripts.reports import demo_reports
+from scripts.reports import demo_reports, evaluation_cli
 
 STARTED = time.time()
 
@@ -66,6 +68,31 @@ def tune_and_fine_tune(args, data: Path) -> tuple[Path, dict]:
     choice = train.record_final_model(definition, job, best)
     say(f"The final model is {'the final job' if choice.fine_tuned else 'the best trial'}'s: {choice.reason}")
     return (job if choice.fine_tuned else best[1]), record
+
+
+def export_if_needed(job: Path) -> None:
+    """The best trial's model, when it is the final one, has no exports (export=auto skips tuning trials): make
+    them now, as a job that is not a trial does at its end, so the endpoint serves the fastest accepted format."""
+    if formats.EXPORTS_KEY not in read_config(job / "model"):
+        say(f"Exporting {job.name}'s model (OpenVINO fp32 + int8, each judged on the valid images)")
+        export.run(str(job))
+
+
+def served_format_lines(evaluation_json: Path) -> list[str]:
+    """What the served format changes, from the evaluation report's side-by-side run on the test images."""
+    results = {f["format"]: f for f in json.loads(evaluation_json.read_text()).get("formats", [])}
+    served = next((f for f in results.values() if f["served"]), None)
+    if served is None or "torch" not in results:
+        return []
+    torch_ = results["torch"]
+    lines = [f"Served format: {served['format']} (the fastest the accuracy gate accepted on the valid images)"]
+    if served["format"] != "torch":
+        lines.append(f"  {served['images_per_second'] / torch_['images_per_second']:.1f}x PyTorch's forward speed on "
+                     f"this machine; top-1 on the test images {served['accuracy']:.1%} vs PyTorch's "
+                     f"{torch_['accuracy']:.1%} ({100 * (served['accuracy'] - torch_['accuracy']):+.1f} points)")
+    lines += [f"  {name} refused by the accuracy gate: {f['gate']['reason']}" for name, f in results.items()
+              if f.get("gate") and not f["gate"].get("accepted")]
+    return lines
 
 
 def serve_and_evaluate(job: Path, data: Path) -> dict:
@@ -124,12 +151,13 @@ def main(argv=None) -> int:
             say(f"Debugger/profiler report: {reports[0]}")
         say("Baseline: scikit-learn LogisticRegression on the frozen backbone's features")
         probe = linear_probe(args.backbone, args.image_size, data, jobs.feature_cache_dir(), progress=say)
+        export_if_needed(job)
         endpoint_started = datetime.now(timezone.utc)
         results = serve_and_evaluate(job, data)
         report_lines = demo_reports.write_all(tuning["name"], job, data / "test",
                                               REPO_ROOT / "build" / "demo-endpoint" / "logs" / "mms_log.log",
                                               since=endpoint_started)
-    except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError) as error:
+    except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError, export.ExportError, DataError) as error:
         say(f"demo failed: {error}")
         return 1
     latencies = results["latencies"]
@@ -141,6 +169,9 @@ def main(argv=None) -> int:
         print(f"  {name:<20} {accuracy:6.1%}")
     print(f"Endpoint latency per request (client side, JPEG/PNG {args.image_size}px model): "
           f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms")
+    evaluation_json = evaluation_cli.default_out(job.name, data / "test").with_name("evaluation.json")
+    if evaluation_json.is_file():
+        print("\n".join(served_format_lines(evaluation_json)))
     print(f"Model: {job / 'model'}   Training log: {job / jobs.LOG}   Tuning job: {tuning['name']}")
     print("\n".join(([f"Debugger/profiler report: {reports[0]}"] if reports else []) + report_lines))
     say("Demo finished")

@@ -27,6 +27,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from classifier.artifact import ARCHIVE_SUFFIXES, CONFIG_FILE, atomic_write_json
 from scripts import CONTAINER_DIR, REPO_ROOT, orchestration
 from scripts.job_definition import JobDefinition
@@ -178,27 +180,20 @@ def train_command() -> list[str]:
 
 # --- processes: which are ours, are they alive, stopping them ------------------------------------------------
 
-def process_start(pid: int | None) -> int | None:
+def process_start(pid: int | None) -> float | None:
     """The start time of a live process (to tell it from a later one with the same pid); None if gone."""
     if not pid:
         return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        process = psutil.Process(pid)
+        return None if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD) else process.create_time()
+    except psutil.NoSuchProcess:
         return None
-    except OSError:  # no /proc here: alive or not is all we can tell
-        try:
-            os.kill(pid, 0)
-            return 0
-        except (ProcessLookupError, PermissionError):
-            return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3, starttime field 22
-    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
-def alive(pid: int | None, start: int | None) -> bool:
+def alive(pid: int | None, start: float | None) -> bool:
     found = process_start(pid)
-    return found is not None and (start is None or found == start or found == 0)
+    return found is not None and (start is None or found == start)
 
 
 def stop_process(process: subprocess.Popen, force: bool = False) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from scripts import job_definition
-from scripts.local import jobs, train, tune
+from scripts.local import jobs, train, tune, tuning_jobs
 
 
 def _duration(seconds: float) -> str:
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     if not record.get("best"):
         print("no trial completed: nothing to retrain", file=sys.stderr)
         return 1
-    job = train.prepare_job(definition, args.data, best=tune.best_hyperparameters(record["name"]), echo=echo)
+    job = train.prepare_job(definition, args.data, best=tuning_jobs.best_hyperparameters(record["name"]), echo=echo)
     echo(f"retraining the best trial's hyperparameters as {job.name}, test evaluation at its end")
     result = jobs.run_job(job, definition=definition,
                           echo=lambda line: echo(line) if line.startswith(("[metrics]", "Traceback")) or

@@ -24,7 +24,7 @@ from classifier.training.data import DataError
 from classifier.training.hyperparameters import HyperparameterError
 from scripts import job_definition, orchestration
 from scripts.job_definition import JobDefinition
-from scripts.local import features, jobs, tune
+from scripts.local import features, jobs, tuning_jobs
 
 FINAL_OF = "final_job_of"  # in a final job's record: its tuning job
 
@@ -50,7 +50,7 @@ def prepare_job(definition: JobDefinition, data: Path, best: dict | None = None,
 def prepare_final_job(definition: JobDefinition, data: Path, tuning: str, given: dict | None = None,
                       use_cache: bool = True, echo=print) -> tuple[Path, tuple[orchestration.Trial, Path]]:
     """The final job of a tuning job (orchestration.final_job), and the tuning job's best trial with its job dir."""
-    best, trial_job = tune.best_trial(tuning)
+    best, trial_job = tuning_jobs.best_trial(tuning)
     values = orchestration.recorded_hyperparameters(jobs.read_record(trial_job)["hyperparameters"])
     plan = orchestration.final_job(definition, values, given)
     echo(f"Best trial of {tuning}: {best.name} ({definition.objective.metric} {best.objective:.4f}); the final job "
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
             if args.resume:
                 job = jobs.resolve_job(args.resume)
                 if jobs.read_record(job).get(FINAL_OF):
-                    best = tune.best_trial(jobs.read_record(job)[FINAL_OF])
+                    best = tuning_jobs.best_trial(jobs.read_record(job)[FINAL_OF])
             else:
                 if not args.data:
                     parser.error("--data is required (or --resume)")

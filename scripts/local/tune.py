@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
-import re
 import sys
 import threading
 import time
@@ -38,10 +36,8 @@ from classifier.artifact import atomic_write_json
 from classifier.training import hyperparameters as hp_specs
 from scripts import job_definition, orchestration
 from scripts.job_definition import JobDefinition
-from scripts.local import features, jobs
-
-RECORD = "tuning.json"
-EPOCH = re.compile(r"\bepoch=(\d+)")
+from scripts.local import features, jobs, tuning_jobs
+from scripts.reports import tuning_local
 
 
 class TrialFailed(Exception):
@@ -50,10 +46,6 @@ class TrialFailed(Exception):
 
 class TrialInterrupted(Exception):
     """The tuning job is being stopped: this trial continues when it is resumed."""
-
-
-def tuning_root() -> Path:
-    return jobs.JOBS_ROOT / "tuning"
 
 
 def suggest(trial: optuna.Trial, definition: JobDefinition) -> dict[str, str]:
@@ -101,10 +93,7 @@ class Tuner:
     def __init__(self, directory: Path, echo=print, runs: jobs.Runs | None = None):
         self.dir = Path(directory)
         self.echo = echo
-        self.record = json.loads((self.dir / RECORD).read_text())
-        raw = dict(self.record["definition"])
-        raw.pop("channels", None)  # tuning jobs made before the channel list moved to the container
-        self.definition = job_definition.from_dict(raw, Path(self.record["definition_path"]))
+        self.record, self.definition = tuning_jobs.read(self.dir)
         self.data = Path(self.record["data"])
         self.runs = runs or jobs.Runs()
         self.in_trials = False  # a signal then stops the trials rather than interrupting this process
@@ -132,7 +121,7 @@ class Tuner:
         pruned = {"yes": False}
 
         def watch(line: str, process) -> bool:
-            match, epoch = regex.search(line), EPOCH.search(line)
+            match, epoch = regex.search(line), tuning_jobs.EPOCH.search(line)
             if not (match and epoch):  # per-epoch values only, at their epoch (also after a resume)
                 return False
             try:
@@ -221,16 +210,6 @@ class Tuner:
         return study
 
     @staticmethod
-    def latest(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
-        """The newest Optuna trial of each of our trials (a resumed one has several)."""
-        found: dict[int, optuna.trial.FrozenTrial] = {}
-        for t in study.get_trials(deepcopy=False):
-            ordinal = t.user_attrs.get("ordinal")
-            if ordinal is not None and (ordinal not in found or t.number > found[ordinal].number):
-                found[ordinal] = t
-        return found
-
-    @staticmethod
     def is_done(t: optuna.trial.FrozenTrial) -> bool:
         return t.state.is_finished() and not t.user_attrs.get("interrupted")
 
@@ -256,7 +235,7 @@ class Tuner:
         return count
 
     def done(self, study: optuna.Study) -> int:
-        return sum(1 for t in self.latest(study).values() if self.is_done(t))
+        return sum(1 for t in tuning_jobs.latest_trials(study).values() if self.is_done(t))
 
     def run(self) -> dict:
         with open(self.dir / ".lock", "w") as lock:
@@ -291,7 +270,7 @@ class Tuner:
 
     def summarise(self, study) -> dict:
         trials = []
-        for ordinal, t in sorted(self.latest(study).items()):
+        for ordinal, t in sorted(tuning_jobs.latest_trials(study).items()):
             job = jobs.JOBS_ROOT / orchestration.trial_job_name(self.name, ordinal)
             record = jobs.read_record(job) if (job / jobs.RECORD).is_file() else {}
             if t.state == TrialState.COMPLETE:
@@ -307,7 +286,7 @@ class Tuner:
                            "failure_reason": reason, "duration_seconds": record.get("duration_seconds"),
                            "hyperparameters": {n: record.get("hyperparameters", {}).get(n)
                                                for n in self.definition.tuned_names}})
-        best = orchestration.best_trial([as_trial(t) for t in trials], self.definition.minimize())
+        best = orchestration.best_trial([tuning_jobs.as_trial(t) for t in trials], self.definition.minimize())
         done = self.done(study)
         completed = any(t["status"] == "Completed" for t in trials)
         status = "Stopped" if done < self.definition.limits.max_jobs else "Completed" if completed else "Failed"
@@ -318,20 +297,13 @@ class Tuner:
 
     def update(self, **fields) -> None:
         self.record.update(fields)
-        atomic_write_json(self.dir / RECORD, self.record)
-
-
-def as_trial(entry: dict) -> orchestration.Trial:
-    """A tuning.json trial as the core's Trial (the table and the best-trial choice)."""
-    return orchestration.Trial(entry["job"], entry["status"], entry["objective"],
-                               {k: v for k, v in entry["hyperparameters"].items() if v is not None},
-                               entry.get("duration_seconds"), entry.get("failure_reason") or "")
+        atomic_write_json(self.dir / tuning_jobs.RECORD, self.record)
 
 
 def create_tuning(definition: JobDefinition, data: Path, sampler: str = "tpe", seed: int = 0,
                   use_cache: bool = True) -> Path:
     jobs.check_data_dir(data, definition)
-    root = tuning_root()
+    root = tuning_jobs.tuning_root()
     root.mkdir(parents=True, exist_ok=True)
     while True:
         name = orchestration.tuning_job_name(definition.name_prefix)
@@ -341,7 +313,7 @@ def create_tuning(definition: JobDefinition, data: Path, sampler: str = "tpe", s
         except FileExistsError:  # one per second, as the name says
             time.sleep(1)
     directory = root / name
-    atomic_write_json(directory / RECORD, {
+    atomic_write_json(directory / tuning_jobs.RECORD, {
         "name": name, "status": "Created", "created": jobs.now(), "data": str(Path(data).resolve()),
         "definition": definition.to_dict(), "definition_path": str(definition.path), "sampler": sampler,
         "seed": seed, "strategy": definition.strategy.name,
@@ -351,31 +323,8 @@ def create_tuning(definition: JobDefinition, data: Path, sampler: str = "tpe", s
     return directory
 
 
-def resolve_tuning(name: str) -> Path:
-    for candidate in (Path(name), tuning_root() / name):
-        if (candidate / RECORD).is_file():
-            return candidate
-    raise jobs.JobError(f"no local tuning job {name!r} in {tuning_root()}")
-
-
-def best_trial(name: str) -> tuple[orchestration.Trial, Path]:
-    """The tuning job's best trial (the core's choice, recorded when the tuning job ended) and its job dir."""
-    record = json.loads((resolve_tuning(name) / RECORD).read_text())
-    best = record.get("best")
-    if not best:
-        raise jobs.JobError(f"tuning job {name} has no completed trial")
-    entry = next(t for t in record["trials"] if t["job"] == best["job"])
-    return as_trial(entry), jobs.resolve_job(best["job"])
-
-
-def best_hyperparameters(name: str) -> dict[str, str]:
-    """The best trial's hyperparameters as it ran with them (for `make train-local TUNING=...`)."""
-    _, job = best_trial(name)
-    return orchestration.recorded_hyperparameters(jobs.read_record(job)["hyperparameters"])
-
-
 def print_summary(record: dict, definition: JobDefinition) -> None:
-    trials = [as_trial(t) for t in record.get("trials", [])]
+    trials = [tuning_jobs.as_trial(t) for t in record.get("trials", [])]
     if trials:
         print(orchestration.trials_table(trials, definition))
     best = record.get("best")
@@ -389,10 +338,8 @@ def print_summary(record: dict, definition: JobDefinition) -> None:
 
 def write_report(directory: Path) -> None:
     """The tuning job report (scripts/reports); a report that fails does not fail the tuning job."""
-    from scripts.reports.tuning_cli import write_local_report  # it reads this module
-
     try:
-        print(f"Tuning job report: {write_local_report(directory)}")
+        print(f"Tuning job report: {tuning_local.write_report(directory)}")
     except Exception as error:  # noqa: BLE001 - the trials are recorded; only the page is missing
         print(f"note: the tuning job report was not written: {type(error).__name__}: {error}", file=sys.stderr)
 
@@ -416,7 +363,7 @@ def main(argv=None) -> int:
     runs, directory = jobs.Runs(), None
     try:
         if args.resume:
-            directory = resolve_tuning(args.resume)
+            directory = tuning_jobs.resolve_tuning(args.resume)
         else:
             if not args.data:
                 parser.error("--data is required (or --resume)")

@@ -8,8 +8,9 @@ from datetime import timedelta
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from classifier.pages.figures import pyplot
+
 from .endpoint_data import LATENCIES, PERCENTILES, Traffic
-from .page import pyplot
 
 ERROR_COLORS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22")
 PERCENTILE_STYLE = {50: ("#1f77b4", "-"), 90: ("#ff7f0e", "--"), 99: ("#d62728", ":")}

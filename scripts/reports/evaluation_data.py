@@ -67,6 +67,19 @@ def images(data: str) -> Images:
     return Images(folder, [p for p, _ in channel.samples], [channel.classes[i] for _, i in channel.samples])
 
 
+@dataclass(frozen=True)
+class FormatResult:
+    """One format of a model directory on the same images: top-1 accuracy, agreement with PyTorch's top-1,
+    forward speed in this process, and the accuracy gate's record (None for torch); a format the gate refused
+    was not run (accuracy None)."""
+    format: str
+    served: bool  # the format an endpoint serves on a CPU (formats.choose)
+    accuracy: float | None = None
+    agreement: float | None = None
+    images_per_second: float | None = None
+    gate: dict | None = None
+
+
 @dataclass
 class Predictions:
     """Every class's probability for every image that could be classified."""
@@ -78,6 +91,7 @@ class Predictions:
     seconds: float  # how long classifying took
     failures: list[tuple[Path, str]] = field(default_factory=list)  # images that could not be classified
     model: dict = field(default_factory=dict)  # the model's config, when read from its directory
+    formats: list[FormatResult] = field(default_factory=list)  # each format side by side (model directory only)
 
     @property
     def predicted(self) -> np.ndarray:

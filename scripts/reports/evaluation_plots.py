@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from classifier.pages.figures import pyplot
 from classifier.preprocessing import ImageDecodeError, open_rgb
 
 from .evaluation_data import Predictions
 from .metrics import Evaluation
-from .page import pyplot
 
 FULL_VALUES_UP_TO = 20  # classes: above this the full matrix has no numbers in its cells
 FITS_THE_PAGE = 60  # classes: above this the full matrix is drawn at a readable size and scrolls

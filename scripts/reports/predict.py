@@ -1,9 +1,10 @@
 """Every class's probability for every image, from a model directory, through an endpoint or from a batch
 transform's output; all give the same numbers for the same images.
 
-- The model directory goes through what serving runs: `classifier.artifact.load_artifact` and the
-  endpoint's own `ServingModel` (each image through the artifact's `Preprocessing.load_for_eval`, the
-  network in channels_last, probabilities as float64), in batches.
+- The model directory goes through what serving runs: the endpoint's own `load_model` and `ServingModel`
+  in the format an endpoint would serve (each image through the artifact's `Preprocessing.load_for_eval`,
+  probabilities as float64), in batches; every other format the artifact can serve (torch, and the
+  exports the accuracy gate accepted) runs on the same batches, for its top-1 side by side.
 - An endpoint (a local one by URL, a SageMaker one by name through InvokeEndpoint) gets the same batches
   as JSON `{"instances": [...]}` requests asking for every class (top_k above the class count: the
   endpoint caps it at its class count); its answers carry each class's name, index and probability.
@@ -13,41 +14,23 @@ left out, in both.
 from __future__ import annotations
 
 import json
-import sys
+import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from classifier.export import formats  # torch-free
+from classifier.progress import Progress
+from scripts import batch_output
 from scripts.invoke import Answer, build_request
 
-from .evaluation_data import EvaluationError, Images, Predictions, true_labels
+from .evaluation_data import EvaluationError, FormatResult, Images, Predictions, true_labels
 
 BATCH = 16  # images per forward pass and per endpoint request (the endpoint takes up to 32)
 MAX_REQUEST_BYTES = 5 * 2**20  # an InvokeEndpoint body is at most 6 MiB; base64 adds a third
 ALL_CLASSES = "top_k=1000000"  # more than any model's classes: the endpoint answers every class
-
-
-class Progress:
-    """A line every tenth of the way: count, rate, time left."""
-
-    def __init__(self, total: int, what: str, out=None):
-        self.total, self.what, self.out = total, what, out or sys.stderr
-        self.started, self.done, self.shown = time.monotonic(), 0, 0
-
-    def add(self, count: int) -> None:
-        self.done += count
-        if self.done - self.shown >= max(1, self.total // 10) or self.done == self.total:
-            rate = self.done / max(time.monotonic() - self.started, 1e-9)
-            left = (self.total - self.done) / rate if rate else 0
-            print(f"{self.what}: {self.done}/{self.total} images, {rate:.1f} images/s, {left:.0f}s left",
-                  file=self.out, flush=True)
-            self.shown = self.done
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
 
 
 def batches(paths: list[Path], size: int = BATCH) -> list[list[int]]:
@@ -66,34 +49,69 @@ def batches(paths: list[Path], size: int = BATCH) -> list[list[int]]:
 # --- the model directory ---------------------------------------------------------------------------------
 
 def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH) -> Predictions:
+    """The format an endpoint would serve on a CPU (`formats.choose`, SERVING_RUNTIME included) gives the
+    predictions; every other format the artifact can serve runs on the same decoded batches, for its top-1
+    accuracy side by side (`Predictions.formats`)."""
+    # torch and the serving code only here: an evaluation through an endpoint needs neither
     import torch
 
-    from classifier.artifact import load_artifact
+    from classifier import runtime
+    from classifier.artifact import read_config
     from classifier.preprocessing import ImageDecodeError, ImageTooLargeError
-    from classifier.serving.inference import ServingModel
+    from classifier.serving.inference import load_model
     from classifier.serving.settings import Settings
 
-    model, config, preprocessing = load_artifact(model_dir)
-    serving = ServingModel(model=model.to(memory_format=torch.channels_last).eval(), classes=list(config["classes"]),
-                           preprocessing=preprocessing, architecture=config["architecture"],
-                           max_pixels=Settings.from_env().max_pixels)
+    config = read_config(model_dir)
+    choice = formats.choose(config, model_dir, os.environ.get(formats.RUNTIME_ENV))
+    order = [choice.format] + [fmt for fmt in formats.accepted(config) if fmt != choice.format]
+    models = {fmt: load_model(model_dir, fmt, runtime.cpu_count(), max_pixels=Settings.from_env().max_pixels)
+              for fmt in order}
+    serving = models[choice.format]
     labels = true_labels(found, serving.classes)
-    progress = Progress(len(found.paths), "classifying (model directory)")
     kept, rows, failures = [], [], []
-    for group in batches(found.paths, batch):
-        tensors, indices = [], []
-        for index in group:
-            try:
-                tensors.append(serving.preprocess(found.paths[index].read_bytes()))
-                indices.append(index)
-            except (ImageDecodeError, ImageTooLargeError, OSError) as error:
-                failures.append((found.paths[index], str(error)))
-        if tensors:
-            rows.append(serving.forward(torch.stack(tensors)).numpy())
-            kept += indices
-        progress.add(len(group))
-    return _predictions(f"model directory {model_dir}", serving.classes, found, labels, kept, rows, failures,
-                        progress.seconds, model=config)
+    top1 = {fmt: [] for fmt in order}
+    seconds = dict.fromkeys(order, 0.0)
+    with Progress(f"classifying (model directory, {' + '.join(order)})", len(found.paths)) as progress:
+        for group in batches(found.paths, batch):
+            tensors, indices = [], []
+            for index in group:
+                try:
+                    tensors.append(serving.preprocess(found.paths[index].read_bytes()))
+                    indices.append(index)
+                except (ImageDecodeError, ImageTooLargeError, OSError) as error:
+                    failures.append((found.paths[index], str(error)))
+            if tensors:
+                images = torch.stack(tensors)
+                for fmt, model in models.items():
+                    started = time.perf_counter()
+                    probabilities = model.forward(images).numpy()
+                    seconds[fmt] += time.perf_counter() - started
+                    top1[fmt].append(probabilities.argmax(axis=1))
+                    if fmt == choice.format:
+                        rows.append(probabilities)
+                kept += indices
+            progress.add(len(group))
+    predictions = _predictions(f"model directory {model_dir} ({choice.format}: {choice.why})", serving.classes,
+                               found, labels, kept, rows, failures, progress.seconds, model=config)
+    predictions.formats = _format_results(config, choice.format, labels[kept], top1, seconds)
+    return predictions
+
+
+def _format_results(config: dict, served: str, labels, top1: dict, seconds: dict) -> list[FormatResult]:
+    answers = {fmt: np.concatenate(parts) if parts else np.zeros(0, dtype=int) for fmt, parts in top1.items()}
+    reference = answers.get(formats.TORCH)
+    exported = formats.formats_in(config)
+    results = []
+    for fmt in formats.FORMATS:
+        if fmt in answers:
+            predicted = answers[fmt]
+            results.append(FormatResult(
+                fmt, served=fmt == served, accuracy=float((predicted == labels).mean()) if len(labels) else 0.0,
+                agreement=float((predicted == reference).mean()) if len(labels) else 0.0,
+                images_per_second=len(predicted) / max(seconds[fmt], 1e-9), gate=exported.get(fmt)))
+        elif fmt in exported:  # refused by the gate: not run, its reason shown
+            results.append(FormatResult(fmt, served=False, gate=exported[fmt]))
+    return results
 
 
 # --- an endpoint -------------------------------------------------------------------------------------------
@@ -103,27 +121,27 @@ Send = Callable[[bytes, str, str], Answer]  # (body, content type, custom attrib
 
 def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) -> Predictions:
     """`send` posts one request (scripts/invoke.py's invoke_url or invoke_sagemaker, bound to an endpoint)."""
-    progress = Progress(len(found.paths), f"classifying ({source})")
     classes: list[str] | None = None
     kept, rows, failures = [], [], []
-    for group in batches(found.paths, batch):
-        answered = _ask(send, [found.paths[i] for i in group])
-        if answered is None:  # an image the endpoint refused: ask for each one alone to find which
-            results = [(i, _ask(send, [found.paths[i]])[0]) for i in group]
-        else:
-            results = list(zip(group, answered, strict=True))
-        for index, result in results:
-            if isinstance(result, str):
-                failures.append((found.paths[index], result))
-                continue
-            names, row = result
-            if classes is None:
-                classes = names
-            elif names != classes:
-                raise EvaluationError(f"{source} answered with other classes for {found.paths[index]}")
-            kept.append(index)
-            rows.append(row[None, :])
-        progress.add(len(group))
+    with Progress(f"classifying ({source})", len(found.paths)) as progress:
+        for group in batches(found.paths, batch):
+            answered = _ask(send, [found.paths[i] for i in group])
+            if answered is None:  # an image the endpoint refused: ask for each one alone to find which
+                results = [(i, _ask(send, [found.paths[i]])[0]) for i in group]
+            else:
+                results = list(zip(group, answered, strict=True))
+            for index, result in results:
+                if isinstance(result, str):
+                    failures.append((found.paths[index], result))
+                    continue
+                names, row = result
+                if classes is None:
+                    classes = names
+                elif names != classes:
+                    raise EvaluationError(f"{source} answered with other classes for {found.paths[index]}")
+                kept.append(index)
+                rows.append(row[None, :])
+            progress.add(len(group))
     if classes is None:
         raise EvaluationError(f"{source} classified none of the images: {failures[0][1] if failures else ''}")
     labels = true_labels(found, classes)
@@ -135,8 +153,6 @@ def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) ->
 def from_batch_output(out_dir: Path, found: Images) -> Predictions:
     """The .out files of `make batch-transform` (downloaded) or `make batch-local` for the images of DATA, which
     mirrors the job's input prefix (scripts/batch_output.py's layout); an image without one failed."""
-    from scripts import batch_output
-
     classes: list[str] | None = None
     kept, rows, failures, outputs = [], [], [], batch_output.Outputs(out_dir)
     for index, path in enumerate(found.paths):

@@ -18,11 +18,11 @@ import botocore.exceptions
 from scripts.aws import tune as aws_tune
 from scripts.aws.client import Aws, error_code
 from scripts.aws.common import console_url
+from scripts.aws.training_job import LOG_GROUP
 from scripts.job_definition import Objective, ParameterRange
 
 from .tuning_data import CURVE_METRIC, TrialRun, TuningRun, per_epoch
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRIC_LINES = '"[metrics]"'  # a filter pattern term in quotes: its brackets are plain characters
 TRIAL_NUMBER = re.compile(r"-(\d{3})-[0-9a-f]{8}$")  # SageMaker names trials <tuning>-NNN-<8 hex digits>
 STOPPED = ("Stopping", "Stopped")

@@ -16,16 +16,11 @@ from pathlib import Path
 
 from scripts import REPO_ROOT, orchestration
 from scripts.aws.common import open_aws, run
-from scripts.local import jobs, tune
+from scripts.local import jobs, tuning_jobs
 
 from . import tuning_aws, tuning_local, tuning_report
 
 REPORTS_DIR = REPO_ROOT / "build" / "reports"
-
-
-def write_local_report(directory: Path, out: Path | None = None) -> Path:
-    """The report of a local tuning job (what the tuner calls when it ends)."""
-    return tuning_report.write(tuning_local.load(directory), out or tuning_local.report_path(directory))
 
 
 def main(argv=None) -> int:
@@ -41,13 +36,13 @@ def main(argv=None) -> int:
         parser.error("give a tuning job: make tune-report TUNING=<name>")
     if not args.sagemaker:
         try:
-            directory = tune.resolve_tuning(args.tuning)
+            directory = tuning_jobs.resolve_tuning(args.tuning)
         except jobs.JobError:
             directory = None
         if directory is not None:
-            print(f"Tuning job report: {write_local_report(directory, args.out)}")
+            print(f"Tuning job report: {tuning_local.write_report(directory, args.out)}")
             return 0
-        print(f"{args.tuning} is not a local tuning job (none in {tune.tuning_root()}): reading the SageMaker "
+        print(f"{args.tuning} is not a local tuning job (none in {tuning_jobs.tuning_root()}): reading the SageMaker "
               "tuning job of that name", file=sys.stderr)
 
     def go() -> int:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from scripts import orchestration
 from scripts.job_definition import Objective, ParameterRange
-from scripts.local.tune import EPOCH
+from scripts.local.tuning_jobs import EPOCH
 
 CURVE_METRIC = "valid_loss"  # the per-epoch curve every trial gets (the job definition's objective)
 

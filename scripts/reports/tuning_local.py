@@ -1,6 +1,7 @@
 """A local tuning job (jobs/tuning/<name>/) as the tuning report reads it: its record (tuning.json, written
 by the tuner), each trial's training job (job.json for times, job.log for the per-epoch values, read with
-the job definition's regex as the tuner reads them) and the Optuna study (which trials were pruned)."""
+the job definition's regex as the tuner reads them) and the Optuna study (which trials were pruned). Its
+report goes next to its record (the tuner writes it when it ends, `make tune-report` on demand)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,14 +10,19 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from scripts.local import jobs, tune
+from scripts.local import jobs, tuning_jobs
 
+from . import tuning_report
 from .tuning_data import CURVE_METRIC, TrialRun, TuningRun, per_epoch
 
 
+def write_report(directory: Path, out: Path | None = None) -> Path:
+    """The report of a local tuning job, by default next to its record."""
+    return tuning_report.write(load(directory), out or report_path(directory))
+
+
 def load(directory: Path) -> TuningRun:
-    tuner = tune.Tuner(directory)  # reads tuning.json and the job definition the tuning job ran with
-    record, definition = tuner.record, tuner.definition
+    record, definition = tuning_jobs.read(directory)
     regex = definition.metric_regexes().get(CURVE_METRIC)
     pruned = pruned_ordinals(Path(directory), record["name"])
     notes = []
@@ -31,7 +37,7 @@ def load(directory: Path) -> TuningRun:
         log = job / jobs.LOG
         curve = per_epoch(log.read_text(errors="replace"), regex) if log.is_file() else {}
         report = job / "output" / "data" / "debugger-report.html"
-        trials.append(TrialRun(entry["trial"], tune.as_trial(entry), curve, entry["trial"] in pruned,
+        trials.append(TrialRun(entry["trial"], tuning_jobs.as_trial(entry), curve, entry["trial"] in pruned,
                                _time(job_record.get("started")), _time(job_record.get("ended")),
                                str(report) if report.is_file() else ""))
     name = record["name"]
@@ -52,7 +58,7 @@ def pruned_ordinals(directory: Path, name: str) -> set[int]:
         return set()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
-    return {ordinal for ordinal, t in tune.Tuner.latest(study).items() if t.state == TrialState.PRUNED}
+    return {ordinal for ordinal, t in tuning_jobs.latest_trials(study).items() if t.state == TrialState.PRUNED}
 
 
 def report_path(directory: Path) -> Path:

@@ -14,9 +14,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from classifier.pages.figures import pyplot
 from scripts.job_definition import ParameterRange
 
-from .page import pyplot
 from .tuning_data import CURVE_METRIC, TrialRun, TuningRun
 
 STATUS_STYLE = {  # per-epoch curves: colour and line by what happened to the trial

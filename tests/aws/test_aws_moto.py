@@ -14,7 +14,17 @@ from PIL import Image
 
 from aws_support import ACCOUNT, BUCKET, REGION, TAG, moto_backend, put_images
 from scripts import job_definition
-from scripts.aws import cleanup, deploy, endpoint_metrics, invoke_endpoint, push_images, train, tune, upload_data
+from scripts.aws import (
+    cleanup,
+    deploy,
+    endpoint_metrics,
+    invoke_endpoint,
+    push_images,
+    train,
+    training_job,
+    tune,
+    upload_data,
+)
 
 PREFIX = "byoc-classifier/data/set/"
 
@@ -156,10 +166,10 @@ def test_train_streams_the_log_and_reports(moto, use, capsys):
         s3.put_object(Bucket=BUCKET, Key=f"byoc-classifier/data/fashion-mnist/{channel}/a/0.jpg", Body=b"x")
     name = "img-clf-20260102-050000"
     logs = moto.client("logs")
-    logs.create_log_group(logGroupName=train.LOG_GROUP)
-    logs.create_log_stream(logGroupName=train.LOG_GROUP, logStreamName=f"{name}/algo-1-1767330000")
+    logs.create_log_group(logGroupName=training_job.LOG_GROUP)
+    logs.create_log_stream(logGroupName=training_job.LOG_GROUP, logStreamName=f"{name}/algo-1-1767330000")
     now = int(datetime.now(timezone.utc).timestamp() * 1000)
-    logs.put_log_events(logGroupName=train.LOG_GROUP, logStreamName=f"{name}/algo-1-1767330000", logEvents=[
+    logs.put_log_events(logGroupName=training_job.LOG_GROUP, logStreamName=f"{name}/algo-1-1767330000", logEvents=[
         {"timestamp": now, "message": "[metrics] epoch=1 train_loss=0.61 valid_loss=0.52 valid_accuracy=0.81"},
         {"timestamp": now + 1, "message": "[metrics] test_loss=0.5 test_accuracy=0.8"}])
     assert train.main(["--hp", "lr=0.01 batch_size=16 epochs=1", "--name", name]) == 0

@@ -50,6 +50,7 @@ from scripts.aws import (
     push_images,
     settings as S,
     train,
+    training_job,
     tune,
     upload_data,
 )
@@ -193,7 +194,7 @@ def test_spot_needs_max_wait_at_least_max_runtime(tmp_path):
 
 def stub_logs(stubs, job: str):
     logs = stubs("logs")
-    params = {"logGroupName": train.LOG_GROUP, "logStreamNamePrefix": f"{job}/"}
+    params = {"logGroupName": training_job.LOG_GROUP, "logStreamNamePrefix": f"{job}/"}
     logs.add_client_error("describe_log_streams", "ResourceNotFoundException",
                           "The specified log group does not exist.", expected_params=params)
     stream = f"{job}/algo-1-1767322000"
@@ -202,14 +203,14 @@ def stub_logs(stubs, job: str):
                "ingestionTime": 1},
               {"timestamp": 2, "message": "[metrics] test_loss=0.41 test_accuracy=0.79", "ingestionTime": 2}]
     logs.add_response("get_log_events", {"events": events, "nextForwardToken": "f/2", "nextBackwardToken": "b/1"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True})
+                      {"logGroupName": training_job.LOG_GROUP, "logStreamName": stream, "startFromHead": True})
     logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2", "nextBackwardToken": "b/2"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
+                      {"logGroupName": training_job.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
                        "nextToken": "f/2"})
     # the fetch after the job finished
     logs.add_response("describe_log_streams", {"logStreams": [{"logStreamName": stream}]}, params)
     logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2", "nextBackwardToken": "b/2"},
-                      {"logGroupName": train.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
+                      {"logGroupName": training_job.LOG_GROUP, "logStreamName": stream, "startFromHead": True,
                        "nextToken": "f/2"})
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from classifier.training import metrics_log
 from scripts import job_definition, orchestration
+from scripts.local import tuning_jobs
 
 EPOCHS = [  # (train_loss, valid_loss, valid_accuracy): the best epoch is the 2nd, two worse ones follow
     (0.90, 0.80, 0.50), (0.70, 0.60, 0.70), (0.50, 0.65, 0.72), (0.40, 0.70, 0.71)]
@@ -61,12 +62,10 @@ def test_the_final_objective_is_the_saved_models():
 
 def test_local_tuning_reports_the_same_values_at_their_epochs():
     """The local tuner's pruner is fed each epoch line's objective value at its epoch (scripts/local/tune.py)."""
-    from scripts.local import tune as local_tune
-
     definition = job_definition.load()
     regex = definition.metric_regexes()[definition.objective.metric]
-    reported = [(int(local_tune.EPOCH.search(line).group(1)), float(regex.search(line).group(1)))
-                for line in training_log().splitlines() if regex.search(line) and local_tune.EPOCH.search(line)]
+    reported = [(int(tuning_jobs.EPOCH.search(line).group(1)), float(regex.search(line).group(1)))
+                for line in training_log().splitlines() if regex.search(line) and tuning_jobs.EPOCH.search(line)]
     assert reported == [(1, 0.80), (2, 0.60), (3, 0.60), (4, 0.60)]
 
 

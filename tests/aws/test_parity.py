@@ -17,7 +17,7 @@ from aws_support import stub_channels, stub_image, stub_trials, training_descrip
 from helpers import FAST_HP
 from scripts import job_definition, orchestration
 from scripts.aws import features as aws_features, train as aws_train, tune as aws_tune
-from scripts.local import features, jobs, train as local_train, tune as local_tune
+from scripts.local import features, jobs, train as local_train, tune as local_tune, tuning_jobs
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2", "debugger": "false", "profiler": "false"}.items())
 
@@ -33,7 +33,7 @@ def local(image_set, tmp_path_factory):
         assert local_tune.main(["--data", str(image_set), "--max-jobs", "2", "--max-parallel", "1", "--strategy",
                                 "Random", "--hp", TINY, "--local-backbone", "efficientnet_lite0"]) == 0
         [tuning] = list((root / "tuning").iterdir())
-        record = json.loads((tuning / local_tune.RECORD).read_text())
+        record = json.loads((tuning / tuning_jobs.RECORD).read_text())
         trials = {root / t["job"] for t in record["trials"]}
         final, retrain = [], []
         for hp, made in (("best epochs=1", final), ("best epochs=1 unfreeze_stages=0", retrain)):

@@ -263,17 +263,17 @@ class Endpoint:
 
     def __init__(self, runtime_client, model_dir):
         from classifier.serving import settings
-        from classifier.serving.transformer import ClassifierTransformer
+        from classifier.serving.handler_service import HandlerService
 
-        self.transformer = ClassifierTransformer(settings.Settings.from_env())
-        self.transformer.validate_and_initialize(model_dir=str(model_dir))
+        self.handler = HandlerService(settings.Settings.from_env())
+        self.handler.initialize(_Context({}, model_dir))
         self.headers: dict = {}
         runtime_client.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", self.answer)
 
     def answer(self, params, **kwargs):
         self.headers = dict(params["headers"])
         context = _Context(self.headers)
-        [body] = self.transformer.transform([{"body": params["body"]}], context)
+        [body] = self.handler.handle([{"body": params["body"]}], context)
         data = body.encode()
         parsed = {"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": context.content_type,
                   "InvokedProductionVariant": "AllTraffic"}
@@ -281,12 +281,12 @@ class Endpoint:
 
 
 class _Context:
-    """The part of MMS's context the transformer uses."""
+    """The part of MMS's context the handler uses."""
 
-    def __init__(self, headers):
+    def __init__(self, headers, model_dir=None):
         processor = type("Processor", (), {"get_request_properties": lambda _self: headers})()
         self.request_processor = [processor]
-        self.system_properties = {"gpu_id": None}
+        self.system_properties = {"model_dir": str(model_dir), "gpu_id": None}
         self.status, self.content_type = 200, None
 
     def set_response_status(self, code=200, phrase="", idx=0):

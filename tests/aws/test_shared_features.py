@@ -240,7 +240,12 @@ def test_feature_job_mode_and_trials_on_its_artifact_match_the_local_cache(image
     monkeypatch.setattr(jobs, "JOBS_ROOT", tmp_path / "jobs")
     local_features._FILLED.clear()
     values = {**TRIAL_HP, "unfreeze_stages": "0", "pretrained": "true"}
-    local_cache = local_features.prepare(values, image_set, echo=lambda line: None)
+    printed = []
+    local_cache = local_features.prepare(values, image_set, echo=printed.append)
+    # the pass's progress (classifier/progress.py, here not on a terminal): plain lines, the counts at the end
+    assert not [line for line in printed if "\r" in line or "\x1b" in line]
+    ends = [line.split(" [")[0] for line in printed if line.startswith("feature pass")]
+    assert ends[-2:] == ["feature pass 'train': 120/120 images", "feature pass 'valid': 40/40 images"]
     on_local = trial("trial-local", local_cache)
     assert caplog.text.count("channel 'valid': 40 of 40 images from the cache") == 2
     def losses(metrics):  # the same features, seed and head: the same numbers, epoch by epoch

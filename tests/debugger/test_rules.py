@@ -207,11 +207,11 @@ def test_step_outlier_initialisation_and_dataloader(tmp_path):
 
 
 def test_a_crashing_rule_is_an_error_not_a_crash(tmp_path, monkeypatch):
-    from classifier.debugger.rules import tensor_rules
+    from classifier.debugger import rules
 
     def broken(data, **params):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setitem(tensor_rules.RULES, "Overfit", broken)
+    monkeypatch.setitem(rules.FUNCTIONS, "Overfit", broken)
     result = run(JobData(layout(tmp_path)), "Overfit")
     assert result.status == "Error" and "boom" in result.message

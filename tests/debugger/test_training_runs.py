@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+import browser
 from classifier.debugger import cli, config
 from classifier.training.main import main
 from helpers import FAST_HP, args, write_image_set
@@ -121,6 +122,29 @@ def test_report_renders_in_headless_chromium_without_errors(healthy, tmp_path):
     assert image.size == (1280, 3000)
     low, high = image.getextrema()
     assert high - low > 100 and len(image.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50  # plots drawn
+
+
+@pytest.mark.skipif(not browser.available(), reason="chromium is not installed")
+def test_names_with_markup_show_as_text(healthy, tmp_path):
+    """The job's name, its class names (the data set's folders) and its hyperparameters are user data: a job
+    whose name, a class and a hyperparameter value are `<img src=x onerror=alert(1)>` shows them as text."""
+    output = tmp_path / "data"
+    shutil.copytree(healthy / "output" / "data", output)
+    job_file = output / "debugger" / "job.json"
+    job = json.loads(job_file.read_text())
+    job["classes"][1] = browser.MARKUP
+    job["hyperparameters"]["model_name"] = browser.MARKUP
+    job_file.write_text(json.dumps(job))
+    assert cli.main(["report", str(output), "--name", browser.MARKUP, "--out", str(tmp_path / "markup.html")]) == 0
+    page = tmp_path / "markup.html"
+    assert browser.MARKUP not in page.read_text()
+    rendered = browser.render(page, tmp_path, height=3000)
+    browser.shows_as_text(rendered, f"Training job report: {browser.MARKUP}")
+    assert rendered.console == [] and all(width > 100 for width, _ in rendered.images)
+    # the title, the summary's Job row, the class in the per-class table and the hyperparameter (the
+    # <details> are closed: their text is in the page, not in innerText)
+    text = page.read_text()
+    assert text.count("&lt;img src=x onerror=alert(1)&gt;") == 5
 
 
 def test_huge_learning_rate_is_caught(opt_ml, image_set):

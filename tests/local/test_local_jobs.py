@@ -129,12 +129,12 @@ def test_train_local_best_of_a_tuning_job_puts_the_given_values_on_top(image_set
     then epochs=1 on top (locally the best trial's values used to win over the given ones, issue 11), and the
     best trial's model as its init_model; HP="best unfreeze_stages=0" retrains the head alone, from scratch."""
     from scripts import orchestration
-    from scripts.local import tune
+    from scripts.local import tuning_jobs
 
     definition = job_definition.load()
     trial = jobs.create_job(definition, image_set, {**FAST_HP, "lr": "0.02", "epochs": "4"}, root=jobs_dir / "t")
     (trial / "model" / "model_config.json").write_text("{}")
-    monkeypatch.setattr(tune, "best_trial", lambda name: (
+    monkeypatch.setattr(tuning_jobs, "best_trial", lambda name: (
         orchestration.Trial(trial.name, "Completed", 0.5, {"lr": "0.02"}), trial))
     monkeypatch.setattr(jobs, "run_job", lambda job, **kw: {**jobs.read_record(job), "status": "Completed"})
     assert train.main(["--data", str(image_set), "--tuning", "t", "--hp", "best epochs=1", "--no-cache"]) == 0

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import FAST_HP
 from scripts import job_definition, orchestration
-from scripts.local import features, jobs, tune
+from scripts.local import features, jobs, tune, tuning_jobs
 
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2"}.items())
 
@@ -80,7 +80,7 @@ def test_tuning_job_runs_trials_records_a_failure_and_finds_the_best(image_set, 
         assert "train': 120 of 120 images from the cache" in (jobs_dir / trials[batch]["job"] / jobs.LOG).read_text()
     failed_job = jobs.read_record(jobs_dir / trials["0"]["job"])
     assert failed_job["status"] == "Failed" and "batch_size" in failed_job["failure_reason"]
-    assert tune.best_hyperparameters(record["name"])["batch_size"] == best["hyperparameters"]["batch_size"]
+    assert tuning_jobs.best_hyperparameters(record["name"])["batch_size"] == best["hyperparameters"]["batch_size"]
     # trials: train and valid (and the cache), never test; names <tuning>-001...
     assert sorted(t["job"] for t in record["trials"]) == [f"{record['name']}-00{n}" for n in (1, 2, 3)]
     assert jobs.read_record(jobs_dir / best["job"])["channels"] == ["feature_cache", "train", "valid"]
@@ -101,7 +101,7 @@ def test_killed_tuning_job_resumes_without_repeating_trials_or_values(image_set,
     resumed = run_tuner(image_set, jobs_dir, "--resume", name)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "1 interrupted trial(s) will continue" in resumed.stdout
-    record = json.loads((jobs_dir / "tuning" / name / tune.RECORD).read_text())
+    record = json.loads((jobs_dir / "tuning" / name / tuning_jobs.RECORD).read_text())
     assert [t["job"] for t in record["trials"]] == [f"{name}-001", f"{name}-002"]
     assert all(t["status"] == "Completed" for t in record["trials"]) and record["status"] == "Completed"
     assert jobs.read_record(first)["runs"] == 2  # the interrupted trial's job resumed, not a new one
@@ -142,7 +142,7 @@ def test_ctrl_c_and_sigterm_stop_the_tuner_and_its_trial_and_it_resumes(image_se
     resumed = run_tuner(image_set, jobs_dir, "--resume", name)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "UpdateFinishedTrialError" not in resumed.stdout + resumed.stderr
-    record = json.loads((jobs_dir / "tuning" / name / tune.RECORD).read_text())
+    record = json.loads((jobs_dir / "tuning" / name / tuning_jobs.RECORD).read_text())
     assert [t["job"] for t in record["trials"]] == [f"{name}-001", f"{name}-002"]
     assert all(t["status"] == "Completed" for t in record["trials"]) and record["status"] == "Completed"
     assert [n for n, _, _ in trial_lines(resumed.stdout)] == [1, 2]

@@ -13,11 +13,11 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import browser
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY
 
+import browser
 from scripts import job_definition
 from scripts.local import jobs
 from scripts.reports import (
@@ -143,7 +143,7 @@ def test_sagemaker_tuning_job_report(tuning_job, stubbed, tmp_path):
     assert run.retrain[0] == f"make train TUNING={TUNING}"
     out = tmp_path / "tuning-report.html"
     text = tuning_report.write(run, out).read_text()
-    assert "CUDA out of memory" in text and "stopped by the tuner&#x27;s early stopping" in text
+    assert "CUDA out of memory" in text and "stopped by the tuner&#39;s early stopping" in text
     assert f'href="https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{names[0]}"' in text
     browser.check_page(out, tmp_path, plots=4)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import browser
-
 from scripts.endpoint_stats import parse_records
 from scripts.invoke import invoke_url
-from scripts.reports import endpoint_cli
+from scripts.reports import endpoint_cli, endpoint_report
 from scripts.reports.endpoint_data import from_records
 
 
@@ -41,3 +40,18 @@ def test_make_endpoint_report_reads_a_ports_log(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "no endpoint log" in done.stderr and "build/serve-local/1/logs/mms_log.log" in done.stderr
+
+
+def test_markup_in_the_log_shows_as_text(tmp_path):
+    """The endpoint's name and what a client sent (its content type, logged per request) are user data:
+    `<img src=x onerror=alert(1)>` in them shows as text, and no script runs."""
+    records = [{"time": f"2026-01-02T03:04:{second:02d}.000+00:00", "request_id": f"r{second}",
+                "content_type": browser.MARKUP if second % 3 == 0 else "image/jpeg", "bytes": 900, "images": 1,
+                "status": 415 if second % 3 == 0 else 200, "ModelLatency": 9000 + 100 * second,
+                "OverheadLatency": 300} for second in range(12)]
+    traffic = from_records(records, browser.MARKUP, f"/logs/{browser.MARKUP}.log")
+    out = endpoint_report.write(traffic, tmp_path / "markup.html")
+    assert browser.MARKUP not in out.read_text()
+    rendered = browser.check_page(out, tmp_path, plots=3)
+    browser.shows_as_text(rendered, f"Endpoint report: {browser.MARKUP}", f"/logs/{browser.MARKUP}.log")
+    assert rendered.text.count(browser.MARKUP) >= 2 + 4  # title, name, source and the 415 requests' content type

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
-import browser
 import numpy as np
 import pytest
 
+import browser
 from scripts.invoke import invoke_url
 from scripts.reports import evaluation_cli, evaluation_report, metrics, predict
 from scripts.reports.evaluation_data import Predictions, images
@@ -19,7 +19,9 @@ def plot_count(numbers: dict) -> int:
     return 4 + (numbers["accuracy"] < 1)
 
 
-def test_model_directory_evaluation_is_the_training_jobs_own_test_evaluation(trained_job, image_set, tmp_path):
+def test_model_directory_evaluation_is_the_training_jobs_own_test_evaluation(trained_job, image_set, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("SERVING_RUNTIME", "torch")  # the training job's test evaluation is PyTorch's
     out = tmp_path / "model" / "evaluation-report.html"
     assert evaluation_cli.main(["--model", str(trained_job), "--data", str(image_set), "--out", str(out)]) == 0
     numbers = json.loads(out.with_name("evaluation.json").read_text())
@@ -31,6 +33,11 @@ def test_model_directory_evaluation_is_the_training_jobs_own_test_evaluation(tra
     assert rows[0] == "image,true_class,predicted_class,probability,true_class_probability" and len(rows) == 41
     text = out.read_text()
     assert "Evaluation report: " + trained_job.name + " on test" in text
+    # every format of the job's export on the same images, side by side: torch served (SERVING_RUNTIME), fp32 run
+    formats = {f["format"]: f for f in numbers["formats"]}
+    assert formats["torch"]["served"] and formats["torch"]["accuracy"] == numbers["accuracy"]
+    assert formats["fp32"]["accuracy"] == pytest.approx(numbers["accuracy"], abs=1 / 40) and formats["fp32"]["gate"]
+    assert "int8" in formats and "Formats: top-1 side by side" in text
     assert sum(c["images"] for c in numbers["classes"]) == 40 and len(numbers["confusion_matrix"]) == 4
     browser.check_page(out, tmp_path, plots=plot_count(numbers), height=5000)
 
@@ -125,3 +132,26 @@ def test_calibration_and_top_k_against_scikit_learn():
     assert list(top) == [1, 2, 3] and top[1] == pytest.approx(correct.mean())
     ranks = (-probabilities).argsort(axis=1)
     assert top[3] == pytest.approx(np.mean([labels[i] in ranks[i, :3] for i in range(300)]))
+
+
+def test_class_names_with_markup_show_as_text(image_set, tmp_path):
+    """Class names (the data set's folder names), the model's source and an image that could not be classified
+    are user data: `<img src=x onerror=alert(1)>` among them shows as text in every table, and no script runs."""
+    rng = np.random.default_rng(2)
+    classes = ["001.Cat", browser.MARKUP, "003.Dog"]
+    labels = np.repeat(np.arange(3), 4)
+    logits = rng.normal(0, 1, (len(labels), 3))
+    logits[np.arange(len(labels)), labels] += 1.5
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    paths = sorted((image_set / "test").rglob("*.jpg"))[:len(labels)]
+    predictions = Predictions(f"endpoint {browser.MARKUP}", classes, paths, labels, probabilities, 1.0,
+                              failures=[(tmp_path / browser.MARKUP / "a.jpg", f"HTTP 400: {browser.MARKUP}")])
+    result = metrics.evaluate(predictions)
+    assert any(predictions.classes[p.true] == browser.MARKUP or predictions.classes[p.predicted] == browser.MARKUP
+               for p in result.pairs)  # the name is in the most confused pairs too
+    out = evaluation_report.write(predictions, result, tmp_path, tmp_path / "markup.html", browser.MARKUP)
+    assert browser.MARKUP not in out.read_text()
+    rendered = browser.check_page(out, tmp_path, plots=plot_count({"accuracy": result.accuracy}), height=3000)
+    browser.shows_as_text(rendered, f"Evaluation report: {browser.MARKUP}", f"endpoint {browser.MARKUP}",
+                          f"HTTP 400: {browser.MARKUP}", str(tmp_path / browser.MARKUP / "a.jpg"))
+    assert rendered.text.count(browser.MARKUP) >= 6  # title, source, per-class row, pairs, failure

@@ -44,6 +44,16 @@ def encode(pixels: np.ndarray, fmt: str = "JPEG", size: int = IMAGE_SIZE, mode: 
     return buffer.getvalue()
 
 
+def write_tree(root: Path, split: str, per_class: int, offset: int = 0) -> Path:
+    """`root/<class>/<n>.jpg` for CLASSES (the artifact's class names): a channel for export or evaluation."""
+    images, labels = load_split(split, per_class, offset)
+    for index, (pixels, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index:04d}.jpg").write_bytes(encode(pixels))
+    return root
+
+
 def train_artifact(model_dir: Path, per_class: int = 100, steps: int = 300, seed: int = 0) -> Path:
     from classifier.artifact import save_artifact
     from classifier.model import build_model, get_architecture

@@ -1,5 +1,5 @@
 """The serving code in-process (no MMS): request parsing, settings, model loading, one request end to end
-through the transformer with a stand-in for MMS's context, and the agreement with the shared code."""
+through the MMS handler with a stand-in for MMS's context, and the agreement with the shared code."""
 from __future__ import annotations
 
 import base64
@@ -17,8 +17,8 @@ import torch
 import serving_data
 from classifier import artifact, preprocessing
 from classifier.serving import inference, local, serve, settings
+from classifier.serving.handler_service import REQUEST_LOG_TAG, HandlerService
 from classifier.serving.inference import RequestError
-from classifier.serving.transformer import REQUEST_LOG_TAG, ClassifierTransformer
 
 
 def status_of(call, *args, **kwargs) -> tuple[int, str]:
@@ -247,7 +247,9 @@ def test_serve_checks_the_model_dir_without_torch(tmp_path):
     with pytest.raises(serve.ModelDirError, match="preprocessing.image_size is -5"):
         serve.check_model_dir(tmp_path)
     (tmp_path / artifact.CONFIG_FILE).write_text(json.dumps(valid_config()))
-    assert serve.check_model_dir(tmp_path) == {"architecture": "efficientnet_lite0", "classes": 3, "image_size": 64}
+    assert serve.check_model_dir(tmp_path, env={}) == {"architecture": "efficientnet_lite0", "classes": 3,
+                                                       "image_size": 64, "format": "torch",
+                                                       "why": "no exported formats in the artifact"}
     code = ("import sys; from pathlib import Path; from classifier.serving import serve; "
             f"serve.check_model_dir(Path({str(tmp_path)!r})); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -263,9 +265,11 @@ def serving_model(artifact_dir):
 
 def test_model_fn_loads_the_artifact_for_inference(serving_model, artifact_dir):
     assert serving_model.classes == serving_data.CLASSES
-    assert not serving_model.model.training and all(not m.training for m in serving_model.model.modules())
+    assert serving_model.format == "torch"
+    model = serving_model.network.model
+    assert not model.training and all(not m.training for m in model.modules())
     assert serving_model.preprocessing.image_size == serving_data.IMAGE_SIZE
-    weight = next(p for p in serving_model.model.parameters() if p.dim() == 4)
+    weight = next(p for p in model.parameters() if p.dim() == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -284,7 +288,7 @@ def test_predict_uses_the_evaluation_preprocessing(serving_model, test_images):
     expected = serving_model.preprocessing.load_for_eval(image)
     assert torch.equal(serving_model.preprocess(image), expected)
     with torch.inference_mode():
-        direct = serving_model.model(expected.unsqueeze(0)).double().exp()
+        direct = serving_model.network.model(expected.unsqueeze(0)).double().exp()
     assert torch.allclose(serving_model.predict([image]), direct, atol=1e-5)
 
 
@@ -302,7 +306,7 @@ def test_predict_fn_names_the_bad_instance(serving_model, test_images):
         assert "object at 0x" not in text
 
 
-# --- the transformer with a stand-in for MMS ----------------------------------------------------------
+# --- the MMS handler with a stand-in for MMS ----------------------------------------------------------
 class FakeRequestProcessor:
     def __init__(self, headers):
         self.headers = headers
@@ -312,7 +316,7 @@ class FakeRequestProcessor:
 
 
 class FakeContext:
-    """What the transformer uses of MMS's context."""
+    """What the handler uses of MMS's context."""
 
     def __init__(self, headers, model_dir):
         self.request_processor = [FakeRequestProcessor(headers)]
@@ -328,22 +332,22 @@ class FakeContext:
 
 
 @pytest.fixture(scope="module")
-def transformer(artifact_dir, serving_model):
-    handler = ClassifierTransformer(settings.Settings.from_env())
-    handler._model, handler._initialized = serving_model, True  # already loaded by the fixture
-    return handler
+def handler(artifact_dir, serving_model):
+    service = HandlerService(settings.Settings.from_env())
+    service.model = serving_model  # already loaded by the fixture
+    return service
 
 
-def run(transformer, artifact_dir, body, headers):
+def run(handler, artifact_dir, body, headers):
     context = FakeContext(headers, artifact_dir)
-    [response] = transformer.transform([{"body": body}], context)
+    [response] = handler.handle([{"body": body}], context)
     return context, response
 
 
-def test_transformer_success_and_log_line(transformer, artifact_dir, test_images, caplog):
+def test_handler_success_and_log_line(handler, artifact_dir, test_images, caplog):
     image = serving_data.encode(test_images[0][0])
     with caplog.at_level(logging.INFO, logger="classifier.serving.requests"):
-        context, response = run(transformer, artifact_dir, image,
+        context, response = run(handler, artifact_dir, image,
                                 {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "top_k=2"})
     assert context.status[0] == 200 and context.content_type == "application/json"
     [prediction] = json.loads(response)["predictions"]
@@ -357,22 +361,42 @@ def test_transformer_success_and_log_line(transformer, artifact_dir, test_images
     assert isinstance(record["ModelLatency"], int) and "time" in record
 
 
-def test_transformer_turns_unexpected_failures_into_json_500(transformer, artifact_dir, test_images, monkeypatch):
+def test_handler_turns_unexpected_failures_into_json_500(handler, artifact_dir, test_images, monkeypatch):
     def broken(data, model):
         raise RuntimeError("simulated failure")
 
     monkeypatch.setattr(inference, "predict_fn", broken)
-    context, response = run(transformer, artifact_dir, serving_data.encode(test_images[0][0]),
+    context, response = run(handler, artifact_dir, serving_data.encode(test_images[0][0]),
                             {"content-type": "image/png"})
     assert context.status[0] == 500 and context.content_type == "application/json"
     body = json.loads(response)
     assert body["code"] == 500 and "simulated failure" in body["message"] and "Traceback" not in response
     monkeypatch.undo()
-    context, _ = run(transformer, artifact_dir, serving_data.encode(test_images[0][0]), {"content-type": "image/png"})
+    context, _ = run(handler, artifact_dir, serving_data.encode(test_images[0][0]), {"content-type": "image/png"})
     assert context.status[0] == 200  # the same worker goes on serving
 
 
-def test_transformer_checks_size_first(transformer, artifact_dir):
-    context, response = run(transformer, artifact_dir, b"x" * (6 * 1024 * 1024 + 1), {"Content-Type": "text/plain"})
+def test_handler_checks_size_first(handler, artifact_dir):
+    context, response = run(handler, artifact_dir, b"x" * (6 * 1024 * 1024 + 1), {"Content-Type": "text/plain"})
     assert context.status[0] == 413
     assert json.loads(response)["message"].startswith("the body is 6291457 bytes; the limit is 6291456 bytes")
+
+
+def test_mms_finds_the_one_handler_class_with_what_it_calls():
+    """MMS's own loader takes the one class defined in the module and calls initialize and handle."""
+    from mms.model_loader import ModelLoader
+
+    from classifier.serving import handler_service
+
+    assert ModelLoader.list_model_services(handler_service) == [HandlerService]
+    assert callable(HandlerService.initialize) and callable(HandlerService.handle)
+
+
+def test_content_negotiation_happens_once_before_any_work(handler, artifact_dir):
+    """A 406 comes before the body is looked at; output_fn only writes the type negotiate() chose."""
+    context, response = run(handler, artifact_dir, b"not an image",
+                            {"Content-Type": "image/jpeg", "Accept": "text/csv"})
+    assert context.status[0] == 406 and "responses are application/json" in json.loads(response)["message"]
+    assert inference.negotiate("text/html, application/json;q=0.5") == "application/json"
+    with pytest.raises(ValueError, match="negotiate"):
+        inference.output_fn(inference.Prediction(torch.ones(1, 2) / 2, ["a", "b"]), "text/csv", 1)

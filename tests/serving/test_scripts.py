@@ -139,7 +139,7 @@ def test_endpoint_stats_summary(tmp_path):
 
 
 def test_endpoint_stats_tag_matches_the_handler():
-    from classifier.serving.transformer import REQUEST_LOG_TAG
+    from classifier.serving.handler_service import REQUEST_LOG_TAG
 
     assert endpoint_stats.TAG == REQUEST_LOG_TAG + " "
 

@@ -36,6 +36,21 @@ def test_model_learns_and_reports_metric_lines(trained_job):
     assert (trained_job / "output" / "success").exists() and not (trained_job / "output" / "failure").exists()
 
 
+def test_the_job_ends_with_the_export_and_its_accuracy_gate(trained_job):
+    """export=auto in a job that is not a tuning trial: OpenVINO fp32 and int8 beside model.pth, each judged on
+    the valid channel, recorded in model_config.json and in the training log."""
+    model_dir = trained_job / "model"
+    exports = json.loads((model_dir / "model_config.json").read_text())["exports"]
+    assert exports["valid_images"] == 40 and exports["calibration_images"] == 120  # every training image (< 300)
+    assert set(exports["formats"]) == {"fp32", "int8"} and exports["formats"]["fp32"]["accepted"]
+    log_text = (trained_job / jobs.LOG).read_text()
+    for fmt, entry in exports["formats"].items():
+        verdict = "accepted" if entry["accepted"] else "refused: " + entry["reason"]
+        assert f"Export: {fmt} {verdict}" in log_text
+        assert (model_dir / "openvino" / fmt / "model.xml").is_file() == entry["accepted"]
+    assert (model_dir / "model.pth").is_file()  # PyTorch's weights stay: torch serves on a GPU
+
+
 def test_artifact_is_complete_and_predicts_like_the_trained_model(trained_job, image_set):
     model_dir = trained_job / "model"
     config = json.loads((model_dir / "model_config.json").read_text())

@@ -2,8 +2,8 @@
 
 - `serve`: the image's entry (`python -m classifier.serving.serve`): sizes workers and threads for the
   machine, then starts MMS through the sagemaker-inference toolkit (GET /ping, POST /invocations).
-- `handler_service`: the MMS handler (sagemaker-inference `DefaultHandlerService` + our `Transformer`).
-- `transformer`: one request end to end: content negotiation, limits, JSON errors, one log line.
+- `handler_service`: the MMS handler (`initialize`, `handle`: what sagemaker-inference's `DefaultHandlerService`
+  offers MMS): one request end to end: limits, content negotiation, JSON errors, one log line.
 - `inference`: `model_fn`, `input_fn`, `predict_fn`, `output_fn` (decode with the artifact's own
   evaluation preprocessing, batched forward pass, top-k).
 - `settings`: limits and sizes read from the environment.

@@ -1,9 +1,10 @@
 """The inference functions of the SageMaker contract: `model_fn`, `input_fn`, `predict_fn`, `output_fn`.
 
-- `model_fn` loads `/opt/ml/model` with `classifier.artifact.load_artifact` (weights with
-  `weights_only=True`, the architecture named in `model_config.json`, eval mode), sets the torch
-  threads and glibc's malloc thresholds, converts to channels_last and runs one request through
-  the whole path as a warm-up.
+- `model_fn` loads `/opt/ml/model` in the format `classifier.export.formats.choose` picks: `torch` with
+  `classifier.artifact.load_artifact` (weights with `weights_only=True`, the architecture named in
+  `model_config.json`, eval mode, channels_last), or an OpenVINO export (fp32, int8) that the accuracy
+  gate accepted; it sets the threads and glibc's malloc thresholds and runs one request through the
+  whole path as a warm-up. Every format takes the same uint8 batch and returns log-probabilities.
 - `input_fn` turns a request body into encoded images: one image for `image/jpeg`, `image/png`,
   `application/x-image` and `application/octet-stream`; several for `application/json`
   `{"instances": [{"b64": "..."}, ...]}`. Nothing is ever fetched from a URL.
@@ -21,17 +22,21 @@ import binascii
 import io
 import json
 import logging
+import os
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
 import torch
 from sagemaker_inference.errors import GenericInferenceToolkitError
 
-from ..artifact import load_artifact
-from ..preprocessing import ImageDecodeError, ImageTooLargeError, Preprocessing
+from ..artifact import load_artifact, read_config
+from ..export import formats
+from ..export.openvino_model import OpenVINONetwork
+from ..preprocessing import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError, Preprocessing
 from ..runtime import tune_malloc
 from .settings import Settings
 
@@ -54,16 +59,27 @@ class RequestError(GenericInferenceToolkitError):
 
 
 # --- the loaded model -----------------------------------------------------------------------------
+class TorchNetwork:
+    """The PyTorch model as served: eval mode, channels_last, on its device; uint8 batch -> log-probabilities."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        self.model = model.to(device=device, memory_format=torch.channels_last).eval()
+        self.device = device
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model(batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last))
+
+
 @dataclass
 class ServingModel:
-    """What `model_fn` returns: the network in eval mode plus everything a request needs."""
+    """What `model_fn` returns: the network in the format served plus everything a request needs."""
 
-    model: torch.nn.Module
+    network: Callable[[torch.Tensor], torch.Tensor]  # uint8 (N, 3, H, W) -> log-probabilities (N, C)
     classes: list[str]
     preprocessing: Preprocessing
     architecture: str
     max_pixels: int
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    format: str = formats.TORCH
 
     def preprocess(self, image: bytes) -> torch.Tensor:
         """Encoded image -> uint8 CHW tensor, through the artifact's evaluation preprocessing."""
@@ -72,16 +88,33 @@ class ServingModel:
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) -> class probabilities (N, C), float64 on the CPU."""
         with torch.inference_mode():
-            batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            log_probabilities = self.model(batch)
-            return log_probabilities.double().exp().cpu()
+            return self.network(batch).double().exp().cpu()
 
     def predict(self, images: list[bytes]) -> torch.Tensor:
         """Encoded images -> probabilities: what an endpoint request costs minus the HTTP stack."""
         return self.forward(torch.stack([self.preprocess(image) for image in images]))
 
 
+def load_model(model_dir: Path, fmt: str, threads: int, device: torch.device | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> ServingModel:
+    """The artifact in format `fmt` (`formats.choose` picks it): what the endpoint, `make evaluate` and the
+    benchmark run. `threads`: the CPU threads of an OpenVINO format (torch's are set per process)."""
+    model_dir = Path(model_dir)
+    device = device or torch.device("cpu")
+    if fmt == formats.TORCH:
+        model, config, preprocessing = load_artifact(model_dir, device=device)
+        network = TorchNetwork(model, device)
+    else:
+        config = read_config(model_dir)
+        preprocessing = Preprocessing.from_dict(config["preprocessing"])
+        network = OpenVINONetwork.load(model_dir / formats.model_file(fmt), threads)
+    return ServingModel(network=network, classes=list(config["classes"]), preprocessing=preprocessing,
+                        architecture=config["architecture"], max_pixels=max_pixels, format=fmt)
+
+
 def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> ServingModel:
+    """Load the format `formats.choose` picks (SERVING_RUNTIME, else torch on a GPU, else the fastest format the
+    accuracy gate accepted), with this worker's threads, and warm it up."""
     start = time.monotonic()
     settings = settings or Settings.from_env()
     malloc_tuned = tune_malloc()
@@ -94,20 +127,14 @@ def model_fn(model_dir, settings: Settings | None = None, gpu_id=None) -> Servin
         device = torch.device(f"cuda:{int(gpu_id)}")
     else:
         device = torch.device("cpu")
-    model, config, preprocessing = load_artifact(Path(model_dir), device=device)
-    model = model.to(memory_format=torch.channels_last).eval()
-    serving = ServingModel(
-        model=model,
-        classes=list(config["classes"]),
-        preprocessing=preprocessing,
-        architecture=config["architecture"],
-        max_pixels=settings.max_pixels,
-        device=device,
-    )
+    choice = formats.choose(read_config(Path(model_dir)), Path(model_dir), os.environ.get(formats.RUNTIME_ENV),
+                            gpu=device.type == "cuda")
+    serving = load_model(Path(model_dir), choice.format, settings.threads_per_worker, device, settings.max_pixels)
     warm_up(serving)
-    log.info("Loaded %s with %d classes from %s in %.1f s (image size %d, %d torch threads, %s%s)",
-             serving.architecture, len(serving.classes), model_dir, time.monotonic() - start,
-             preprocessing.image_size, torch.get_num_threads(), device, ", malloc tuned" if malloc_tuned else "")
+    log.info("Loaded %s with %d classes from %s in %.1f s: format %s (%s); image size %d, %d threads, %s%s",
+             serving.architecture, len(serving.classes), model_dir, time.monotonic() - start, choice.format,
+             choice.why, serving.preprocessing.image_size, settings.threads_per_worker, device,
+             ", malloc tuned" if malloc_tuned else "")
     return serving
 
 
@@ -242,9 +269,18 @@ def parse_top_k(custom_attributes: str | None, default: int, num_classes: int) -
     return min(top_k, num_classes)
 
 
-def output_fn(prediction: Prediction, accept: str | None, top_k: int = 3) -> tuple[str, str]:
+def negotiate(accept: str | None) -> str:
+    """Content negotiation, the one place it happens: the response type for this Accept header (responses are
+    JSON), or a 406 before any work is done."""
     if not accepts_json(accept):
         raise RequestError(406, f"Accept {accept!r} cannot be served: responses are {JSON}")
+    return JSON
+
+
+def output_fn(prediction: Prediction, content_type: str = JSON, top_k: int = 3) -> tuple[str, str]:
+    """The top-k classes per image, written in the negotiated `content_type` (`negotiate`)."""
+    if content_type != JSON:
+        raise ValueError(f"output_fn writes {JSON}, not {content_type!r}: negotiate() chooses the type")
     top_k = min(top_k, len(prediction.classes))
     values, indices = torch.topk(prediction.probabilities, top_k, dim=1)
     predictions = [

@@ -1,10 +1,13 @@
 """Entry point of the serving image: `python -m classifier.serving.serve` (what `docker run IMAGE serve` runs).
 
 1. Checks `/opt/ml/model` before anything starts, with `classifier.artifact` (the whole model_config.json,
-   and that model.pth is there): a clear message and exit 1, not workers that restart in a loop. The
-   check does not import torch, so this process, which only waits for the servers, stays small.
-2. Sizes MMS for the machine: `SAGEMAKER_MODEL_SERVER_WORKERS` workers (default: one per usable CPU)
-   with `CLASSIFIER_THREADS_PER_WORKER` torch threads each (default: CPUs / workers).
+   and that model.pth is there), and the format the workers will serve (`classifier.export.formats.choose`:
+   `SERVING_RUNTIME` forcing a format that is absent or was refused, or whose files are missing): a clear
+   message and exit 1, not workers that restart in a loop. The check does not import torch, so this
+   process, which only waits for the servers, stays small.
+2. Sizes MMS for the machine and the format: `SAGEMAKER_MODEL_SERVER_WORKERS` workers (default: per usable
+   CPU, as `settings.WORKERS_PER_CPU` says for the format) with `CLASSIFIER_THREADS_PER_WORKER` threads each
+   (default: CPUs / workers).
 3. Lets bodies somewhat over the payload limit through, so that the handler, not the HTTP front ends,
    answers an oversized body, with a JSON 413 that says what the limit is.
 4. Finds the `ReadyPing` MMS plugin (`mms_plugin`: pre-built in the image): GET /ping answers 503 until a
@@ -12,8 +15,8 @@
 5. Runs nginx on port 8080 in front of multi-model-server with our handler service (`launcher`): only
    GET /ping and POST /invocations are served there; MMS's management API is on a private unix socket.
 
-sagemaker-inference provides the handler service, the transformer and the environment (model dir,
-timeouts, JVM arguments); the servers are started here, not by its `start_model_server`, which binds
+sagemaker-inference provides the environment (model dir, timeouts, JVM arguments), the error types and
+MMS's logging configuration; the servers are started here, not by its `start_model_server`, which binds
 the management API to the inference port and has no setting for plugins.
 """
 from __future__ import annotations
@@ -22,6 +25,8 @@ import os
 import sys
 from pathlib import Path
 
+from .. import artifact  # torch-free
+from ..export import formats  # torch-free
 from . import launcher
 from .mms_plugin import PluginBuildError, plugin_dir
 from .settings import Settings, SettingsError
@@ -33,9 +38,9 @@ CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the `cl
 MMS_BODY_FACTOR = 4
 
 
-def configure_environment(env=os.environ) -> Settings:
-    """Fill in the sizes the workers read from the environment; explicit settings win."""
-    settings = Settings.from_env(env)
+def configure_environment(env=os.environ, fmt: str = formats.TORCH) -> Settings:
+    """Fill in the sizes the workers read from the environment for the format they serve; explicit settings win."""
+    settings = Settings.from_env(env, fmt)
     env.setdefault("SAGEMAKER_MODEL_SERVER_WORKERS", str(settings.workers))
     threads = str(settings.threads_per_worker)
     env.setdefault("CLASSIFIER_THREADS_PER_WORKER", threads)
@@ -48,15 +53,15 @@ class ModelDirError(RuntimeError):
     pass
 
 
-def check_model_dir(model_dir: Path) -> dict:
-    """`classifier.artifact.check_model_dir` (read_config + weights present), in a summary: architecture,
-    number of classes, image size."""
-    from .. import artifact  # torch-free
-
+def check_model_dir(model_dir: Path, env=os.environ) -> dict:
+    """`classifier.artifact.check_model_dir` (read_config + weights present) and the format a CPU worker will
+    serve, in a summary: architecture, number of classes, image size, format and why."""
     try:
-        return artifact.summary(artifact.check_model_dir(model_dir))
-    except artifact.ArtifactError as error:
+        config = artifact.check_model_dir(model_dir)
+        choice = formats.choose(config, model_dir, env.get(formats.RUNTIME_ENV))
+    except (artifact.ArtifactError, formats.FormatError) as error:
         raise ModelDirError(str(error)) from None
+    return {**artifact.summary(config), "format": choice.format, "why": choice.why}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,11 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     if args:
         print(f"usage: python -m classifier.serving.serve [serve]  (unexpected arguments: {args})", file=sys.stderr)
         return 64
-    try:
-        settings = configure_environment()
-    except SettingsError as error:
-        print(f"serve: {error}", file=sys.stderr)
-        return 1
     # sagemaker_inference reads SAGEMAKER_BASE_DIR when imported.
     from sagemaker_inference import environment
 
@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = check_model_dir(model_dir)
     except ModelDirError as error:
         print(f"serve: cannot serve {model_dir}: {error}", file=sys.stderr)
+        return 1
+    try:
+        settings = configure_environment(fmt=summary["format"])
+    except SettingsError as error:
+        print(f"serve: {error}", file=sys.stderr)
         return 1
     try:
         plugins = plugin_dir()
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         plugins_path=plugins,
         vmargs=toolkit.vmargs,
     )
-    print(f"serve: {summary['architecture']} with {summary['classes']} classes from {model_dir}; "
+    print(f"serve: {summary['architecture']} with {summary['classes']} classes from {model_dir}, format "
+          f"{summary['format']} on a CPU ({summary['why']}; torch on a GPU unless {formats.RUNTIME_ENV} says); "
           f"port {settings.port}, {settings.workers} workers x {settings.threads_per_worker} threads, "
           f"body limit {settings.max_body_bytes} bytes; /ping plugin {plugins}", flush=True)
     try:

@@ -3,9 +3,10 @@
 | variable                          | default          | meaning                                             |
 |-----------------------------------|------------------|-----------------------------------------------------|
 | SAGEMAKER_MAX_PAYLOAD_IN_MB       | 6                | largest request body, MiB (InvokeEndpoint's limit)  |
-| SAGEMAKER_MODEL_SERVER_WORKERS    | usable CPUs      | MMS worker processes                                |
-| CLASSIFIER_THREADS_PER_WORKER     | CPUs / workers   | torch intra-op threads in each worker (else         |
+| SAGEMAKER_MODEL_SERVER_WORKERS    | by format (below)| MMS worker processes                                |
+| CLASSIFIER_THREADS_PER_WORKER     | CPUs / workers   | torch or OpenVINO threads in each worker (else      |
 |                                   |                  | OMP_NUM_THREADS when that is set)                   |
+| SERVING_RUNTIME                   | fastest accepted | torch, fp32 or int8 (classifier/export/formats.py)  |
 | CLASSIFIER_MAX_PIXELS             | 40,000,000       | larger images are refused (decompression bombs)     |
 | CLASSIFIER_MAX_INSTANCES          | 32               | images in one JSON request                          |
 | CLASSIFIER_DEFAULT_TOP_K          | 3                | classes returned when the request names no top_k    |
@@ -17,7 +18,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..export.formats import FP32, INT8, TORCH  # torch-free
+
 MIB = 1024 * 1024
+# Workers per usable CPU for each format served, measured by benchmarks/bench_endpoint.py (the in-process layout
+# comparison, docs/measurements.md): one single-threaded worker per CPU gives each format the most images/s
+# under concurrent load, and a worker never waits for another's request; a single client still gets one core.
+WORKERS_PER_CPU = {TORCH: 1, FP32: 1, INT8: 1}
 # preprocessing.DEFAULT_MAX_PIXELS (a test checks they agree): `serve` must not import torch, it only
 # starts MMS and waits, and torch would cost it most of a GiB of memory for nothing.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -83,15 +90,14 @@ class Settings:
     host: str = "0.0.0.0"
 
     @classmethod
-    def from_env(cls, env=None) -> "Settings":
+    def from_env(cls, env=None, fmt: str = TORCH) -> "Settings":
+        """The settings for serving format `fmt` (its default workers x threads), from the environment."""
         env = os.environ if env is None else env
         port = _int_env(env, "SAGEMAKER_BIND_TO_PORT", 8080)
         if port > 65535:
             raise SettingsError(f"SAGEMAKER_BIND_TO_PORT={port} is not a TCP port (1 to 65535)")
         cpus = usable_cpus()
-        # One single-threaded worker per CPU gives the most throughput under concurrent load, and
-        # a worker never waits for another's request; a single client still gets one core.
-        workers = _int_env(env, "SAGEMAKER_MODEL_SERVER_WORKERS", cpus)
+        workers = _int_env(env, "SAGEMAKER_MODEL_SERVER_WORKERS", max(1, round(cpus * WORKERS_PER_CPU[fmt])))
         threads = _int_env(env, "CLASSIFIER_THREADS_PER_WORKER",
                            _int_env(env, "OMP_NUM_THREADS", max(1, cpus // workers)))
         return cls(

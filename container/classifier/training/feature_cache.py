@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader
 from .. import runtime
 from ..artifact import atomic_write_bytes
 from ..preprocessing import Preprocessing
+from ..progress import Progress
 from .data import Channel, ImageDataset
 
 log = logging.getLogger(__name__)
@@ -52,33 +52,6 @@ class PassStopped(Exception):
     """The feature pass was asked to stop (SIGTERM) before it finished."""
 
 
-class Progress:
-    """One line every `every` seconds (and at the end) while a pass runs: done of total, rate, time left."""
-
-    def __init__(self, what: str, total: int, report=None, every: float = 10.0):
-        self.what, self.total, self.report, self.every = what, total, report or log.info, every
-        self.done, self.started = 0, time.monotonic()
-        self.last = self.started
-
-    def add(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if now - self.last >= self.every or self.done >= self.total:
-            self.last = now
-            elapsed = now - self.started
-            rate = self.done / max(elapsed, 1e-9)
-            if self.done < self.total:
-                left = _duration((self.total - self.done) / rate)
-                self.report(f"{self.what}: {self.done}/{self.total} images, {rate:.1f} images/s, {left} left")
-            else:
-                self.report(f"{self.what}: {self.done} images in {_duration(elapsed)} ({rate:.1f} images/s)")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 @torch.inference_mode()
 def compute_features(model, channel: Channel, preprocessing: Preprocessing, batch_size: int, workers: int,
                      device, progress=None, should_stop=lambda: False) -> torch.Tensor:
@@ -86,9 +59,10 @@ def compute_features(model, channel: Channel, preprocessing: Preprocessing, batc
 
     On CPU each batch is decoded on every core, then run through the backbone on every core (decoding
     beside the forward would stall it: classifier/runtime.py), and `workers` is not used; on a GPU
-    `workers` DataLoader processes decode beside it. `progress(line)` gets a line every few seconds
-    (default: the log); when `should_stop()` turns true (SIGTERM), the pass raises PassStopped. The model
-    is left in eval mode and channels_last, the format the forward is fastest in."""
+    `workers` DataLoader processes decode beside it. `progress(line)` gets a progress line every few seconds
+    and at the end (default: the log; lines, never a live bar: the pass is part of a training job's log);
+    when `should_stop()` turns true (SIGTERM), the pass raises PassStopped. The model is left in eval mode
+    and channels_last, the format the forward is fastest in."""
     runtime.tune_malloc()  # process-wide, idempotent: this pass also runs in the local tuner's process
     model.eval().to(memory_format=runtime.MEMORY_FORMAT)
     dataset = ImageDataset(channel, preprocessing)
@@ -96,9 +70,9 @@ def compute_features(model, channel: Channel, preprocessing: Preprocessing, batc
         batches = runtime.decoded_batches(len(dataset), lambda index: dataset[index][0], batch_size)
     else:
         batches = (images for images, _ in DataLoader(dataset, batch_size=batch_size, num_workers=workers))
-    meter = Progress(f"feature pass '{channel.name}'", len(channel), progress)
     rows = []
-    with runtime.threads_while_decoding(device):
+    with runtime.threads_while_decoding(device), \
+            Progress(f"feature pass '{channel.name}'", len(channel), emit=progress or log.info) as meter:
         for images in batches:
             images = images.to(device).contiguous(memory_format=runtime.MEMORY_FORMAT)
             rows.append(model.features(images).float().cpu())

@@ -17,7 +17,8 @@ from ..preprocessing import DEFAULT_CROP_SCALE, IMAGE_SIZES
 
 # Keys SageMaker adds that are not ours: accepted and ignored.
 IGNORED_PREFIXES = ("sagemaker_",)
-IGNORED_NAMES = ("_tuning_objective_metric",)
+TUNING_TRIAL_NAME = "_tuning_objective_metric"
+IGNORED_NAMES = (TUNING_TRIAL_NAME,)
 
 
 class HyperparameterError(ValueError):
@@ -146,6 +147,10 @@ SPECS: dict[str, Spec] = {
     "amp": Spec(_bool, True, rule=_BOOL,
                 help="mixed precision on GPU (bf16 where supported, else fp16 with loss scaling); no effect on CPU"),
     "skip_bad_images": Spec(_bool, False, rule=_BOOL, help="skip corrupt images (logged) instead of failing"),
+    "export": Spec(_auto_bool, "auto", rule="auto, " + _BOOL,
+                   help="at the end, the model in OpenVINO fp32 and int8 beside model.pth, each served only if the "
+                        "accuracy gate on the valid images accepts it (classifier/export); auto: except in a tuning "
+                        "job's trials, whose models are compared, not served (minutes saved per trial on a CPU)"),
     # Debugger and profiler (classifier/debugger; the job definition's debugger: and profiler: sections).
     "debugger": Spec(_bool, False, rule=_BOOL, help="smdebug hook, rules and report"),
     "debugger_train_interval": Spec(_int, 100, lambda v: v >= 1, ">= 1", "save tensors every N training steps"),
@@ -214,6 +219,8 @@ def parse(values: dict[str, Any]) -> Hyperparameters:
         parsed[name] = value
     if not errors:
         errors = _reconcile_stages(parsed, given={k for k in values if k in SPECS})
+    if parsed["export"] == "auto":  # SageMaker (and local tuning) adds this name to a tuning job's trials only
+        parsed["export"] = TUNING_TRIAL_NAME not in values
     if errors:
         raise HyperparameterError("bad hyperparameter value(s): " + "; ".join(errors))
     return parsed

@@ -31,6 +31,7 @@ from .. import paths, runtime
 from ..artifact import ArtifactError, atomic_write_json, save_artifact
 from ..channels import FEATURE_CACHE
 from ..debugger import build_observers
+from ..export.main import export_after_training
 from ..model import WeightsError
 from . import distributed, feature_cache, feature_job, metrics_log, setup, stopping
 from .checkpoints import Checkpointer, CheckpointError, Progress
@@ -281,7 +282,10 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
     if world.is_main:
         finish(job, process, observer, progress, best_state)
         if stopping.requested():  # after the last epoch: the model was saved, the job completes
-            log.info("SIGTERM arrived after the last epoch: the model was saved first; the job completes")
+            log.info("SIGTERM arrived after the last epoch: the model was saved first; the job completes "
+                     "(without the export: `make export` makes it later)")
+        elif hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images
+            export_after_training(paths.model_dir(), job.data.train, job.data.valid)
     distributed.barrier(world)
 
 

@@ -9,75 +9,32 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
 
 from .. import config
+from . import profiler_rules, tensor_rules
+from .results import (  # noqa: F401 - the rules' results, re-exported for the session, report and CLI
+    ERROR,
+    ISSUES,
+    NO_ISSUES,
+    RuleError,
+    RuleResult,
+    TooLittleData,
+    issues,
+    no_issues,
+)
 
 log = logging.getLogger(__name__)
-NO_ISSUES, ISSUES, ERROR = "NoIssuesFound", "IssuesFound", "Error"
-
-
-@dataclass
-class RuleResult:
-    rule: str
-    status: str
-    message: str
-    step: int | None = None  # the training step (smdebug train mode step) where it fired
-    time: float | None = None  # seconds since the job started, where it fired
-    epoch: int | None = None
-    values: dict = field(default_factory=dict)
-    kind: str = ""
-    parameters: dict = field(default_factory=dict)
-    recommendation: str | None = None
-    actions: list = field(default_factory=list)
-    evaluated_at: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def line(self) -> str:
-        where = []
-        if self.epoch is not None:
-            where.append(f"epoch {self.epoch}")
-        if self.step is not None:
-            where.append(f"step {self.step}")
-        if self.time is not None:
-            where.append(f"{self.time:.1f} s")
-        return f"{self.rule}: {self.status}" + (f" ({', '.join(where)})" if where else "") + f": {self.message}"
-
-
-class RuleError(Exception):
-    """The rule cannot be evaluated (its data is missing): the result is Error with this reason."""
-
-
-class TooLittleData(Exception):
-    """The job gave the rule too little data to judge (a loop shorter than one sampling interval, say): the
-    result is NoIssuesFound saying so, not an Error (the rule did not fail)."""
-
-
-def no_issues(message: str, **values) -> RuleResult:
-    return RuleResult("", NO_ISSUES, message, values=values)
-
-
-def issues(message: str, step=None, time=None, epoch=None, **values) -> RuleResult:
-    return RuleResult("", ISSUES, message, step=step, time=time, epoch=epoch, values=values)
-
-
-def _functions() -> dict:
-    from . import profiler_rules, tensor_rules
-
-    return {**tensor_rules.RULES, **profiler_rules.RULES}
+FUNCTIONS = {**tensor_rules.RULES, **profiler_rules.RULES}
 
 
 def evaluate(data, names: list[str], overrides: dict | None = None, stop_rules: list[str] = ()) -> list[RuleResult]:
     """Run the named rules on a job's data; a rule that raises ends as Error, never the caller."""
-    functions = _functions()
     results = []
     for name in names:
         info = config.RULES[name]
         params = config.parameters_for(name, overrides)
         try:
-            result = functions[name](data, **params)
+            result = FUNCTIONS[name](data, **params)
         except RuleError as error:
             result = RuleResult(name, ERROR, str(error))
         except TooLittleData as error:

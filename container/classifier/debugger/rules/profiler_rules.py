@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..jobdata import finite, percentile
-from . import RuleError, TooLittleData, issues, no_issues
+from .results import RuleError, TooLittleData, issues, no_issues
 
 MIN_SAMPLES = 5
 

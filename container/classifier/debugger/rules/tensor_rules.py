@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..records import number
-from . import RuleError, issues, no_issues
+from .results import RuleError, issues, no_issues
 
 
 def _tensors(data, collection: str, mode: str = "train"):

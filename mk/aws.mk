@@ -36,6 +36,11 @@
 #   make training-logs JOB=<SageMaker training job> [MINUTES=] [FOLLOW=1]   the same for a training job
 #                                           (make logs JOB= is a local job's log)
 #   make cleanup                            delete endpoint, endpoint config and model
+#   make iam-policy [OUT=dir]               the least-privilege IAM policies, from every target's dry run:
+#                                           the caller's, the administrator's, the execution role's and its trust
+#   make bootstrap                          a new account: the execution role with its policy, the bucket
+#                                           (encrypted, private, lifecycle rule), the ECR repositories
+#   make teardown [ALL=1] [YES=1]           list, ask, delete: the serving side; ALL=1 everything the project made
 #   make aws-settings                       the settings in effect and where each came from
 
 DRY_RUN ?=
@@ -60,6 +65,8 @@ NOTE ?=
 LATENCY_MS ?=
 DRY_RUN_UPDATE ?=
 FOLLOW ?=
+ALL ?=
+YES ?=
 
 AWS_FLAGS = $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run)
 AWS_WAIT = $(if $(filter 1 true yes,$(NO_WAIT)),--no-wait)
@@ -75,7 +82,7 @@ AWS_DATA = --data $(call quote,DATA) $(if $(DATA_S3),--data-s3 $(call quote,DATA
 AWS_ENV = $(if $(filter command line,$(origin TAG)),$(if $(IMAGE_TAG),,IMAGE_TAG=$(call quote,TAG)))
 
 .PHONY: push upload-data tune train register packages approve deploy rollback deploy-finish batch-transform invoke \
-	endpoint-metrics endpoint-logs training-logs cleanup aws-settings test-aws
+	endpoint-metrics endpoint-logs training-logs cleanup aws-settings test-aws iam-policy bootstrap teardown
 
 push:  ## push the built images to ECR, tagged with the git commit and latest (repositories made when missing)
 	$(call quote,PYTHON) -m scripts.aws.push_images $(AWS_FLAGS) --tag $(call quote,TAG) --engine $(call quote,CONTAINER_ENGINE) \
@@ -139,6 +146,16 @@ training-logs:  ## a SageMaker training job's CloudWatch logs: JOB=name [MINUTES
 
 cleanup:  ## delete the endpoint, its endpoint config and model
 	$(call quote,PYTHON) -m scripts.aws.cleanup $(AWS_FLAGS)
+
+iam-policy:  ## the least-privilege IAM policies (caller, administrator, execution role, trust) as JSON files [OUT=dir]
+	$(PYTHON) -m scripts.aws.iam_policy $(AWS_FLAGS) $(if $(OUT),--out $(call quote,OUT))
+
+bootstrap:  ## a new account: the execution role and its policy, the bucket (encrypted, private, lifecycle), the ECR repositories
+	$(PYTHON) -m scripts.aws.bootstrap $(AWS_FLAGS)
+
+teardown:  ## list, confirm, delete: the endpoint and what deploy made [ALL=1: everything the project made] [YES=1: no question]
+	$(PYTHON) -m scripts.aws.teardown $(AWS_FLAGS) $(if $(filter 1 true yes,$(ALL)),--all) \
+		$(if $(filter 1 true yes,$(YES)),--yes)
 
 aws-settings:  ## the AWS settings in effect (config/settings.yaml + environment) and where each came from
 	$(call quote,PYTHON) -m scripts.aws.settings

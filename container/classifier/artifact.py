@@ -186,7 +186,7 @@ def _preprocessing_problem(spec) -> str | None:
     """The checks `Preprocessing.from_dict` leaves out (presence, types, sizes), then its own."""
     from dataclasses import fields
 
-    from .preprocessing import Preprocessing
+    from .preprocessing import IMAGE_SIZES, Preprocessing
 
     if not isinstance(spec, dict):
         return f"preprocessing must be an object, not {_json_type(spec)}"
@@ -197,6 +197,10 @@ def _preprocessing_problem(spec) -> str | None:
         value = spec[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             return f"preprocessing.{key} is {value!r}; it must be a positive whole number of pixels"
+    low, high = IMAGE_SIZES
+    if not low <= spec["image_size"] <= high:
+        return (f"preprocessing.image_size is {spec['image_size']}: training makes models of {low} to {high} px "
+                f"(hyperparameter image_size), so this config was not written by it")
     if spec["resize_size"] < spec["image_size"]:
         return (f"preprocessing.resize_size ({spec['resize_size']}) is smaller than preprocessing.image_size "
                 f"({spec['image_size']}): the centre crop would not fit")

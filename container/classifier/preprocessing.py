@@ -29,6 +29,7 @@ _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resamplin
 DEFAULT_MAX_PIXELS = 40_000_000
 # The smallest share of the area a random training crop keeps (the `crop_scale` hyperparameter's default).
 DEFAULT_CROP_SCALE = 0.35
+IMAGE_SIZES = (32, 1024)  # the crop sides training makes models of (hyperparameter image_size); serving checks them
 
 Source = Union[str, Path, bytes, BinaryIO]
 

@@ -5,6 +5,7 @@ Stubber) and DRY_RUN=1 prints them. Field names are the APIs' own.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from classifier import channels as container_channels
@@ -12,6 +13,7 @@ from classifier.serving.settings import DEFAULT_MAX_PAYLOAD_MB
 from scripts import batch_output, invoke, orchestration
 from scripts.job_definition import JobDefinition
 
+from . import lockdown
 from .settings import Settings, SettingsError
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
@@ -31,6 +33,13 @@ ENDPOINT_METRICS = (  # (name, statistic): counts are summed, latencies (microse
 def ecr_registry(account: str, region: str) -> str:
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"{account}.dkr.ecr.{region}.{suffix}"
+
+
+def sagemaker_arn(settings: Settings, kind: str, name: str) -> str:
+    """A SageMaker resource's ARN (names in lower case, as SageMaker writes them); the account is the execution
+    role's (a dry run without one: <account-id>)."""
+    return f"arn:{settings.partition}:sagemaker:{settings.region}:{settings.account_id or '<account-id>'}:" \
+           f"{kind}/{name.lower()}"
 
 
 def image_uri(account: str, region: str, repository: str, tag: str) -> str:
@@ -83,21 +92,34 @@ def _stopping_condition(definition: JobDefinition, settings: Settings) -> dict:
     return condition
 
 
+def output_config(settings: Settings, uri: str) -> dict:
+    """A job's OutputDataConfig: where its model.tar.gz goes, encrypted with the settings' key."""
+    return {"S3OutputPath": uri, **lockdown.key(settings)}
+
+
+def resource_config(settings: Settings, instance_type: str, count: int) -> dict:
+    """A job's ResourceConfig: instances and their volume, encrypted with the settings' key."""
+    return {"InstanceType": instance_type, "InstanceCount": count, "VolumeSizeInGB": settings.training_volume_gb,
+            **lockdown.volume_key(settings, instance_type)}
+
+
 def _common_job_fields(definition: JobDefinition, settings: Settings, image: str, data_uri: str,
                        channel_names: list[str], checkpoint_uri: str) -> dict:
+    """What every training job (a tuning job's trials, a feature job) has: image, role, channels, output,
+    resources, limits, spot, checkpoints, and the network fields of a locked-down account (lockdown.py)."""
     return {
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": settings.input_mode,
                                    "MetricDefinitions": definition.metric_definitions},
         "RoleArn": settings.role_arn,
         "InputDataConfig": channels(data_uri, channel_names, settings.input_mode),
-        "OutputDataConfig": {"S3OutputPath": settings.s3_uri("output_prefix")},
-        "ResourceConfig": {"InstanceType": settings.training_instance_type,
-                           "InstanceCount": settings.training_instance_count,
-                           "VolumeSizeInGB": settings.training_volume_gb},
+        "OutputDataConfig": output_config(settings, settings.s3_uri("output_prefix")),
+        "ResourceConfig": resource_config(settings, settings.training_instance_type,
+                                          settings.training_instance_count),
         "StoppingCondition": _stopping_condition(definition, settings),
         "EnableManagedSpotTraining": settings.spot,
         "CheckpointConfig": {"S3Uri": checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH},
         "Environment": {"PYTHONUNBUFFERED": "1"},
+        **lockdown.job_network(settings),
     }
 
 
@@ -116,6 +138,16 @@ def parameter_ranges(definition: JobDefinition) -> dict:
                 "Name": r.name, "MinValue": _number(r.min, integer), "MaxValue": _number(r.max, integer),
                 "ScalingType": r.scaling})
     return {kind: items for kind, items in ranges.items() if items}
+
+
+def _weight_variants(definition: JobDefinition) -> list[dict]:
+    """The static hyperparameters with each value a tuned model_name or pretrained can take (what decides where a
+    trial's pretrained weights come from)."""
+    variants = [dict(definition.static_hyperparameters)]
+    for tuned in definition.ranges:
+        if tuned.name in ("model_name", "pretrained") and tuned.type == "Categorical":
+            variants = [{**values, tuned.name: str(choice)} for values in variants for choice in tuned.values]
+    return variants
 
 
 def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: str, data_uri: str,
@@ -145,11 +177,12 @@ def tuning_job(definition: JobDefinition, settings: Settings, name: str, image: 
     job = {"StaticHyperParameters": dict(definition.static_hyperparameters),
            **_common_job_fields(definition, settings, image, data_uri, channel_names,
                                 settings.s3_uri("checkpoint_prefix", name))}
+    for values in _weight_variants(definition):
+        lockdown.check_weights_offline(settings, values, channel_names, "tuning job's trials")
     if feature_cache:
         job["InputDataConfig"].append(artifact_channel(container_channels.FEATURE_CACHE, feature_cache,
                                                        settings.input_mode))
-        job["ResourceConfig"] = {**job["ResourceConfig"], "InstanceType": settings.cached_instance_type,
-                                 "InstanceCount": 1}
+        job["ResourceConfig"] = resource_config(settings, settings.cached_instance_type, 1)
     request = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobConfig": config,
                "TrainingJobDefinition": job}
     if warm_start:
@@ -173,6 +206,8 @@ def training_job(definition: JobDefinition, settings: Settings, name: str, image
     if init_model:
         request["InputDataConfig"].append(artifact_channel(container_channels.INIT_MODEL, init_model,
                                                            settings.input_mode))
+    lockdown.check_weights_offline(settings, request["HyperParameters"],
+                                   [c["ChannelName"] for c in request["InputDataConfig"]], "training job")
     request.update(debugger or {})
     if settings.tag_list:
         request["Tags"] = settings.tag_list
@@ -186,12 +221,13 @@ def feature_job(definition: JobDefinition, settings: Settings, name: str, image:
     hyperparameters of orchestration.shared_features; its model.tar.gz (the cache) goes under `output_uri`.
     No checkpoints: an interrupted pass starts again."""
     orchestration.check_name(name, orchestration.TRAINING_NAME_MAX, "training job")
+    lockdown.check_weights_offline(settings, hyperparameters, channel_names, "feature job")
     fields = _common_job_fields(definition, settings, image, data_uri, channel_names, "")
     fields.pop("CheckpointConfig")
     request = {"TrainingJobName": name, "HyperParameters": {k: str(v) for k, v in hyperparameters.items()},
                **fields,
-               "OutputDataConfig": {"S3OutputPath": output_uri},
-               "ResourceConfig": {**fields["ResourceConfig"], "InstanceCount": 1},
+               "OutputDataConfig": output_config(settings, output_uri),
+               "ResourceConfig": resource_config(settings, settings.training_instance_type, 1),
                "Environment": {**fields["Environment"], **FEATURE_JOB_ENVIRONMENT}}
     if settings.tag_list:
         request["Tags"] = settings.tag_list
@@ -201,9 +237,10 @@ def feature_job(definition: JobDefinition, settings: Settings, name: str, image:
 # --- endpoint -----------------------------------------------------------------------------------------
 
 def model(settings: Settings, name: str, image: str, model_data: str) -> dict:
+    """CreateModel of the serving image and an artifact; in the VPC, isolated, when the settings say so."""
     request = {"ModelName": name,
                "PrimaryContainer": {"Image": image, "ModelDataUrl": model_data, "Mode": "SingleModel"},
-               "ExecutionRoleArn": settings.role_arn}
+               "ExecutionRoleArn": settings.role_arn, **lockdown.model_network(settings)}
     if settings.tag_list:
         request["Tags"] = settings.tag_list
     return request
@@ -212,7 +249,7 @@ def model(settings: Settings, name: str, image: str, model_data: str) -> dict:
 def model_from_package(settings: Settings, name: str, package_arn: str) -> dict:
     """CreateModel from a registered model package: its image and artifact, with the lineage kept."""
     request = {"ModelName": name, "PrimaryContainer": {"ModelPackageName": package_arn},
-               "ExecutionRoleArn": settings.role_arn}
+               "ExecutionRoleArn": settings.role_arn, **lockdown.model_network(settings)}
     if settings.tag_list:
         request["Tags"] = settings.tag_list
     return request
@@ -238,7 +275,8 @@ def async_locations(settings: Settings) -> dict[str, str]:
 
 def async_inference_config(settings: Settings) -> dict:
     locations = async_locations(settings)
-    output = {"S3OutputPath": locations["output"].rstrip("/"), "S3FailurePath": locations["failure"].rstrip("/")}
+    output = {"S3OutputPath": locations["output"].rstrip("/"), "S3FailurePath": locations["failure"].rstrip("/"),
+              **lockdown.key(settings)}
     topics = {key: value for key, value in (("SuccessTopic", settings.async_success_topic),
                                            ("ErrorTopic", settings.async_error_topic)) if value}
     if topics:
@@ -250,7 +288,8 @@ def async_inference_config(settings: Settings) -> dict:
 def endpoint_config(settings: Settings, name: str, model_name: str, record: list[dict] | None = None) -> dict:
     """CreateEndpointConfig of the settings' endpoint type; `record`: the tags that say what it serves
     (serving_record.tags), kept with the config so that a rollback can rebuild what it replaces."""
-    request = {"EndpointConfigName": name, "ProductionVariants": [production_variant(settings, model_name)]}
+    request = {"EndpointConfigName": name, "ProductionVariants": [production_variant(settings, model_name)],
+               **lockdown.endpoint_volume_key(settings)}
     if settings.endpoint_type == "async":
         request["AsyncInferenceConfig"] = async_inference_config(settings)
     if settings.data_capture:
@@ -258,7 +297,7 @@ def endpoint_config(settings: Settings, name: str, model_name: str, record: list
             "EnableCapture": True, "InitialSamplingPercentage": settings.capture_percent,
             "DestinationS3Uri": settings.s3_uri("capture_prefix", settings.endpoint_name).rstrip("/"),
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}}
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}, **lockdown.key(settings)}
     tags = settings.tag_list + list(record or [])
     if tags:
         request["Tags"] = tags
@@ -296,9 +335,13 @@ GPU_FAMILIES = ("ml.g", "ml.p", "ml.inf", "ml.trn")
 
 def check_endpoint_type(settings: Settings) -> None:
     """What a serverless endpoint cannot do, refused before any request: data capture, GPUs, instance auto
-    scaling (VPC and network isolation too, once the settings have them)."""
+    scaling, a VPC, network isolation."""
     if settings.endpoint_type != "serverless":
         return
+    if lockdown.in_vpc(settings) or settings.network_isolation:
+        what = "in a VPC (network.subnets)" if lockdown.in_vpc(settings) else "network-isolated (network.isolation)"
+        raise SettingsError(f"a serverless endpoint cannot run {what}: use ENDPOINT_TYPE=realtime or async, or clear "
+                            f"the network settings")
     if settings.data_capture:
         raise SettingsError("a serverless endpoint cannot capture data: set DATA_CAPTURE=false (endpoint.data_capture) "
                             "or ENDPOINT_TYPE=realtime")
@@ -500,10 +543,11 @@ def model_package_group(settings: Settings) -> dict:
     return request
 
 
-def put_object(uri: str, body: bytes, content_type: str) -> dict:
-    """PutObject of one document the scripts write: a model package's metrics, an async request's body."""
+def put_object(settings: Settings, uri: str, body: bytes, content_type: str) -> dict:
+    """PutObject of one document the scripts write: a model package's metrics, an async request's body
+    (SSE-KMS with the settings' key)."""
     bucket, key = split_s3_uri(uri)
-    return {"Bucket": bucket, "Key": key, "Body": body, "ContentType": content_type}
+    return {"Bucket": bucket, "Key": key, "Body": body, "ContentType": content_type, **lockdown.s3_object(settings)}
 
 
 def model_package(settings: Settings, image: str, model_data: str, description: str, metrics_uri: str,
@@ -522,6 +566,7 @@ def model_package(settings: Settings, image: str, model_data: str, description: 
                                                          "ContentDigest": f"sha256:{metrics_digest}",
                                                          "S3Uri": metrics_uri}}},
         "CustomerMetadataProperties": properties,
+        **lockdown.package_security(settings),
     }
     if settings.tag_list:
         request["Tags"] = settings.tag_list
@@ -555,9 +600,10 @@ def transform_job(settings: Settings, name: str, model_name: str, input_uri: str
         "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
                            "ContentType": content_type, "CompressionType": "None", "SplitType": "None"},
         "TransformOutput": {"S3OutputPath": output_uri.rstrip("/"), "Accept": "application/json",
-                            "AssembleWith": "None"},
+                            "AssembleWith": "None", **lockdown.key(settings)},
         "TransformResources": {"InstanceType": settings.transform_instance_type,
-                               "InstanceCount": settings.transform_instance_count},
+                               "InstanceCount": settings.transform_instance_count,
+                               **lockdown.volume_key(settings, settings.transform_instance_type)},
     }
     if settings.tag_list:
         request["Tags"] = settings.tag_list
@@ -567,10 +613,70 @@ def transform_job(settings: Settings, name: str, model_name: str, input_uri: str
 # --- images -------------------------------------------------------------------------------------------
 
 def create_repository(settings: Settings, name: str) -> dict:
-    """Private, scanned on push; tags mutable (`latest` moves with each push)."""
+    """Private, scanned on push; tags mutable (`latest` moves with each push); encrypted with the settings' key."""
     request = {"repositoryName": name, "imageTagMutability": "MUTABLE",
                "imageScanningConfiguration": {"scanOnPush": True},
-               "encryptionConfiguration": {"encryptionType": "AES256"}}
+               "encryptionConfiguration": lockdown.repository_encryption(settings)}
     if settings.tag_list:
         request["tags"] = settings.tag_list
     return request
+
+
+# --- account set-up (make bootstrap) ---------------------------------------------------------------------
+
+ROLE_POLICY_NAME = "byoc-classifier-execution"  # the execution role's inline policy (make bootstrap writes it)
+ABORT_UPLOADS_DAYS = 7  # an upload in parts that never finished (an interrupted make upload-data) goes after a week
+
+
+def role_name_and_path(role_arn: str) -> tuple[str, str]:
+    """arn:aws:iam::<account>:role/<path>/<name> -> (name, "/<path>/")."""
+    path_and_name = role_arn.split(":role/", 1)[1]
+    path, _, name = path_and_name.rpartition("/")
+    return name, f"/{path}/" if path else "/"
+
+
+def sagemaker_trust_policy(account: str) -> dict:
+    """SageMaker may assume the role, for this account's jobs and endpoints only (aws:SourceAccount: SageMaker's
+    cross-service confused deputy prevention)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
+
+
+def create_role(settings: Settings, trust: dict) -> dict:
+    name, path = role_name_and_path(settings.role_arn)
+    request = {"RoleName": name, "Path": path, "AssumeRolePolicyDocument": json.dumps(trust),
+               "Description": "SageMaker execution role of the image classifier's jobs and endpoints (make bootstrap)"}
+    if settings.tag_list:
+        request["Tags"] = settings.tag_list
+    return request
+
+
+def put_role_policy(settings: Settings, policy: dict) -> dict:
+    return {"RoleName": role_name_and_path(settings.role_arn)[0], "PolicyName": ROLE_POLICY_NAME,
+            "PolicyDocument": json.dumps(policy)}
+
+
+def create_bucket(settings: Settings) -> dict:
+    """A bucket in the settings' region (us-east-1 takes no location constraint); the owner owns every object."""
+    request = {"Bucket": settings.bucket, "ObjectOwnership": "BucketOwnerEnforced"}
+    if settings.region != "us-east-1":
+        request["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    return request
+
+
+PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                       "RestrictPublicBuckets": True}
+
+
+def bucket_lifecycle(settings: Settings) -> dict:
+    """Shared features and checkpoints expire after the settings' days (0: kept); parts of an upload that never
+    finished go after ABORT_UPLOADS_DAYS."""
+    rules = [{"ID": "abort-incomplete-uploads", "Filter": {"Prefix": ""}, "Status": "Enabled",
+              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_UPLOADS_DAYS}}]
+    for rule, prefix, days in (("feature-cache-expiry", settings.feature_cache_prefix, settings.feature_cache_days),
+                               ("checkpoint-expiry", settings.checkpoint_prefix, settings.checkpoint_days)):
+        if days:
+            rules.append({"ID": rule, "Filter": {"Prefix": prefix + "/"}, "Status": "Enabled",
+                          "Expiration": {"Days": days}})
+    return {"Bucket": settings.bucket, "LifecycleConfiguration": {"Rules": rules}}

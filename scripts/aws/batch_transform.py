@@ -24,7 +24,18 @@ from scripts import REPO_ROOT, batch_output, job_definition, orchestration
 
 from . import api_requests, deploy
 from .client import Aws, AwsError, error_code
-from .common import base_parser, console_url, ecr_image, open_aws, poll, poll_interval, repo_relative, run
+from .common import (
+    base_parser,
+    console_url,
+    ecr_image,
+    open_aws,
+    poll,
+    poll_interval,
+    repo_relative,
+    run,
+    s3_uri_argument,
+    status_display,
+)
 
 FINISHED = ("Completed", "Failed", "Stopped")
 OUT_DIR = REPO_ROOT / "build" / "batch-transform"
@@ -34,10 +45,7 @@ def input_uri(data_s3: str) -> str:
     """DATA_S3 as an S3 prefix ending in / (`test/` must not also match `test-old/`)."""
     if not data_s3:
         raise AwsError("DATA_S3= is missing: give the S3 prefix of the images, s3://bucket/prefix/")
-    try:
-        api_requests.split_s3_uri(data_s3)
-    except ValueError:
-        raise AwsError(f"DATA_S3={data_s3} is not an s3://bucket/prefix URI") from None
+    s3_uri_argument(data_s3, "DATA_S3")
     return data_s3 if data_s3.endswith("/") else data_s3 + "/"
 
 
@@ -105,27 +113,44 @@ def choose_model(aws: Aws, args, definition, name: str) -> tuple[str, bool, str]
     return name, True, f"{source} ({model_data})"
 
 
+def dry_outputs(output_uri: str) -> dict:
+    """What a dry run assumes a finished job wrote: one answer."""
+    return {"Contents": [{"Key": api_requests.split_s3_uri(output_uri)[1] + "<image>.jpg" + batch_output.OUT_SUFFIX}]}
+
+
 def count_outputs(aws: Aws, output_uri: str) -> int:
-    return sum(o["Key"].endswith(batch_output.OUT_SUFFIX) for o in list_objects(aws, output_uri))
+    return sum(o["Key"].endswith(batch_output.OUT_SUFFIX) for o in list_objects(aws, output_uri,
+                                                                                 dry_outputs(output_uri)))
 
 
 def wait(aws: Aws, name: str, output_uri: str, total: int) -> dict:
+    """Poll until the job ends, counting the answers written so far; a dry run shows one round."""
     def describe():
-        state = aws.call("sagemaker", "describe_transform_job", TransformJobName=name)
+        state = aws.call("sagemaker", "describe_transform_job", TransformJobName=name,
+                         dry={"TransformJobName": name, "TransformJobStatus": "Completed"})
         state["_outputs"] = count_outputs(aws, output_uri)
         return state
 
     def text(state):
         return f"transform job {name}: {state.get('TransformJobStatus')}, {state['_outputs']}/{total} images done"
 
-    return poll(describe, lambda s: s.get("TransformJobStatus") in FINISHED, text, poll_interval(aws.settings))
+    if aws.dry_run:
+        print(f"# then, every {aws.settings.poll_seconds} s until {name} ends, and its answers downloaded:",
+              file=aws.out)
+    return poll(describe, lambda s: s.get("TransformJobStatus") in FINISHED, text, poll_interval(aws.settings),
+                display=status_display(quiet=aws.dry_run))
 
 
-def download(aws: Aws, output_uri: str, out_dir: Path) -> int:
-    """Every .out file under the job's output path into out_dir, keeping the relative paths (8 at a time)."""
+def download(aws: Aws, output_uri: str, out_dir: Path | None) -> int:
+    """Every .out file under the job's output path into out_dir, keeping the relative paths (8 at a time); a dry
+    run shows the requests."""
     bucket, prefix = api_requests.split_s3_uri(output_uri)
-    keys = [o["Key"] for o in list_objects(aws, output_uri) if o["Key"].endswith(batch_output.OUT_SUFFIX)
-            and ".." not in o["Key"][len(prefix):].split("/")]
+    keys = [o["Key"] for o in list_objects(aws, output_uri, dry_outputs(output_uri))
+            if o["Key"].endswith(batch_output.OUT_SUFFIX) and ".." not in o["Key"][len(prefix):].split("/")]
+    if aws.dry_run:  # what download_file sends for each
+        for key in keys:
+            aws.call("s3", "get_object", Bucket=bucket, Key=key)
+        return len(keys)
     client = aws.client("s3")
 
     def fetch(key: str) -> None:
@@ -161,11 +186,10 @@ def transform(aws: Aws, args, definition) -> int:
         if made:  # no job will use it
             aws.call("sagemaker", "delete_model", ModelName=model)
         raise
-    if aws.dry_run:
-        return 0
-    print(f"transform job {name}: {len(names)} images of {uri} ({kind}) with {source} on "
-          f"{aws.settings.transform_instance_count} x {aws.settings.transform_instance_type}\n"
-          f"  {console_url(aws.settings.region, 'transform-jobs', name)}", file=sys.stderr)
+    if not aws.dry_run:
+        print(f"transform job {name}: {len(names)} images of {uri} ({kind}) with {source} on "
+              f"{aws.settings.transform_instance_count} x {aws.settings.transform_instance_type}\n"
+              f"  {console_url(aws.settings.region, 'transform-jobs', name)}", file=sys.stderr)
     try:
         state = wait(aws, name, output_uri, len(names))
     except KeyboardInterrupt:
@@ -174,6 +198,9 @@ def transform(aws: Aws, args, definition) -> int:
         raise
     if made:
         aws.call("sagemaker", "delete_model", ModelName=model)
+    if aws.dry_run:
+        download(aws, output_uri, None)
+        return 0
     return report(aws, state, name, output_uri, names, Path(args.out) if args.out else OUT_DIR / name)
 
 
@@ -207,7 +234,10 @@ def main(argv=None) -> int:
 
     def go() -> int:
         definition = job_definition.load(args.job_definition)
-        input_uri(args.data_s3)  # a bad DATA_S3 or OUT stops before anything else
+        input_uri(args.data_s3)  # a bad DATA_S3, name or OUT stops before anything else
+        deploy.check_model_source(args.job, args.tuning, args.model_data)
+        if args.model:
+            orchestration.check_name(args.model, orchestration.TRAINING_NAME_MAX, "SageMaker model (MODEL=)")
         if args.out:
             batch_output.fresh_folder(Path(args.out))
         aws = open_aws(args, "role_arn", "bucket")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import boto3
@@ -24,6 +25,26 @@ from .settings import Settings, SettingsError
 
 class AwsError(RuntimeError):
     """A failed step, with a message meant for the user."""
+
+
+_RECORDERS: list[list[tuple[str, str, dict]]] = []
+
+
+@contextmanager
+def recording(alone: bool = False) -> Iterator[list[tuple[str, str, dict]]]:
+    """Every request any Aws makes while the block runs, sent or (dry run) printed: (service, API name,
+    parameters). `make iam-policy` derives the policies from the dry runs' records (iam_policy.py). `alone`:
+    not also into the recordings around this one (a dry run that runs the others, as make bootstrap does)."""
+    calls: list[tuple[str, str, dict]] = []
+    outer = _RECORDERS[:] if alone else []
+    for recorder in outer:
+        _RECORDERS.remove(recorder)
+    _RECORDERS.append(calls)
+    try:
+        yield calls
+    finally:
+        _RECORDERS.remove(calls)
+        _RECORDERS.extend(outer)
 
 
 def _jsonable(value):
@@ -45,10 +66,7 @@ class Aws:
         self.out = out or sys.stdout
         self.sent: list[tuple[str, str, dict]] = []  # every request, in order (dry runs and tests read it)
         if session is None and dry_run:
-            # A dry run signs nothing, so it reads no profile at all (not even AWS_PROFILE's): a missing or
-            # expired one does not matter.
-            core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-            session = boto3.Session(botocore_session=core, region_name=settings.region)
+            session = _dry_run_session(settings.region)
         elif session is None:
             try:
                 session = boto3.Session(profile_name=settings.profile or None, region_name=settings.region)
@@ -76,7 +94,7 @@ class Aws:
         return `dry` (or {})."""
         client = self.client(service)
         api_name = client.meta.method_to_api_mapping[operation]
-        self.sent.append((service, api_name, params))
+        self.record(service, api_name, params)
         if self.dry_run:
             validate_parameters(params, client.meta.service_model.operation_model(api_name).input_shape)
             print(format_request(service, api_name, params, compact), file=self.out)
@@ -88,6 +106,13 @@ class Aws:
         except botocore.exceptions.EndpointConnectionError as error:
             raise AwsError(f"{service}.{api_name}: cannot reach {error.kwargs.get('endpoint_url')}: check the "
                            f"network and the region ({self.settings.region})") from None
+
+    def record(self, service: str, api_name: str, params: dict) -> None:
+        """Note a request: what `call` sends, or one a tool makes for us (a container engine's image push,
+        s3transfer's uploads and downloads), so that the records hold every request a target makes."""
+        self.sent.append((service, api_name, params))
+        for calls in _RECORDERS:
+            calls.append((service, api_name, params))
 
     def paginate(self, service: str, operation: str, dry: dict | None = None, input_token: str = "NextToken",
                  output_token: str | None = None, **params) -> Iterator[dict]:
@@ -105,6 +130,19 @@ class Aws:
             if not token:
                 return
             request[input_token] = token
+
+
+_DRY_RUN_SESSIONS: dict[str, boto3.Session] = {}
+
+
+def _dry_run_session(region: str) -> boto3.Session:
+    """A dry run signs nothing, so it reads no profile at all (not even AWS_PROFILE's): a missing or expired one
+    does not matter. One session per region for every dry run of a process: the service models load once
+    (make iam-policy and make bootstrap run every target's)."""
+    if region not in _DRY_RUN_SESSIONS:
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        _DRY_RUN_SESSIONS[region] = boto3.Session(botocore_session=core, region_name=region)
+    return _DRY_RUN_SESSIONS[region]
 
 
 def _refuse_to_send(request, **kwargs):

@@ -17,7 +17,7 @@ from scripts.job_definition import JobDefinitionError
 
 from . import api_requests
 from .client import Aws, AwsError, describe_client_error, error_code
-from .settings import Settings, SettingsError, load
+from .settings import Settings, SettingsError, check_bucket_name, load
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -30,7 +30,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 def open_aws(args, *required: str) -> Aws:
     """Settings and clients for a script; `required` settings must be set (a dry run fills placeholders)."""
     aws = Aws(load(args.settings), dry_run=args.dry_run)
-    require(aws, *required)
+    require(aws, *(DRY_PLACEHOLDERS if aws.dry_run else ()), *required)  # a dry run's placeholders stand in
+    # for the bucket and the role wherever a printed request or a dry answer names them
     if aws.dry_run:
         print("# dry run: the requests below are checked against the service models and printed; nothing is sent")
     return aws
@@ -43,9 +44,14 @@ def require(aws: Aws, *required: str) -> None:
     if not aws.dry_run:
         aws.settings.require(*required)
         return
-    for name in required:  # a dry run shows what it would send, with placeholders for what is not set yet
-        if not aws.settings.values.get(name):
-            aws.settings.values[name] = DRY_PLACEHOLDERS.get(name, f"<{name}>")
+    fill_placeholders(aws.settings, *required)
+
+
+def fill_placeholders(settings: Settings, *names: str) -> None:
+    """A dry run shows what it would send, with placeholders for what is not set yet."""
+    for name in names:
+        if not settings.values.get(name):
+            settings.values[name] = DRY_PLACEHOLDERS.get(name, f"<{name}>")
 
 
 def run(main: Callable[[], int]) -> int:
@@ -96,10 +102,28 @@ def ecr_image(aws: Aws, repository: str, tag: str | None = None, check: bool = T
     return uri
 
 
+def s3_uri_argument(uri: str, variable: str, object_key: bool = False) -> str:
+    """An s3:// URI given on the command line (DATA_S3=, MODEL_DATA=, INIT_MODEL=), checked before any request:
+    its form, its bucket's name by S3's rules and, for one that names an object, a key."""
+    try:
+        bucket, key = api_requests.split_s3_uri(uri)
+    except ValueError:
+        raise ValueError(f"{variable}={uri} is not an s3://bucket/{'key' if object_key else 'prefix'} URI") from None
+    try:
+        if bucket != DRY_PLACEHOLDERS["bucket"]:  # a dry run's, where the settings name no bucket yet
+            check_bucket_name(bucket)
+    except ValueError as error:
+        raise ValueError(f"{variable}={uri}: {bucket!r} is {error}") from None
+    if object_key and (not key or key.endswith("/")):
+        raise ValueError(f"{variable}={uri} names no object: give the s3:// URI of a model.tar.gz "
+                         f"(s3://{bucket}/<prefix>/<job>/output/model.tar.gz)")
+    return uri
+
+
 def data_uri(settings: Settings, data: str | None, data_s3: str | None) -> str:
     """Where a data set lives in S3: DATA_S3=s3://... as given, else <data_prefix>/<basename of DATA>/."""
     if data_s3:
-        api_requests.split_s3_uri(data_s3)
+        s3_uri_argument(data_s3, "DATA_S3")
         return data_s3 if data_s3.endswith("/") else data_s3 + "/"
     name = Path(data or "data/fashion-mnist").resolve().name
     return settings.s3_uri("data_prefix", name)
@@ -128,9 +152,10 @@ def present_channels(aws: Aws, uri: str, candidates: list[str], required: tuple[
 STATUS_EVERY = 60.0  # seconds between repeated status lines off a terminal (a change is shown at once)
 
 
-def status_display() -> Progress:
-    """The status of a SageMaker job being waited for: a live line on a terminal, else a line per change."""
-    return Progress("", every=STATUS_EVERY)
+def status_display(quiet: bool = False) -> Progress:
+    """The status of a SageMaker job being waited for: a live line on a terminal, else a line per change.
+    `quiet`: shown nowhere (a dry run's one round of polling says nothing about a real status)."""
+    return Progress("", every=STATUS_EVERY, emit=(lambda line: None) if quiet else None)
 
 
 def poll(describe: Callable[[], dict], finished: Callable[[dict], bool], render: Callable[[dict], str],

@@ -39,7 +39,18 @@ from scripts import endpoint_cost, job_definition, orchestration
 
 from . import api_requests, model_packages, serving_record
 from .client import Aws, AwsError, error_code
-from .common import base_parser, console_url, ecr_image, open_aws, poll, poll_interval, require, run
+from .common import (
+    base_parser,
+    console_url,
+    ecr_image,
+    open_aws,
+    poll,
+    poll_interval,
+    require,
+    run,
+    s3_uri_argument,
+    status_display,
+)
 from .serving_record import Served
 from .tune import best_trial
 
@@ -47,9 +58,12 @@ BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "Up
 SETTLED = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
 
 
+DRY_STAMP = "<yyyymmdd-hhmmss>"  # a dry run's stand-in for the time stamp of an earlier deploy
+
+
 def ours(name: str, endpoint: str) -> bool:
     """Models and configs this script made for `endpoint`: <endpoint>-<yyyymmdd-hhmmss>."""
-    return re.fullmatch(re.escape(endpoint) + r"-\d{8}-\d{6}", name) is not None
+    return re.fullmatch(re.escape(endpoint) + r"-(\d{8}-\d{6}|" + re.escape(DRY_STAMP) + ")", name) is not None
 
 
 def describe_endpoint(aws: Aws, name: str, dry: dict | None = None) -> dict | None:
@@ -62,12 +76,22 @@ def describe_endpoint(aws: Aws, name: str, dry: dict | None = None) -> dict | No
         raise
 
 
+def check_model_source(job: str, tuning: str, model_data: str) -> None:
+    """The names and the URI a model is given by (JOB=, TUNING=, MODEL_DATA=), checked before any request."""
+    if job:
+        orchestration.check_name(job, orchestration.TRAINING_NAME_MAX, "training job (JOB=)")
+    if tuning:
+        orchestration.check_name(tuning, orchestration.TUNING_NAME_MAX, "tuning job (TUNING=)")
+    if model_data:
+        s3_uri_argument(model_data, "MODEL_DATA", object_key=True)
+
+
 def model_source(aws: Aws, job: str, tuning: str, model_data: str,
                  definition: job_definition.JobDefinition) -> tuple[str, str]:
     """(model.tar.gz S3 URI, where it came from). A tuning job's: its best trial, as `make train` picks it."""
     prefix = definition.name_prefix
+    check_model_source(job, tuning, model_data)
     if model_data:
-        api_requests.split_s3_uri(model_data)
         return model_data, model_data
     if tuning:
         job = best_trial(aws, tuning, definition).name
@@ -82,7 +106,7 @@ def model_source(aws: Aws, job: str, tuning: str, model_data: str,
         job = summaries[0]["TrainingJobName"]
     state = aws.call("sagemaker", "describe_training_job", TrainingJobName=job, dry={
         "TrainingJobStatus": "Completed",
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://<output of {job}>/{job}/output/model.tar.gz"}})
+        "ModelArtifacts": {"S3ModelArtifacts": aws.settings.s3_uri("output_prefix", job, "output") + "model.tar.gz"}})
     if state.get("TrainingJobStatus") != "Completed":
         raise AwsError(f"training job {job} is {state.get('TrainingJobStatus')}, not Completed: "
                        "it has no model to serve")
@@ -106,12 +130,18 @@ class Scaling:
                          f"{shlex.quote(json.dumps(request))}" for operation, request in self.requests())
 
 
+def dry_scalable_target(aws: Aws, endpoint: str) -> dict:
+    """What a dry run assumes of an existing endpoint: auto scaling registered (its requests are shown)."""
+    return {"ScalableTargets": [api_requests.register_scalable_target(aws.settings)
+                                | {"ResourceId": api_requests.scalable_target_id(endpoint)}]}
+
+
 def scaling_of(aws: Aws, endpoint: str) -> Scaling | None:
     """The endpoint's auto scaling (variant AllTraffic), or None when it has none."""
     resource = api_requests.scalable_target_id(endpoint)
     found = aws.call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="sagemaker",
                      ResourceIds=[resource], ScalableDimension=api_requests.SCALABLE_DIMENSION,
-                     dry={"ScalableTargets": []})
+                     dry=dry_scalable_target(aws, endpoint))
     targets = found.get("ScalableTargets") or []
     if not targets:
         return None
@@ -126,7 +156,7 @@ def scaling_of(aws: Aws, endpoint: str) -> Scaling | None:
 def scalable_target_registered(aws: Aws, endpoint: str) -> bool:
     found = aws.call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="sagemaker",
                      ResourceIds=[api_requests.scalable_target_id(endpoint)],
-                     ScalableDimension=api_requests.SCALABLE_DIMENSION, dry={"ScalableTargets": []})
+                     ScalableDimension=api_requests.SCALABLE_DIMENSION, dry=dry_scalable_target(aws, endpoint))
     return bool(found.get("ScalableTargets"))
 
 
@@ -151,7 +181,8 @@ def describe_config(aws: Aws, config_name: str, dry: dict | None = None) -> dict
 
 
 def endpoint_models(aws: Aws, config_name: str) -> list[str]:
-    config = describe_config(aws, config_name, dry={"ProductionVariants": [{"ModelName": f"<model of {config_name}>"}]})
+    """The models a config serves (a dry run: the model named as the config, as make deploy names them)."""
+    config = describe_config(aws, config_name, dry={"ProductionVariants": [{"ModelName": config_name}]})
     return [v["ModelName"] for v in (config or {}).get("ProductionVariants", [])]
 
 
@@ -185,8 +216,7 @@ def served_by(aws: Aws, config: dict | None) -> Served | None:
     the record existed, or by hand): the model's image and artifact, or the package it was made from."""
     if not config:
         return None
-    placeholder = Served(f"<serving image of {config.get('EndpointConfigName')}>",
-                         f"s3://<model data of {config.get('EndpointConfigName')}>/model.tar.gz")
+    placeholder = serving_record.placeholder(aws.settings, config.get("EndpointConfigName", ""))
     serving, _ = serving_record.read(tags_of(aws, config.get("EndpointConfigArn"),
                                              dry=serving_record.record(placeholder, None)))
     if serving:
@@ -223,9 +253,13 @@ def update_text(state: dict) -> str:
     return text
 
 
-def wait_in_service(aws: Aws, name: str) -> dict:
-    state = poll(lambda: describe_endpoint(aws, name) or {"EndpointName": name, "EndpointStatus": "Deleted"},
-                 lambda s: s.get("EndpointStatus") in SETTLED + ("Deleted",), update_text, poll_interval(aws.settings))
+def wait_in_service(aws: Aws, name: str, dry: dict | None = None) -> dict:
+    """Poll until the endpoint settles; `dry`: what a dry run's one round assumes it says."""
+    if aws.dry_run:
+        print(f"# then, every {aws.settings.poll_seconds} s until {name} is InService:", file=aws.out)
+    state = poll(lambda: describe_endpoint(aws, name, dry=dry) or {"EndpointName": name, "EndpointStatus": "Deleted"},
+                 lambda s: s.get("EndpointStatus") in SETTLED + ("Deleted",), update_text, poll_interval(aws.settings),
+                 display=status_display(quiet=aws.dry_run))
     return state
 
 
@@ -285,10 +319,10 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
     if settings.endpoint_type == "serverless":
         api_requests.check_serverless_model(settings, artifact_bytes(aws, served.model_data))
     stamp = f"{endpoint}-{orchestration.timestamp()}"
-    dry_live = f"<config of {endpoint}>"
+    dry_live = f"{endpoint}-{DRY_STAMP}"
     existing = describe_endpoint(aws, endpoint, dry={
         "EndpointName": endpoint, "EndpointStatus": "InService", "EndpointConfigName": dry_live,
-        "EndpointArn": f"arn:aws:sagemaker:{settings.region}:<account-id>:endpoint/{endpoint}"}
+        "EndpointArn": api_requests.sagemaker_arn(settings, "endpoint", endpoint)}
         if assume_exists else {})
     if existing:
         status = existing.get("EndpointStatus")
@@ -299,8 +333,9 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
             raise AwsError(f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
                            f"`make cleanup` removes it, then `make deploy` creates it again")
     old_config = existing.get("EndpointConfigName") if existing else None
+    dry_arn = api_requests.sagemaker_arn(settings, "endpoint-config", dry_live)
     dry_config = {**api_requests.endpoint_config(settings, dry_live, f"<model of {endpoint}>"),
-                  "EndpointConfigArn": f"<arn of {dry_live}>"}  # a dry run: the same type as the settings'
+                  "EndpointConfigArn": dry_arn}  # a dry run: the same type as the settings'
     live_config = describe_config(aws, old_config, dry=dry_config) if old_config else None
     if live_config and config_type(live_config) != settings.endpoint_type:
         raise AwsError(f"endpoint {endpoint} is {config_type(live_config)} and ENDPOINT_TYPE is "
@@ -338,19 +373,13 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
             settings, stamp, served.tags("serving")))
     result = {"endpoint": endpoint, "model": stamp, "config": stamp, "updated": bool(existing),
               "replaced": old_config, "finished": False, "previous": previous}
-    if aws.dry_run:
-        if existing:
-            print(f"# once {endpoint} serves {stamp}:", file=aws.out)
-            tag_endpoint(aws, existing.get("EndpointArn"), served)
-        if wants_scaling(settings):
-            print(f"# once {endpoint} is InService:", file=aws.out)
-            scale(aws)
-        return result
     if not wait:
-        print(left_to_do(aws, "Updating" if existing else "Creating", old_config, taken_off), file=sys.stderr)
+        if not aws.dry_run:
+            print(left_to_do(aws, "Updating" if existing else "Creating", old_config, taken_off), file=sys.stderr)
         return result
     try:
-        state = wait_in_service(aws, endpoint)
+        state = wait_in_service(aws, endpoint, dry={"EndpointName": endpoint, "EndpointStatus": "InService",
+                                                    "EndpointConfigName": stamp, **existing_arn(aws, existing)})
     except KeyboardInterrupt:
         print("\n" + left_to_do(aws, "being updated" if existing else "being created", old_config, taken_off),
               file=sys.stderr)
@@ -369,6 +398,9 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
         raise AwsError(f"the update of {endpoint} to {stamp} failed and was rolled back "
                        f"({rollback_reason(aws, state, alarms)}); it still serves {serving}"
                        + (f" and {kept}" if kept else "") + ". Container log: make endpoint-logs")
+    if aws.dry_run and existing:
+        print("# if the update rolls back, why (its alarms' states):", file=aws.out)
+        rollback_reason(aws, {}, alarms)
     if existing:
         tag_endpoint(aws, state.get("EndpointArn"), served)
     finish_scaling(aws, taken_off)
@@ -376,6 +408,10 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
         retire(aws, old_config, endpoint)
     result["finished"] = True
     return result
+
+
+def existing_arn(aws: Aws, existing: dict | None) -> dict:
+    return {"EndpointArn": existing["EndpointArn"]} if existing and existing.get("EndpointArn") else {}
 
 
 def tag_endpoint(aws: Aws, endpoint_arn: str | None, served: Served) -> None:
@@ -466,9 +502,10 @@ def finish(aws: Aws) -> list[str]:
     """After `make deploy NO_WAIT=1`: wait until the endpoint is InService, register its auto scaling, record in
     its tags what it serves, delete our configs and models it does not use. Returns what was deleted."""
     endpoint = aws.settings.endpoint_name
-    state = (describe_endpoint(aws, endpoint, dry={"EndpointStatus": "InService",
-                                                   "EndpointConfigName": f"<config of {endpoint}>"})
-             if aws.dry_run else wait_in_service(aws, endpoint))
+    live = f"{endpoint}-{DRY_STAMP}"
+    state = wait_in_service(aws, endpoint, dry={
+        "EndpointName": endpoint, "EndpointStatus": "InService", "EndpointConfigName": live,
+        "EndpointArn": api_requests.sagemaker_arn(aws.settings, "endpoint", endpoint)})
     if not state or state.get("EndpointStatus") != "InService":
         raise AwsError(f"endpoint {endpoint} is {(state or {}).get('EndpointStatus', 'not there')}"
                        f"{': ' + state['FailureReason'] if state and state.get('FailureReason') else ''}; nothing "
@@ -476,8 +513,12 @@ def finish(aws: Aws) -> list[str]:
     if wants_scaling(aws.settings):
         scale(aws)
     live = state.get("EndpointConfigName")
-    config = describe_config(aws, live, dry={"ProductionVariants": [{"ModelName": f"<model of {live}>"}]})
-    serving, _ = serving_record.read(tags_of(aws, (config or {}).get("EndpointConfigArn")))
+    config = describe_config(aws, live, dry={
+        "ProductionVariants": [{"ModelName": live}],
+        "EndpointConfigArn": api_requests.sagemaker_arn(aws.settings, "endpoint-config", live)})
+    placeholder = serving_record.placeholder(aws.settings, live)
+    serving, _ = serving_record.read(tags_of(aws, (config or {}).get("EndpointConfigArn"),
+                                             dry=serving_record.record(placeholder, None)))
     if serving:
         tag_endpoint(aws, state.get("EndpointArn"), serving)
     in_use = {v["ModelName"] for v in (config or {}).get("ProductionVariants", [])}
@@ -549,6 +590,7 @@ def main(argv=None) -> int:
                                                            else "")
                       + "".join(f"\ndeleted {item}" for item in deleted))
             return 0
+        check_model_source(args.job, args.tuning, args.model_data)  # before any request
         if args.assume_exists and not args.dry_run:
             raise ValueError("DRY_RUN_UPDATE=1 goes with DRY_RUN=1 (it only changes what a dry run shows)")
         aws = open_aws(args, "role_arn")

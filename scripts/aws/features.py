@@ -117,6 +117,7 @@ def run(aws: Aws, shared: SharedFeatures, images: int) -> None:
     if aws.dry_run:
         print(f"# no cache stored for key {shared.key}: the feature job above runs first (make tune waits for it); "
               f"its {shared.artifact} becomes the trials' feature_cache channel", file=aws.out)
+        wait(aws, name, stream_logs=False)
         return
     print(f"created feature job {name} ({images} train+valid images on {shared.job['ResourceConfig']['InstanceType']}"
           f"; key {shared.key}); waiting for it before the tuning job\n"

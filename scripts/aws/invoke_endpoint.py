@@ -12,6 +12,7 @@ A dry run prints the requests instead.
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
@@ -41,10 +42,10 @@ def is_async(aws: Aws) -> bool:
 
 
 def s3_object(aws: Aws, uri: str) -> bytes | None:
-    """The object's bytes, or None while it is not there."""
+    """The object's bytes, or None while it is not there (a dry run: there, empty)."""
     bucket, key = api_requests.split_s3_uri(uri)
     try:
-        return aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
+        return aws.call("s3", "get_object", Bucket=bucket, Key=key, dry={"Body": io.BytesIO()})["Body"].read()
     except botocore.exceptions.ClientError as error:
         if error_code(error) in ("NoSuchKey", "404"):
             return None
@@ -57,20 +58,23 @@ def invoke_async(aws: Aws, images: list[Path], top_k: int | None) -> invoke.Answ
     require(aws, "bucket")
     body, content_type = invoke.build_request(images)
     input_uri = api_requests.async_locations(settings)["input"] + uuid.uuid4().hex + SUFFIXES.get(content_type, "")
-    aws.call("s3", "put_object", **api_requests.put_object(input_uri, body, content_type))
-    queued = aws.call("sagemaker-runtime", "invoke_endpoint_async", dry={}, **api_requests.invoke_endpoint_async(
+    aws.call("s3", "put_object", **api_requests.put_object(settings, input_uri, body, content_type))
+    dry = {"OutputLocation": api_requests.async_locations(settings)["output"] + "<inference id>.out",
+           "InferenceId": "<inference id>"}
+    queued = aws.call("sagemaker-runtime", "invoke_endpoint_async", dry=dry, **api_requests.invoke_endpoint_async(
         settings.endpoint_name, input_uri, content_type, settings.async_wait_seconds, top_k))
     if aws.dry_run:
-        return None
+        print(f"# then, until its answer is written (async.wait_seconds {settings.async_wait_seconds} at most):",
+              file=aws.out)
     started = time.monotonic()
-    with status_display() as shown:
+    with status_display(quiet=aws.dry_run) as shown:
         while True:
             for location, status in ((queued.get("OutputLocation"), 200), (queued.get("FailureLocation"), 500)):
                 found = s3_object(aws, location) if location else None
                 if found is not None:
                     bucket, key = api_requests.split_s3_uri(input_uri)
                     aws.call("s3", "delete_object", Bucket=bucket, Key=key)  # the request: answered, no longer needed
-                    return invoke.Answer(status, found)
+                    return None if aws.dry_run else invoke.Answer(status, found)
             if time.monotonic() - started > settings.async_wait_seconds:
                 raise AwsError(f"no answer from {settings.endpoint_name} after {settings.async_wait_seconds} s "
                                f"(async.wait_seconds); it will be written to {queued.get('OutputLocation')} (an "

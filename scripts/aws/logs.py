@@ -15,6 +15,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from scripts import orchestration
+
 from . import api_requests
 from .client import Aws, AwsError, error_code
 from .common import base_parser, open_aws, run
@@ -82,6 +84,8 @@ def main(argv=None) -> int:
         parser.error("MINUTES must be a positive number")
 
     def go() -> int:
+        if args.what == "training":
+            orchestration.check_name(args.job, orchestration.TRAINING_NAME_MAX, "training job (JOB=)")
         aws = open_aws(args)
         now_ms = int(time.time() * 1000)
         minutes = 60 if args.minutes is None and args.what == "endpoint" else args.minutes

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import api_requests
 from .client import Aws, AwsError
-from .serving_record import package_version
+from .serving_record import package_version, placeholder
 
 LATEST_APPROVED = "latest-approved"
 
@@ -45,7 +46,7 @@ def versions(aws: Aws, status: str = "", limit: int = 100, dry: list[dict] | Non
 
 def dry_summary(aws: Aws, version: str, status: str) -> dict:
     group = aws.settings.model_package_group
-    return {"ModelPackageArn": f"arn:aws:sagemaker:{aws.settings.region}:<account-id>:model-package/{group}/{version}",
+    return {"ModelPackageArn": api_requests.sagemaker_arn(aws.settings, "model-package", f"{group}/{version}"),
             "ModelPackageVersion": 0, "ModelApprovalStatus": status}
 
 
@@ -72,9 +73,9 @@ def resolve(aws: Aws, spec: str) -> Package:
     else:
         raise ValueError(f"PACKAGE={spec!r}: give {LATEST_APPROVED}, a version number of model package group {group}, "
                          f"or a model package ARN")
+    served = placeholder(aws.settings, package_version(arn))
     described = aws.call("sagemaker", "describe_model_package", ModelPackageName=arn, dry={
         "ModelPackageArn": arn, "ModelPackageVersion": int(spec) if spec.isdigit() else 0,
         "ModelApprovalStatus": "Approved", "InferenceSpecification": {"Containers": [{
-            "Image": f"<serving image of {package_version(arn)}>",
-            "ModelDataUrl": f"s3://<model data of {package_version(arn)}>/model.tar.gz"}]}})
+            "Image": served.image, "ModelDataUrl": served.model_data}]}})
     return Package.of(described)

@@ -21,6 +21,11 @@ from .client import Aws, AwsError, error_code
 from .common import base_parser, open_aws, run
 
 ENGINES = ("docker", "podman", "buildah")
+# What a container engine's push of an image sends to ECR (ECR's "pushing an image" permissions). The engine,
+# not boto3, sends them: each push is recorded as one ENGINE_PUSH request (iam_policy.py grants these actions).
+ENGINE_PUSH = "PushImage"
+ENGINE_PUSH_ACTIONS = ("BatchCheckLayerAvailability", "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload",
+                       "PutImage")
 
 
 def detect_engine() -> str:
@@ -94,6 +99,7 @@ def push(aws: Aws, engine: str, images: list[tuple[str, str]], tag: str, runner:
         ensure_repository(aws, repository)
         for remote_tag in dict.fromkeys([tag, "latest"]):
             remote = f"{registry}/{repository}:{remote_tag}"
+            aws.record("ecr", ENGINE_PUSH, {"repositoryName": repository, "imageTag": remote_tag})
             for command in push_commands(engine, f"{local}:{tag}", remote):
                 runner(command)
             pushed.append(remote)

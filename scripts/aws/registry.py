@@ -24,12 +24,13 @@ from pathlib import Path
 import botocore.exceptions
 import numpy as np
 
+from classifier import artifact
 from scripts import job_definition, orchestration
 
 from . import api_requests
 from .client import Aws, AwsError, error_code
 from .common import base_parser, ecr_image, open_aws, run
-from .deploy import add_model_source_arguments, describe_endpoint, model_source
+from .deploy import add_model_source_arguments, check_model_source, describe_endpoint, model_source
 from .model_packages import Package, dry_summary, resolve, versions
 from .serving_record import package_version, read as read_record
 
@@ -148,10 +149,14 @@ def ensure_group(aws: Aws) -> None:
     group = aws.settings.model_package_group
     try:
         aws.call("sagemaker", "describe_model_package_group", ModelPackageGroupName=group, dry={})
+        if not aws.dry_run:
+            return
+        print(f"# CreateModelPackageGroup is sent only when {group} does not exist yet", file=aws.out)
     except botocore.exceptions.ClientError as error:
         if error_code(error) not in ("ValidationException", "ResourceNotFound"):
             raise
-        aws.call("sagemaker", "create_model_package_group", **api_requests.model_package_group(aws.settings))
+    aws.call("sagemaker", "create_model_package_group", **api_requests.model_package_group(aws.settings))
+    if not aws.dry_run:
         print(f"created model package group {group}", file=sys.stderr)
 
 
@@ -164,6 +169,9 @@ def register(aws: Aws, definition: job_definition.JobDefinition, job: str, tunin
         "hyperparameters": {"<name>": "<value>"}, "metrics": {}})
     if config is None:
         raise AwsError(f"{model_data} holds no {MODEL_CONFIG}: not a model of this project's training job")
+    problem = None if aws.dry_run else artifact.config_problem(config)
+    if problem:  # what serving would refuse: stopped before the package exists
+        raise AwsError(f"{model_data}: its {MODEL_CONFIG} {problem}")
     if evaluation and not aws.dry_run and evaluation["class_names"] != config.get("classes"):
         raise ValueError(f"the evaluation report's classes ({len(evaluation['class_names'])}) are not the model's "
                          f"({len(config.get('classes', []))}, in label order): it evaluated another model")
@@ -177,7 +185,7 @@ def register(aws: Aws, definition: job_definition.JobDefinition, job: str, tunin
                                   f"{slug}-{orchestration.timestamp()}") + "model-quality.json"
     image = ecr_image(aws, settings.serving_repository)
     ensure_group(aws)
-    aws.call("s3", "put_object", **api_requests.put_object(metrics_uri, body, "application/json"))
+    aws.call("s3", "put_object", **api_requests.put_object(settings, metrics_uri, body, "application/json"))
     classes = document["classes"]
     description = (f"{document.get('architecture') or 'image classifier'}, {len(classes)} classes "
                    f"({', '.join(map(str, classes[:12]))}{', ...' if len(classes) > 12 else ''}), from {source}")
@@ -240,6 +248,7 @@ def main(argv=None) -> int:
         if args.command == "register":
             definition = job_definition.load(args.job_definition)
             evaluation = load_evaluation(args.evaluation) if args.evaluation else None  # before any request
+            check_model_source(args.job, args.tuning, args.model_data)
             aws = open_aws(args, "role_arn", "bucket")
             package = register(aws, definition, args.job, args.tuning, args.model_data, evaluation, args.approve)
             if not aws.dry_run:

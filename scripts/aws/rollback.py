@@ -14,7 +14,7 @@ import sys
 
 from scripts import endpoint_cost
 
-from . import model_packages, serving_record
+from . import api_requests, model_packages, serving_record
 from .client import Aws, AwsError
 from .common import base_parser, open_aws, run
 from .deploy import deploy, describe_config, describe_endpoint, tags_of
@@ -26,15 +26,17 @@ def previous_model(aws: Aws, force: bool) -> tuple[serving_record.Served, str]:
     endpoint = aws.settings.endpoint_name
     state = describe_endpoint(aws, endpoint, dry={"EndpointStatus": "InService",
                                                   "EndpointConfigName": f"<config of {endpoint}>",
-                                                  "EndpointArn": f"<arn of {endpoint}>"})
+                                                  "EndpointArn": api_requests.sagemaker_arn(aws.settings, "endpoint",
+                                                                                            endpoint)})
     if not state:
         raise AwsError(f"endpoint {endpoint} does not exist: nothing to roll back (make deploy creates it)")
     if state.get("EndpointStatus") != "InService":
         raise AwsError(f"endpoint {endpoint} is {state.get('EndpointStatus')}: roll back once it is InService")
     live = state["EndpointConfigName"]
-    placeholder = serving_record.Served("<image served before>", "s3://<model data served before>/model.tar.gz")
-    config = describe_config(aws, live, dry={"EndpointConfigName": live, "EndpointConfigArn": f"<arn of {live}>"})
-    dry_tags = serving_record.record(serving_record.Served("<image>", "s3://<model data>/model.tar.gz"), placeholder)
+    placeholder = serving_record.placeholder(aws.settings, "the model served before")
+    arn = api_requests.sagemaker_arn(aws.settings, "endpoint-config", live)
+    config = describe_config(aws, live, dry={"EndpointConfigName": live, "EndpointConfigArn": arn})
+    dry_tags = serving_record.record(serving_record.placeholder(aws.settings, live), placeholder)
     _, previous = serving_record.read(tags_of(aws, (config or {}).get("EndpointConfigArn"), dry=dry_tags))
     if previous is None:
         raise AwsError(f"endpoint {endpoint} has nothing to go back to: its config {live} records no earlier model "

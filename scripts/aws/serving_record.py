@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import api_requests
 from .client import AwsError
+from .settings import Settings
 
 KEYS = {"package": "package", "model_data": "model-data", "image": "image"}
 _TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{1,256}")  # SageMaker's tag value pattern (letters, digits, _.:/=+-@)
@@ -41,6 +43,14 @@ class Served:
                                f"rename it, or the endpoint could not be rolled back to it")
             tags.append({"Key": f"{role}:{key}", "Value": value})
         return tags
+
+
+def placeholder(settings: Settings, whose: str) -> Served:
+    """What a dry run assumes `whose` (an endpoint config, a package) serves: the serving image of the settings'
+    repository and an artifact under the output prefix, placeholders only where the value is unknown."""
+    image = api_requests.image_uri(settings.account_id or "<account-id>", settings.region,
+                                   settings.serving_repository, "<tag>")
+    return Served(image, settings.s3_uri("output_prefix", f"<training job of {whose}>", "output") + "model.tar.gz")
 
 
 def package_version(arn: str) -> str:

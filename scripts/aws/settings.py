@@ -37,10 +37,35 @@ def _text(value) -> str:
     return str(value).strip()
 
 
+@lru_cache(maxsize=None)
+def _partitions() -> dict[str, str]:
+    """Every region the installed botocore knows -> its partition (aws, aws-cn, aws-us-gov, ...)."""
+    import botocore.loaders
+
+    found = {}
+    for partition in botocore.loaders.create_loader().load_data("partitions")["partitions"]:
+        found.update({region: partition["id"] for region in partition["regions"] if not region.endswith("-global")})
+    return found
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region: arn:<partition>:... (aws, aws-cn, aws-us-gov)."""
+    return _partitions().get(region, "aws")
+
+
 def _region(value) -> str:
     text = _text(value)
-    if not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}", text):
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", text):
         raise ValueError("not an AWS region name such as us-east-1 or eu-west-1")
+    if text not in _partitions():
+        import difflib
+
+        import botocore
+
+        near = difflib.get_close_matches(text, sorted(_partitions()), n=3)
+        raise ValueError(f"no such region (botocore {botocore.__version__} knows {len(_partitions())}"
+                         + (f"; did you mean {' or '.join(near)}?" if near else "")
+                         + "; a region newer than botocore: upgrade boto3)")
     return text
 
 
@@ -89,6 +114,11 @@ def _bucket(value) -> str:
     if problems:
         raise ValueError("not a valid S3 bucket name: it " + "; ".join(problems))
     return text
+
+
+def check_bucket_name(name: str) -> str:
+    """A bucket name by S3's rules (the name, or ValueError saying what is wrong with it)."""
+    return _bucket(name)
 
 
 def _prefix(value) -> str:
@@ -254,6 +284,44 @@ def _tags(value) -> dict[str, str]:
     return tags
 
 
+def _ec2_ids(prefix: str, what: str, maximum: int) -> Callable[[Any], tuple[str, ...]]:
+    """A list of EC2 ids (a YAML list, or comma- or space-separated text as the environment gives it)."""
+    def check(value) -> tuple[str, ...]:
+        if value in (None, "", []):
+            return ()
+        items = value if isinstance(value, list) else re.split(r"[,\s]+", _text(value))
+        ids = [str(item).strip() for item in items if str(item).strip()]
+        bad = [item for item in ids if not re.fullmatch(rf"{prefix}-([0-9a-f]{{8}}|[0-9a-f]{{17}})", item)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a {what} id: {prefix}- and 8 or 17 hexadecimal digits, as the VPC "
+                             f"console shows it")
+        if len(ids) > maximum:
+            raise ValueError(f"{len(ids)} {what}s: SageMaker's VpcConfig takes at most {maximum}")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"a {what} is listed twice")
+        return tuple(ids)
+    return check
+
+
+KMS_KEY_ARN = re.compile(r"arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/"
+                         r"((mrk-)?[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+def _kms_key(value) -> str:
+    """A customer managed KMS key, by its ARN: the IAM policies are scoped to it and its region is checked."""
+    text = _text(value)
+    if not text or KMS_KEY_ARN.fullmatch(text):
+        return text
+    how = "`aws kms describe-key --key-id <id or alias/name> --query KeyMetadata.Arn` prints it"
+    if text.startswith("alias/") or ":alias/" in text:
+        raise ValueError(f"an alias names no key the IAM policies can be scoped to: give the key's ARN ({how})")
+    raise ValueError(f"not a KMS key ARN: expected arn:aws:kms:<region>:<12-digit account id>:key/<key id> ({how})")
+
+
+def _days(value) -> int:
+    return _integer(0, 3650)(value)
+
+
 @dataclass(frozen=True)
 class Spec:
     attr: str
@@ -366,10 +434,25 @@ SPECS = [
          "auto rollback: average ModelLatency (ms) over a minute that trips the alarm"),
     Spec("alarm_minutes", "deployment.alarm_minutes", ("ALARM_MINUTES",), _integer(1, 60),
          "auto rollback: minutes in a row above the threshold"),
+    Spec("subnets", "network.subnets", ("NETWORK_SUBNETS",), _ec2_ids("subnet", "subnet", 16),
+         "VPC subnets of every job and model (empty: no VPC)"),
+    Spec("security_groups", "network.security_groups", ("NETWORK_SECURITY_GROUPS",),
+         _ec2_ids("sg", "security group", 5), "VPC security groups of every job and model"),
+    Spec("network_isolation", "network.isolation", ("NETWORK_ISOLATION",), _boolean,
+         "network isolation of every job and model: no network calls from the containers"),
+    Spec("encrypt_inter_container", "network.encrypt_inter_container", ("ENCRYPT_INTER_CONTAINER",), _boolean,
+         "encrypt the traffic between the instances of a training job"),
+    Spec("kms_key", "kms.key_id", ("KMS_KEY_ID",), _kms_key,
+         "customer managed KMS key (ARN) of volumes, outputs, uploads and images (empty: AWS managed keys)"),
+    Spec("feature_cache_days", "lifecycle.feature_cache_days", ("FEATURE_CACHE_DAYS",), _days,
+         "make bootstrap's lifecycle rule: shared features expire after this many days (0: kept)"),
+    Spec("checkpoint_days", "lifecycle.checkpoint_days", ("CHECKPOINT_DAYS",), _days,
+         "make bootstrap's lifecycle rule: training checkpoints expire after this many days (0: kept)"),
     Spec("tags", "tags", (), _tags, "tags on created resources"),
     Spec("poll_seconds", "poll_seconds", ("AWS_POLL_SECONDS",), _integer(0, 3600), "seconds between status polls"),
 ]
 BY_ATTR = {spec.attr: spec for spec in SPECS}
+PREFIXES = tuple(spec.attr for spec in SPECS if spec.check is _prefix)  # the bucket's key prefixes of this project
 
 
 @dataclass
@@ -403,6 +486,11 @@ class Settings:
         return match.group(1) if match else None
 
     @property
+    def partition(self) -> str:
+        """The ARN partition of the region (aws, aws-cn, aws-us-gov)."""
+        return partition_of(self.values["region"])
+
+    @property
     def tag_list(self) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in self.values["tags"].items()]
 
@@ -419,7 +507,8 @@ class Settings:
         lines = []
         for spec in SPECS:
             value = self.values[spec.attr]
-            shown = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+            shown = (", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict)
+                     else ", ".join(value) if isinstance(value, tuple) else value)
             shown = "" if shown is None else str(shown)
             lines.append(f"{spec.key:<42} {shown or '(not set)':<44} {self.sources[spec.attr]}")
         return "\n".join(lines)
@@ -514,11 +603,37 @@ def load(path: Path | str | None = None, environ: dict | None = None) -> Setting
             raise SettingsError(f"setting {spec.key} = {value!r} (from {source}): {error}. "
                                 f"Fix it in {where}{env_hint}") from None
         sources[spec.attr] = source
+    _check_together(values, where)
     if values["autoscaling"] and values["max_instances"] < values["min_instances"]:
         raise SettingsError(f"setting endpoint.max_instances ({values['max_instances']}) is below "
                             f"endpoint.min_instances ({values['min_instances']}). "
                             f"Fix it in {where} or with AUTOSCALING_MAX=...")
     return Settings(path=path, values=values, sources=sources)
+
+
+def _check_together(values: dict, where: str) -> None:
+    """What one setting cannot be without another: a VPC needs subnets and security groups, the key must be
+    in the jobs' region (SageMaker and S3 refuse a key of another region)."""
+    if bool(values["subnets"]) != bool(values["security_groups"]):
+        given, missing = (("network.subnets", "network.security_groups") if values["subnets"]
+                          else ("network.security_groups", "network.subnets"))
+        raise SettingsError(f"setting {given} is set but {missing} is empty: a VPC needs both (SageMaker's "
+                            f"VpcConfig). Set {missing} in {where} or with {BY_ATTR[_attr_of(missing)].env[0]}=..., "
+                            f"or clear {given}")
+    match = KMS_KEY_ARN.fullmatch(values["kms_key"])
+    if match and (match.group(2) != values["region"] or match.group(1) != partition_of(values["region"])):
+        raise SettingsError(f"setting kms.key_id is a key in {match.group(2)}, but aws.region is {values['region']}: "
+                            f"SageMaker and S3 take a key of their own region. Give a key of {values['region']} in "
+                            f"{where} or with KMS_KEY_ID=... (a multi-Region key: its replica's ARN there)")
+    checkpoint_seconds = values["checkpoint_days"] * 86400
+    if values["spot"] and checkpoint_seconds and checkpoint_seconds <= values["max_wait_seconds"]:
+        raise SettingsError(f"setting lifecycle.checkpoint_days ({values['checkpoint_days']}) would expire "
+                            f"checkpoints before a spot job's longest wait (training.max_wait_seconds "
+                            f"{values['max_wait_seconds']}): raise it in {where} or with CHECKPOINT_DAYS=...")
+
+
+def _attr_of(key: str) -> str:
+    return next(spec.attr for spec in SPECS if spec.key == key)
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,7 @@ from scripts import job_definition, orchestration
 
 from . import api_requests, debugger
 from .client import Aws
-from .common import base_parser, console_url, data_uri, ecr_image, open_aws, present_channels, run
+from .common import base_parser, console_url, data_uri, ecr_image, open_aws, present_channels, run, s3_uri_argument
 from .training_job import wait
 from .tune import best_trial_job
 
@@ -48,14 +48,22 @@ def report(state: dict, metrics: dict[str, float]) -> None:
     print(f"model artifact: {state.get('ModelArtifacts', {}).get('S3ModelArtifacts')}")
 
 
-def init_model_uri(aws: Aws, init_model: str) -> str:
-    """--init-model: an s3:// URI of a model.tar.gz as it is, or a training job's model artifact."""
+def check_init_model(init_model: str) -> None:
+    """INIT_MODEL=: the s3:// URI of a model.tar.gz or a training job's name, checked before any request."""
     if init_model.startswith("s3://"):
-        return init_model
+        s3_uri_argument(init_model, "INIT_MODEL", object_key=True)
+        return
     if "/" in init_model or init_model.endswith(".tar.gz"):
         raise ValueError(f"--init-model {init_model!r}: give a SageMaker training job's name or the s3:// URI of a "
                          "model.tar.gz (a local model is for make train-local INIT_MODEL=)")
-    orchestration.check_name(init_model, orchestration.TRAINING_NAME_MAX, "training job")
+    orchestration.check_name(init_model, orchestration.TRAINING_NAME_MAX, "training job (INIT_MODEL=)")
+
+
+def init_model_uri(aws: Aws, init_model: str) -> str:
+    """--init-model: an s3:// URI of a model.tar.gz as it is, or a training job's model artifact."""
+    check_init_model(init_model)
+    if init_model.startswith("s3://"):
+        return init_model
     job = aws.call("sagemaker", "describe_training_job", TrainingJobName=init_model, dry={"ModelArtifacts": {
         "S3ModelArtifacts": aws.settings.s3_uri("output_prefix", init_model, "output") + "model.tar.gz"}})
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
@@ -84,6 +92,14 @@ def main(argv=None) -> int:
         definition = job_definition.load(args.job_definition)
         argument = orchestration.parse_hp_argument(args.hp)
         orchestration.training_hyperparameters(definition, given=argument.given)  # bad input: before any request
+        if args.tuning:
+            orchestration.check_name(args.tuning, orchestration.TUNING_NAME_MAX, "tuning job (TUNING=)")
+        if args.name:
+            orchestration.check_name(args.name, orchestration.TRAINING_NAME_MAX, "training job (--name)")
+        if args.init_model:
+            check_init_model(args.init_model)
+        if args.data_s3:
+            s3_uri_argument(args.data_s3, "DATA_S3")
         aws = open_aws(args, "role_arn", "bucket")
         best, init = None, ""
         if orchestration.wants_best_trial(argument, args.tuning):
@@ -114,6 +130,8 @@ def main(argv=None) -> int:
         request = api_requests.training_job(definition, aws.settings, name, image, uri, names, final, extra, init)
         aws.call("sagemaker", "create_training_job", dry={}, **request)
         if aws.dry_run:
+            if not args.no_wait:
+                wait(aws, name, stream_logs=not args.no_logs)
             return 0
         print(f"created training job {name}" + (f", the final job of {args.tuning} (best trial {best.name})"
                                                  if best else "") + (f", from {init}" if init else "")

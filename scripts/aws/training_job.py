@@ -24,7 +24,8 @@ class LogTail:
     def fetch(self) -> None:
         try:
             streams = []
-            for page in self.aws.paginate("logs", "describe_log_streams", input_token="nextToken",
+            dry = {"logStreams": [{"logStreamName": f"{self.job}/algo-1-<time>"}]}
+            for page in self.aws.paginate("logs", "describe_log_streams", dry=dry, input_token="nextToken",
                                           logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/"):
                 streams += [s["logStreamName"] for s in page.get("logStreams", [])]
         except Exception as error:
@@ -61,16 +62,21 @@ def status_text(state: dict) -> str:
 
 
 def wait(aws: Aws, name: str, stream_logs: bool = True) -> tuple[dict, str]:
-    display = status_display()
+    """Poll until the job ends, streaming its log; a dry run shows one round of these requests."""
+    display = status_display(quiet=aws.dry_run)
     tail = LogTail(aws, name, display)
+    if aws.dry_run:
+        streamed = " (its log streamed)" if stream_logs else ""
+        print(f"# then, every {aws.settings.poll_seconds} s until {name} ends{streamed}:", file=aws.out)
+    dry = {"TrainingJobName": name, "TrainingJobStatus": "Completed"}
     try:
-        state = poll(lambda: aws.call("sagemaker", "describe_training_job", TrainingJobName=name),
+        state = poll(lambda: aws.call("sagemaker", "describe_training_job", TrainingJobName=name, dry=dry),
                      lambda s: s.get("TrainingJobStatus") in FINISHED, status_text, poll_interval(aws.settings),
                      on_poll=(lambda s: tail.fetch()) if stream_logs else None, display=display)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; training job {name} goes on (`aws sagemaker stop-training-job "
               f"--training-job-name {name}` stops it)", file=sys.stderr)
         raise
-    if stream_logs:
+    if stream_logs and not aws.dry_run:
         tail.fetch()  # what arrived after the last poll
     return state, "\n".join(tail.text)

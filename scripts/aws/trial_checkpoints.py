@@ -42,7 +42,8 @@ def finished_count(state: dict) -> int:
 def delete_folder(aws: Aws, bucket: str, prefix: str) -> tuple[int, int]:
     """Delete every object under s3://bucket/prefix; (objects, bytes) deleted."""
     keys, size = [], 0
-    for page in aws.paginate("s3", "list_objects_v2", input_token="ContinuationToken",
+    dry = {"Contents": [{"Key": f"{prefix}<object>", "Size": 0}]}
+    for page in aws.paginate("s3", "list_objects_v2", dry=dry, input_token="ContinuationToken",
                              output_token="NextContinuationToken", Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             keys.append(item["Key"])

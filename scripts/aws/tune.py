@@ -16,6 +16,7 @@ on tuning.cached_instance_type. --no-cache (NO_CACHE=1): no shared features.
 """
 from __future__ import annotations
 
+import io
 import sys
 from datetime import datetime
 
@@ -34,6 +35,7 @@ from .common import (
     poll_interval,
     present_channels,
     run,
+    s3_uri_argument,
     status_display,
 )
 from .trial_checkpoints import TrialCheckpoints
@@ -60,14 +62,27 @@ def status_text(state: dict) -> str:
     return text
 
 
+def dry_trials(name: str) -> dict:
+    """What a dry run assumes of a tuning job's trials: one, finished, with an objective."""
+    return {"TrainingJobSummaries": [{"TrainingJobName": f"{name}-001-<id>", "TrainingJobStatus": "Completed",
+                                      "FinalHyperParameterTuningJobObjectiveMetric": {"Value": 0.0}}]}
+
+
 def wait(aws: Aws, name: str) -> dict:
     """Poll until the tuning job ends; each trial's checkpoint folder is deleted as soon as the trial ends
-    (trial_checkpoints: later trials would download it)."""
-    display = status_display()
-    retired = TrialCheckpoints(aws, lambda: trials(aws, name),
+    (trial_checkpoints: later trials would download it). A dry run shows one round of these requests."""
+    display = status_display(quiet=aws.dry_run)
+    retired = TrialCheckpoints(aws, lambda: trials(aws, name, dry=dry_trials(name)),
                                echo=lambda text: display.print(text, stream=sys.stderr))
+    dry = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobStatus": "Completed",
+           "TrainingJobStatusCounters": {"Completed": 1},
+           "TrainingJobDefinition": {"CheckpointConfig": {"S3Uri": aws.settings.s3_uri("checkpoint_prefix", name)}}}
+    if aws.dry_run:
+        print(f"# then, every {aws.settings.poll_seconds} s until {name} ends (a finished trial's checkpoints "
+              f"deleted), and its report:", file=aws.out)
     try:
-        state = poll(lambda: describe(aws, name), lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
+        state = poll(lambda: describe(aws, name, dry=dry),
+                     lambda s: s.get("HyperParameterTuningJobStatus") in FINISHED,
                      status_text, poll_interval(aws.settings), on_poll=retired.update, display=display)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; tuning job {name} goes on. `make tune TUNING={name}` waits again (and "
@@ -144,26 +159,28 @@ def best_trial_job(aws: Aws, tuning_name: str,
 
 
 def report(aws: Aws, state: dict, definition: job_definition.JobDefinition) -> None:
+    """The trials table and the best job (a dry run: the requests only)."""
     name = state["HyperParameterTuningJobName"]
-    listed = trials(aws, name)
+    out = io.StringIO() if aws.dry_run else sys.stdout
+    listed = trials(aws, name, dry=dry_trials(name))
     if listed:
-        print(orchestration.trials_table([as_trial(job) for job in listed], definition))
+        print(orchestration.trials_table([as_trial(job) for job in listed], definition), file=out)
     if state.get("FailureReason"):
-        print(f"failure reason: {state['FailureReason']}")
+        print(f"failure reason: {state['FailureReason']}", file=out)
     try:
         best = best_trial(aws, name, definition, listed)
     except ValueError:
         print("no best training job: no trial completed with the objective metric "
-              f"{definition.objective.metric} (see the trials' logs in CloudWatch /aws/sagemaker/TrainingJobs)")
+              f"{definition.objective.metric} (see the trials' logs in CloudWatch /aws/sagemaker/TrainingJobs)",
+              file=out)
         return
     job = aws.call("sagemaker", "describe_training_job", TrainingJobName=best.name)
-    print(f"\nbest training job: {best.name}")
     value = "-" if best.objective is None else f"{best.objective:g}"
-    print(f"  {definition.objective.metric} = {value} ({definition.objective.type})")
-    print("  tuned: " + orchestration.describe_values(best.hyperparameters))
-    print(f"  model artifact: {job.get('ModelArtifacts', {}).get('S3ModelArtifacts', '(none)')}")
-    print(f"  next: `make deploy JOB={best.name}`, or `make train TUNING={name}` for one more "
-          f"job with these hyperparameters")
+    print(f"\nbest training job: {best.name}\n  {definition.objective.metric} = {value} ({definition.objective.type})"
+          f"\n  tuned: {orchestration.describe_values(best.hyperparameters)}"
+          f"\n  model artifact: {job.get('ModelArtifacts', {}).get('S3ModelArtifacts', '(none)')}"
+          f"\n  next: `make deploy JOB={best.name}`, or `make train TUNING={name}` for one more job with these "
+          f"hyperparameters", file=out)
 
 
 def with_warm_start(aws: Aws, request: dict, parents: list[str], asked: str) -> dict:
@@ -219,6 +236,12 @@ def main(argv=None) -> int:
         definition = job_definition.load(args.job_definition).with_overrides(
             max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
             early_stopping=args.early_stopping, hyperparameters=fixed)
+        parents = [p for item in args.parent for p in item.replace(",", " ").split()]
+        for name in [args.attach, args.name, *parents]:  # the names and the data given, before any request
+            if name:
+                orchestration.check_name(name, orchestration.TUNING_NAME_MAX, "tuning job")
+        if args.data_s3:
+            s3_uri_argument(args.data_s3, "DATA_S3")
         if args.attach:
             aws = open_aws(args)
             name = args.attach
@@ -230,7 +253,6 @@ def main(argv=None) -> int:
             found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=True),
                                      definition.channels.required, args.data)
             names = orchestration.trial_channels(definition, found)
-            parents = [p for item in args.parent for p in item.replace(",", " ").split()]
             shared, values, etags = None, orchestration.shared_features(definition), {}
             if values is not None and not args.no_cache:  # a feature job (or a stored cache) first, as tune-local
                 etags = features.listed(aws, uri, names, args.data)
@@ -246,23 +268,21 @@ def main(argv=None) -> int:
             if debugger.attach_requested(definition):
                 print("note: debugger.attach_sagemaker_rules applies to `make train` only (tuning jobs cannot carry "
                       "Debugger rules); the job's own rules run in every trial", file=sys.stderr)
-            if aws.dry_run:
+            if aws.dry_run and args.no_wait:
                 return 0
-            limits = definition.limits
-            trial_type = request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"]
-            print(f"created tuning job {name}: {limits.max_jobs} jobs, {limits.max_parallel_jobs} at a time, "
-                  f"{definition.strategy.name}, {trial_type}{' (spot)' if aws.settings.spot else ''}"
-                  f"{', shared features ' + shared.artifact if shared else ''}\n"
-                  f"  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
-        if aws.dry_run:
-            describe(aws, name)
-            return 0
-        if args.no_wait:
+            if not aws.dry_run:
+                limits = definition.limits
+                trial_type = request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"]
+                print(f"created tuning job {name}: {limits.max_jobs} jobs, {limits.max_parallel_jobs} at a time, "
+                      f"{definition.strategy.name}, {trial_type}{' (spot)' if aws.settings.spot else ''}"
+                      f"{', shared features ' + shared.artifact if shared else ''}\n"
+                      f"  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
+        if args.no_wait and not aws.dry_run:
             print(f"not waiting: `make tune TUNING={name}` waits and reports")
             return 0
         state = wait(aws, name)
         report(aws, state, definition)
-        return 0 if state["HyperParameterTuningJobStatus"] == "Completed" else 1
+        return 0 if aws.dry_run or state["HyperParameterTuningJobStatus"] == "Completed" else 1
 
     return run(go)
 

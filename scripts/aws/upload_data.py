@@ -23,9 +23,10 @@ from boto3.s3.transfer import TransferConfig
 
 from classifier.progress import Progress
 
-from . import api_requests
+from . import api_requests, lockdown
 from .client import Aws, AwsError, error_code
-from .common import base_parser, data_uri, open_aws, run
+from .common import base_parser, data_uri, open_aws, run, s3_uri_argument
+from .settings import Settings
 
 MIB = 1024 * 1024
 PART_SIZE = 16 * MIB
@@ -99,10 +100,13 @@ def remote_objects(aws: Aws, bucket: str, prefix: str) -> dict[str, dict]:
 
 
 def unchanged(aws: Aws, bucket: str, key: str, local: LocalFile, remote: dict | None) -> bool:
+    """Whether S3 holds these bytes already (see the module's docstring); with a KMS key, encrypted with that
+    key too (an object uploaded before kms.key_id was set goes up again)."""
     if remote is None or remote.get("Size") != local.size:
         return False
     etag = remote.get("ETag", "").strip('"')
-    if etag == local.digest() or ("-" in etag and etag == local.multipart_etag()):
+    same_bytes = etag == local.digest() or ("-" in etag and etag == local.multipart_etag())
+    if same_bytes and not aws.settings.kms_key:
         return True
     try:  # another part size, or an encrypted bucket (ETag is not the MD5): the MD5 we stored
         head = aws.call("s3", "head_object", Bucket=bucket, Key=key)
@@ -110,12 +114,15 @@ def unchanged(aws: Aws, bucket: str, key: str, local: LocalFile, remote: dict | 
         if error_code(error) in ("404", "NoSuchKey", "403"):
             return False
         raise
-    return head.get("Metadata", {}).get(MD5_KEY) == local.digest()
+    if aws.settings.kms_key and head.get("SSEKMSKeyId") != aws.settings.kms_key:
+        return False
+    return same_bytes or head.get("Metadata", {}).get(MD5_KEY) == local.digest()
 
 
-def extra_args(local: LocalFile) -> dict:
+def extra_args(settings: Settings, local: LocalFile) -> dict:
+    """Content type, our MD5 and the settings' encryption (lockdown.s3_object) of an uploaded file."""
     content_type = CONTENT_TYPES.get(local.path.suffix.lower(), "application/octet-stream")
-    return {"ContentType": content_type, "Metadata": {MD5_KEY: local.digest()}}
+    return {"ContentType": content_type, "Metadata": {MD5_KEY: local.digest()}, **lockdown.s3_object(settings)}
 
 
 def sync(aws: Aws, files: list[LocalFile], uri: str, delete: bool = False, out=None) -> dict:
@@ -131,7 +138,7 @@ def sync(aws: Aws, files: list[LocalFile], uri: str, delete: bool = False, out=N
             parts = -(-f.size // PART_SIZE)
             how = f"  # {parts} parts of {PART_SIZE // MIB} MiB (multipart upload)" if f.size >= PART_SIZE else ""
             aws.call("s3", "put_object", compact=True, Bucket=bucket, Key=key, Body=f"<{f.size} bytes of {f.path}>",
-                     **extra_args(f))
+                     **extra_args(aws.settings, f))
             if how:
                 print(how, file=out)
     else:
@@ -159,7 +166,7 @@ def send(aws: Aws, bucket: str, to_send: list[tuple[str, LocalFile]]) -> None:
     sent = itertools.count(1)  # files sent (next() is atomic: the threads share it)
 
     def one(key: str, local: LocalFile) -> None:
-        client.upload_file(str(local.path), bucket, key, ExtraArgs=extra_args(local), Config=TRANSFER,
+        client.upload_file(str(local.path), bucket, key, ExtraArgs=extra_args(aws.settings, local), Config=TRANSFER,
                            Callback=progress.add)
         progress.detail(f"{next(sent)}/{len(to_send)} files")
 
@@ -185,6 +192,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
+        if args.data_s3:
+            s3_uri_argument(args.data_s3, "DATA_S3")
         files, classes = check_layout(Path(args.data), Path(args.weights) if args.weights else None)
         aws = open_aws(args, "bucket")
         uri = data_uri(aws.settings, args.data, args.data_s3)

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from scripts import REPO_ROOT
+from scripts import REPO_ROOT, orchestration
 from scripts.aws.common import open_aws, run
 from scripts.local import jobs, tuning_jobs
 
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
               "tuning job of that name", file=sys.stderr)
 
     def go() -> int:
+        orchestration.check_name(args.tuning, orchestration.TUNING_NAME_MAX, "SageMaker tuning job (TUNING=)")
         aws = open_aws(args)
         loaded = tuning_aws.load(aws, args.tuning)
         if aws.dry_run:

@@ -34,6 +34,14 @@ def no_credentials(monkeypatch, tmp_path):
     return ["--settings", str(path), "--dry-run"]
 
 
+def first_requests(text: str) -> dict[str, dict]:
+    """service.Operation -> the parameters of its first printed request (a dry run goes on through the wait)."""
+    found: dict[str, dict] = {}
+    for name, params in requests_in(text):
+        found.setdefault(name, params)
+    return found
+
+
 def requests_in(text: str) -> list[tuple[str, dict]]:
     """(service.Operation, parameters) for each printed request."""
     found, decoder = [], json.JSONDecoder()
@@ -76,7 +84,7 @@ def test_tune_dry_run(no_credentials, capsys):
 @pytest.mark.slow
 def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "epochs=9"]) == 0
-    printed = dict(requests_in(capsys.readouterr().out))
+    printed = first_requests(capsys.readouterr().out)
     # the best trial is the core's choice among the listed trials (as in local mode)
     assert printed["sagemaker.ListTrainingJobsForHyperParameterTuningJob"] == {
         "HyperParameterTuningJobName": "img-clf-20260101-000000", "SortBy": "CreationTime",
@@ -88,7 +96,7 @@ def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     # the same with the word best, as make train-local takes it
     for hp in ("best", "best epochs=9"):
         assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", hp]) == 0
-        hps = dict(requests_in(capsys.readouterr().out))["sagemaker.CreateTrainingJob"]["HyperParameters"]
+        hps = first_requests(capsys.readouterr().out)["sagemaker.CreateTrainingJob"]["HyperParameters"]
         assert hps["dropout"] == "<best dropout>" and hps.get("epochs") == ("9" if "epochs" in hp else "auto")
     assert train.main(no_credentials + ["--hp", "best"]) == 1
     assert "HP=best needs TUNING=" in capsys.readouterr().err
@@ -99,11 +107,12 @@ def test_deploy_and_cleanup_dry_run(no_credentials, capsys):
     assert deploy.main(no_credentials + ["--job", "img-clf-20260101-000000"]) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
     assert names == ["sagemaker.DescribeTrainingJob", "ecr.DescribeImages", "sagemaker.DescribeEndpoint",
-                     "sagemaker.CreateModel", "sagemaker.CreateEndpointConfig", "sagemaker.CreateEndpoint"]
+                     "sagemaker.CreateModel", "sagemaker.CreateEndpointConfig", "sagemaker.CreateEndpoint",
+                     "sagemaker.DescribeEndpoint"]  # then the wait until InService (one round)
     assert deploy.main(no_credentials + ["--finish"]) == 0  # make deploy-finish DRY_RUN=1
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
-    assert names == ["sagemaker.DescribeEndpoint", "sagemaker.DescribeEndpointConfig", "sagemaker.ListEndpointConfigs",
-                     "sagemaker.ListModels"]
+    assert names == ["sagemaker.DescribeEndpoint", "sagemaker.DescribeEndpointConfig", "sagemaker.ListTags",
+                     "sagemaker.AddTags", "sagemaker.ListEndpointConfigs", "sagemaker.ListModels"]
     assert cleanup.main(no_credentials) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
     assert "sagemaker.DeleteEndpoint" in names and "sagemaker.DeleteModel" in names
@@ -129,10 +138,10 @@ def test_upload_invoke_and_metrics_dry_run(no_credentials, capsys, tmp_path):
     assert len(puts) == 4 and puts[0]["Key"] == "byoc-classifier/data/set/train/a/x.jpg"
     assert puts[0]["ContentType"] == "image/jpeg" and len(puts[0]["Metadata"]["md5"]) == 32
     assert invoke_endpoint.main(no_credentials + [str(tmp_path / "set" / "train" / "a" / "x.jpg")]) == 0
-    request = dict(requests_in(capsys.readouterr().out))["sagemaker-runtime.InvokeEndpoint"]
+    request = first_requests(capsys.readouterr().out)["sagemaker-runtime.InvokeEndpoint"]
     assert request["EndpointName"] == "img-clf" and request["ContentType"] == "image/jpeg"
     assert endpoint_metrics.main(no_credentials) == 0
-    request = dict(requests_in(capsys.readouterr().out))["cloudwatch.GetMetricData"]
+    request = first_requests(capsys.readouterr().out)["cloudwatch.GetMetricData"]
     assert len(request["MetricDataQueries"]) == 5
 
 
@@ -163,25 +172,27 @@ def test_registry_rollback_and_logs_dry_runs(no_credentials, capsys, tmp_path):
     assert registry.main(["register"] + no_credentials + ["--job", "img-clf-20260101-000000"]) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
     assert names == ["sagemaker.DescribeTrainingJob", "s3.GetObject", "s3.GetObject", "ecr.DescribeImages",
-                     "sagemaker.DescribeModelPackageGroup", "s3.PutObject", "sagemaker.CreateModelPackage"]
+                     "sagemaker.DescribeModelPackageGroup", "sagemaker.CreateModelPackageGroup",  # (when missing)
+                     "s3.PutObject", "sagemaker.CreateModelPackage"]
     assert registry.main(["packages"] + no_credentials) == 0
     assert [n for n, _ in requests_in(capsys.readouterr().out)][0] == "sagemaker.ListModelPackages"
     assert registry.main(["approve"] + no_credentials + ["--version", "latest-approved"]) == 0
     assert requests_in(capsys.readouterr().out)[-1][0] == "sagemaker.UpdateModelPackage"
     assert rollback.main(no_credentials) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
-    assert names[-1] == "sagemaker.AddTags" and "sagemaker.UpdateEndpoint" in names
+    order = [names.index(n) for n in ("sagemaker.UpdateEndpoint", "sagemaker.AddTags", "sagemaker.DeleteModel")]
+    assert order == sorted(order)  # the update, then what the endpoint serves recorded, then the old model gone
     assert logs.main(["endpoint"] + no_credentials) == 0
-    request = dict(requests_in(capsys.readouterr().out))["logs.FilterLogEvents"]
+    request = first_requests(capsys.readouterr().out)["logs.FilterLogEvents"]
     assert request["logGroupName"] == "/aws/sagemaker/Endpoints/img-clf"
 
 
 @pytest.mark.parametrize("endpoint_type, field", [("serverless", "ServerlessConfig"), ("async", None)])
 def test_deploy_dry_run_of_each_endpoint_type(no_credentials, capsys, monkeypatch, endpoint_type, field):
     monkeypatch.setenv("ENDPOINT_TYPE", endpoint_type)
-    assert deploy.main(no_credentials + ["--model-data", "s3://b/m/model.tar.gz"]) == 0
+    assert deploy.main(no_credentials + ["--model-data", "s3://my-bucket/m/model.tar.gz"]) == 0
     out = capsys.readouterr().out
-    config = dict(requests_in(out))["sagemaker.CreateEndpointConfig"]
+    config = first_requests(out)["sagemaker.CreateEndpointConfig"]
     if field:
         assert field in config["ProductionVariants"][0] and "InstanceType" not in config["ProductionVariants"][0]
         assert "# cost: serverless, 3072 MB" in out

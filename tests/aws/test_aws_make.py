@@ -39,6 +39,10 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
     (["endpoint-logs", "FOLLOW=1"], ["-m scripts.aws.logs endpoint --minutes '60' --follow"]),
     (["training-logs", "JOB=img-clf-1"], ["-m scripts.aws.logs training 'img-clf-1'"]),
     (["training-logs", "JOB=j", "MINUTES=5"], ["'j'", "--minutes '5'"]),
+    (["iam-policy", "OUT=my dir", "DRY_RUN=1"], ["-m scripts.aws.iam_policy --dry-run --out 'my dir'"]),
+    (["bootstrap", "DRY_RUN=1"], ["-m scripts.aws.bootstrap --dry-run"]),
+    (["teardown", "ALL=1", "YES=1"], ["-m scripts.aws.teardown --all", "--yes"]),
+    (["teardown", "ALL=0"], ["-m scripts.aws.teardown"]),
 ])
 def test_make_passes_variables(args, expected):
     result = make("-n", *args)
@@ -85,3 +89,23 @@ def test_make_dry_run_shows_a_guarded_update_with_the_settings_from_the_command_
     assert "sagemaker.UpdateEndpoint {" in out and "sagemaker.CreateEndpoint {" not in out
     assert '"Type": "CANARY"' in out and out.count("cloudwatch.PutMetricAlarm {") == 2
     assert "# cost: realtime, 2 x ml.m5.2xlarge: 1,460 instance-hours a month" in out
+
+
+def test_make_locked_down_targets_dry_run_end_to_end(tmp_path):
+    """make iam-policy / bootstrap / teardown ALL=1 with DRY_RUN=1 and no credentials: the documents and the
+    requests, nothing sent; the settings of a locked-down account given to make reach them."""
+    env = credential_free_env(tmp_path)
+    locked = ["NETWORK_SUBNETS=subnet-0123456789abcdef0", "NETWORK_SECURITY_GROUPS=sg-0123456789abcdef0",
+              "NETWORK_ISOLATION=true", "KMS_KEY_ID=arn:aws:kms:us-east-1:123456789012:key/"
+              "1234abcd-12ab-34cd-56ef-1234567890ab"]
+    policy = make("-s", "iam-policy", "DRY_RUN=1", *locked, env=env)
+    assert policy.returncode == 0, policy.stderr
+    assert "# caller-policy.json" in policy.stdout and '"kms:GenerateDataKey"' in policy.stdout
+    assert "arn:aws:s3:::<S3_BUCKET>/byoc-classifier/data/*" in policy.stdout
+    boot = make("-s", "bootstrap", "DRY_RUN=1", *locked, env=env)
+    assert boot.returncode == 0, boot.stderr
+    assert "iam.CreateRole {" in boot.stdout and "s3.PutBucketEncryption {" in boot.stdout
+    assert '"kmsKey": "arn:aws:kms:us-east-1:123456789012:key/' in boot.stdout
+    down = make("-s", "teardown", "DRY_RUN=1", "ALL=1", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "# then, once confirmed, the deletion of" in down.stdout and "ecr.DeleteRepository {" in down.stdout

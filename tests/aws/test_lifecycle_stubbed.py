@@ -34,6 +34,7 @@ from aws_support import (
     training_description,
     write_settings,
 )
+from classifier.backbones import get_architecture
 from scripts import endpoint_cost, orchestration
 from scripts.aws import deploy, invoke_endpoint, logs, registry, rollback, settings as S
 
@@ -62,6 +63,7 @@ def body(data: bytes) -> StreamingBody:
 
 
 MODEL_CONFIG = {"format_version": 1, "architecture": "resnet50", "classes": CLASSES,
+                "preprocessing": get_architecture("resnet50").preprocessing(224).to_dict(),
                 "hyperparameters": {"lr": "0.001", "epochs": "4", "debugger_collections": "losses,weights"},
                 "metrics": {"valid_loss": 0.4, "test_accuracy": 0.9}}
 TEST_REPORT = {"classes": CLASSES, "accuracy": 0.9, "confusion_matrix": CONFUSION}
@@ -110,14 +112,32 @@ LIST = {"ModelPackageGroupName": GROUP, "SortBy": "CreationTime", "SortOrder": "
 
 # --- registry ---------------------------------------------------------------------------------------------------
 
-def stub_artifacts(stubs):
+def stub_artifacts(stubs, config: dict = MODEL_CONFIG, with_report: bool = True):
     s3 = stubs("s3")
     s3.add_response("get_object", {"Body": body(tar_gz({"model.pth": b"w" * 100,
-                                                         "model_config.json": json.dumps(MODEL_CONFIG).encode()}))},
+                                                         "model_config.json": json.dumps(config).encode()}))},
                     {"Bucket": BUCKET, "Key": f"byoc-classifier/output/{JOB}/output/model.tar.gz"})
+    if not with_report:
+        return
     s3.add_response("get_object", {"Body": body(tar_gz({"data/test_report.json": json.dumps(TEST_REPORT).encode(),
                                                          "data/metrics.json": b"{}"}))},
                     {"Bucket": BUCKET, "Key": f"byoc-classifier/output/{JOB}/output/output.tar.gz"})
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"image_size": 5000}, "preprocessing.image_size is 5000: training makes models of 32 to 1024 px"),
+    ({"image_size": 4, "resize_size": 4}, "preprocessing.image_size is 4"),
+])
+def test_register_refuses_a_model_config_serving_would_refuse_before_anything_is_made(aws_for, capsys, change,
+                                                                                       words):
+    """Issue 24 item 7: what the artifact says is checked as serving checks it, before the package exists."""
+    aws, stubs = aws_for(registry)
+    stubs("sagemaker").add_response("describe_training_job", training_description(JOB), {"TrainingJobName": JOB})
+    config = {**MODEL_CONFIG, "preprocessing": {**MODEL_CONFIG["preprocessing"], **change}}
+    stub_artifacts(stubs, config, with_report=False)
+    assert registry.main(["register", "--job", JOB]) == 1
+    assert words in capsys.readouterr().err
+    assert [api for _, api, _ in aws.sent] == ["DescribeTrainingJob", "GetObject"]  # nothing made
 
 
 @pytest.mark.parametrize("approve", [False, True])

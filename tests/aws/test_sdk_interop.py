@@ -426,3 +426,56 @@ def test_the_sdks_serverless_async_and_register_requests_match_ours(sdk_session,
     assert {k: theirs["InferenceSpecification"]["Containers"][0][k] for k in ("Image", "ModelDataUrl")} == \
         mine["InferenceSpecification"]["Containers"][0]
     assert theirs["ModelApprovalStatus"] == mine["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+# --- issue 26: a locked-down account's fields beside the SDK's --------------------------------------------------------
+
+LOCKED_KEY = f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+LOCKED = {"network.subnets": ["subnet-0123456789abcdef0"], "network.security_groups": ["sg-0123456789abcdef0"],
+          "network.isolation": True, "network.encrypt_inter_container": True, "kms.key_id": LOCKED_KEY,
+          "training.instance_type": "ml.p3.2xlarge"}  # an EBS volume: it takes the volume key
+
+
+def test_the_sdks_vpc_and_kms_fields_match_ours_on_a_training_job_and_a_model(sdk_session, tmp_path):
+    """Estimator(subnets=, security_group_ids=, volume_kms_key=, output_kms_key=, enable_network_isolation=,
+    encrypt_inter_container_traffic=) and a Model with the same VPC, isolation and key: the same fields, the same
+    values, as our builders send them from the settings (network.*, kms.key_id)."""
+    from sagemaker.model import Model
+
+    from aws_support import write_settings
+    from scripts import job_definition
+    from scripts.aws import api_requests, settings as S
+
+    settings = S.load(write_settings(tmp_path / "s.yaml", **LOCKED))
+    from sagemaker.estimator import Estimator
+
+    sdk_session.stubber.add_response("create_training_job", {"TrainingJobArn": ARN})
+    Estimator(image_uri=TRAINING_IMAGE, role=ROLE, instance_count=1, instance_type="ml.p3.2xlarge",
+              output_path=f"s3://{BUCKET}/byoc-classifier/output/", hyperparameters=dict(USER_HYPERPARAMETERS),
+              sagemaker_session=sdk_session.session, subnets=list(settings.subnets),
+              security_group_ids=list(settings.security_groups), volume_kms_key=LOCKED_KEY, output_kms_key=LOCKED_KEY,
+              enable_network_isolation=True, encrypt_inter_container_traffic=True).fit(CHANNELS, wait=False,
+                                                                                       logs=False)
+    theirs = sdk_session.request("CreateTrainingJob")
+    ours = api_requests.training_job(job_definition.load(), settings, "img-clf-20260102-030405", TRAINING_IMAGE,
+                                     f"{DATA}/", ["train", "valid", "weights"], {"lr": "0.001"})
+    for field in ("VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption"):
+        assert theirs[field] == ours[field], field
+    assert theirs["ResourceConfig"]["VolumeKmsKeyId"] == ours["ResourceConfig"]["VolumeKmsKeyId"] == LOCKED_KEY
+    assert theirs["OutputDataConfig"]["KmsKeyId"] == ours["OutputDataConfig"]["KmsKeyId"] == LOCKED_KEY
+
+    stub = sdk_session.stubber
+    stub.add_response("create_model", {"ModelArn": ARN})
+    stub.add_response("create_endpoint_config", {"EndpointConfigArn": ARN})
+    stub.add_response("create_endpoint", {"EndpointArn": ARN})
+    model_data = f"s3://{BUCKET}/byoc-classifier/output/job/output/model.tar.gz"
+    Model(image_uri=SERVING_IMAGE, model_data=model_data, role=ROLE, sagemaker_session=sdk_session.session,
+          vpc_config={"Subnets": list(settings.subnets), "SecurityGroupIds": list(settings.security_groups)},
+          enable_network_isolation=True).deploy(initial_instance_count=1, instance_type="ml.m5.2xlarge",
+                                                endpoint_name="img-clf", kms_key=LOCKED_KEY, wait=False)
+    model = api_requests.model(settings, "img-clf-20260102-030405", SERVING_IMAGE, model_data)
+    sent = sdk_session.request("CreateModel")
+    assert sent["VpcConfig"] == model["VpcConfig"] and sent["EnableNetworkIsolation"] is model[
+        "EnableNetworkIsolation"] is True
+    config = api_requests.endpoint_config(settings, "img-clf-20260102-030405", "img-clf-20260102-030405")
+    assert sdk_session.request("CreateEndpointConfig")["KmsKeyId"] == config["KmsKeyId"] == LOCKED_KEY

@@ -194,6 +194,8 @@ DELETE = object()
     ("preprocessing.image_size", 64.5, "preprocessing.image_size is 64.5"),
     ("preprocessing.image_size", True, "preprocessing.image_size is True"),
     ("preprocessing.image_size", DELETE, "lacks preprocessing.image_size"),
+    ("preprocessing.image_size", 20_000, "preprocessing.image_size is 20000: training makes models of 32 to 1024 px"),
+    ("preprocessing.image_size", 8, "preprocessing.image_size is 8: training makes models of 32 to 1024 px"),
     ("preprocessing.resize_size", 32, "preprocessing.resize_size (32) is smaller than preprocessing.image_size"),
     ("preprocessing.mean", "0.5", "preprocessing.mean is '0.5'; it must be a list of 3 finite numbers"),
     ("preprocessing.mean", [0.5, 0.5, float("nan")], "preprocessing.mean is [0.5, 0.5, nan]"),

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..backbones import ARCHITECTURES
 from ..debugger import config as _debugger
-from ..preprocessing import DEFAULT_CROP_SCALE
+from ..preprocessing import DEFAULT_CROP_SCALE, IMAGE_SIZES
 
 # Keys SageMaker adds that are not ours: accepted and ignored.
 IGNORED_PREFIXES = ("sagemaker_",)
@@ -100,7 +100,8 @@ SPECS: dict[str, Spec] = {
     "epochs": Spec(_workers, "auto", lambda v: v == "auto" or 1 <= v <= 1000, "auto or between 1 and 1000",
                    f"auto: {HEAD_EPOCHS} when only the head trains on fixed backbone features (each epoch costs next "
                    f"to nothing), {IMAGE_EPOCHS} when backbone stages train or images are augmented"),
-    "image_size": Spec(_int, 224, lambda v: 32 <= v <= 1024, "between 32 and 1024",
+    "image_size": Spec(_int, 224, lambda v: IMAGE_SIZES[0] <= v <= IMAGE_SIZES[1],
+                       f"between {IMAGE_SIZES[0]} and {IMAGE_SIZES[1]}",
                        "crop side in pixels; resize side = image_size / the architecture's crop_pct (0.875)"),
     "optimizer": Spec(str, "adamw", **_choice("adam", "adamw", "sgd"),
                       help="adamw: weight decay decoupled from the adaptive step; adam: weight decay as L2; "

@@ -1,7 +1,8 @@
 # Serving: the serving image's own stack (sagemaker-inference + multi-model-server) on this machine.
 # Included by the main Makefile (include mk/*.mk).
 #
-#   make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n]   real MMS on 127.0.0.1:PORT
+#   make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n] [CAPTURE=<dir>]   real MMS on 127.0.0.1:PORT;
+#                                        CAPTURE: SageMaker's data capture files under <dir> (mk/monitor.mk)
 #   make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]                    print the prediction
 #   make batch-local DATA=<dir> [MODEL=<model or job dir>] [PORT=8080] [OUT=dir] [CONCURRENCY=4]   one request per
 #                                        image, .out files and summary.json (the layout of make batch-transform)
@@ -12,13 +13,17 @@
 
 PORT ?= 8080
 SERVE_DIR ?= build/serve-local
+CAPTURE ?=
+# The share of requests a capture keeps: the setting endpoint.capture_percent (DATA_CAPTURE_PERCENT), as on SageMaker.
+CAPTURE_ARGS = $(if $(CAPTURE),--capture $(call quote,CAPTURE) \
+	--capture-percent "$$($(PYTHON) -m scripts.aws.settings --get endpoint.capture_percent)")
 
 .PHONY: serve-local invoke-local batch-local endpoint-stats export bench-endpoint
 
-serve-local:  ## local endpoint on MMS: MODEL=<model or job dir> [PORT=8080] [WORKERS=n]
-	@test -n "$(MODEL)" || { echo "usage: make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n]" >&2; exit 2; }
+serve-local:  ## local endpoint on MMS: MODEL=<model or job dir> [PORT=8080] [WORKERS=n] [CAPTURE=<dir>]
+	@test -n "$(MODEL)" || { echo "usage: make serve-local MODEL=<model dir or job dir> [PORT=8080] [WORKERS=n] [CAPTURE=<dir>]" >&2; exit 2; }
 	PYTHONPATH=container $(PYTHON) -m classifier.serving.local "$(MODEL)" --port $(PORT) \
-		--work-dir $(SERVE_DIR)/$(PORT) $(if $(WORKERS),--workers $(WORKERS))
+		--work-dir $(SERVE_DIR)/$(PORT) $(if $(WORKERS),--workers $(WORKERS)) $(CAPTURE_ARGS)
 
 invoke-local:  ## classify IMAGE=<file> with the local endpoint [PORT=8080] [TOP_K=k]
 	@test -n "$(IMAGE)" || { echo "usage: make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]" >&2; exit 2; }

@@ -29,7 +29,7 @@ WORK_DIR = REPO_ROOT / "build" / "monitor"
 
 def endpoint_capture(aws: Aws, endpoint: str) -> tuple[str, str, dict]:
     """(capture destination s3://.../, variant, the endpoint's description) of a live endpoint."""
-    dry_destination = aws.settings.s3_uri("capture_prefix") if aws.dry_run else ""
+    dry_destination = aws.settings.s3_uri("capture_prefix", endpoint) if aws.dry_run else ""  # make deploy's
     state = deploy.describe_endpoint(aws, endpoint, dry={
         "EndpointName": endpoint, "EndpointConfigName": f"<config of {endpoint}>",
         "ProductionVariants": [{"VariantName": api_requests.VARIANT}],
@@ -56,20 +56,21 @@ def hours(since: datetime, until: datetime) -> list[datetime]:
 
 
 def download_capture(aws: Aws, endpoint: str, since: datetime, until: datetime,
-                     into: Path = WORK_DIR / "capture") -> tuple[Path, str, dict]:
-    """The window's capture files under `into`/<endpoint>/<variant>/...; returns (that folder, the S3 prefix
-    read, the endpoint's description)."""
+                     into: Path | None = None) -> tuple[Path, str, dict]:
+    """The window's capture files under `into` (default build/monitor/capture)/<endpoint>/<variant>/...; returns
+    (that folder, the S3 prefix read, the endpoint's description)."""
+    into = Path(into or WORK_DIR / "capture")
     destination, variant, state = endpoint_capture(aws, endpoint)
     bucket, root = api_requests.split_s3_uri(destination)
     objects = []
     for hour in hours(since, until):
         objects += list_objects(aws, f"s3://{bucket}/{root}{endpoint}/{variant}/{hour:%Y/%m/%d/%H}/")
-    folder = Path(into) / endpoint / variant
+    folder = into / endpoint / variant
     wanted = [o for o in objects if o["Key"].endswith(".jsonl") and ".." not in o["Key"].split("/")]
     with Progress(f"capture files of {endpoint} ({len(hours(since, until))} hour folders)", len(wanted),
                   "files") as progress:
         for item in wanted:
-            target = Path(into) / item["Key"][len(root):]
+            target = into / item["Key"][len(root):]
             if not (target.is_file() and target.stat().st_size == item.get("Size")):
                 body = aws.call("s3", "get_object", Bucket=bucket, Key=item["Key"])["Body"].read()
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,7 @@ def download_capture(aws: Aws, endpoint: str, since: datetime, until: datetime,
 
 
 def read_window(aws: Aws, endpoint: str, since: datetime, until: datetime,
-                into: Path = WORK_DIR / "capture") -> capture_data.Capture:
+                into: Path | None = None) -> capture_data.Capture:
     folder, source, _ = download_capture(aws, endpoint, since, until, into)
     if not folder.is_dir():  # nothing captured in the window
         return capture_data.Capture(source, endpoint=endpoint, since=since, until=until)
@@ -88,8 +89,9 @@ def read_window(aws: Aws, endpoint: str, since: datetime, until: datetime,
     return found
 
 
-def served_model(aws: Aws, endpoint: str, into: Path = WORK_DIR / "models") -> Path:
-    """The model directory of what the endpoint serves (its model.tar.gz, downloaded and unpacked once)."""
+def served_model(aws: Aws, endpoint: str, into: Path | None = None) -> Path:
+    """The model directory of what the endpoint serves (its model.tar.gz, downloaded and unpacked once, under
+    `into`, default build/monitor/models)."""
     state = deploy.describe_endpoint(aws, endpoint)
     if not state:
         raise AwsError(f"endpoint {endpoint} not found in {aws.settings.region}")
@@ -98,7 +100,7 @@ def served_model(aws: Aws, endpoint: str, into: Path = WORK_DIR / "models") -> P
     if served is None:
         raise AwsError(f"cannot tell which model endpoint {endpoint} serves (its config has no serving record and "
                        f"not one model): give MODEL=<model dir, job or model.tar.gz>")
-    target = Path(into) / hashlib.sha256(served.model_data.encode()).hexdigest()[:16]
+    target = Path(into or WORK_DIR / "models") / hashlib.sha256(served.model_data.encode()).hexdigest()[:16]
     model_dir = target / "model"
     if not (model_dir / "model_config.json").is_file():
         bucket, key = api_requests.split_s3_uri(served.model_data)

@@ -61,24 +61,40 @@ def local_traffic(log: Path, capture: capture_data.Capture) -> tuple[Traffic | N
         return None, f"The endpoint log {log} has no requests in this window: the latency is not shown."
 
 
-def report(found: capture_data.Capture, model: Path, out: Path, title: str, args, traffic=None,
-           traffic_note: str = "") -> analysis.Analysis:
-    result = analysis.analyse(found, model, args.alpha, args.low_confidence, args.max_images)
+def report(found: capture_data.Capture, model: Path, out: Path, title: str, alpha: float = drift.ALPHA,
+           threshold: float = drift.LOW_CONFIDENCE, max_images: int = analysis.MAX_IMAGES, traffic=None,
+           traffic_note: str = "") -> tuple[Path, Path, analysis.Analysis]:
+    """Analyse a window and write its page and monitor.json; returns (page, summary, analysis)."""
+    result = analysis.analyse(found, model, alpha, threshold, max_images)
     page, summary = monitor_report.write(result, out, title, traffic, traffic_note)
-    print(f"Monitor report: {page}\nMonitor summary: {summary}")
-    print(monitor_report.verdict_text(result))
-    return result
+    return page, summary, result
+
+
+def local_report(capture: Path, model: str, out: Path | None = None, hours: float | None = None,
+                 log: Path | None = None, name: str | None = None, **options):
+    """A local capture folder against MODEL's baseline (`make monitor-report CAPTURE=...`, the demo); returns
+    (page, summary, analysis, the window's end)."""
+    since, until = window(hours)
+    found = capture_data.read(Path(capture), since, until)
+    traffic, note = local_traffic(Path(log), found) if log else (None, "")
+    name = name or found.endpoint or Path(capture).resolve().name
+    page, summary, result = report(found, model_dir(model), out or default_out(name), f"{name} ({found.source})",
+                                   traffic=traffic, traffic_note=note, **options)
+    return page, summary, result, until or datetime.now(timezone.utc)
+
+
+def printed(page: Path, summary: Path, result: analysis.Analysis) -> None:
+    print(f"Monitor report: {page}\nMonitor summary: {summary}\n{monitor_report.verdict_text(result)}")
 
 
 def local(args) -> int:
-    since, until = window(args.hours)
-    found = capture_data.read(Path(args.capture), since, until)
-    model = model_dir(args.model)
-    traffic, note = local_traffic(Path(args.log), found) if args.log else (None, "")
-    name = args.endpoint_name or found.endpoint or Path(args.capture).resolve().name
-    result = report(found, model, args.out or default_out(name), f"{name} ({found.source})", args, traffic, note)
+    page, summary, result, until = local_report(
+        args.capture, args.model, args.out, args.hours, args.log, args.endpoint_name, alpha=args.alpha,
+        threshold=args.low_confidence, max_images=args.max_images)
+    printed(page, summary, result)
     if args.publish:
-        return run(lambda: _publish(args, result, name, found.variant, until or datetime.now(timezone.utc)))
+        name = args.endpoint_name or result.capture.endpoint or Path(args.capture).resolve().name
+        return run(lambda: _publish(args, result, name, result.capture.variant, until))
     return 0
 
 
@@ -114,8 +130,10 @@ def sagemaker(args) -> int:
     except EvaluationError as error:
         raise AwsError(str(error)) from None
     traffic = endpoint_aws.load(aws, args.endpoint, int(hours * 60))
-    result = report(found, model, args.out or default_out(args.endpoint),
-                    f"SageMaker endpoint {args.endpoint}, last {hours:g} h", args, traffic)
+    page, summary, result = report(found, model, args.out or default_out(args.endpoint),
+                                   f"SageMaker endpoint {args.endpoint}, last {hours:g} h", args.alpha,
+                                   args.low_confidence, args.max_images, traffic)
+    printed(page, summary, result)
     if args.publish:
         request = publish.publish(aws, result, args.endpoint, until, found.variant)
         print(f"Published {len(request['MetricData'])} metrics to CloudWatch {request['Namespace']}")

@@ -21,7 +21,8 @@ A body whose content type is one of the capture's JSON content types (CaptureCon
 local capture and a downloaded SageMaker one with the same code.
 
 The handler must stay fast: `CaptureWriter.offer` draws the sample and queues the bodies (no copy, no
-encoding) and returns; a thread of the worker encodes and writes them. Each worker writes its own files
+encoding, no wake-up of another thread) and returns; a thread of the worker encodes and writes what is queued
+every WRITE_EVERY seconds (benchmarks/bench_capture.py measured the layouts). Each worker writes its own files
 (no two processes append to one file), a new one each hour. If the thread falls behind by more than
 `max_pending_bytes`, records are dropped and counted rather than held: capture never slows or stops serving.
 """
@@ -51,6 +52,7 @@ INPUT, OUTPUT = "INPUT", "OUTPUT"
 ENCODINGS = ("BASE64", "JSON", "CSV")
 DEFAULT_ENDPOINT = "local"  # the endpoint's folder in a local capture
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # bodies queued for the writer thread before records are dropped
+WRITE_EVERY = 0.5  # seconds between the writer thread's turns (SageMaker itself delivers captures minutes later)
 
 
 def media_type(content_type: str | None) -> str:
@@ -147,7 +149,8 @@ class CaptureWriter:
         self.written = self.dropped = self.failed = 0
         self._pending_bytes = 0
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._file: IO[str] | None = None
         self._file_hour: Path | None = None
@@ -180,23 +183,26 @@ class CaptureWriter:
 
     # --- the writer thread ---------------------------------------------------------------------------
     def _run(self) -> None:
+        """Every WRITE_EVERY seconds, write what was queued and flush it. The thread is not woken per request: a
+        wake-up on each `offer` would hand the CPU to it in the middle of the handler's request."""
+        while not self._stop.wait(WRITE_EVERY):
+            self._write_queued()
+        self._write_queued()
+
+    def _write_queued(self) -> None:
+        written = []
         while True:
-            item = self._queue.get()
-            batch = [item]
-            while item is not None:  # what else is queued, written before one flush
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                batch.append(item)
-            written = [pending for pending in batch if pending is not None]
-            for pending in written:
-                self._write(pending)
-            self._flush()
-            with self._lock:  # on disk (or given up): no longer pending
-                self._pending_bytes -= sum(pending.size for pending in written)
-            if batch[-1] is None:
-                return
+            try:
+                written.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not written:
+            return
+        for pending in written:
+            self._write(pending)
+        self._flush()
+        with self._lock:  # on disk (or given up): no longer pending
+            self._pending_bytes -= sum(pending.size for pending in written)
 
     def _write(self, pending: _Pending) -> None:
         line = json.dumps(record(pending.request, pending.request_type, pending.response, pending.response_type,
@@ -241,7 +247,7 @@ class CaptureWriter:
             return
         self._closed = True
         if self._thread is not None:
-            self._queue.put(None)
+            self._stop.set()
             self._thread.join(timeout)
         self._close_file()
 

@@ -31,7 +31,7 @@ TUNE_ARGS = $(if $(MAX_JOBS),--max-jobs $(call quote,MAX_JOBS)) $(if $(MAX_PARAL
 	$(if $(STRATEGY),--strategy $(call quote,STRATEGY)) $(if $(EARLY_STOPPING),--early-stopping $(call quote,EARLY_STOPPING)) \
 	$(if $(HP_ARGS),--hp $(call quote,HP_ARGS))
 
-.PHONY: help setup system-packages demo data train-local tune-local jobs logs test docs
+.PHONY: help setup system-packages demo data train-local tune-local jobs logs test test-fast docs
 
 help:  ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -42,7 +42,7 @@ system-packages:
 	@bash scripts/install_system_packages.sh
 
 .venv/.installed: requirements-dev.txt docker/requirements-training.txt docker/requirements-serving.txt | system-packages
-	test -x .venv/bin/pip || python3 -m venv --clear .venv
+	test -x .venv/bin/pip || python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip "setuptools<81" wheel
 	.venv/bin/pip install -q -r requirements-dev.txt
 	touch $@
@@ -76,9 +76,13 @@ jobs:  ## list local training jobs
 logs:  ## print a local job's log: JOB=name
 	$(PYTHON) -m scripts.local.jobs_cli logs $(call quote,JOB)
 
-test: setup  ## lint (ruff), then the fast test suite (CPU)
+test: setup  ## lint (ruff), then every test (CPU; what .ci/run runs)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q tests
+
+test-fast: setup  ## lint (ruff), then the unit tests only, for editing: tests not marked slow (tests/conftest.py)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -q -m "not slow" tests
 
 docs:  ## write the hyperparameter tables in docs/ from the training code's SPECS (their help strings)
 	$(PYTHON) -m scripts.hyperparameter_docs

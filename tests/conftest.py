@@ -10,6 +10,41 @@ import pytest
 
 from helpers import FAST_HP, write_image_set
 
+# Test tiers. `make test-fast` runs `pytest -m "not slow"`: the unit tests, for editing; `make test` runs
+# every test. A test is slow when it uses one of these fixtures (each starts real work: training jobs
+# through the toolkit, a tuning job, the MMS endpoint, a moto server, the SageMaker SDK) or carries
+# `pytest.mark.slow` itself (a test that starts such work on its own: make, a training job, Chromium).
+SLOW_FIXTURES = {"trained_job", "artifact_dir", "server", "endpoint", "tuning_run", "tuning_job", "moto_server",
+                 "sdk"}
+# An unmarked test slower than this is named at the end of the run, so the fast tier stays fast (high enough
+# that a unit test slowed down by a busy machine is not named; a real job takes longer than this even idle).
+FAST_TEST_SECONDS = 10.0
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+_unmarked_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if "slow" not in report.keywords:
+        _unmarked_seconds[report.nodeid] = _unmarked_seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    slow = sorted(((seconds, test) for test, seconds in _unmarked_seconds.items() if seconds > FAST_TEST_SECONDS),
+                  reverse=True)
+    if slow:
+        terminalreporter.section("slow tests without the slow mark")
+        terminalreporter.write_line(f"over {FAST_TEST_SECONDS:.0f} s without the slow mark (mark them "
+                                    f"@pytest.mark.slow or use a fixture of tests/conftest.py's SLOW_FIXTURES):")
+        for seconds, test in slow:
+            terminalreporter.write_line(f"  {seconds:6.1f} s  {test}")
+
 
 @pytest.fixture(scope="session")
 def image_set(tmp_path_factory) -> Path:

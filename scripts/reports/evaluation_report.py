@@ -56,8 +56,9 @@ def formats(p: Predictions) -> list[dict]:
         if f.gate is None:
             verdict = "the reference (model.pth)"
         elif gate.get("accepted"):
-            verdict = "accepted" + (f" (valid: {gate_figures['accuracy_change_points']:+.1f} points, same top-1 on "
-                                    f"{gate_figures['top1_agreement']:.1%})" if "top1_agreement" in gate_figures else "")
+            shown = gate_figures
+            verdict = "accepted" + (f" (valid: {shown['accuracy_change_points']:+.1f} points, same top-1 on "
+                                    f"{shown['top1_agreement']:.1%})" if "top1_agreement" in shown else "")
         else:
             verdict = f"refused: {gate.get('reason')}"
         rows.append({"format": f.format, "served": f.served, "accuracy": f.accuracy, "agreement": f.agreement,

@@ -42,6 +42,7 @@ def requests_in(text: str) -> list[tuple[str, dict]]:
     return found
 
 
+@pytest.mark.slow
 def test_tune_dry_run(no_credentials, capsys):
     assert tune.main(no_credentials + ["--name", "img-clf-20260102-030405", "--max-jobs", "6"]) == 0
     printed = requests_in(capsys.readouterr().out)
@@ -72,6 +73,7 @@ def test_tune_dry_run(no_credentials, capsys):
     assert trials["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
 
 
+@pytest.mark.slow
 def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", "epochs=9"]) == 0
     printed = dict(requests_in(capsys.readouterr().out))
@@ -92,6 +94,7 @@ def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     assert "HP=best needs TUNING=" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_deploy_and_cleanup_dry_run(no_credentials, capsys):
     assert deploy.main(no_credentials + ["--job", "img-clf-20260101-000000"]) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]
@@ -114,6 +117,7 @@ def test_push_dry_run_shows_commands_without_password(no_credentials, capsys):
     assert "<token>" not in out
 
 
+@pytest.mark.slow
 def test_upload_invoke_and_metrics_dry_run(no_credentials, capsys, tmp_path):
     for split in ("train", "valid"):
         for cls in ("a", "b"):
@@ -141,6 +145,7 @@ def test_dry_run_client_refuses_to_send(no_credentials):
         aws.client("sagemaker").list_endpoints()  # a direct client call, past Aws.call
 
 
+@pytest.mark.slow
 def test_without_dry_run_missing_profile_or_credentials_say_what_to_do(no_credentials, monkeypatch, tmp_path, capsys):
     real = [a for a in no_credentials if a != "--dry-run"]
     assert cleanup.main(real) == 1
@@ -153,6 +158,7 @@ def test_without_dry_run_missing_profile_or_credentials_say_what_to_do(no_creden
     assert "no AWS credentials found" in err and "DRY_RUN=1" in err
 
 
+@pytest.mark.slow
 def test_registry_rollback_and_logs_dry_runs(no_credentials, capsys, tmp_path):
     assert registry.main(["register"] + no_credentials + ["--job", "img-clf-20260101-000000"]) == 0
     names = [n for n, _ in requests_in(capsys.readouterr().out)]

@@ -48,6 +48,7 @@ def test_make_passes_variables(args, expected):
         assert piece in command, command
 
 
+@pytest.mark.slow
 def test_make_dry_run_end_to_end(tmp_path):
     env = credential_free_env(tmp_path)  # no credentials at all
     result = make("-s", "deploy", "DRY_RUN=1", "JOB=img-clf-20260101-000000", env=env)
@@ -56,6 +57,7 @@ def test_make_dry_run_end_to_end(tmp_path):
     assert "byoc-classifier-serving:abc1234" in result.stdout
 
 
+@pytest.mark.slow
 def test_make_tune_dry_run_shows_the_feature_job_and_the_estimate(tmp_path):
     env = credential_free_env(tmp_path)
     for split in ("train", "valid"):
@@ -71,6 +73,7 @@ def test_make_tune_dry_run_shows_the_feature_job_and_the_estimate(tmp_path):
     assert plain.returncode == 0 and "CLASSIFIER_JOB" not in plain.stdout and "# estimate" not in plain.stdout
 
 
+@pytest.mark.slow
 def test_make_dry_run_shows_a_guarded_update_with_the_settings_from_the_command_line(tmp_path):
     """DRY_RUN=1 DRY_RUN_UPDATE=1: the update of an existing endpoint; DEPLOYMENT= and the other settings given
     to make reach the script as their environment variables."""

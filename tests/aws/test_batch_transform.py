@@ -274,6 +274,7 @@ def test_make_passes_variables(args, expected):
         assert piece in command, command
 
 
+@pytest.mark.slow
 def test_make_dry_run_end_to_end(tmp_path):
     env = credential_free_env(tmp_path)
     result = make("-s", "batch-transform", "DRY_RUN=1", f"DATA_S3={INPUT}", "JOB=img-clf-20260101-000000", env=env)

@@ -19,6 +19,8 @@ from scripts import job_definition, orchestration
 from scripts.aws import features as aws_features, train as aws_train, tune as aws_tune
 from scripts.local import features, jobs, train as local_train, tune as local_tune, tuning_jobs
 
+pytestmark = pytest.mark.slow  # the module's fixture runs a real local tuning job
+
 TINY = " ".join(f"{k}={v}" for k, v in {**FAST_HP, "epochs": "2", "debugger": "false", "profiler": "false"}.items())
 
 

@@ -207,6 +207,7 @@ def run_container(base, monkeypatch, channels: dict, hp: dict, mode: str = "") -
     return main(args(hp))
 
 
+@pytest.mark.slow
 def test_feature_job_mode_and_trials_on_its_artifact_match_the_local_cache(image_set, tmp_path, monkeypatch, caplog):
     from classifier.training import feature_cache
     from scripts.local import features as local_features, jobs

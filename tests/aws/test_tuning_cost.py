@@ -26,6 +26,7 @@ def test_plans_count_one_backbone_pass_per_trial_or_one_in_all():
     assert "(no price for ml.m5.large in tuning.prices)" in lines[1] and lines[2] == "instance-seconds: 160 vs 130"
 
 
+@pytest.mark.slow
 def test_dry_run_prints_both_plans_before_the_requests_it_would_send(tmp_path, monkeypatch, capsys):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)

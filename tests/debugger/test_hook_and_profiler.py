@@ -63,6 +63,7 @@ def start(observer, model, loss_fn):
     observer.on_train_start(model, loss_fn, {"device": torch.device("cpu"), "classes": ["a", "b", "c"]})
 
 
+@pytest.mark.slow
 def test_hook_saves_the_collections_at_the_intervals(layout, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(layout.data.parent))  # no debughookconfig.json there
     hp = hyperparameters.parse({"debugger": "true", "debugger_train_interval": "3", "debugger_eval_interval": "2"})
@@ -341,6 +342,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # before the hook wrote its collections (o
 """
 
 
+@pytest.mark.slow
 def test_a_run_killed_just_after_the_hook_claimed_its_folder_does_not_stop_the_next(layout, tmp_path):
     code = subprocess.run([sys.executable, "-c", KILLED_AFTER_THE_CLAIM, str(layout.data), str(layout.tensors)],
                           cwd=Path(hyperparameters.__file__).parents[2], capture_output=True, text=True, timeout=120)

@@ -22,6 +22,8 @@ from helpers import FAST_HP, args, write_image_set
 from scripts import job_definition
 from scripts.local import jobs
 
+pytestmark = pytest.mark.slow  # jobs killed and resumed through the toolkit
+
 KILLS = 10  # per path
 RUN_LIMIT_S = 240  # a run still going after this long hangs (a whole run takes 5-20 s on 2 busy cores)
 HP = {**FAST_HP, "epochs": "2", "debugger": "true", "profiler": "true", "debugger_train_interval": "2",

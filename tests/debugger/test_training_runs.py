@@ -18,6 +18,8 @@ from classifier.debugger import cli, config
 from classifier.training.main import main
 from helpers import FAST_HP, args, write_image_set
 
+pytestmark = pytest.mark.slow  # every test here runs a training job
+
 FAST = {**FAST_HP, "epochs": "2", "debugger": "true", "profiler": "true", "debugger_train_interval": "3",
         "debugger_eval_interval": "1", "profiler_interval_ms": "100"}
 

@@ -21,6 +21,7 @@ def jobs_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_truncated_cache_file_is_named_and_rebuilt(image_set, jobs_dir):
     lines = []
     assert features.prepare(VALUES, image_set, lines.append) is not None
@@ -35,6 +36,7 @@ def test_a_truncated_cache_file_is_named_and_rebuilt(image_set, jobs_dir):
     assert len(feature_cache.load(stored.parent.parent, stored.parent.name)) == 160
 
 
+@pytest.mark.slow
 def test_a_full_disk_leaves_the_jobs_to_compute_their_own_features(image_set, jobs_dir, monkeypatch):
     def full(path, write):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -43,6 +43,7 @@ def the_job(jobs_dir):
     return found[0] if found else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_killing_the_wrapper_stops_the_trainer_and_make_jobs_tells(image_set, jobs_dir, kill, capsys):
     """Issue 12 item 5: the trainer runs in its own session; SIGTERM/SIGHUP are passed on, and when the
@@ -93,6 +94,7 @@ def test_a_job_does_not_run_twice_at_once(image_set, jobs_dir):
     assert jobs.refresh(job, definition)["status"] == "Stopped"  # both gone, nothing left: stopped
 
 
+@pytest.mark.slow
 def test_a_retrain_from_the_cache_equals_one_without_it_and_fills_it_once(image_set, jobs_dir):
     """Issue 10 item 3: every local job whose features are fixed trains from the shared cache; its final
     model metrics equal those of the same job without the cache. Not bit for bit: the cached features come

@@ -26,6 +26,7 @@ def words(*args: str) -> list[str]:
     return shlex.split(result.stdout.replace("\\\n", " "))
 
 
+@pytest.mark.slow
 def test_a_job_name_with_shell_syntax_runs_nothing(tmp_path):
     planted = tmp_path / "planted"
     env = {**os.environ, "JOBS_DIR": str(tmp_path)}
@@ -36,6 +37,7 @@ def test_a_job_name_with_shell_syntax_runs_nothing(tmp_path):
     assert not planted.exists()
 
 
+@pytest.mark.slow
 def test_a_data_path_with_a_space_arrives_whole(tmp_path):
     data = tmp_path / "my data"
     (data / "train").mkdir(parents=True)
@@ -89,6 +91,7 @@ def fake_podman(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_build_without_registry_access_stops_at_once_with_the_command(fake_podman):
     result, calls, seconds = fake_podman("build")
     assert result.returncode != 0 and seconds < 30

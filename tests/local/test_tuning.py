@@ -53,6 +53,7 @@ def trial_lines(output: str) -> list[tuple[int, int, str]]:
     return [(int(a), int(b), name) for a, b, name in re.findall(r"^\[trial (\d+)/(\d+)\] (\S+)", output, re.M)]
 
 
+@pytest.mark.slow
 def test_tuning_job_runs_trials_records_a_failure_and_finds_the_best(image_set, jobs_dir):
     # A planted failing trial: 0 is not a valid batch size; Grid tries every value.
     raw = job_definition.load().with_overrides(
@@ -86,6 +87,7 @@ def test_tuning_job_runs_trials_records_a_failure_and_finds_the_best(image_set, 
     assert jobs.read_record(jobs_dir / best["job"])["channels"] == ["feature_cache", "train", "valid"]
 
 
+@pytest.mark.slow
 def test_killed_tuning_job_resumes_without_repeating_trials_or_values(image_set, jobs_dir):
     """SIGKILL of the tuner in trial 1 (its trial process stops by itself); the resume continues trial 1's job
     from its checkpoint under its number, numbers the next one 2 of 2 (not "3/2"), and does not replay
@@ -111,6 +113,7 @@ def test_killed_tuning_job_resumes_without_repeating_trials_or_values(image_set,
     assert lr[0] != lr[1], f"the resumed sampler replayed trial 1's values: {lr}"
 
 
+@pytest.mark.slow
 def test_ctrl_c_and_sigterm_stop_the_tuner_and_its_trial_and_it_resumes(image_set, jobs_dir):
     """Issue 12 item 1: Ctrl-C in trial 1 stops it at its next step and starts no trial 2; the resume, stopped
     by SIGTERM, stops too; the next resume runs every trial once, without UpdateFinishedTrialError."""
@@ -177,6 +180,7 @@ def test_sampler_seed_changes_only_on_resume():
     assert len({tune.sampler_seed(7, n) for n in range(1, 20)}) == 19
 
 
+@pytest.mark.slow
 def test_feature_cache_gives_the_same_head_training_as_recomputing(image_set, jobs_dir):
     definition = job_definition.load()
     hp = {**FAST_HP, "epochs": "2", "lr": "0.003", "debugger": "false", "profiler": "false"}

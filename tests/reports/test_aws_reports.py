@@ -204,6 +204,7 @@ def metric_results(queries: list[dict], start: datetime, period: int, points: in
     return {"MetricDataResults": results}
 
 
+@pytest.mark.slow
 def test_sagemaker_endpoint_report(stubbed, tmp_path):
     aws, stubs = stubbed
     start, end, period = endpoint_aws.window(30, NOW)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 import browser
 from scripts.endpoint_stats import parse_records
 from scripts.invoke import invoke_url
@@ -34,6 +36,7 @@ def test_local_endpoint_session_report(endpoint, image_set, tmp_path):
     browser.check_page(out, tmp_path, plots=3)  # requests and errors, latency over time, latency distribution
 
 
+@pytest.mark.slow
 def test_make_endpoint_report_reads_a_ports_log(tmp_path):
     """`make endpoint-report PORT=...` without a log says how to get one."""
     done = subprocess.run(["make", "-s", "endpoint-report", "PORT=1"], cwd=endpoint_cli.REPO_ROOT,
@@ -42,6 +45,7 @@ def test_make_endpoint_report_reads_a_ports_log(tmp_path):
     assert "no endpoint log" in done.stderr and "build/serve-local/1/logs/mms_log.log" in done.stderr
 
 
+@pytest.mark.slow
 def test_markup_in_the_log_shows_as_text(tmp_path):
     """The endpoint's name and what a client sent (its content type, logged per request) are user data:
     `<img src=x onerror=alert(1)>` in them shows as text, and no script runs."""

@@ -90,6 +90,7 @@ def test_bad_model_or_data_is_named(trained_job, image_set, tmp_path, capsys):
     assert f"MODEL={tmp_path} is neither a model directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_many_classes_stay_readable(image_set, tmp_path):
     """At 133 classes (the dog breeds) the full matrix keeps a readable size in a scrolling box, sorted by
     recall, with a close-up of the most confused classes and the pairs listed."""
@@ -134,6 +135,7 @@ def test_calibration_and_top_k_against_scikit_learn():
     assert top[3] == pytest.approx(np.mean([labels[i] in ranks[i, :3] for i in range(300)]))
 
 
+@pytest.mark.slow
 def test_class_names_with_markup_show_as_text(image_set, tmp_path):
     """Class names (the data set's folder names), the model's source and an image that could not be classified
     are user data: `<img src=x onerror=alert(1)>` among them shows as text in every table, and no script runs."""

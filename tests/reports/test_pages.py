@@ -16,6 +16,7 @@ REPORT_TEMPLATES = [REPO_ROOT / "container/classifier/debugger/templates/debugge
                     *sorted((REPO_ROOT / "scripts/monitor/templates").glob("*.html"))]
 
 
+@pytest.mark.slow
 def test_the_probe_sees_markup_that_became_an_element(tmp_path):
     """The check can fail: a page that writes the name without escaping it runs its handler, and the
     name is no longer text on the page."""
@@ -29,6 +30,7 @@ def test_the_probe_sees_markup_that_became_an_element(tmp_path):
         browser.shows_as_text(rendered, browser.MARKUP)
 
 
+@pytest.mark.slow
 def test_the_frame_shows_every_value_as_text(tmp_path):
     (tmp_path / "page.html").write_text(
         '{% extends "base.html" %}{% import "macros.html" as m %}'

@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 import browser
 from scripts import job_definition, orchestration
 from scripts.local import tune, tuning_jobs
@@ -71,6 +73,7 @@ def test_stopped_early_and_failed_trials_are_marked(tuning_job, tmp_path):
     browser.check_page(page, tmp_path, plots=PLOTS - 1)
 
 
+@pytest.mark.slow
 def test_names_with_markup_show_as_text(tmp_path):
     """Trial (training job) names, the tuning job's name, hyperparameter values and failure reasons are user
     data: a page holding `<img src=x onerror=alert(1)>` in each shows it as text, and no script runs."""

@@ -35,6 +35,7 @@ def mode(path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+@pytest.mark.slow
 def test_the_image_build_makes_a_jar_mms_can_load(prebuilt):
     target = prebuilt / mms_plugin.build_id()
     with zipfile.ZipFile(target / mms_plugin.JAR_NAME) as jar:
@@ -44,6 +45,7 @@ def test_the_image_build_makes_a_jar_mms_can_load(prebuilt):
     assert mode(target) == 0o755 and mode(target / mms_plugin.JAR_NAME) == 0o644  # readable, written by root only
 
 
+@pytest.mark.slow
 def test_serve_uses_the_prebuilt_jar_without_compiling(prebuilt, no_compiling):
     found = mms_plugin.plugin_dir({mms_plugin.PREBUILT_ENV: str(prebuilt)})
     assert found == prebuilt / mms_plugin.build_id()
@@ -54,6 +56,7 @@ def test_a_prebuilt_dir_without_this_build_is_refused(tmp_path, no_compiling):
         mms_plugin.plugin_dir({mms_plugin.PREBUILT_ENV: str(tmp_path)})
 
 
+@pytest.mark.slow
 def test_a_prebuilt_jar_others_can_write_is_refused(prebuilt, tmp_path, no_compiling):
     copy = tmp_path / "plugins"
     shutil.copytree(prebuilt, copy)
@@ -63,6 +66,7 @@ def test_a_prebuilt_jar_others_can_write_is_refused(prebuilt, tmp_path, no_compi
         mms_plugin.plugin_dir({mms_plugin.PREBUILT_ENV: str(copy)})
 
 
+@pytest.mark.slow
 def test_locally_the_jar_lives_in_a_private_cache_of_the_user(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     found = mms_plugin.plugin_dir(env)
@@ -86,6 +90,7 @@ def install_build(prebuilt, cache):
     return target
 
 
+@pytest.mark.slow
 def test_a_cached_jar_is_checked_then_reused(prebuilt, tmp_path, no_compiling):
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     target = install_build(prebuilt, mms_plugin.private_cache_dir(env))

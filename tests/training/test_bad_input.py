@@ -85,6 +85,7 @@ def test_corrupt_images_are_listed(opt_ml, image_set, tmp_path):
     assert code != 0 and "truncated.JPG" in failure and "garbage.png" in failure and "skip_bad_images" in failure
 
 
+@pytest.mark.slow
 def test_skip_bad_images_trains_without_them(opt_ml, image_set, tmp_path, caplog):
     train = shutil.copytree(image_set / "train", tmp_path / "train")
     plant_bad_images(train)
@@ -96,6 +97,7 @@ def test_skip_bad_images_trains_without_them(opt_ml, image_set, tmp_path, caplog
     assert (opt_ml.root / "model" / "model.pth").is_file()
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_job_is_refused_and_kept(opt_ml, image_set):
     opt_ml.link("train", image_set / "train")
     opt_ml.link("valid", image_set / "valid")
@@ -107,6 +109,7 @@ def test_checkpoint_of_another_job_is_refused_and_kept(opt_ml, image_set):
     assert checkpoint.read_bytes() == before  # nothing already saved is lost
 
 
+@pytest.mark.slow
 def test_weights_channel_is_used_and_bad_weights_are_named(opt_ml, image_set, tmp_path):
     import torchvision
 
@@ -180,6 +183,7 @@ def test_inconsistent_freeze_backbone_and_unfreeze_stages(opt_ml, image_set):
     assert "unfreeze_stages=6 is more than the 5 stages of efficientnet_lite0" in failure
 
 
+@pytest.mark.slow
 def test_a_corrupt_best_checkpoint_is_named(opt_ml, image_set):
     opt_ml.link("train", image_set / "train")
     opt_ml.link("valid", image_set / "valid")
@@ -191,6 +195,7 @@ def test_a_corrupt_best_checkpoint_is_named(opt_ml, image_set):
     assert code != 0 and best.name in failure and "cannot be read" in failure and "Unexpected" not in failure
 
 
+@pytest.mark.slow
 def test_an_image_broken_after_its_check_is_named_by_the_feature_pass(image_set, tmp_path):
     """The pass decodes on threads: the error still says which file it was."""
     from classifier.model import build_model, get_architecture
@@ -209,6 +214,7 @@ def test_an_image_broken_after_its_check_is_named_by_the_feature_pass(image_set,
         feature_cache.compute_features(model, channel, spec, 4, 0, torch.device("cpu"), progress=lambda line: None)
 
 
+@pytest.mark.slow
 def test_broken_links_are_named_not_lost_silently(opt_ml, image_set, tmp_path, caplog):
     """A dangling image link and a class folder that is a link loop are reported like other ignored files."""
     import logging

@@ -35,6 +35,7 @@ def test_balanced_weights_are_scikit_learns_and_weight_the_loss():
     assert float(ours) == pytest.approx(float(by_hand))
 
 
+@pytest.mark.slow
 def test_a_balanced_job_logs_its_weights_and_reports_macro_f1(opt_ml, image_set, capsys, caplog):
     caplog.set_level(logging.INFO)
     opt_ml.link("train", image_set / "train")

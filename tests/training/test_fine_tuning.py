@@ -20,6 +20,7 @@ from scripts.local import jobs
 TRAINED = ("blocks.5.", "blocks.6.", "conv_head.", "bn2.")  # efficientnet_lite0's last stage (1/32) and what follows
 
 
+@pytest.mark.slow
 def test_only_the_last_stage_and_the_head_change(opt_ml, image_set):
     opt_ml.link("train", image_set / "train")
     opt_ml.link("valid", image_set / "valid")
@@ -68,6 +69,7 @@ def test_warm_up_then_cosine_to_zero():
     assert rates[-1] < 0.001
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_resumes_partial_fine_tuning_exactly(image_set, tmp_path):
     definition = job_definition.load()
     hp = {**FAST_HP, "unfreeze_stages": "1", "epochs": "3", "batch_size": "8", "debugger": "false",

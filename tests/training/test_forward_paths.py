@@ -32,6 +32,7 @@ def close(a, b):
     return (a - b).abs().max().item() <= TOLERANCE * b.abs().max().item()
 
 
+@pytest.mark.slow
 def test_feature_pass_gives_the_features_of_one_plain_call(image_set, small_chunks):
     channel = scan_channel("valid", image_set / "valid")
     preprocessing = get_architecture("efficientnet_lite0").preprocessing(64)
@@ -50,6 +51,7 @@ def test_feature_pass_gives_the_features_of_one_plain_call(image_set, small_chun
     assert model.backbone.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.slow
 def test_evaluation_of_an_unfrozen_model_predicts_as_one_plain_call(image_set, small_chunks):
     channel = scan_channel("valid", image_set / "valid")
     preprocessing = get_architecture("efficientnet_lite0").preprocessing(64)
@@ -68,6 +70,7 @@ def test_evaluation_of_an_unfrozen_model_predicts_as_one_plain_call(image_set, s
     assert abs(result.loss - expected_loss) <= TOLERANCE * max(1.0, abs(expected_loss))
 
 
+@pytest.mark.slow
 def test_training_mode_and_hooked_backbones_run_the_whole_batch_at_once(small_chunks):
     images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
     model = build_model("resnet18", 3, pretrained=False, unfreeze_stages=1)
@@ -124,6 +127,7 @@ def test_decoded_batches_decode_on_every_core_in_order_and_pass_errors_on():
         list(runtime.decoded_batches(10, broken, batch_size=4, threads=2))
 
 
+@pytest.mark.slow
 def test_a_trial_on_cached_features_decodes_only_the_images_missing_from_the_cache(opt_ml, image_set, tmp_path,
                                                                                   monkeypatch):
     """Trial start-up: the images whose features are cached were decoded by the pass that computed them."""

@@ -44,6 +44,7 @@ def test_the_schedule_is_the_warm_up_and_cosine_it_always_was(warmup, epochs, st
                                                                       rel=1e-12, abs=1e-15)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_the_old_schedule_resumes_to_the_same_result(opt_ml, image_set, tmp_path, monkeypatch):
     """A job resumed from a checkpoint whose schedule is a LambdaLR's state ends where an uninterrupted job
     ends, epoch by epoch."""

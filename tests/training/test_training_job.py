@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,8 @@ from classifier.training.data import scan_channel
 from helpers import FAST_HP
 from scripts import job_definition
 from scripts.local import jobs
+
+pytestmark = pytest.mark.slow  # every test here runs training jobs through the toolkit
 
 
 def test_model_learns_and_reports_metric_lines(trained_job):
@@ -139,15 +142,47 @@ def test_make_train_local_prints_the_job(image_set, tmp_path):
     assert bad.returncode == 2 and "epoch" in bad.stderr and "valid names" in bad.stderr
 
 
-def test_ddp_with_two_cpu_processes(image_set, tmp_path):
-    """Several workers (GPUs, hosts) run DDP under torchrun; on CPU the gloo backend stands in."""
+def test_ddp_with_two_cpu_processes_trains_as_one_process_on_the_same_global_batches(image_set, tmp_path):
+    """Several workers (GPUs, hosts) run DDP under torchrun; on CPU the gloo backend stands in.
+
+    What DDP must give: DistributedSampler deals worker r the items r, r+2, ... of the same permutation one
+    process's sampler draws (both seeded with seed + epoch), and each step's gradient is the mean of the
+    workers' gradients. So 2 workers with batch_size B train on exactly the global batches one process sees
+    with batch_size 2B (120 train images: every batch full, both workers alike) and must reach the same model,
+    to float rounding. Dropout is off: its random masks cannot match across two layouts of a batch. The epoch's
+    train_loss is the whole job's (summed over the workers), so it equals one process's too."""
     definition = job_definition.load()
-    job = jobs.create_job(definition, image_set, {**FAST_HP, "epochs": "2", "lr": "0.003"}, root=tmp_path)
-    record = jobs.run_job(job, definition=definition, env={"TRAINING_PROCESSES_PER_HOST": "2", "MASTER_PORT": "29631"})
-    log_text = (job / jobs.LOG).read_text()
+    assert len(scan_channel("train", image_set / "train").samples) % 20 == 0
+    hp = {**FAST_HP, "epochs": "2", "lr": "0.003", "dropout": "0"}
+    one = jobs.create_job(definition, image_set, {**hp, "batch_size": "20"}, root=tmp_path)
+    two = jobs.create_job(definition, image_set, {**hp, "batch_size": "10"}, root=tmp_path)
+    assert jobs.run_job(one, definition=definition)["status"] == "Completed", (one / jobs.LOG).read_text()[-3000:]
+    record = jobs.run_job(two, definition=definition,
+                          env={"TRAINING_PROCESSES_PER_HOST": "2", "MASTER_PORT": str(_free_port())})
+    log_text = (two / jobs.LOG).read_text()
     assert record["status"] == "Completed", log_text[-3000:]
-    assert "world size 2" in log_text and record["metrics"]["valid_accuracy"] > 0.25
-    artifact.load_artifact(job / "model")  # one complete artifact, written by rank 0
+    assert "world size 2" in log_text
+
+    def history(job):
+        return json.loads((job / "output" / "data" / "metrics.json").read_text())["history"]
+
+    single, ddp = history(one), history(two)
+    assert [h["epoch"] for h in ddp] == [h["epoch"] for h in single] == [1, 2]
+    one_image = 1 / len(scan_channel("valid", image_set / "valid").samples)
+    for ours, theirs in zip(ddp, single, strict=True):  # valid_*: the whole valid set, evaluated on rank 0
+        assert ours["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-5)
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+        assert abs(ours["valid_accuracy"] - theirs["valid_accuracy"]) <= one_image + 1e-9  # a tie may flip
+    artifact.load_artifact(two / "model")  # one complete artifact, written by rank 0
+    weights = {job: torch.load(job / "model" / "model.pth", weights_only=True) for job in (one, two)}
+    for name, tensor in weights[one].items():
+        torch.testing.assert_close(weights[two][name], tensor, rtol=1e-4, atol=1e-5, msg=f"{name} differs")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_a_corrupt_artifact_is_named(trained_job, tmp_path):

@@ -111,3 +111,12 @@ def wrap(module: torch.nn.Module, world: World, device) -> torch.nn.Module:
         return module
     return torch.nn.parallel.DistributedDataParallel(
         module, device_ids=[world.local_rank] if torch.device(device).type == "cuda" else None)
+
+
+def sum_over_workers(world: World, values: list[float], device) -> list[float]:
+    """Each value summed over the job's processes (a value of this process alone when there is one)."""
+    if not world.distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()

@@ -13,6 +13,7 @@ validate, keep the best, checkpoint; at the end the best epoch's model, its test
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -260,12 +261,16 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
                     if epoch > 1 else "no checkpoint yet")
             raise TrainingStopped(f"stopped by SIGTERM during epoch {epoch}; {kept}")
         step += len(train_loader)
+        # Each process trained on its share of every batch: the epoch's loss and images are the whole job's.
+        loss_sum, images = distributed.sum_over_workers(world, [result.loss * result.images, result.images],
+                                                        process.device)
+        result = dataclasses.replace(result, loss=loss_sum / images, images=int(images))
         reason = None
         if world.is_main:
             evaluation = evaluate(trains.module, valid_loader, process.precision, observer, CHANNELS_LAST)
             metrics = {"epoch": epoch, "train_loss": result.loss, "valid_loss": evaluation.loss,
                        "valid_accuracy": evaluation.accuracy, "valid_macro_f1": evaluation.macro_f1,
-                       "epoch_time": result.seconds, "images_per_sec": result.images * world.size / result.seconds,
+                       "epoch_time": result.seconds, "images_per_sec": result.images / result.seconds,
                        "lr": optimizer.param_groups[0]["lr"]}
             if progress.record(metrics):
                 best_state = {k: v.detach().cpu().clone() for k, v in job.model.trained_state_dict().items()}

@@ -12,10 +12,11 @@ from helpers import FAST_HP, write_image_set
 
 # Test tiers. `make test-fast` runs `pytest -m "not slow"`: the unit tests, for editing; `make test` runs
 # every test. A test is slow when it uses one of these fixtures (each starts real work: training jobs
-# through the toolkit, a tuning job, the MMS endpoint, a moto server, the SageMaker SDK) or carries
-# `pytest.mark.slow` itself (a test that starts such work on its own: make, a training job, Chromium).
+# through the toolkit, a tuning job, the MMS endpoint, a moto server, the SageMaker SDK, a model's monitor
+# baseline) or carries `pytest.mark.slow` itself (a test that starts such work on its own: make, a training
+# job, Chromium).
 SLOW_FIXTURES = {"trained_job", "artifact_dir", "server", "endpoint", "tuning_run", "tuning_job", "moto_server",
-                 "sdk"}
+                 "sdk", "monitored_model"}
 # An unmarked test slower than this is named at the end of the run, so the fast tier stays fast (high enough
 # that a unit test slowed down by a busy machine is not named; a real job takes longer than this even idle).
 FAST_TEST_SECONDS = 10.0

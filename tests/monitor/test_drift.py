@@ -12,7 +12,7 @@ from classifier.monitoring.images import CONTINUOUS, FLAGS
 from scripts.monitor import drift
 
 CLASSES = [f"class {i}" for i in range(6)]
-MIX = np.array([0.3, 0.25, 0.2, 0.1, 0.1, 0.05])
+MIX = np.array([0.3, 0.2, 0.15, 0.15, 0.1, 0.1])  # every expected count >= 5: the chi-squared test
 
 
 def population(rng, n, shift=0.0, mix=MIX, darker=0.0):
@@ -33,8 +33,8 @@ def checks_of(baseline, window, **kwargs):
 def test_false_alarms_stay_under_alpha_over_repeated_windows():
     rng = np.random.default_rng(1)
     baseline = population(rng, 500)
-    alarms = sum(drift.any_drift(checks_of(baseline, population(rng, 100))) for _ in range(300))
-    assert alarms / 300 <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 300)  # within two standard errors of alpha
+    alarms = sum(drift.any_drift(checks_of(baseline, population(rng, 100))) for _ in range(200))
+    assert alarms / 200 <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200)  # within two standard errors of alpha
 
 
 @pytest.mark.parametrize("window, fired", [

@@ -141,6 +141,7 @@ def test_markup_in_user_data_shows_as_text(image_set, monitored_model, tmp_path)
     browser.shows_as_text(rendered, browser.MARKUP)
 
 
+@pytest.mark.slow
 def test_make_monitor_report_without_arguments_says_what_to_give():
     done = subprocess.run(["make", "-s", "monitor-report"], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=120)

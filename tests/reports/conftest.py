@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import browser
 import pytest
 
+import browser
 from scripts.local import features, jobs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -164,7 +164,8 @@ def main(argv=None) -> int:
         report_lines = demo_reports.write_all(tuning["name"], job, data / "test",
                                               REPO_ROOT / "build" / "demo-endpoint" / "logs" / "mms_log.log",
                                               since=endpoint_started, capture=CAPTURE_DIR)
-    except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError, export.ExportError, DataError) as error:
+    except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError, export.ExportError, DataError,
+            aws_settings.SettingsError) as error:
         say(f"demo failed: {error}")
         return 1
     latencies = results["latencies"]

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from classifier.pages.figures import pyplot
-from classifier.preprocessing import ImageDecodeError, ImageTooLargeError, open_rgb
+from classifier.pages.figures import pyplot, thumbnails
 from scripts.reports.endpoint_plots import bucket_text
 from scripts.reports.evaluation_plots import short
 
@@ -142,22 +141,9 @@ def image_statistics(a: Analysis):
 
 def unusual_images(a: Analysis, limit: int = 18, columns: int = 6):
     """The captured images least like the baseline's, with the model's answer and their p-value."""
-    plt = pyplot()
     order = np.argsort(a.unusual, kind="stable")[:limit]
-    rows = max(1, -(-len(order) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(10, 2.1 * rows), squeeze=False, layout="constrained")
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, order, strict=False):
-        try:
-            image = open_rgb(a.images[index].data, draft_size=160)
-            image.thumbnail((160, 160))
-            ax.imshow(np.asarray(image))
-        except (ImageDecodeError, ImageTooLargeError):
-            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
-        color = ALERT if a.unusual[index] < UNUSUAL else "#222222"
-        ax.set_title(f"p {a.unusual[index]:.3f}\n{short(a.classes[int(a.predicted[index])], 16)} "
-                     f"{a.top1[index]:.2f}", fontsize=6.5, color=color)
-    fig.suptitle(f"The {len(order)} most unusual of {len(a.images)} captured images (p: rank of the distance to the "
-                 f"baseline's images; model's class and top-1 probability)", fontsize=8.5)
-    return fig
+    titles = [f"p {a.unusual[i]:.3f}\n{short(a.classes[int(a.predicted[i])], 16)} {a.top1[i]:.2f}" for i in order]
+    colors = [ALERT if a.unusual[i] < UNUSUAL else "#222222" for i in order]
+    return thumbnails([a.images[i].data for i in order], titles, colors,
+                      f"The {len(order)} most unusual of {len(a.images)} captured images (p: rank of the distance to "
+                      f"the baseline's images; model's class and top-1 probability)", columns)

@@ -148,13 +148,13 @@ cleanup:  ## delete the endpoint, its endpoint config and model
 	$(call quote,PYTHON) -m scripts.aws.cleanup $(AWS_FLAGS)
 
 iam-policy:  ## the least-privilege IAM policies (caller, administrator, execution role, trust) as JSON files [OUT=dir]
-	$(PYTHON) -m scripts.aws.iam_policy $(AWS_FLAGS) $(if $(OUT),--out $(call quote,OUT))
+	$(call quote,PYTHON) -m scripts.aws.iam_policy $(AWS_FLAGS) $(if $(OUT),--out $(call quote,OUT))
 
 bootstrap:  ## a new account: the execution role and its policy, the bucket (encrypted, private, lifecycle), the ECR repositories
-	$(PYTHON) -m scripts.aws.bootstrap $(AWS_FLAGS)
+	$(call quote,PYTHON) -m scripts.aws.bootstrap $(AWS_FLAGS)
 
 teardown:  ## list, confirm, delete: the endpoint and what deploy made [ALL=1: everything the project made] [YES=1: no question]
-	$(PYTHON) -m scripts.aws.teardown $(AWS_FLAGS) $(if $(filter 1 true yes,$(ALL)),--all) \
+	$(call quote,PYTHON) -m scripts.aws.teardown $(AWS_FLAGS) $(if $(filter 1 true yes,$(ALL)),--all) \
 		$(if $(filter 1 true yes,$(YES)),--yes)
 
 aws-settings:  ## the AWS settings in effect (config/settings.yaml + environment) and where each came from

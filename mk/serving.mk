@@ -1,7 +1,8 @@
 # Serving: the serving image's own stack (sagemaker-inference + multi-model-server) on this machine.
 # Included by the main Makefile (include mk/*.mk).
 #
-#   make serve-local MODEL=<job | model dir | model.tar.gz> [PORT=8080] [WORKERS=n]   real MMS on 127.0.0.1:PORT
+#   make serve-local MODEL=<job | model dir | model.tar.gz> [PORT=8080] [WORKERS=n] [CAPTURE=<dir>]   real MMS on 127.0.0.1:PORT;
+#                                        CAPTURE: SageMaker's data capture files under <dir> (mk/monitor.mk)
 #   make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]                    print the prediction
 #   make batch-local DATA=<dir> [MODEL=<job | model dir | model.tar.gz>] [PORT=8080] [OUT=dir] [CONCURRENCY=4]   one request per
 #                                        image, .out files and summary.json (the layout of make batch-transform)
@@ -15,13 +16,17 @@ SERVE_DIR ?= build/serve-local
 WORKERS ?=
 CONCURRENCY ?=
 PRICE ?=
+CAPTURE ?=
+# The share of requests a capture keeps: the setting endpoint.capture_percent (DATA_CAPTURE_PERCENT), as on SageMaker.
+CAPTURE_ARGS = $(if $(CAPTURE),--capture $(call quote,CAPTURE) \
+	--capture-percent "$$($(call quote,PYTHON) -m scripts.aws.settings --get endpoint.capture_percent)")
 
 .PHONY: serve-local invoke-local batch-local endpoint-stats export bench-endpoint
 
-serve-local:  ## local endpoint on MMS: MODEL=<job | model dir | model.tar.gz> [PORT=8080] [WORKERS=n]
-	@test -n $(call quote,MODEL) || { echo "usage: make serve-local MODEL=<job | model dir | model.tar.gz> [PORT=8080] [WORKERS=n]" >&2; exit 2; }
+serve-local:  ## local endpoint on MMS: MODEL=<job | model dir | model.tar.gz> [PORT=8080] [WORKERS=n] [CAPTURE=<dir>]
+	@test -n $(call quote,MODEL) || { echo "usage: make serve-local MODEL=<job | model dir | model.tar.gz> [PORT=8080] [WORKERS=n] [CAPTURE=<dir>]" >&2; exit 2; }
 	$(call quote,PYTHON) -m scripts.local.serve --model $(call quote,MODEL) --port $(call quote,PORT) \
-		--work-dir $(call quote,SERVE_DIR)/$(call quote,PORT) $(if $(WORKERS),--workers $(call quote,WORKERS))
+		--work-dir $(call quote,SERVE_DIR)/$(call quote,PORT) $(if $(WORKERS),--workers $(call quote,WORKERS)) $(CAPTURE_ARGS)
 
 invoke-local:  ## classify IMAGE=<file> with the local endpoint [PORT=8080] [TOP_K=k]
 	@test -n $(call quote,IMAGE) || { echo "usage: make invoke-local IMAGE=<file> [PORT=8080] [TOP_K=k]" >&2; exit 2; }

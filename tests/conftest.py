@@ -1,5 +1,6 @@
 """Shared fixtures: real images (Fashion-MNIST from Debian's package, else scikit-learn digits) in the
-dogImages layout, an /opt/ml tree, and one small trained job run through the real toolkit."""
+dogImages layout, an /opt/ml tree, one small trained job run through the real toolkit, and a quick model with the
+monitor's baseline."""
 from __future__ import annotations
 
 import shutil
@@ -11,10 +12,11 @@ from helpers import FAST_HP, write_image_set
 
 # Test tiers. `make test-fast` runs `pytest -m "not slow"`: the unit tests, for editing; `make test` runs
 # every test. A test is slow when it uses one of these fixtures (each starts real work: training jobs
-# through the toolkit, a tuning job, the MMS endpoint, a moto server, the SageMaker SDK) or carries
-# `pytest.mark.slow` itself (a test that starts such work on its own: make, a training job, Chromium).
+# through the toolkit, a tuning job, the MMS endpoint, a moto server, the SageMaker SDK, a model's monitor
+# baseline) or carries `pytest.mark.slow` itself (a test that starts such work on its own: make, a training
+# job, Chromium).
 SLOW_FIXTURES = {"trained_job", "artifact_dir", "server", "endpoint", "tuning_run", "tuning_job", "moto_server",
-                 "sdk"}
+                 "sdk", "monitored_model"}
 # An unmarked test slower than this is named at the end of the run, so the fast tier stays fast (high enough
 # that a unit test slowed down by a busy machine is not named; a real job takes longer than this even idle).
 FAST_TEST_SECONDS = 10.0
@@ -92,3 +94,26 @@ def trained_job(image_set, tmp_path_factory):
     record = jobs.run_job(job, definition=definition)
     assert record["status"] == "Completed", (job / jobs.LOG).read_text()[-3000:]
     return job
+
+
+@pytest.fixture(scope="session")
+def monitored_model(image_set, tmp_path_factory) -> Path:
+    """EfficientNet-Lite0 (its ImageNet weights) with a seeded, untrained head at 32 px, saved as an artifact with
+    the monitor's baseline of the image set's valid images, as the training job writes it (a reference that takes
+    seconds to make; the training job's own baseline is tested end to end in tests/monitor/test_monitor_endpoint.py)."""
+    import torch
+
+    from classifier.artifact import model_config, save_artifact
+    from classifier.backbones import get_architecture
+    from classifier.model import build_model
+    from classifier.monitoring import baseline
+    from classifier.training.data import scan_channel
+
+    valid = scan_channel("valid", image_set / "valid")
+    torch.manual_seed(0)
+    model = build_model("efficientnet_lite0", len(valid.classes), pretrained=True)
+    preprocessing = get_architecture("efficientnet_lite0").preprocessing(32)
+    model_dir = tmp_path_factory.mktemp("monitored") / "model"
+    save_artifact(model_dir, model, model_config("efficientnet_lite0", valid.classes, preprocessing, {}, {}))
+    baseline.write(model_dir, model, [path for path, _ in valid.samples], valid.classes, preprocessing)
+    return model_dir

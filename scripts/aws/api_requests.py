@@ -9,6 +9,7 @@ import json
 from datetime import datetime
 
 from classifier import channels as container_channels
+from classifier.serving.capture import JSON_CONTENT_TYPES, VARIANT
 from classifier.serving.settings import DEFAULT_MAX_PAYLOAD_MB
 from scripts import batch_output, invoke, orchestration
 from scripts.job_definition import JobDefinition
@@ -17,7 +18,6 @@ from . import lockdown
 from .settings import Settings, SettingsError
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
-VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 # The image channels are application/x-image.
 CHANNEL_CONTENT_TYPES = {container_channels.WEIGHTS: "application/octet-stream",
@@ -297,7 +297,7 @@ def endpoint_config(settings: Settings, name: str, model_name: str, record: list
             "EnableCapture": True, "InitialSamplingPercentage": settings.capture_percent,
             "DestinationS3Uri": settings.s3_uri("capture_prefix", settings.endpoint_name).rstrip("/"),
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]}, **lockdown.key(settings)}
+            "CaptureContentTypeHeader": {"JsonContentTypes": list(JSON_CONTENT_TYPES)}, **lockdown.key(settings)}
     tags = settings.tag_list + list(record or [])
     if tags:
         request["Tags"] = tags
@@ -401,6 +401,62 @@ def rollback_alarms(settings: Settings) -> list[dict]:
     ]
     if settings.tag_list:
         for alarm in alarms:
+            alarm["Tags"] = settings.tag_list
+    return alarms
+
+
+# What `make monitor-report PUBLISH=1` puts on the endpoint's dimensions (scripts/monitor/publish.py): name -> unit.
+DRIFT_METRIC, LOW_CONFIDENCE_METRIC = "DataDrift", "LowConfidenceShare"
+MONITOR_METRICS = {
+    DRIFT_METRIC: "Count",  # 1: a check of the window fired, 0: none
+    "EmbeddingDriftPValue": "None", "ClassMixPValue": "None", "ClassMixPSI": "None", "ConfidencePValue": "None",
+    LOW_CONFIDENCE_METRIC: "None", "ImageStatisticsPValue": "None",  # shares and p-values: 0 to 1
+    "CapturedImages": "Count", "ErrorShare": "None",
+}
+
+
+def check_monitor(settings: Settings) -> None:
+    """The monitor's alarms watch what the capture feeds: refused without data capture, before any request."""
+    if settings.monitor_alarm and not settings.data_capture:
+        raise SettingsError("monitor.alarm needs the endpoint's data capture (the monitor reads it): set "
+                            "DATA_CAPTURE=true (endpoint.data_capture), or MONITOR_ALARM=false")
+
+
+def monitor_metric_data(settings: Settings, endpoint_name: str, values: dict[str, float], when: datetime,
+                        variant: str = VARIANT) -> dict:
+    """PutMetricData: the monitor's figures of one window, stamped with its end, on the endpoint's dimensions."""
+    unknown = sorted(set(values) - set(MONITOR_METRICS))
+    if unknown:
+        raise ValueError(f"not monitor metrics: {', '.join(unknown)}")
+    dimensions = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": variant}]
+    return {"Namespace": settings.monitor_namespace, "MetricData": [
+        {"MetricName": name, "Dimensions": dimensions, "Timestamp": when, "Value": float(value),
+         "Unit": MONITOR_METRICS[name]} for name, value in values.items()]}
+
+
+def monitor_alarms(settings: Settings) -> list[dict]:
+    """PutMetricAlarm for the monitor's metrics (make deploy, monitor.alarm): DataDrift in monitor.alarm_runs runs
+    in a row, one run per monitor.hours; with monitor.low_confidence_alarm, the low-confidence share above it. No
+    data (no monitor run) does not trip them. Not auto rollback triggers: drift is the world changing, not a bad
+    deployment."""
+    endpoint, runs = settings.endpoint_name, settings.monitor_alarm_runs
+    common = {"Namespace": settings.monitor_namespace, "Dimensions": _endpoint_dimensions(endpoint),
+              "Period": settings.monitor_hours * 3600, "EvaluationPeriods": runs, "DatapointsToAlarm": runs,
+              "TreatMissingData": "notBreaching"}
+    every = f"{runs} monitor run(s) in a row ({settings.monitor_hours} h each)"
+    alarms = [{"AlarmName": f"{endpoint}-data-drift", "MetricName": DRIFT_METRIC, "Statistic": "Maximum",
+               "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+               "AlarmDescription": f"{endpoint}: make monitor-report found drift in {every}", **common}]
+    if settings.monitor_low_confidence_alarm is not None:
+        share = settings.monitor_low_confidence_alarm
+        alarms.append({"AlarmName": f"{endpoint}-low-confidence", "MetricName": LOW_CONFIDENCE_METRIC,
+                       "Statistic": "Average", "Threshold": float(share), "ComparisonOperator": "GreaterThanThreshold",
+                       "AlarmDescription": f"{endpoint}: more than {share:.0%} low-confidence answers in {every}",
+                       **common})
+    for alarm in alarms:
+        if settings.monitor_alarm_topic:
+            alarm["AlarmActions"] = [settings.monitor_alarm_topic]
+        if settings.tag_list:
             alarm["Tags"] = settings.tag_list
     return alarms
 

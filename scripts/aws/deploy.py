@@ -272,6 +272,15 @@ def put_rollback_alarms(aws: Aws) -> list[str]:
     return names
 
 
+def put_monitor_alarms(aws: Aws) -> list[str]:
+    """The monitor's alarms on the metrics `make monitor-report PUBLISH=1` puts (monitor.alarm)."""
+    names = []
+    for alarm in api_requests.monitor_alarms(aws.settings):
+        aws.call("cloudwatch", "put_metric_alarm", **alarm)
+        names.append(alarm["AlarmName"])
+    return names
+
+
 def rollback_reason(aws: Aws, state: dict, alarms: list[str]) -> str:
     """Why SageMaker rolled an update back: its FailureReason, and each of our alarms that went off, by name with
     its reason (DescribeAlarms; one that tripped and has since cleared is named by the FailureReason)."""
@@ -371,6 +380,9 @@ def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endp
                   file=aws.out)
         aws.call("sagemaker", "create_endpoint", dry={}, **api_requests.create_endpoint(
             settings, stamp, served.tags("serving")))
+    if settings.monitor_alarm:
+        print(f"monitor alarms: {', '.join(put_monitor_alarms(aws))} (fed by make monitor-report ENDPOINT={endpoint} "
+              f"PUBLISH=1 every {settings.monitor_hours} h: docs/monitoring.md)", file=sys.stderr)
     result = {"endpoint": endpoint, "model": stamp, "config": stamp, "updated": bool(existing),
               "replaced": old_config, "finished": False, "previous": previous}
     if not wait:
@@ -598,6 +610,7 @@ def main(argv=None) -> int:
             require(aws, "bucket")
         api_requests.check_endpoint_type(aws.settings)  # bad settings: before any request
         api_requests.check_deployment(aws.settings)
+        api_requests.check_monitor(aws.settings)
         served, source = served_source(aws, args, definition)
         result = deploy(aws, served, wait=not args.no_wait, latency_ms=args.latency_ms,
                         assume_exists=args.assume_exists)

@@ -270,6 +270,26 @@ def _entity_name(value) -> str:
     return text
 
 
+def _namespace(value) -> str:
+    """A CloudWatch namespace of our own: 1-255 characters, not starting with AWS/ (AWS's own) or a colon."""
+    text = _text(value)
+    if not 1 <= len(text) <= 255 or text.startswith((":", "AWS/")) or not text.isprintable():
+        raise ValueError("a CloudWatch namespace is 1-255 printable characters, not starting with AWS/ or ':'")
+    return text
+
+
+def _optional_share(value) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = -1.0
+    if isinstance(value, bool) or not 0 < share < 1:
+        raise ValueError(f"expected a share between 0 and 1 (such as 0.3), or empty for none, not {value!r}")
+    return share
+
+
 def _tags(value) -> dict[str, str]:
     if value in (None, ""):
         return {}
@@ -448,6 +468,18 @@ SPECS = [
          "make bootstrap's lifecycle rule: shared features expire after this many days (0: kept)"),
     Spec("checkpoint_days", "lifecycle.checkpoint_days", ("CHECKPOINT_DAYS",), _days,
          "make bootstrap's lifecycle rule: training checkpoints expire after this many days (0: kept)"),
+    Spec("monitor_namespace", "monitor.namespace", ("MONITOR_NAMESPACE",), _namespace,
+         "CloudWatch namespace of make monitor-report PUBLISH=1's metrics"),
+    Spec("monitor_hours", "monitor.hours", ("MONITOR_HOURS",), _integer(1, 24),
+         "hours of capture a scheduled monitor run reads (HOURS=), and the monitor alarms' period"),
+    Spec("monitor_alarm", "monitor.alarm", ("MONITOR_ALARM",), _boolean,
+         "make deploy creates the monitor's alarms (needs endpoint.data_capture)"),
+    Spec("monitor_alarm_runs", "monitor.alarm_runs", ("MONITOR_ALARM_RUNS",), _integer(1, 24),
+         "monitor runs in a row that must find drift before the alarm fires"),
+    Spec("monitor_low_confidence_alarm", "monitor.low_confidence_alarm", ("MONITOR_LOW_CONFIDENCE_ALARM",),
+         _optional_share, "also an alarm when the low-confidence share is above this (empty: none)"),
+    Spec("monitor_alarm_topic", "monitor.alarm_topic", ("MONITOR_ALARM_TOPIC",), _sns_topic,
+         "SNS topic told when a monitor alarm fires (empty: none)"),
     Spec("tags", "tags", (), _tags, "tags on created resources"),
     Spec("poll_seconds", "poll_seconds", ("AWS_POLL_SECONDS",), _integer(0, 3600), "seconds between status polls"),
 ]
@@ -608,6 +640,10 @@ def load(path: Path | str | None = None, environ: dict | None = None) -> Setting
         raise SettingsError(f"setting endpoint.max_instances ({values['max_instances']}) is below "
                             f"endpoint.min_instances ({values['min_instances']}). "
                             f"Fix it in {where} or with AUTOSCALING_MAX=...")
+    if values["monitor_hours"] * values["monitor_alarm_runs"] > 168:
+        raise SettingsError(f"settings monitor.hours ({values['monitor_hours']}) x monitor.alarm_runs "
+                            f"({values['monitor_alarm_runs']}) exceed CloudWatch's 7 days (168 hours) an alarm may "
+                            f"look back. Fix it in {where} or with MONITOR_ALARM_RUNS=...")
     return Settings(path=path, values=values, sources=sources)
 
 
@@ -643,12 +679,20 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description="print the AWS settings in effect")
     parser.add_argument("--settings", help="settings file (default: $SETTINGS or config/settings.yaml)")
+    parser.add_argument("--get", metavar="KEY", help="print one setting's value alone (e.g. endpoint.capture_percent)")
     args = parser.parse_args(argv)
     try:
         settings = load(args.settings)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if args.get:
+        spec = next((spec for spec in SPECS if args.get in (spec.key, spec.attr)), None)
+        if spec is None:
+            print(f"error: no setting {args.get}; known: {', '.join(spec.key for spec in SPECS)}", file=sys.stderr)
+            return 1
+        print(settings.values[spec.attr])
+        return 0
     print(settings.describe())
     missing = [BY_ATTR[a].key for a in ("role_arn", "bucket") if not settings.values[a]]
     if missing:

@@ -4,14 +4,16 @@ Sample data -> a small tuning job of the head on the frozen backbone's cached fe
 `make train-local TUNING=` runs it (orchestration.final_job: the best trial's hyperparameters with the
 backbone's last stage fine-tuned, started from the best trial's model; the debugger and profiler on), kept
 if its valid loss is below the best trial's ->
-the report -> the local endpoint (the serving image's nginx + MMS stack) -> every test image sent to it
--> accuracy beside the baseline (a linear probe on the frozen features), per-class accuracy and endpoint
-latency -> the endpoint stopped -> the tuning job, evaluation and endpoint reports.
+the report -> the local endpoint (the serving image's nginx + MMS stack, with data capture on, sampled as
+endpoint.capture_percent says) -> every test image sent to it -> accuracy beside the baseline (a linear probe on
+the frozen features), per-class accuracy and endpoint latency -> the endpoint stopped -> the tuning job,
+evaluation and endpoint reports, and the monitor's report of what the endpoint captured.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -24,6 +26,7 @@ from classifier.serving.local import free_port
 from classifier.training import hyperparameters as hp_specs
 from classifier.training.data import DataError, scan_channel
 from scripts import REPO_ROOT, export, job_definition
+from scripts.aws import settings as aws_settings
 from scripts.data import fashion_mnist
 from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
@@ -32,6 +35,7 @@ from scripts.local.baseline import linear_probe
 from scripts.reports import demo_reports, evaluation_cli
 
 STARTED = time.time()
+CAPTURE_DIR = REPO_ROOT / "build" / "demo-capture"  # the demo endpoint's data capture (make monitor-report reads it)
 
 
 def say(message: str) -> None:
@@ -99,9 +103,12 @@ def serve_and_evaluate(job: Path, data: Path) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     work_dir = REPO_ROOT / "build" / "demo-endpoint"
-    say(f"Starting the local endpoint (sagemaker-inference + multi-model-server) on {url}")
+    percent = aws_settings.load().capture_percent
+    shutil.rmtree(CAPTURE_DIR, ignore_errors=True)  # this run's capture only
+    say(f"Starting the local endpoint (sagemaker-inference + multi-model-server) on {url}, capturing {percent} % of "
+        f"the requests in {CAPTURE_DIR}")
     log = REPO_ROOT / "build" / "demo-endpoint.log"
-    server = endpoint_process.start(job, port, work_dir, log)
+    server = endpoint_process.start(job, port, work_dir, log, capture=CAPTURE_DIR, capture_percent=percent)
     try:
         endpoint_process.wait_until_healthy(url, server, log)
         say("Endpoint answers /ping; sending every test image, one request each")
@@ -156,8 +163,9 @@ def main(argv=None) -> int:
         results = serve_and_evaluate(job, data)
         report_lines = demo_reports.write_all(tuning["name"], job, data / "test",
                                               REPO_ROOT / "build" / "demo-endpoint" / "logs" / "mms_log.log",
-                                              since=endpoint_started)
-    except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError, export.ExportError, DataError) as error:
+                                              since=endpoint_started, capture=CAPTURE_DIR)
+    except (RuntimeError, jobs.JobError, job_definition.JobDefinitionError, export.ExportError, DataError,
+            aws_settings.SettingsError) as error:
         say(f"demo failed: {error}")
         return 1
     latencies = results["latencies"]

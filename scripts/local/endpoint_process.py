@@ -24,12 +24,17 @@ class EndpointError(RuntimeError):
     """The endpoint exited or gave no healthy /ping in time; the message holds its log's tail."""
 
 
-def start(model: Path, port: int, work_dir: Path, log: Path) -> subprocess.Popen:
-    """The endpoint for `model` on 127.0.0.1:`port`, its output to `log`, in a process group of its own."""
+def start(model: Path, port: int, work_dir: Path, log: Path, capture: Path | None = None,
+          capture_percent: int | None = None) -> subprocess.Popen:
+    """The endpoint for `model` on 127.0.0.1:`port`, its output to `log`, in a process group of its own; with
+    `capture`, writing SageMaker's data capture files there (`capture_percent` of the requests)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CONTAINER_DIR), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "classifier.serving.local", str(model), "--port", str(port), "--work-dir",
+               str(work_dir)]
+    if capture is not None:
+        command += ["--capture", str(capture)] + ([] if capture_percent is None else
+                                                  ["--capture-percent", str(capture_percent)])
     with open(log, "wb") as handle:
-        command = [sys.executable, "-m", "classifier.serving.local", str(model), "--port", str(port),
-                   "--work-dir", str(work_dir)]
         return subprocess.Popen(guarded(command), stdout=handle, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
 

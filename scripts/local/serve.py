@@ -3,6 +3,7 @@ for MODEL= as every target names a model (scripts/local/jobs.py: a local job, a 
 model.tar.gz).
 
     python -m scripts.local.serve --model MODEL [--port 8080] [--work-dir DIR] [--workers N]
+        [--capture DIR [--capture-percent P]]
 
 `python -m classifier.serving.local` serves the model directory (SAGEMAKER_BASE_DIR = the work dir) as a child
 that gets SIGTERM should this process die, even by SIGKILL (orphan_guard.py); SIGTERM, SIGINT and SIGHUP here are
@@ -30,6 +31,8 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--work-dir", type=Path, required=True, help="SAGEMAKER_BASE_DIR: MMS's logs go to its logs/")
     parser.add_argument("--workers", type=int, help="SAGEMAKER_MODEL_SERVER_WORKERS")
+    parser.add_argument("--capture", type=Path, help="write SageMaker's data capture files under this folder")
+    parser.add_argument("--capture-percent", type=int, help="share of requests captured, 0-100")
     args = parser.parse_args(argv)
     paths = [str(CONTAINER_DIR), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
@@ -37,6 +40,10 @@ def main(argv=None) -> int:
         with jobs.opened_model(args.model) as model_dir:
             command = [sys.executable, "-m", "classifier.serving.local", str(model_dir), "--port", str(args.port),
                        "--work-dir", str(args.work_dir)] + (["--workers", str(args.workers)] if args.workers else [])
+            if args.capture is not None:
+                command += ["--capture", str(args.capture)]
+            if args.capture_percent is not None:
+                command += ["--capture-percent", str(args.capture_percent)]
             server = subprocess.Popen(guarded(command), env=env)
             for signum in STOP_SIGNALS:
                 signal.signal(signum, lambda received, frame: server.send_signal(received))

@@ -37,7 +37,7 @@ def requests_and_errors(traffic: Traffic):
     axes[0].bar(traffic.times, [v * per_minute for v in traffic.requests], width=_width_days(traffic),
                 align="edge", color="#1f77b4")
     axes[0].set_ylabel("requests per minute")
-    axes[0].set_title(f"Requests per minute ({_bucket_text(traffic.bucket_seconds)} buckets)")
+    axes[0].set_title(f"Requests per minute ({bucket_text(traffic.bucket_seconds)} buckets)")
     bottom = np.zeros(len(traffic.times))
     for color, (status, values) in zip(ERROR_COLORS * 3, sorted(traffic.errors.items()), strict=False):
         counts = np.asarray(values)
@@ -91,7 +91,7 @@ def latency_histogram(records: list[dict]):
     return fig
 
 
-def _bucket_text(seconds: int) -> str:
+def bucket_text(seconds: int) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min" if seconds < 3600 else f"{seconds // 3600} h"
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.pages.figures import pyplot
-from classifier.preprocessing import ImageDecodeError, open_rgb
+from classifier.pages.figures import pyplot, thumbnails
 
 from .evaluation_data import Predictions
 from .metrics import Evaluation
@@ -86,25 +85,13 @@ def confusion_close_up(result: Evaluation, p: Predictions):
 
 def misclassified(p: Predictions, limit: int = 24, columns: int = 6):
     """The most confident mistakes: each image with its true class, predicted class and probability."""
-    plt = pyplot()
     wrong = np.flatnonzero(p.predicted != p.labels)
     wrong = wrong[np.argsort(-p.probabilities[wrong, p.predicted[wrong]], kind="stable")][:limit]
-    rows = max(1, -(-len(wrong) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(10, 2.1 * rows), squeeze=False, layout="constrained")
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, wrong, strict=False):
-        try:
-            image = open_rgb(p.paths[index], draft_size=160, max_pixels=None)
-            image.thumbnail((160, 160))
-            ax.imshow(np.asarray(image))
-        except (ImageDecodeError, OSError):
-            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
-        predicted = p.predicted[index]
-        ax.set_title(f"true: {short(p.classes[p.labels[index]], 18)}\npred: {short(p.classes[predicted], 18)} "
-                     f"{p.probabilities[index, predicted]:.2f}", fontsize=6.5, color="#a40e26")
-    fig.suptitle(f"The {len(wrong)} most confident mistakes (of {int((p.predicted != p.labels).sum())})", fontsize=9)
-    return fig
+    titles = [f"true: {short(p.classes[p.labels[i]], 18)}\npred: {short(p.classes[p.predicted[i]], 18)} "
+              f"{p.probabilities[i, p.predicted[i]]:.2f}" for i in wrong]
+    return thumbnails([p.paths[i] for i in wrong], titles, ["#a40e26"] * len(wrong),
+                      f"The {len(wrong)} most confident mistakes (of {int((p.predicted != p.labels).sum())})", columns,
+                      max_pixels=None)
 
 
 def top_k(result: Evaluation):

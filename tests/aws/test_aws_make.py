@@ -91,6 +91,7 @@ def test_make_dry_run_shows_a_guarded_update_with_the_settings_from_the_command_
     assert "# cost: realtime, 2 x ml.m5.2xlarge: 1,460 instance-hours a month" in out
 
 
+@pytest.mark.slow  # several make runs of the dry runs end to end
 def test_make_locked_down_targets_dry_run_end_to_end(tmp_path):
     """make iam-policy / bootstrap / teardown ALL=1 with DRY_RUN=1 and no credentials: the documents and the
     requests, nothing sent; the settings of a locked-down account given to make reach them."""

@@ -12,7 +12,8 @@ from classifier.pages import render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPORT_TEMPLATES = [REPO_ROOT / "container/classifier/debugger/templates/debugger-report.html",
-                    *sorted((REPO_ROOT / "scripts/reports/templates").glob("*.html"))]
+                    *sorted((REPO_ROOT / "scripts/reports/templates").glob("*.html")),
+                    *sorted((REPO_ROOT / "scripts/monitor/templates").glob("*.html"))]
 
 
 @pytest.mark.slow

@@ -114,11 +114,12 @@ def test_sagemaker_model_error_is_shown_like_a_local_one():
 def test_endpoint_stats_summary(tmp_path):
     lines = ["2026-01-01 [INFO ] W-9000-model-stdout WorkerLifeCycle - some other line"]
     for n in range(100):
+        when = f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}+00:00"
         lines.append("2026-01-01T00:00:00,000 [INFO ] W-9000-model-stdout com.amazonaws.ml.mms.wlm.WorkerLifeCycle - "
-                     "INVOCATION " + json.dumps({"time": f"t{n}", "status": 200, "images": 1,
+                     "INVOCATION " + json.dumps({"time": when, "status": 200, "images": 1,
                                                  "ModelLatency": (n + 1) * 1000, "OverheadLatency": 500}))
     for status in (400, 400, 415, 413):
-        lines.append("INVOCATION " + json.dumps({"time": "t", "status": status, "images": 0,
+        lines.append("INVOCATION " + json.dumps({"time": "2026-01-01T00:02:00+00:00", "status": status, "images": 0,
                                                  "ModelLatency": 0, "OverheadLatency": 100}))
     lines.append("INVOCATION {broken json")
     twice = "INVOCATION " + json.dumps({"request_id": "r-1", "status": 200, "images": 1, "ModelLatency": 50_000,

@@ -5,6 +5,8 @@ import base64
 import functools
 import io
 
+from ..preprocessing import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError, open_rgb
+
 # Class names are in any script: each glyph comes from the first of these fonts that has it (matplotlib's font
 # fallback). DejaVu Sans (matplotlib's own) draws Latin, Greek, Cyrillic, Arabic...; WenQuanYi Micro Hei
 # (Debian's fonts-wqy-microhei, 5 MB) Chinese, Japanese and Korean; Symbola (fonts-symbola, 3 MB) emoji up to
@@ -66,3 +68,26 @@ def png(fig, crop: bool = False) -> str:
         fig.savefig(buffer, format="png")
     pyplot().close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def thumbnails(sources: list, titles: list[str], colors: list[str], title: str, columns: int = 6, side: int = 160,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """Images (files or encoded bytes) in a grid, each under its title in its colour: a report's pictures.
+    `max_pixels`: None only for images known to be of a sane size (a data set the job already read)."""
+    import numpy as np
+
+    plt = pyplot()
+    rows = max(1, -(-len(sources) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(10, 2.1 * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, source, text, color in zip(axes.flat, sources, titles, colors, strict=False):
+        try:
+            image = open_rgb(source, draft_size=side, max_pixels=max_pixels)
+            image.thumbnail((side, side))
+            ax.imshow(np.asarray(image))
+        except (ImageDecodeError, ImageTooLargeError, OSError):
+            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
+        ax.set_title(text, fontsize=6.5, color=color)
+    fig.suptitle(title, fontsize=9)
+    return fig

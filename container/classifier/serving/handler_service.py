@@ -16,6 +16,8 @@ For each request it
   `ModelLatency`: decoding + preprocessing + forward pass (`predict_fn`);
   `OverheadLatency`: the rest of the handler (request checks, JSON/base64 parsing, top-k, encoding).
   Time spent in MMS's Java front end and on its socket to this worker is in neither.
+- with CLASSIFIER_CAPTURE_DIR set (`make serve-local CAPTURE=<dir>`), offers the request and its answer to the
+  data capture (`capture.CaptureWriter`: SageMaker's capture files, sampled, written by a thread of its own).
 A model that fails to load ends the worker process (see `initialize`).
 """
 from __future__ import annotations
@@ -27,12 +29,13 @@ import sys
 import time
 import traceback
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sagemaker_inference.errors import BaseInferenceToolkitError
 
 from ..artifact import ArtifactError, atomic_write_bytes
 from ..export.formats import FormatError
-from . import inference
+from . import capture, inference
 from .inference import JSON, RequestError
 from .settings import LOAD_FAILURE_ENV, MIB, Settings
 
@@ -98,6 +101,8 @@ class HandlerService:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()
         self.model: inference.ServingModel | None = None
+        self.capture = (capture.CaptureWriter(Path(self.settings.capture_dir), self.settings.capture_endpoint,
+                                              self.settings.capture_percent) if self.settings.capture_dir else None)
 
     def initialize(self, context) -> None:
         """Load the model (`model_fn`). A failure ends this worker: MMS would log it and still count the
@@ -122,7 +127,7 @@ class HandlerService:
         return [self.handle_one(index, request, context) for index, request in enumerate(data)]
 
     def handle_one(self, index: int, request: dict, context) -> str:
-        start = time.perf_counter_ns()
+        start, received = time.perf_counter_ns(), time.time()
         outcome = {"images": 0, "top_k": None, "model_ns": 0, "status": 200, "error": None}
         headers, body = {}, b""
         try:
@@ -142,6 +147,9 @@ class HandlerService:
             response, content_type = error_body(failure), JSON
             context.set_response_status(code=500, phrase=str(failure.phrase), idx=index)
         context.set_response_content_type(index, content_type)
+        if self.capture is not None and len(body) <= self.settings.max_body_bytes:  # SageMaker never sees larger
+            self.capture.offer(body, header(headers, "content-type"), response, content_type, received,
+                               request_id(context, index))
         outcome["total_ns"] = time.perf_counter_ns() - start
         log_request(context, index, headers, body, outcome)
         return response

@@ -3,9 +3,11 @@ with the sagemaker-inference handler) on this machine, for a model directory or 
 directory (an /opt/ml tree).
 
     python -m classifier.serving.local MODEL_OR_JOB_DIR [--port 8080] [--work-dir DIR] [--workers N]
+                                       [--capture DIR [--capture-percent N] [--capture-endpoint NAME]]
 
 The work dir becomes `SAGEMAKER_BASE_DIR`: `model` there links to the model, MMS's logs go to its `logs/`
-(the servers' configs, pid files and sockets to a private temporary directory). Then this process becomes
+(the servers' configs, pid files and sockets to a private temporary directory). With --capture, the handler
+writes SageMaker's data capture files under DIR (capture.py). Then this process becomes
 `python -m classifier.serving.serve`.
 """
 from __future__ import annotations
@@ -45,8 +47,15 @@ def prepare_base_dir(model_dir: Path, work_dir: Path) -> Path:
 
 
 def server_environment(base_dir: Path, port: int, workers: int | None = None, host: str = "127.0.0.1",
-                       env=None) -> dict:
+                       env=None, capture: Path | None = None, capture_percent: int | None = None,
+                       capture_endpoint: str | None = None) -> dict:
     env = dict(os.environ if env is None else env)
+    if capture is not None:  # the handler's data capture (settings.py: CLASSIFIER_CAPTURE_*)
+        env["CLASSIFIER_CAPTURE_DIR"] = str(Path(capture).resolve())
+        if capture_percent is not None:
+            env["CLASSIFIER_CAPTURE_PERCENT"] = str(capture_percent)
+        if capture_endpoint:
+            env["CLASSIFIER_CAPTURE_ENDPOINT"] = capture_endpoint
     env["SAGEMAKER_BASE_DIR"] = str(base_dir)
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
     # The image listens on 0.0.0.0 (right in a container); on a workstation only this machine should reach it.
@@ -70,13 +79,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="SAGEMAKER_BASE_DIR for the server (default: a new temporary directory)")
     parser.add_argument("--workers", type=int, default=None, help="SAGEMAKER_MODEL_SERVER_WORKERS")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: reachable from other machines)")
+    parser.add_argument("--capture", type=Path, default=None,
+                        help="write SageMaker's data capture files (JSON Lines) under this folder")
+    parser.add_argument("--capture-percent", type=int, default=None, help="share of requests captured, 0-100")
+    parser.add_argument("--capture-endpoint", default=None, help="the endpoint's folder in the capture (local)")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not a TCP port (1 to 65535)")
+    if args.capture_percent is not None and not 0 <= args.capture_percent <= 100:
+        parser.error(f"--capture-percent {args.capture_percent} is not a percentage (0 to 100)")
     model_dir = resolve_model_dir(args.model)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="serve-local-"))
     base_dir = prepare_base_dir(model_dir, work_dir)
-    env = server_environment(base_dir, args.port, args.workers, args.host)
+    env = server_environment(base_dir, args.port, args.workers, args.host, capture=args.capture,
+                             capture_percent=args.capture_percent, capture_endpoint=args.capture_endpoint)
     print(f"serve-local: {model_dir} on http://{args.host}:{args.port} (SAGEMAKER_BASE_DIR={base_dir}, "
           f"MMS logs in {base_dir / 'logs'})", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "classifier.serving.serve"], env)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .. import artifact  # torch-free
 from ..export import formats  # torch-free
-from . import launcher
+from . import capture, launcher
 from .mms_plugin import PluginBuildError, plugin_dir
 from .settings import Settings, SettingsError
 
@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"serve: error: {error}", file=sys.stderr)
         return 1
+    if settings.capture_dir:
+        try:
+            capture.check_directory(Path(settings.capture_dir))
+        except capture.CaptureError as error:
+            print(f"serve: {error}", file=sys.stderr)
+            return 1
     try:
         plugins = plugin_dir()
     except PluginBuildError as error:
@@ -113,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"serve: {summary['architecture']} with {summary['classes']} classes from {model_dir}, format "
           f"{summary['format']} on a CPU ({summary['why']}; torch on a GPU unless {formats.RUNTIME_ENV} says); "
           f"port {settings.port}, {settings.workers} workers x {settings.threads_per_worker} threads, "
-          f"body limit {settings.max_body_bytes} bytes; /ping plugin {plugins}", flush=True)
+          f"body limit {settings.max_body_bytes} bytes; /ping plugin {plugins}"
+          + (f"; data capture: {settings.capture_percent}% of requests to {settings.capture_dir}/"
+             f"{settings.capture_endpoint}/" if settings.capture_dir else ""), flush=True)
     try:
         return launcher.run(config)
     except launcher.LaunchError as error:

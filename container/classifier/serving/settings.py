@@ -14,14 +14,19 @@
 | CLASSIFIER_DEFAULT_TOP_K          | 3                | classes returned when the request names no top_k    |
 | SAGEMAKER_BIND_TO_PORT            | 8080             | the endpoint's port (nginx)                         |
 | CLASSIFIER_BIND_HOST              | 0.0.0.0          | the address it listens on (127.0.0.1: this machine) |
+| CLASSIFIER_CAPTURE_DIR            | (none: off)      | SageMaker's capture files go here (capture.py)      |
+| CLASSIFIER_CAPTURE_PERCENT        | 100              | share of requests captured, %                       |
+| CLASSIFIER_CAPTURE_ENDPOINT       | local            | the endpoint's folder in the capture                |
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from ..export.formats import FP32, INT8, TORCH  # torch-free
 from ..preprocessing import DEFAULT_MAX_PIXELS  # torch-free (PIL, which serve's model check imports anyway)
+from .capture import DEFAULT_ENDPOINT  # torch-free
 
 MIB = 1024 * 1024
 # Workers per usable CPU for each format served, measured by benchmarks/bench_endpoint.py (the in-process layout
@@ -99,6 +104,9 @@ class Settings:
     threads_per_worker: int
     port: int = 8080
     host: str = "0.0.0.0"
+    capture_dir: str = ""  # empty: no data capture
+    capture_percent: int = 100
+    capture_endpoint: str = DEFAULT_ENDPOINT
 
     @classmethod
     def from_env(cls, env=None, fmt: str = TORCH) -> "Settings":
@@ -121,4 +129,21 @@ class Settings:
             threads_per_worker=threads,
             port=port,
             host=str(env.get("CLASSIFIER_BIND_HOST", "")).strip() or "0.0.0.0",
+            capture_dir=str(env.get("CLASSIFIER_CAPTURE_DIR", "")).strip(),
+            capture_percent=_capture_percent(env),
+            capture_endpoint=_capture_endpoint(env),
         )
+
+
+def _capture_percent(env) -> int:
+    percent = _int_env(env, "CLASSIFIER_CAPTURE_PERCENT", 100, minimum=0)
+    if percent > 100:
+        raise SettingsError(f"CLASSIFIER_CAPTURE_PERCENT={percent} is not a percentage (0 to 100)")
+    return percent
+
+
+def _capture_endpoint(env) -> str:
+    name = str(env.get("CLASSIFIER_CAPTURE_ENDPOINT", "")).strip() or DEFAULT_ENDPOINT
+    if not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9])*", name):
+        raise SettingsError(f"CLASSIFIER_CAPTURE_ENDPOINT={name!r} is not an endpoint name (letters, digits, hyphens)")
+    return name

@@ -34,6 +34,7 @@ from ..channels import FEATURE_CACHE
 from ..debugger import build_observers
 from ..export.main import export_after_training
 from ..model import WeightsError
+from ..monitoring import baseline as monitor_baseline
 from . import distributed, feature_cache, feature_job, metrics_log, setup, stopping
 from .checkpoints import Checkpointer, CheckpointError, Progress
 from .data import Channel, DataError, FeatureDataset, ImageDataset, make_loader
@@ -297,10 +298,14 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
         finish(job, process, observer, progress, best_state)
         if stopping.requested():  # after the last epoch: the model was saved, the job completes
             log.info("SIGTERM arrived after the last epoch: the model was saved first; the job completes "
-                     "(without the export: `make export` makes it later)")
-        elif hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images; a SIGTERM
-            # during it ends it at its next step with nothing of it kept (the job completes, as above)
-            export_after_training(paths.model_dir(), job.data.train, job.data.valid, should_stop=stopping.requested)
+                     "(without the monitor's baseline and the export: `make monitor-baseline` and `make export` "
+                     "make them later)")
+        else:
+            write_monitor_baseline(job, process, trains)
+            if hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images; a
+                # SIGTERM during it ends it at its next step with nothing of it kept (the job completes, as above)
+                export_after_training(paths.model_dir(), job.data.train, job.data.valid,
+                                      should_stop=stopping.requested)
     distributed.barrier(world)
 
 
@@ -344,6 +349,14 @@ def finish(job: setup.JobSetup, process: Process, observer, progress: Progress, 
     observer.on_train_end({"final": final, "history": progress.history, "seconds": time.time() - process.started})
     log.info("Saved the model of epoch %d (valid_loss %.4f) to %s", progress.best_epoch, progress.best_valid_loss,
              paths.model_dir())
+
+
+def write_monitor_baseline(job: setup.JobSetup, process: Process, trains: Trainable) -> None:
+    """The monitor's baseline beside the saved model (classifier/monitoring/baseline.py): the valid images as the
+    final model sees them. With fixed backbone features the valid pass's features are reused: only the head runs."""
+    fixed = trains.valid.features if isinstance(trains.valid, FeatureDataset) else None
+    monitor_baseline.write(paths.model_dir(), job.model, [path for path, _ in job.data.valid.samples], job.classes,
+                           job.preprocessing, job.hp.batch_size, process.device, features=fixed, emit=log.info)
 
 
 def write_test_report(output: Path, classes: list[str], evaluation: EvalResult) -> None:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -109,11 +110,20 @@ def served_model(aws: Aws, endpoint: str, into: Path | None = None) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         body = aws.call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
         atomic_write_bytes(archive, lambda handle: _copy(body, handle))
+        # Unpacked beside the model's folder and renamed into place: an unpacking that fails or is interrupted
+        # leaves neither a half model (its config without all of its weights) that a later run would take as
+        # complete, nor the archive.
+        unpacking = target / ".unpacking"
+        shutil.rmtree(unpacking, ignore_errors=True)
         try:
-            unpack_archive(archive, model_dir)
+            unpack_archive(archive, unpacking)
+            shutil.rmtree(model_dir, ignore_errors=True)  # what an older, interrupted unpacking left
+            unpacking.rename(model_dir)
         except ArtifactError as error:
             raise AwsError(str(error)) from None
-        archive.unlink()
+        finally:
+            shutil.rmtree(unpacking, ignore_errors=True)
+            archive.unlink(missing_ok=True)
     return model_dir
 
 

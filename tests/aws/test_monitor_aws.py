@@ -12,6 +12,7 @@ import tarfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -137,3 +138,28 @@ def test_the_monitor_of_a_sagemaker_endpoint_through_moto(moto, use, monitored_m
     monkeypatch.setattr(moto, "call", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
     assert monitor_cli.main(["--endpoint", "img-clf", "--hours", "1", "--out", str(out)]) == 0
     assert "get_object" not in calls
+
+
+def test_a_served_model_that_cannot_be_unpacked_leaves_nothing_behind(moto, tmp_path, monkeypatch):
+    """The served model.tar.gz is downloaded and unpacked once; one that cannot be unpacked is a one-line error and
+    leaves neither the archive nor a half model that the next run would take for the whole one."""
+    key = "byoc-classifier/output/img-clf-20260101-000000/output/model.tar.gz"
+    monkeypatch.setattr(deploy, "describe_endpoint", lambda aws, name: {"EndpointConfigName": "img-clf-config"})
+    monkeypatch.setattr(deploy, "describe_config", lambda aws, name: {"EndpointConfigName": name})
+    monkeypatch.setattr(deploy, "served_by", lambda aws, config: SimpleNamespace(model_data=f"s3://{BUCKET}/{key}"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_config.json").write_text("{}")
+    (model / "model.pth").write_bytes(b"w" * 100_000)
+    whole = tar_gz(model)
+    into = tmp_path / "models"
+    s3 = moto.client("s3")
+    for body in (b"not an archive", whole[:len(whole) // 2]):  # not a tar; a tar cut short after the config
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        with pytest.raises(capture_aws.AwsError, match=r"model\.tar\.gz cannot be unpacked: "):
+            capture_aws.served_model(moto, "img-clf", into=into)
+        assert [p for p in into.rglob("*") if p.is_file()] == []
+    s3.put_object(Bucket=BUCKET, Key=key, Body=whole)
+    served = capture_aws.served_model(moto, "img-clf", into=into)
+    assert (served / "model.pth").read_bytes() == (model / "model.pth").read_bytes()
+    assert sorted(p.name for p in served.parent.iterdir()) == ["model"]

@@ -66,11 +66,13 @@ def unpack_archive(archive: Path, target: Path, max_bytes: int = MAX_UNPACKED_BY
     archive, target = Path(archive), Path(target)
     try:
         with tarfile.open(archive) as tar:
-            members = tar.getmembers()
-            size = sum(member.size for member in members)
-            if size > max_bytes:
-                raise ArtifactError(f"{archive} would unpack to {size / 1024 ** 3:.1f} GiB, more than the "
-                                    f"{max_bytes / 1024 ** 3:.0f} GiB a model archive may hold")
+            members, size = [], 0
+            for member in tar:  # as each header is read, before the member's data is read past (a gzip bomb)
+                size += member.size
+                if size > max_bytes:
+                    raise ArtifactError(f"{archive} would unpack to {size / 1024 ** 3:.1f} GiB or more, more than "
+                                        f"the {max_bytes / 1024 ** 3:.0f} GiB a model archive may hold")
+                members.append(member)
             target.mkdir(parents=True, exist_ok=True)
             free = shutil.disk_usage(target).free
             if size + FREE_SPACE_LEFT > free:
@@ -83,6 +85,11 @@ def unpack_archive(archive: Path, target: Path, max_bytes: int = MAX_UNPACKED_BY
                 except tarfile.FilterError as error:
                     raise ArtifactError(f"{archive} is refused: {error}") from None
             tar.extractall(target, members=members, filter="data")
+    except tarfile.ReadError as error:
+        # A file no decompressor opens gets one line of Python's message per method tried: say it in one.
+        lines = str(error).splitlines()
+        why = "not a tar archive (gzip, bzip2, xz or uncompressed)" if len(lines) > 1 else " ".join(lines)
+        raise ArtifactError(f"{archive} cannot be unpacked: {why}") from error
     except (tarfile.TarError, OSError, EOFError) as error:
         raise ArtifactError(f"{archive} cannot be unpacked: {type(error).__name__}: {error}") from error
     return target

@@ -3,6 +3,7 @@ a bad model.tar.gz (one line, nothing left unpacked), an endpoint log with malfo
 Chinese, Korean and emoji in the figures."""
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -71,12 +72,13 @@ def member(name: str, data: bytes = b"x", **fields) -> tuple[tarfile.TarInfo, by
 
 
 def huge_archive(tmp_path: Path) -> Path:
-    """A small file whose header says 1 TiB: what it would unpack to is known before anything is written."""
+    """A small model.tar.gz whose first member's header says 1 TiB: refused as that header is read, before
+    anything is written and before its data is decompressed."""
     info = tarfile.TarInfo("model.pth")
     info.size = 1024 ** 4
     header = info.tobuf(format=tarfile.GNU_FORMAT)
-    path = tmp_path / "huge.tar"
-    path.write_bytes(header + b"\0" * 1024)
+    path = tmp_path / "huge.tar.gz"
+    path.write_bytes(gzip.compress(header + b"\0" * 1024 * 1024))
     return path
 
 
@@ -104,10 +106,12 @@ def test_evaluate_of_bad_models_and_archives_is_one_line_and_leaves_nothing(trai
         (archive_with(tmp_path, "link.tar.gz", [member("model.pth", b"", type=tarfile.SYMTYPE,
                                                        linkname="/etc/passwd")]), "is refused: "),
         (archive_with(tmp_path, "empty.tar.gz", [member("README", b"hello")]), "holds no model_config.json"),
-        (huge_archive(tmp_path), "would unpack to 1024.0 GiB, more than the 8 GiB a model archive may hold"),
-        (tmp_path / "not-an-archive.tar.gz", "cannot be unpacked: ReadError"),
+        (huge_archive(tmp_path), "would unpack to 1024.0 GiB or more, more than the 8 GiB a model archive may hold"),
+        (tmp_path / "not-an-archive.tar.gz", "cannot be unpacked: not a tar archive (gzip, bzip2, xz or "),
+        (tmp_path / "truncated.tar.gz", "cannot be unpacked: "),
     ]
     (tmp_path / "not-an-archive.tar.gz").write_bytes(b"not gzip")
+    (tmp_path / "truncated.tar.gz").write_bytes(good.read_bytes()[:2000])  # a download cut short
     for bad, words in cases:
         out = tmp_path / "reports" / f"{bad.name}.html"
         assert evaluation_cli.main(["--model", str(bad), "--data", str(image_set), "--out", str(out)]) == 2, bad
@@ -131,6 +135,22 @@ def test_a_free_space_check_comes_before_unpacking(tmp_path, monkeypatch):
     with pytest.raises(artifact.ArtifactError, match=r"would unpack to 0 MiB; .* MiB free"):
         artifact.unpack_archive(archive, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_archive_is_judged_from_its_headers_and_its_errors_are_one_line(tmp_path):
+    """The bomb's size is known from its first header: refused there, before its data is decompressed (the
+    archive holds only the first MiB of it, so reading on would fail otherwise). A file that is no archive at all
+    is one line, not Python's line per decompressor tried."""
+    from classifier import artifact
+
+    with pytest.raises(artifact.ArtifactError, match=r"would unpack to 1024\.0 GiB or more, more than the 8 GiB"):
+        artifact.unpack_archive(huge_archive(tmp_path), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "text.tar.gz").write_text("hello\n")
+    with pytest.raises(artifact.ArtifactError) as refused:
+        artifact.unpack_archive(tmp_path / "text.tar.gz", tmp_path / "out")
+    assert str(refused.value) == (f"{tmp_path / 'text.tar.gz'} cannot be unpacked: not a tar archive (gzip, bzip2, "
+                                  "xz or uncompressed)")
 
 
 def test_the_endpoint_report_leaves_out_malformed_lines(tmp_path, capsys):

@@ -56,6 +56,14 @@ def local_inputs(data: str | Path) -> list[str]:
     return images
 
 
+def broken_links(data: str | Path) -> list[str]:
+    """The links under DATA that lead to no file or folder (a missing target, or a loop), as sorted paths relative
+    to it: nothing to send, but said, as the training job says them (classifier/training/data.py)."""
+    folder = Path(data)
+    found = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() and not p.exists()]
+    return sorted(name for name in found if not any(part.startswith(".") for part in name.split("/")))
+
+
 def fresh_folder(path: Path) -> Path:
     """An output folder: new or empty (the outputs of an earlier run are never overwritten)."""
     path = Path(path)

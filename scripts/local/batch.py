@@ -147,6 +147,10 @@ def run(data: str, model: str = "", port: int = 8080, out: str = "", concurrency
         ) -> batch_output.Summary:
     inputs = batch_output.local_inputs(data)
     folder = Path(data)
+    lost = batch_output.broken_links(folder)
+    if lost:
+        print(f"batch-local: ignored {len(lost)} link(s) that lead to no file or folder (missing target or a loop): "
+              f"{', '.join(lost[:10])}{f' and {len(lost) - 10} more' if len(lost) > 10 else ''}", file=sys.stderr)
     out_dir, done = output_dir(out, folder, inputs)
     todo = [relative for relative in inputs if relative not in done]
     with ExitStack() as stack:

@@ -133,6 +133,22 @@ def test_bad_input_is_named(server, tree, tmp_path, capsys):
         predict.from_batch_output(tmp_path / "empty", images(str(tree)))
 
 
+def test_broken_links_are_said_not_lost_silently(server, tree, tmp_path, capsys):
+    """A dangling image link and a folder link that loops are not sent, and are said (issue 24 item 8)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    first = sorted(p for p in tree.rglob("*.jpg") if p.name != "broken.jpg")[0]
+    (data / "a.jpg").write_bytes(first.read_bytes())
+    (data / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    (data / "loop").symlink_to(data / "loop")
+    assert batch.main(["--data", str(data), "--port", str(server.port), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "batch-local: ignored 2 link(s) that lead to no file or folder (missing target or a loop): gone.jpg, " \
+           "loop" in err, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == \
+        ["a.jpg.out", "summary.json"]
+
+
 def test_make_batch_local_needs_data():
     import subprocess
 

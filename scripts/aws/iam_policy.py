@@ -239,12 +239,22 @@ def _owning_prefix(scope: Scope, key: str) -> str:
     return key.rstrip("/")
 
 
+def _request_condition(scope: Scope, service: str, api: str, params: dict) -> str:
+    """The condition keys that narrow a request's grant: ListBucket's prefix; PutMetricData, which names no
+    resource, to the request's namespace (the monitor's)."""
+    if (service, api) == ("s3", "ListObjectsV2"):
+        return _list_condition(scope, params)
+    if (service, api) == ("cloudwatch", "PutMetricData"):
+        return _condition(StringEquals={"cloudwatch:namespace": params["Namespace"]})
+    return ""
+
+
 def grants(scope: Scope, service: str, api: str, params: dict) -> list[Grant]:
     """The actions one request needs and the resources it needs them on."""
     if (service, api) in NO_PERMISSION:
         return []
     resources = _resources(scope, service, api, params)
-    condition = _list_condition(scope, params) if (service, api) == ("s3", "ListObjectsV2") else ""
+    condition = _request_condition(scope, service, api, params)
     found = [Grant(action, resource, condition) for action in _action(service, api) for resource in resources]
     return found + _implied(scope, service, api, params, resources)
 

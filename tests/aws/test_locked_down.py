@@ -319,12 +319,45 @@ def test_no_granted_operation_is_unused(locked_records, locked_documents):
                     assert (action, resource) in used, f"{kind}: {action} on {resource} is granted, no target uses it"
 
 
+def test_the_monitors_requests_are_in_the_policies(locked_records, locked_documents):
+    """Issue 27's requests: make deploy's monitor alarms, make monitor-report ENDPOINT=...'s capture reads and
+    PUBLISH=1's metrics (in their namespace only), and make teardown finding those alarms."""
+    _, records = locked_records
+    caller, part = locked_documents["caller"], "aws"
+
+    def alarm(name: str) -> str:
+        return f"arn:{part}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+
+    def metrics(namespace: str) -> iam_policy.Grant:
+        return iam_policy.Grant("cloudwatch:PutMetricData", "*",
+                                json.dumps({"StringEquals": {"cloudwatch:namespace": namespace}}))
+
+    drift, low_confidence = api_requests.monitor_alarm_names("img-clf")
+    for name in (drift, low_confidence):
+        assert allows(caller, iam_policy.Grant("cloudwatch:PutMetricAlarm", alarm(name)))
+        assert allows(caller, iam_policy.Grant("cloudwatch:DeleteAlarms", alarm(name)))
+    capture = f"arn:{part}:s3:::{BUCKET}/byoc-classifier/data-capture/img-clf/img-clf/AllTraffic/2026/01/01/00/x.jsonl"
+    assert allows(caller, iam_policy.Grant("s3:GetObject", capture))
+    assert allows(caller, iam_policy.Grant("kms:Decrypt", KEY))  # capture files are written with the key
+    assert allows(caller, metrics("byoc-classifier/monitor")) and not allows(caller, metrics("AWS/SageMaker"))
+    # what the real run reads beyond the dry run (the served model, the endpoint's latency) other targets need too
+    config = f"arn:{part}:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/img-clf-20260101-000000"
+    for action, resource in (("sagemaker:DescribeEndpointConfig", config), ("sagemaker:ListTags", config),
+                             ("sagemaker:DescribeModel", config.replace("endpoint-config", "model")),
+                             ("s3:GetObject", f"arn:{part}:s3:::{BUCKET}/byoc-classifier/output/j/output/model.tar.gz"),
+                             ("cloudwatch:GetMetricData", "*")):
+        assert allows(caller, iam_policy.Grant(action, resource)), action
+    asked = [params["AlarmNames"] for run, calls in records if run.target == "teardown"
+             for _, api, params in calls if api == "DescribeAlarms"]
+    assert asked and {drift, low_confidence} <= set(asked[0])
+
+
 def call_sites() -> set[tuple[str, str]]:
     """(service, API name) of every request the scripts can send: each aws.call / aws.paginate with literal names,
     and the operations deploy.leftovers lists."""
     session = botocore.session.get_session()
     found = {("sagemaker", "list_models"), ("sagemaker", "list_endpoint_configs")}
-    for path in [*(REPO_ROOT / "scripts" / "aws").glob("*.py"), *(REPO_ROOT / "scripts" / "reports").glob("*.py")]:
+    for path in (REPO_ROOT / "scripts").rglob("*.py"):  # every script that talks to AWS (aws, reports, monitor)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr in ("call", "paginate") and len(node.args) >= 2 \

@@ -113,6 +113,49 @@ def test_every_request_of_every_dry_run_that_takes_a_key_carries_it(locked_recor
             ".KMSMasterKeyID", "ecr.CreateRepository.encryptionConfiguration.kmsKey"} <= carried
 
 
+NETWORK_FIELDS = ("VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption")
+# CreateEndpointConfig's VpcConfig and EnableNetworkIsolation are for inference components (with its
+# ExecutionRoleArn); an endpoint of models runs in each model's VPC and isolation, which CreateModel carries.
+MODELS_NETWORK = {("CreateEndpointConfig", ".VpcConfig"), ("CreateEndpointConfig", ".EnableNetworkIsolation")}
+
+
+def network_fields(shape, value, path: str = "") -> list[tuple[str, object]]:
+    """(path, value) of every network field botocore's model has in the structures the request holds."""
+    found = []
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in NETWORK_FIELDS:
+                found.append((f"{path}.{name}", value.get(name)))
+            elif name in value:
+                found += network_fields(member, value[name], f"{path}.{name}")
+    elif shape.type_name == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            found += network_fields(shape.member, item, f"{path}[{index}]")
+    return found
+
+
+def test_every_request_that_takes_the_network_fields_carries_them(locked_records):
+    """Read from botocore's models, so a new request (or a field SageMaker adds) is checked without a list here."""
+    _, records = locked_records
+    wanted = {"VpcConfig": {"SecurityGroupIds": GROUPS, "Subnets": SUBNETS}, "EnableNetworkIsolation": True,
+              "EnableInterContainerTrafficEncryption": True}
+    missing, carried = [], set()
+    for run, service, api, params in every_request(records):
+        if service != "sagemaker":
+            continue
+        for path, value in network_fields(input_shape(service, api), params):
+            if (api, path) in MODELS_NETWORK:
+                assert value is None, f"make {run.target}: {api}{path} is for inference components"
+            elif value != wanted[path.rsplit(".", 1)[1]]:
+                missing.append(f"make {run.target}: {api}{path} = {value!r}")
+            else:
+                carried.add(api + path)
+    assert not missing, "requests that take a network field without it:\n" + "\n".join(sorted(set(missing)))
+    assert {"CreateTrainingJob.VpcConfig", "CreateTrainingJob.EnableInterContainerTrafficEncryption",
+            "CreateHyperParameterTuningJob.TrainingJobDefinition.VpcConfig", "CreateModel.VpcConfig",
+            "CreateModel.EnableNetworkIsolation"} <= carried
+
+
 def test_every_job_and_model_runs_in_the_vpc_isolated(locked_records):
     _, records = locked_records
     vpc = {"SecurityGroupIds": GROUPS, "Subnets": SUBNETS}

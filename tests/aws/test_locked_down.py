@@ -458,6 +458,26 @@ def test_make_iam_policy_writes_the_four_documents(locked_records, tmp_path, cap
     assert "aws.role_arn is not set" in capsys.readouterr().err
 
 
+def test_long_names_split_a_policy_into_managed_policies_iam_accepts(tmp_path, capsys):
+    """A 63-character bucket and a 47-character endpoint take the caller's policy past IAM's 6,144 characters of
+    a managed policy: it is written in parts, each under the limit, together the whole policy."""
+    names = {"s3.bucket": "b" * 63, "endpoint.name": "e" * 47}
+    path = write_settings(tmp_path / "long.yaml", **LOCKED, **names)
+    whole = iam_policy.documents(path, S.load(path))
+    assert iam_policy.size(whole["caller"]) > iam_policy.MANAGED_POLICY_LIMIT
+    out = tmp_path / "iam"
+    out.mkdir()
+    (out / "caller-policy-9.json").write_text("{}")  # a part of an earlier run, no longer needed
+    assert iam_policy.main(["--settings", str(path), "--out", str(out)]) == 0
+    assert "caller-policy-2.json" in capsys.readouterr().err
+    parts = sorted(out.glob("caller-policy*.json"))
+    assert [p.name for p in parts] == ["caller-policy-2.json", "caller-policy.json"]
+    documents = [json.loads(p.read_text()) for p in reversed(parts)]
+    assert all(iam_policy.size(d) <= iam_policy.MANAGED_POLICY_LIMIT for d in documents)
+    assert [s for d in documents for s in d["Statement"]] == whole["caller"]["Statement"]
+    assert iam_policy.managed_parts(whole["execution-role"]) == [whole["execution-role"]]  # short: one part
+
+
 # --- bootstrap and teardown (Stubber) ---------------------------------------------------------------------------
 
 @pytest.fixture

@@ -234,6 +234,33 @@ def test_isolation_refuses_a_job_that_would_download_its_weights(tmp_path, capsy
 
 # --- settings and names refused before any request ---------------------------------------------------------------
 
+# --- tags: every new resource carries the settings' tags ---------------------------------------------------------
+
+# Requests whose model takes tags that are not a new resource of ours to tag: the serving record an update puts
+# on the endpoint (AddTags), the auto scaling target (untagged, as before issue 26).
+UNTAGGED = {("sagemaker", "AddTags"), ("application-autoscaling", "RegisterScalableTarget")}
+
+
+def test_every_new_resource_carries_the_settings_tags(locked_records):
+    path, records = locked_records
+    tags = S.load(path).tag_list
+    assert tags
+    untagged, tagged = [], set()
+    for run, service, api, params in every_request(records):
+        if (service, api) in UNTAGGED | {("ecr", "PushImage")}:
+            continue
+        fields = [name for name in input_shape(service, api).members if name.lower() == "tags"]
+        given = params.get(fields[0]) if fields else None
+        if fields and not all(tag in (given or []) for tag in tags):
+            untagged.append(f"make {run.target}: {service}.{api}")
+        elif fields:
+            tagged.add(api)
+    assert not untagged, "new resources without the settings' tags:\n" + "\n".join(sorted(set(untagged)))
+    bucket_tags = [p for _, _, api, p in every_request(records) if api == "PutBucketTagging"]
+    assert bucket_tags and bucket_tags[0]["Tagging"]["TagSet"] == tags  # CreateBucket takes none: tagged after
+    assert {"CreateRole", "CreateRepository", "PutMetricAlarm", "CreateTrainingJob", "CreateModel"} <= tagged
+
+
 @pytest.mark.parametrize("changes, words", [
     ({"network.subnets": ["subnet-12"], "network.security_groups": GROUPS}, "network.subnets"),
     ({"network.subnets": SUBNETS, "network.security_groups": ["sg-nothex0"]}, "not a security group id"),

@@ -485,6 +485,21 @@ def test_make_iam_policy_writes_the_four_documents(locked_records, tmp_path, cap
     assert "aws.role_arn is not set" in capsys.readouterr().err
 
 
+def test_a_policy_over_the_managed_policy_limit_is_written_in_parts(locked_documents, tmp_path, monkeypatch):
+    monkeypatch.setattr(iam_policy, "MANAGED_POLICY_LIMIT", 2000)
+    files = iam_policy.written_files(locked_documents)
+    parts = [name for name in files if name.startswith("caller-policy")]
+    assert parts[:2] == ["caller-policy.json", "caller-policy-2.json"] and len(parts) >= 3
+    assert all(iam_policy.size(files[name]) <= 2000 for name in parts)
+    assert [s for name in parts for s in files[name]["Statement"]] == locked_documents["caller"]["Statement"]
+    assert files["execution-role-policy.json"] == locked_documents["execution-role"]  # inline: never split
+    (tmp_path / "admin-policy-7.json").write_text("{}")  # a part an earlier run wrote
+    (tmp_path / "notes.json").write_text("{}")  # someone else's file
+    iam_policy.write(tmp_path, files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "notes.json"])
+
+
+@pytest.mark.slow
 def test_long_names_split_a_policy_into_managed_policies_iam_accepts(tmp_path, capsys):
     """A 63-character bucket and a 47-character endpoint take the caller's policy past IAM's 6,144 characters of
     a managed policy: it is written in parts, each under the limit, together the whole policy."""

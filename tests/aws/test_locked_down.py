@@ -64,23 +64,33 @@ def input_shape(service: str, api: str):
     return _MODELS[service].operation_model(api).input_shape
 
 
-def key_fields(shape, value, path: str = "") -> list[tuple[str, object]]:
-    """(path, value) of every field of the request that takes a KMS key, as botocore's model names them: the
-    key fields of each structure the request holds, and wrappers that hold nothing but a key (SecurityConfig)."""
+def fields_in(shape, value, is_field, path: str = "") -> list[tuple[str, object]]:
+    """(path, value) of every member of the structures the request holds that `is_field(name, member, holder)`
+    picks, as botocore's model has them (the value None where the request leaves one out)."""
     found = []
     if shape.type_name == "structure" and isinstance(value, dict):
         for name, member in shape.members.items():
-            if member.type_name == "string" and KMS_FIELD.search(name):
+            if is_field(name, member, value):
                 found.append((f"{path}.{name}", value.get(name)))
-            elif member.type_name == "structure" and name not in value and member.members and all(
-                    m.type_name == "string" and KMS_FIELD.search(n) for n, m in member.members.items()):
-                found.append((f"{path}.{name}", None))
             elif name in value:
-                found += key_fields(member, value[name], f"{path}.{name}")
+                found += fields_in(member, value[name], is_field, f"{path}.{name}")
     elif shape.type_name == "list" and isinstance(value, list):
         for index, item in enumerate(value):
-            found += key_fields(shape.member, item, f"{path}[{index}]")
+            found += fields_in(shape.member, item, is_field, f"{path}[{index}]")
     return found
+
+
+def _takes_a_key(name: str, member, holder: dict) -> bool:
+    """A key field, or a wrapper left out that holds nothing but key fields (SecurityConfig)."""
+    if member.type_name == "string":
+        return KMS_FIELD.search(name) is not None
+    return member.type_name == "structure" and name not in holder and bool(member.members) and all(
+        m.type_name == "string" and KMS_FIELD.search(n) for n, m in member.members.items())
+
+
+def key_fields(shape, value) -> list[tuple[str, object]]:
+    """(path, value) of every field of the request that takes a KMS key."""
+    return fields_in(shape, value, _takes_a_key)
 
 
 # --- every request that takes a key carries it ------------------------------------------------------------------
@@ -119,19 +129,9 @@ NETWORK_FIELDS = ("VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTr
 MODELS_NETWORK = {("CreateEndpointConfig", ".VpcConfig"), ("CreateEndpointConfig", ".EnableNetworkIsolation")}
 
 
-def network_fields(shape, value, path: str = "") -> list[tuple[str, object]]:
+def network_fields(shape, value) -> list[tuple[str, object]]:
     """(path, value) of every network field botocore's model has in the structures the request holds."""
-    found = []
-    if shape.type_name == "structure" and isinstance(value, dict):
-        for name, member in shape.members.items():
-            if name in NETWORK_FIELDS:
-                found.append((f"{path}.{name}", value.get(name)))
-            elif name in value:
-                found += network_fields(member, value[name], f"{path}.{name}")
-    elif shape.type_name == "list" and isinstance(value, list):
-        for index, item in enumerate(value):
-            found += network_fields(shape.member, item, f"{path}[{index}]")
-    return found
+    return fields_in(shape, value, lambda name, member, holder: name in NETWORK_FIELDS)
 
 
 def test_every_request_that_takes_the_network_fields_carries_them(locked_records):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from classifier import artifact
+from classifier.monitoring.baseline import BASELINE_FILE
 from classifier.training import metrics_log
 from classifier.training.data import scan_channel
 from helpers import FAST_HP
@@ -245,6 +246,7 @@ def test_sigterm_during_the_export_stops_it_and_keeps_nothing_of_it(image_set, t
     assert sent and record["status"] == "Completed", log[-3000:]
     assert "Export stopped by SIGTERM before " in log and "nothing of the export was kept" in log
     model_dir = job / "model"
-    assert sorted(p.name for p in model_dir.iterdir()) == ["model.pth", "model_config.json"]
+    # What the job saved before the export (the model, its config, the monitor's baseline), and nothing of it.
+    assert {p.name for p in model_dir.iterdir()} == {artifact.WEIGHTS_FILE, artifact.CONFIG_FILE, BASELINE_FILE}
     assert "exports" not in json.loads((model_dir / "model_config.json").read_text())
     artifact.load_artifact(model_dir)

@@ -46,16 +46,21 @@ def prepare_base_dir(model_dir: Path, work_dir: Path) -> Path:
     return work_dir
 
 
+def capture_environment(capture: Path | None, percent: int | None = None, endpoint: str | None = None) -> dict:
+    """The handler's data capture (settings.py: CLASSIFIER_CAPTURE_*): nothing without a capture folder."""
+    if capture is None:
+        return {}
+    env = {"CLASSIFIER_CAPTURE_DIR": str(Path(capture).resolve())}
+    if percent is not None:
+        env["CLASSIFIER_CAPTURE_PERCENT"] = str(percent)
+    if endpoint:
+        env["CLASSIFIER_CAPTURE_ENDPOINT"] = endpoint
+    return env
+
+
 def server_environment(base_dir: Path, port: int, workers: int | None = None, host: str = "127.0.0.1",
-                       env=None, capture: Path | None = None, capture_percent: int | None = None,
-                       capture_endpoint: str | None = None) -> dict:
+                       env=None) -> dict:
     env = dict(os.environ if env is None else env)
-    if capture is not None:  # the handler's data capture (settings.py: CLASSIFIER_CAPTURE_*)
-        env["CLASSIFIER_CAPTURE_DIR"] = str(Path(capture).resolve())
-        if capture_percent is not None:
-            env["CLASSIFIER_CAPTURE_PERCENT"] = str(capture_percent)
-        if capture_endpoint:
-            env["CLASSIFIER_CAPTURE_ENDPOINT"] = capture_endpoint
     env["SAGEMAKER_BASE_DIR"] = str(base_dir)
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
     # The image listens on 0.0.0.0 (right in a container); on a workstation only this machine should reach it.
@@ -91,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = resolve_model_dir(args.model)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="serve-local-"))
     base_dir = prepare_base_dir(model_dir, work_dir)
-    env = server_environment(base_dir, args.port, args.workers, args.host, capture=args.capture,
-                             capture_percent=args.capture_percent, capture_endpoint=args.capture_endpoint)
+    env = server_environment(base_dir, args.port, args.workers, args.host) | capture_environment(
+        args.capture, args.capture_percent, args.capture_endpoint)
     print(f"serve-local: {model_dir} on http://{args.host}:{args.port} (SAGEMAKER_BASE_DIR={base_dir}, "
           f"MMS logs in {base_dir / 'logs'})", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "classifier.serving.serve"], env)

@@ -39,7 +39,6 @@ from scripts.local.orphan_guard import guarded
 JOBS_ROOT = Path(os.environ.get("JOBS_DIR", REPO_ROOT / "jobs"))
 RECORD = "job.json"
 LOG = "job.log"
-STATUSES = ("Created", "InProgress", "Completed", "Failed", "Stopped")
 ENTRY = REPO_ROOT / "docker" / "entrypoint_train.py"
 STOP_GRACE_SECONDS = 120  # SageMaker's too: SIGTERM, then SIGKILL 120 s later
 
@@ -276,7 +275,7 @@ class Runs:
 
 
 RUNS = Runs()
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what stops local work (serve.py passes them on)
 
 
 @contextmanager

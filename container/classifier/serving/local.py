@@ -21,6 +21,7 @@ from pathlib import Path
 from ..artifact import CONFIG_FILE
 from .launcher import free_port  # noqa: F401 - the tests, the demo and the benchmark pick ports with it
 from .serve import CODE_ROOT
+from .settings import DEFAULT_PORT
 
 
 def resolve_model_dir(path: Path) -> Path:
@@ -79,7 +80,7 @@ def server_environment(base_dir: Path, port: int, workers: int | None = None, ho
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="model directory, or a job directory with model/")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="SAGEMAKER_BASE_DIR for the server (default: a new temporary directory)")
     parser.add_argument("--workers", type=int, default=None, help="SAGEMAKER_MODEL_SERVER_WORKERS")

@@ -70,7 +70,11 @@ def local_report(capture: Path, model: str, out: Path | None = None, hours: floa
     found = capture_data.read(Path(capture), since, until)
     traffic, note = local_traffic(Path(log), found) if log else (None, "")
     name = name or found.endpoint or Path(capture).resolve().name
-    with jobs.opened_model(model) as directory:  # a model.tar.gz: unpacked for the analysis, then removed
+    with ExitStack() as stack:
+        try:  # a model.tar.gz: unpacked for the analysis, then removed
+            directory = stack.enter_context(jobs.opened_model(model))
+        except jobs.JobError as error:
+            raise jobs.JobError(f"MODEL={model}: {error}") from None
         result = analysis.analyse(found, directory, **options)
         page, summary = monitor_report.write(result, out or default_out(name), f"{name} ({found.source})", traffic,
                                              note)

@@ -17,6 +17,7 @@ import browser
 from classifier.serving.capture import CaptureWriter
 from scripts import REPO_ROOT
 from scripts.monitor import capture_data, monitor_cli
+from scripts.reports import demo_reports
 
 ANSWER = json.dumps({"predictions": [{"classes": [{"name": "x", "index": 0, "probability": 0.9}]}]})
 ERROR = json.dumps({"code": 400, "type": "BadRequest", "message": "the image could not be decoded"})
@@ -129,6 +130,21 @@ def test_bad_input_is_one_line(monitored_model, tmp_path, capsys):
     (no_baseline / "model.pth").write_bytes((monitored_model / "model.pth").read_bytes())
     assert monitor_cli.main(["--capture", str(tmp_path / "nothing-here"), "--model", str(no_baseline)]) == 2
     assert "make monitor-baseline MODEL=" in capsys.readouterr().err
+
+
+def test_the_demo_reports_what_its_endpoint_captured(image_set, monitored_model, tmp_path, monkeypatch):
+    """make demo's last report: its endpoint's capture against the final model's baseline, the page's path and the
+    verdict on one line; the endpoint's log missing is a note on the page, not a failure."""
+    monkeypatch.setattr(demo_reports, "MONITOR_REPORT", tmp_path / "demo" / "monitor-report.html")
+    capture = tmp_path / "demo-capture"
+    write_capture(capture, sample_images(image_set), time.time() - 60)
+    line = demo_reports.monitor_report(capture, monitored_model, tmp_path / "no-endpoint.log")
+    assert line.startswith(f"{tmp_path / 'demo' / 'monitor-report.html'} (") and "drift" in line.lower(), line
+    summary = json.loads((tmp_path / "demo" / "monitor.json").read_text())
+    assert summary["decided"] and summary["images"]["analysed"] == len(sample_images(image_set)) + 2
+    with pytest.raises(capture_data.CaptureError):  # no capture at all: write_all notes it, the demo goes on
+        demo_reports.monitor_report(tmp_path / "none", monitored_model, tmp_path / "no-endpoint.log")
+    assert issubclass(capture_data.CaptureError, ValueError)
 
 
 def test_markup_in_user_data_shows_as_text(image_set, monitored_model, tmp_path):

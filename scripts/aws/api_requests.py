@@ -434,6 +434,12 @@ def monitor_metric_data(settings: Settings, endpoint_name: str, values: dict[str
          "Unit": MONITOR_METRICS[name]} for name, value in values.items()]}
 
 
+def monitor_alarm_names(endpoint_name: str) -> tuple[str, str]:
+    """(the drift alarm, the low-confidence alarm) of an endpoint: make deploy names them so, make teardown finds
+    them so (whatever monitor.* says now)."""
+    return f"{endpoint_name}-data-drift", f"{endpoint_name}-low-confidence"
+
+
 def monitor_alarms(settings: Settings) -> list[dict]:
     """PutMetricAlarm for the monitor's metrics (make deploy, monitor.alarm): DataDrift in monitor.alarm_runs runs
     in a row, one run per monitor.hours; with monitor.low_confidence_alarm, the low-confidence share above it. No
@@ -444,12 +450,13 @@ def monitor_alarms(settings: Settings) -> list[dict]:
               "Period": settings.monitor_hours * 3600, "EvaluationPeriods": runs, "DatapointsToAlarm": runs,
               "TreatMissingData": "notBreaching"}
     every = f"{runs} monitor run(s) in a row ({settings.monitor_hours} h each)"
-    alarms = [{"AlarmName": f"{endpoint}-data-drift", "MetricName": DRIFT_METRIC, "Statistic": "Maximum",
+    drift, low_confidence = monitor_alarm_names(endpoint)
+    alarms = [{"AlarmName": drift, "MetricName": DRIFT_METRIC, "Statistic": "Maximum",
                "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
                "AlarmDescription": f"{endpoint}: make monitor-report found drift in {every}", **common}]
     if settings.monitor_low_confidence_alarm is not None:
         share = settings.monitor_low_confidence_alarm
-        alarms.append({"AlarmName": f"{endpoint}-low-confidence", "MetricName": LOW_CONFIDENCE_METRIC,
+        alarms.append({"AlarmName": low_confidence, "MetricName": LOW_CONFIDENCE_METRIC,
                        "Statistic": "Average", "Threshold": float(share), "ComparisonOperator": "GreaterThanThreshold",
                        "AlarmDescription": f"{endpoint}: more than {share:.0%} low-confidence answers in {every}",
                        **common})

@@ -50,7 +50,9 @@ DAY_TO_DAY = [
     DryRun("register JOB=", "scripts.aws.registry", ("register", "--job", JOB)),
     DryRun("packages", "scripts.aws.registry", ("packages",)),
     DryRun("approve", "scripts.aws.registry", ("approve", "--version", "latest-approved")),
-    DryRun("deploy JOB=", "scripts.aws.deploy", ("--job", JOB), {"AUTOSCALING": "true", "DATA_CAPTURE": "true"}),
+    DryRun("deploy JOB= MONITOR_ALARM=true", "scripts.aws.deploy", ("--job", JOB),
+           {"AUTOSCALING": "true", "DATA_CAPTURE": "true", "MONITOR_ALARM": "true",
+            "MONITOR_LOW_CONFIDENCE_ALARM": "0.3"}),
     DryRun("deploy TUNING= DRY_RUN_UPDATE=1", "scripts.aws.deploy", ("--tuning", TUNING, "--assume-exists"),
            {"AUTOSCALING": "true"}),
     DryRun("deploy PACKAGE= ENDPOINT_TYPE=async", "scripts.aws.deploy", ("--package", "latest-approved"),
@@ -74,6 +76,8 @@ DAY_TO_DAY = [
     DryRun("tune-report", "scripts.reports.tuning_cli", (TUNING, "--sagemaker")),
     DryRun("evaluate ENDPOINT=", "scripts.reports.evaluation_cli", ("--endpoint", "{endpoint}", "--data", "{data}")),
     DryRun("endpoint-report ENDPOINT=", "scripts.reports.endpoint_cli", ("--endpoint", "{endpoint}")),
+    DryRun("monitor-report ENDPOINT= PUBLISH=1", "scripts.monitor.monitor_cli",
+           ("--endpoint", "{endpoint}", "--publish")),
 ]
 ADMIN = [
     DryRun("bootstrap", "scripts.aws.bootstrap", admin=True),

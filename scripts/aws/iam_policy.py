@@ -34,6 +34,7 @@ OUT_DIR = REPO_ROOT / "build" / "iam"
 FILES = {"caller": "caller-policy.json", "admin": "admin-policy.json",
          "execution-role": "execution-role-policy.json", "execution-role-trust": "execution-role-trust.json"}
 ROLE_POLICY_LIMIT = 10_240  # characters of a role's inline policies (IAM quota)
+MANAGED_POLICY_LIMIT = 6_144  # characters of a customer managed policy, whitespace not counted (IAM quota)
 
 # IAM action names of S3 requests that are not s3:<API name>.
 S3_ACTIONS = {
@@ -239,12 +240,22 @@ def _owning_prefix(scope: Scope, key: str) -> str:
     return key.rstrip("/")
 
 
+def _request_condition(scope: Scope, service: str, api: str, params: dict) -> str:
+    """The condition keys that narrow a request's grant: ListBucket's prefix; PutMetricData, which names no
+    resource, to the request's namespace (the monitor's)."""
+    if (service, api) == ("s3", "ListObjectsV2"):
+        return _list_condition(scope, params)
+    if (service, api) == ("cloudwatch", "PutMetricData"):
+        return _condition(StringEquals={"cloudwatch:namespace": params["Namespace"]})
+    return ""
+
+
 def grants(scope: Scope, service: str, api: str, params: dict) -> list[Grant]:
     """The actions one request needs and the resources it needs them on."""
     if (service, api) in NO_PERMISSION:
         return []
     resources = _resources(scope, service, api, params)
-    condition = _list_condition(scope, params) if (service, api) == ("s3", "ListObjectsV2") else ""
+    condition = _request_condition(scope, service, api, params)
     found = [Grant(action, resource, condition) for action in _action(service, api) for resource in resources]
     return found + _implied(scope, service, api, params, resources)
 
@@ -352,6 +363,37 @@ def document(scope: Scope, found: list[Grant]) -> dict:
     return {"Version": "2012-10-17", "Statement": statements(scope, found)}
 
 
+def size(doc: dict) -> int:
+    """A policy's length as IAM counts it against its quotas (no whitespace)."""
+    return len(json.dumps(doc, separators=(",", ":")))
+
+
+def managed_parts(doc: dict) -> list[dict]:
+    """A policy as customer managed policies IAM accepts (MANAGED_POLICY_LIMIT each): its statements in order, a
+    new document where the next statement would pass the limit. Long bucket, endpoint or key names can push the
+    caller's policy over it; the parts together grant exactly what the policy does."""
+    parts: list[list[dict]] = [[]]
+    for statement in doc["Statement"]:
+        if parts[-1] and size({"Version": doc["Version"], "Statement": parts[-1] + [statement]}) > MANAGED_POLICY_LIMIT:
+            parts.append([])
+        parts[-1].append(statement)
+    return [{"Version": doc["Version"], "Statement": statements} for statements in parts]
+
+
+def part_file(kind: str, index: int) -> str:
+    """caller-policy.json, then caller-policy-2.json, ... for the parts of a policy over the limit."""
+    return FILES[kind] if index == 0 else FILES[kind].replace(".json", f"-{index + 1}.json")
+
+
+def written_files(found: dict[str, dict]) -> dict[str, dict]:
+    """File name -> document: the caller's and administrator's policies (attached as managed policies) in parts."""
+    files = {}
+    for kind, doc in found.items():
+        parts = managed_parts(doc) if kind in ("caller", "admin") else [doc]
+        files.update({part_file(kind, index): part for index, part in enumerate(parts)})
+    return files
+
+
 def request_grants(scope: Scope, records: list[tuple]) -> list[Grant]:
     return [g for _, calls in records for service, api, params in calls for g in grants(scope, service, api, params)]
 
@@ -441,10 +483,9 @@ def documents(settings_path: str | Path, settings: Settings) -> dict[str, dict]:
     day_to_day = [(run, calls) for run, calls in records if not run.admin]
     admin = [(run, calls) for run, calls in records if run.admin]
     role = document(scope, role_grants(scope, day_to_day))
-    size = len(json.dumps(role, separators=(",", ":")))
-    if size > ROLE_POLICY_LIMIT:
-        raise SettingsError(f"the execution role's policy is {size} characters, above IAM's {ROLE_POLICY_LIMIT} for a "
-                            f"role's inline policies")
+    if size(role) > ROLE_POLICY_LIMIT:
+        raise SettingsError(f"the execution role's policy is {size(role)} characters, above IAM's {ROLE_POLICY_LIMIT} "
+                            f"for a role's inline policies")
     return {"caller": document(scope, request_grants(scope, day_to_day)),
             "admin": document(scope, request_grants(scope, admin)), "execution-role": role,
             "execution-role-trust": api_requests.sagemaker_trust_policy(scope.account)}
@@ -455,6 +496,16 @@ def execution_role(settings_path: str | Path, settings: Settings) -> tuple[dict,
     scope = Scope(settings, job_definition.load().name_prefix)
     records = dry_runs.record(settings_path, dry_runs.DAY_TO_DAY)
     return document(scope, role_grants(scope, records)), api_requests.sagemaker_trust_policy(scope.account)
+
+
+def write(out: Path, files: dict[str, dict]) -> None:
+    """The documents into `out`, and away with the parts of an earlier run these policies no longer have."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (p for kind in ("caller", "admin") for p in out.glob(FILES[kind].replace(".json", "-*.json"))):
+        if stale.name not in files:
+            stale.unlink()
+    for name, doc in files.items():
+        (out / name).write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def settings_path(args) -> Path:
@@ -476,18 +527,17 @@ def main(argv=None) -> int:
         if args.dry_run:  # the documents with placeholders where the role and the bucket go
             fill_placeholders(settings, "role_arn", "bucket")
         settings.require("role_arn", "bucket")  # the policies are scoped to them
-        found = documents(path, settings)
+        files = written_files(documents(path, settings))
         if args.dry_run:
-            for kind, doc in found.items():
-                print(f"# {FILES[kind]}\n{json.dumps(doc, indent=2)}")
+            for name, doc in files.items():
+                print(f"# {name}\n{json.dumps(doc, indent=2)}")
             return 0
         out = Path(args.out) if args.out else OUT_DIR
-        out.mkdir(parents=True, exist_ok=True)
-        for kind, doc in found.items():
-            (out / FILES[kind]).write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {', '.join(FILES.values())} to {repo_relative(out)}\n  the caller's: attach to whoever runs make "
-              f"(user, group, CI role); the administrator's: make bootstrap / teardown ALL=1; the execution role's "
-              f"and its trust: make bootstrap puts them on {settings.role_arn}", file=sys.stderr)
+        write(out, files)
+        parts = " (each part a managed policy of its own)" if len(files) > len(FILES) else ""
+        print(f"wrote {', '.join(files)} to {repo_relative(out)}\n  the caller's: attach to whoever runs make "
+              f"(user, group, CI role){parts}; the administrator's: make bootstrap / teardown ALL=1; the execution "
+              f"role's and its trust: make bootstrap puts them on {settings.role_arn}", file=sys.stderr)
         return 0
 
     return run(go)

@@ -2,14 +2,14 @@
 
     python -m scripts.aws.teardown [--all] [--yes] [--dry-run]
 
-Without --all: the serving side, what costs while idle: the settings' endpoint with its auto scaling, its
-endpoint configs and models (<endpoint>-<yyyymmdd-hhmmss>, as `make cleanup` finds them), the alarms `make deploy`
-made (<endpoint>-...), its log group. With --all, everything else the project made: the model package group
-and its versions, every S3 prefix of the settings, the two ECR repositories, the log streams of this project's
-training and transform jobs (<name_prefix>-..., features-<name_prefix>-...; the log groups are SageMaker's, shared
-by every job of the account), the execution role (its inline policy of make bootstrap; the role when nothing else
-is attached and it carries the settings' tags) and the bucket (when it carries the settings' tags and nothing
-else is left in it).
+Without --all: the serving side, what costs while idle: the settings' endpoint with its auto scaling, its endpoint
+configs and models (<endpoint>-<yyyymmdd-hhmmss>, as `make cleanup` finds them), the alarms `make deploy` made
+(<endpoint>-...: rollback, async wake-up, the monitor's), its log group. With --all, everything else the project
+made: the model package group and its versions, every S3 prefix of the settings, the two ECR repositories, the log
+streams of this project's training and transform jobs (<name_prefix>-..., features-<name_prefix>-...; the log
+groups are SageMaker's, shared by every job of the account), the execution role (its inline policy of make
+bootstrap; the role when nothing else is attached and it carries the settings' tags) and the bucket (when it
+carries the settings' tags and nothing else is left in it).
 
 Everything is listed first (read-only requests); then, unless --yes (YES=1), it asks before deleting anything.
 Finished jobs cannot be deleted (SageMaker keeps their records); running ones are not stopped.
@@ -66,6 +66,7 @@ def serving_items(aws: Aws) -> list[Item]:
               for m in dict.fromkeys(models)]
     names = [a["AlarmName"] for a in api_requests.rollback_alarms(settings)]
     names.append(api_requests.async_wake_alarm(settings, "")["AlarmName"])
+    names += api_requests.monitor_alarm_names(endpoint)
     found = aws.call("cloudwatch", "describe_alarms", AlarmNames=names,
                      dry={"MetricAlarms": [{"AlarmName": name} for name in names]})
     alarms = [a["AlarmName"] for a in found.get("MetricAlarms", [])]

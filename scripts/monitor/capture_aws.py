@@ -64,14 +64,17 @@ def download_capture(aws: Aws, endpoint: str, since: datetime, until: datetime,
     bucket, root = api_requests.split_s3_uri(destination)
     objects = []
     for hour in hours(since, until):
-        objects += list_objects(aws, f"s3://{bucket}/{root}{endpoint}/{variant}/{hour:%Y/%m/%d/%H}/")
+        listed = f"{root}{endpoint}/{variant}/{hour:%Y/%m/%d/%H}/"
+        objects += list_objects(aws, f"s3://{bucket}/{listed}", dry={"Contents": [{"Key": f"{listed}<file>.jsonl"}]})
     folder = into / endpoint / variant
     wanted = [o for o in objects if o["Key"].endswith(".jsonl") and ".." not in o["Key"].split("/")]
     with Progress(f"capture files of {endpoint} ({len(hours(since, until))} hour folders)", len(wanted),
                   "files") as progress:
         for item in wanted:
             target = into / item["Key"][len(root):]
-            if not (target.is_file() and target.stat().st_size == item.get("Size")):
+            if aws.dry_run:  # the request a file needs (make iam-policy reads it), nothing written
+                aws.call("s3", "get_object", Bucket=bucket, Key=item["Key"])
+            elif not (target.is_file() and target.stat().st_size == item.get("Size")):
                 body = aws.call("s3", "get_object", Bucket=bucket, Key=item["Key"])["Body"].read()
                 target.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(target, lambda handle, data=body: handle.write(data))

@@ -64,23 +64,33 @@ def input_shape(service: str, api: str):
     return _MODELS[service].operation_model(api).input_shape
 
 
-def key_fields(shape, value, path: str = "") -> list[tuple[str, object]]:
-    """(path, value) of every field of the request that takes a KMS key, as botocore's model names them: the
-    key fields of each structure the request holds, and wrappers that hold nothing but a key (SecurityConfig)."""
+def fields_in(shape, value, is_field, path: str = "") -> list[tuple[str, object]]:
+    """(path, value) of every member of the structures the request holds that `is_field(name, member, holder)`
+    picks, as botocore's model has them (the value None where the request leaves one out)."""
     found = []
     if shape.type_name == "structure" and isinstance(value, dict):
         for name, member in shape.members.items():
-            if member.type_name == "string" and KMS_FIELD.search(name):
+            if is_field(name, member, value):
                 found.append((f"{path}.{name}", value.get(name)))
-            elif member.type_name == "structure" and name not in value and member.members and all(
-                    m.type_name == "string" and KMS_FIELD.search(n) for n, m in member.members.items()):
-                found.append((f"{path}.{name}", None))
             elif name in value:
-                found += key_fields(member, value[name], f"{path}.{name}")
+                found += fields_in(member, value[name], is_field, f"{path}.{name}")
     elif shape.type_name == "list" and isinstance(value, list):
         for index, item in enumerate(value):
-            found += key_fields(shape.member, item, f"{path}[{index}]")
+            found += fields_in(shape.member, item, is_field, f"{path}[{index}]")
     return found
+
+
+def _takes_a_key(name: str, member, holder: dict) -> bool:
+    """A key field, or a wrapper left out that holds nothing but key fields (SecurityConfig)."""
+    if member.type_name == "string":
+        return KMS_FIELD.search(name) is not None
+    return member.type_name == "structure" and name not in holder and bool(member.members) and all(
+        m.type_name == "string" and KMS_FIELD.search(n) for n, m in member.members.items())
+
+
+def key_fields(shape, value) -> list[tuple[str, object]]:
+    """(path, value) of every field of the request that takes a KMS key."""
+    return fields_in(shape, value, _takes_a_key)
 
 
 # --- every request that takes a key carries it ------------------------------------------------------------------
@@ -111,6 +121,39 @@ def test_every_request_of_every_dry_run_that_takes_a_key_carries_it(locked_recor
             "sagemaker.CreateModelPackage.SecurityConfig.KmsKeyId", "s3.PutObject.SSEKMSKeyId",
             "s3.PutBucketEncryption.ServerSideEncryptionConfiguration.Rules[].ApplyServerSideEncryptionByDefault"
             ".KMSMasterKeyID", "ecr.CreateRepository.encryptionConfiguration.kmsKey"} <= carried
+
+
+NETWORK_FIELDS = ("VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption")
+# CreateEndpointConfig's VpcConfig and EnableNetworkIsolation are for inference components (with its
+# ExecutionRoleArn); an endpoint of models runs in each model's VPC and isolation, which CreateModel carries.
+MODELS_NETWORK = {("CreateEndpointConfig", ".VpcConfig"), ("CreateEndpointConfig", ".EnableNetworkIsolation")}
+
+
+def network_fields(shape, value) -> list[tuple[str, object]]:
+    """(path, value) of every network field botocore's model has in the structures the request holds."""
+    return fields_in(shape, value, lambda name, member, holder: name in NETWORK_FIELDS)
+
+
+def test_every_request_that_takes_the_network_fields_carries_them(locked_records):
+    """Read from botocore's models, so a new request (or a field SageMaker adds) is checked without a list here."""
+    _, records = locked_records
+    wanted = {"VpcConfig": {"SecurityGroupIds": GROUPS, "Subnets": SUBNETS}, "EnableNetworkIsolation": True,
+              "EnableInterContainerTrafficEncryption": True}
+    missing, carried = [], set()
+    for run, service, api, params in every_request(records):
+        if service != "sagemaker":
+            continue
+        for path, value in network_fields(input_shape(service, api), params):
+            if (api, path) in MODELS_NETWORK:
+                assert value is None, f"make {run.target}: {api}{path} is for inference components"
+            elif value != wanted[path.rsplit(".", 1)[1]]:
+                missing.append(f"make {run.target}: {api}{path} = {value!r}")
+            else:
+                carried.add(api + path)
+    assert not missing, "requests that take a network field without it:\n" + "\n".join(sorted(set(missing)))
+    assert {"CreateTrainingJob.VpcConfig", "CreateTrainingJob.EnableInterContainerTrafficEncryption",
+            "CreateHyperParameterTuningJob.TrainingJobDefinition.VpcConfig", "CreateModel.VpcConfig",
+            "CreateModel.EnableNetworkIsolation"} <= carried
 
 
 def test_every_job_and_model_runs_in_the_vpc_isolated(locked_records):
@@ -190,6 +233,33 @@ def test_isolation_refuses_a_job_that_would_download_its_weights(tmp_path, capsy
 
 
 # --- settings and names refused before any request ---------------------------------------------------------------
+
+# --- tags: every new resource carries the settings' tags ---------------------------------------------------------
+
+# Requests whose model takes tags that are not a new resource of ours to tag: the serving record an update puts
+# on the endpoint (AddTags), the auto scaling target (untagged, as before issue 26).
+UNTAGGED = {("sagemaker", "AddTags"), ("application-autoscaling", "RegisterScalableTarget")}
+
+
+def test_every_new_resource_carries_the_settings_tags(locked_records):
+    path, records = locked_records
+    tags = S.load(path).tag_list
+    assert tags
+    untagged, tagged = [], set()
+    for run, service, api, params in every_request(records):
+        if (service, api) in UNTAGGED | {("ecr", "PushImage")}:
+            continue
+        fields = [name for name in input_shape(service, api).members if name.lower() == "tags"]
+        given = params.get(fields[0]) if fields else None
+        if fields and not all(tag in (given or []) for tag in tags):
+            untagged.append(f"make {run.target}: {service}.{api}")
+        elif fields:
+            tagged.add(api)
+    assert not untagged, "new resources without the settings' tags:\n" + "\n".join(sorted(set(untagged)))
+    bucket_tags = [p for _, _, api, p in every_request(records) if api == "PutBucketTagging"]
+    assert bucket_tags and bucket_tags[0]["Tagging"]["TagSet"] == tags  # CreateBucket takes none: tagged after
+    assert {"CreateRole", "CreateRepository", "PutMetricAlarm", "CreateTrainingJob", "CreateModel"} <= tagged
+
 
 @pytest.mark.parametrize("changes, words", [
     ({"network.subnets": ["subnet-12"], "network.security_groups": GROUPS}, "network.subnets"),
@@ -319,12 +389,45 @@ def test_no_granted_operation_is_unused(locked_records, locked_documents):
                     assert (action, resource) in used, f"{kind}: {action} on {resource} is granted, no target uses it"
 
 
+def test_the_monitors_requests_are_in_the_policies(locked_records, locked_documents):
+    """Issue 27's requests: make deploy's monitor alarms, make monitor-report ENDPOINT=...'s capture reads and
+    PUBLISH=1's metrics (in their namespace only), and make teardown finding those alarms."""
+    _, records = locked_records
+    caller, part = locked_documents["caller"], "aws"
+
+    def alarm(name: str) -> str:
+        return f"arn:{part}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+
+    def metrics(namespace: str) -> iam_policy.Grant:
+        return iam_policy.Grant("cloudwatch:PutMetricData", "*",
+                                json.dumps({"StringEquals": {"cloudwatch:namespace": namespace}}))
+
+    drift, low_confidence = api_requests.monitor_alarm_names("img-clf")
+    for name in (drift, low_confidence):
+        assert allows(caller, iam_policy.Grant("cloudwatch:PutMetricAlarm", alarm(name)))
+        assert allows(caller, iam_policy.Grant("cloudwatch:DeleteAlarms", alarm(name)))
+    capture = f"arn:{part}:s3:::{BUCKET}/byoc-classifier/data-capture/img-clf/img-clf/AllTraffic/2026/01/01/00/x.jsonl"
+    assert allows(caller, iam_policy.Grant("s3:GetObject", capture))
+    assert allows(caller, iam_policy.Grant("kms:Decrypt", KEY))  # capture files are written with the key
+    assert allows(caller, metrics("byoc-classifier/monitor")) and not allows(caller, metrics("AWS/SageMaker"))
+    # what the real run reads beyond the dry run (the served model, the endpoint's latency) other targets need too
+    config = f"arn:{part}:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/img-clf-20260101-000000"
+    for action, resource in (("sagemaker:DescribeEndpointConfig", config), ("sagemaker:ListTags", config),
+                             ("sagemaker:DescribeModel", config.replace("endpoint-config", "model")),
+                             ("s3:GetObject", f"arn:{part}:s3:::{BUCKET}/byoc-classifier/output/j/output/model.tar.gz"),
+                             ("cloudwatch:GetMetricData", "*")):
+        assert allows(caller, iam_policy.Grant(action, resource)), action
+    asked = [params["AlarmNames"] for run, calls in records if run.target == "teardown"
+             for _, api, params in calls if api == "DescribeAlarms"]
+    assert asked and {drift, low_confidence} <= set(asked[0])
+
+
 def call_sites() -> set[tuple[str, str]]:
     """(service, API name) of every request the scripts can send: each aws.call / aws.paginate with literal names,
     and the operations deploy.leftovers lists."""
     session = botocore.session.get_session()
     found = {("sagemaker", "list_models"), ("sagemaker", "list_endpoint_configs")}
-    for path in [*(REPO_ROOT / "scripts" / "aws").glob("*.py"), *(REPO_ROOT / "scripts" / "reports").glob("*.py")]:
+    for path in (REPO_ROOT / "scripts").rglob("*.py"):  # every script that talks to AWS (aws, reports, monitor)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr in ("call", "paginate") and len(node.args) >= 2 \
@@ -380,6 +483,41 @@ def test_make_iam_policy_writes_the_four_documents(locked_records, tmp_path, cap
     unset = write_settings(tmp_path / "unset.yaml", **{"aws.role_arn": ""})
     assert iam_policy.main(["--settings", str(unset)]) == 1
     assert "aws.role_arn is not set" in capsys.readouterr().err
+
+
+def test_a_policy_over_the_managed_policy_limit_is_written_in_parts(locked_documents, tmp_path, monkeypatch):
+    monkeypatch.setattr(iam_policy, "MANAGED_POLICY_LIMIT", 2000)
+    files = iam_policy.written_files(locked_documents)
+    parts = [name for name in files if name.startswith("caller-policy")]
+    assert parts[:2] == ["caller-policy.json", "caller-policy-2.json"] and len(parts) >= 3
+    assert all(iam_policy.size(files[name]) <= 2000 for name in parts)
+    assert [s for name in parts for s in files[name]["Statement"]] == locked_documents["caller"]["Statement"]
+    assert files["execution-role-policy.json"] == locked_documents["execution-role"]  # inline: never split
+    (tmp_path / "admin-policy-7.json").write_text("{}")  # a part an earlier run wrote
+    (tmp_path / "notes.json").write_text("{}")  # someone else's file
+    iam_policy.write(tmp_path, files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "notes.json"])
+
+
+@pytest.mark.slow
+def test_long_names_split_a_policy_into_managed_policies_iam_accepts(tmp_path, capsys):
+    """A 63-character bucket and a 47-character endpoint take the caller's policy past IAM's 6,144 characters of
+    a managed policy: it is written in parts, each under the limit, together the whole policy."""
+    names = {"s3.bucket": "b" * 63, "endpoint.name": "e" * 47}
+    path = write_settings(tmp_path / "long.yaml", **LOCKED, **names)
+    whole = iam_policy.documents(path, S.load(path))
+    assert iam_policy.size(whole["caller"]) > iam_policy.MANAGED_POLICY_LIMIT
+    out = tmp_path / "iam"
+    out.mkdir()
+    (out / "caller-policy-9.json").write_text("{}")  # a part of an earlier run, no longer needed
+    assert iam_policy.main(["--settings", str(path), "--out", str(out)]) == 0
+    assert "caller-policy-2.json" in capsys.readouterr().err
+    parts = sorted(out.glob("caller-policy*.json"))
+    assert [p.name for p in parts] == ["caller-policy-2.json", "caller-policy.json"]
+    documents = [json.loads(p.read_text()) for p in reversed(parts)]
+    assert all(iam_policy.size(d) <= iam_policy.MANAGED_POLICY_LIMIT for d in documents)
+    assert [s for d in documents for s in d["Statement"]] == whole["caller"]["Statement"]
+    assert iam_policy.managed_parts(whole["execution-role"]) == [whole["execution-role"]]  # short: one part
 
 
 # --- bootstrap and teardown (Stubber) ---------------------------------------------------------------------------

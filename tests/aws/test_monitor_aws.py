@@ -82,15 +82,19 @@ def test_monitor_alarms_beside_the_others(tmp_path, monkeypatch, capsys):
         S.load(write_settings(tmp_path / "long.yaml", **{"monitor.hours": 24, "monitor.alarm_runs": 8}))
 
 
-def test_make_monitor_report_dry_run(settings_path, monkeypatch, capsys):
+def test_make_monitor_report_dry_run(settings_path, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(monitor_cli, "window", lambda hours, now=None: (WHEN.replace(hour=2, minute=30), WHEN))
+    monkeypatch.setattr(capture_aws, "WORK_DIR", tmp_path / "work")
     assert monitor_cli.main(["--endpoint", "img-clf", "--settings", str(settings_path), "--dry-run",
                              "--publish"]) == 0
     printed = requests_in(capsys.readouterr().out)
     assert [name for name, _ in printed] == ["sagemaker.DescribeEndpoint", "s3.ListObjectsV2", "s3.ListObjectsV2",
-                                             "cloudwatch.PutMetricData"]
-    assert [r["Prefix"] for n, r in printed if n == "s3.ListObjectsV2"] == [
-        f"byoc-classifier/data-capture/img-clf/img-clf/AllTraffic/2026/01/02/{hour:02d}/" for hour in (2, 3)]
+                                             "s3.GetObject", "s3.GetObject", "cloudwatch.PutMetricData"]
+    folders = [f"byoc-classifier/data-capture/img-clf/img-clf/AllTraffic/2026/01/02/{hour:02d}/" for hour in (2, 3)]
+    assert [r["Prefix"] for n, r in printed if n == "s3.ListObjectsV2"] == folders
+    # a file of each folder read as the real run reads it (make iam-policy grants it), nothing written
+    assert [r["Key"] for n, r in printed if n == "s3.GetObject"] == [f"{folder}<file>.jsonl" for folder in folders]
+    assert not (tmp_path / "work").exists()
 
 
 def tar_gz(model_dir: Path) -> bytes:

@@ -94,6 +94,85 @@ def percentile(values, q):
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+def serving_model() -> ServingModel:
+    """EfficientNet-Lite0 (ImageNet weights, an untrained 10-class head) at 224 px, served by torch."""
+    architecture = get_architecture("efficientnet_lite0")
+    network = build_model("efficientnet_lite0", 10, pretrained=True)
+    return ServingModel(TorchNetwork(network, torch.device("cpu")), [f"class {i}" for i in range(10)],
+                        architecture.preprocessing(224), "efficientnet_lite0", 40_000_000)
+
+
+def layout_handlers(model: ServingModel, folder: Path) -> dict[str, HandlerService]:
+    """One handler a layout, the thread and inline ones capturing under `folder`/<layout>."""
+    handlers = {}
+    for layout in LAYOUTS:
+        handler = HandlerService(Settings.from_env({}))
+        handler.model = model
+        if layout != "none":
+            handler.capture = (capture.CaptureWriter if layout == "thread" else InlineWriter)(folder / layout)
+        handlers[layout] = handler
+    return handlers
+
+
+def time_capture_calls(handler: HandlerService) -> list[float]:
+    """Times each capture call of `handler` (microseconds), into the list returned."""
+    timed = []
+    if handler.capture is not None:
+        offer = type(handler.capture).offer
+
+        def measured(*a, _offer=offer, _writer=handler.capture, **k):
+            started = time.perf_counter_ns()
+            try:
+                return _offer(_writer, *a, **k)
+            finally:
+                timed.append((time.perf_counter_ns() - started) / 1000)
+
+        handler.capture.offer = measured
+    return timed
+
+
+def measure(handlers: dict[str, HandlerService], payloads: dict[str, bytes], rounds: int, requests: int) -> dict:
+    """Each layout and body `requests` times a round, the layouts' order turning every round."""
+    timings = {(layout, body): {"handler_ms": [], "capture_us": []} for layout in LAYOUTS for body in payloads}
+    calls = {layout: time_capture_calls(handler) for layout, handler in handlers.items()}
+    for round_index in range(rounds):
+        order = LAYOUTS[round_index % 3:] + LAYOUTS[:round_index % 3]
+        for layout in order:
+            handler, timed = handlers[layout], calls[layout]
+            for name, body in payloads.items():
+                context = Context({"content-type": "image/jpeg"})
+                for _ in range(requests):
+                    started = time.perf_counter()
+                    handler.handle_one(0, {"body": body}, context)
+                    timings[(layout, name)]["handler_ms"].append((time.perf_counter() - started) * 1000)
+                timings[(layout, name)]["capture_us"] += timed
+                timed.clear()
+                if handler.capture is not None:
+                    handler.capture.drain(60)
+        print(f"round {round_index + 1}/{rounds} done", flush=True)
+    return timings
+
+
+def summarise(timings: dict, payloads: dict[str, bytes]) -> list[dict]:
+    results = []
+    for (layout, name), values in timings.items():
+        handler_ms, capture_us = values["handler_ms"], values["capture_us"]
+        results.append({"layout": layout, "body": name, "bytes": len(payloads[name]), "requests": len(handler_ms),
+                        "handler_p50_ms": statistics.median(handler_ms), "handler_p99_ms": percentile(handler_ms, 99),
+                        "capture_p50_us": statistics.median(capture_us) if capture_us else None,
+                        "capture_p99_us": percentile(capture_us, 99) if capture_us else None})
+    return results
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"\n{'body':<18}{'layout':<8}{'handler p50 ms':>16}{'p99 ms':>10}{'capture p50 us':>17}{'p99 us':>10}")
+    for row in results:
+        capture_cost = ("" if row["capture_p50_us"] is None
+                        else f"{row['capture_p50_us']:17.1f}{row['capture_p99_us']:10.1f}")
+        print(f"{row['body']:<18}{row['layout']:<8}{row['handler_p50_ms']:16.2f}{row['handler_p99_ms']:10.2f}"
+              + capture_cost)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -102,60 +181,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)  # one worker's thread, as the endpoint's default layout
-    architecture = get_architecture("efficientnet_lite0")
-    network = build_model("efficientnet_lite0", 10, pretrained=True)
-    model = ServingModel(TorchNetwork(network, torch.device("cpu")), [f"class {i}" for i in range(10)],
-                         architecture.preprocessing(224), "efficientnet_lite0", 40_000_000)
     folder = Path(tempfile.mkdtemp(prefix="bench-capture-"))
-    handlers = {}
-    for layout in LAYOUTS:
-        handler = HandlerService(Settings.from_env({}))
-        handler.model = model
-        if layout != "none":
-            handler.capture = (capture.CaptureWriter if layout == "thread" else InlineWriter)(folder / layout)
-        handlers[layout] = handler
-    timings = {(layout, body): {"handler_ms": [], "capture_us": []} for layout in LAYOUTS for body in bodies()}
     payloads = bodies()
-    for round_index in range(args.rounds):
-        order = LAYOUTS[round_index % 3:] + LAYOUTS[:round_index % 3]
-        for layout in order:
-            handler = handlers[layout]
-            timed = []
-            if handler.capture is not None:
-                offer = type(handler.capture).offer
-
-                def measured(*a, _offer=offer, _writer=handler.capture, _timed=timed, **k):
-                    started = time.perf_counter_ns()
-                    try:
-                        return _offer(_writer, *a, **k)
-                    finally:
-                        _timed.append((time.perf_counter_ns() - started) / 1000)
-
-                handler.capture.offer = measured
-            for name, body in payloads.items():
-                context = Context({"content-type": "image/jpeg"})
-                for _ in range(args.requests):
-                    started = time.perf_counter()
-                    handler.handle_one(0, {"body": body}, context)
-                    timings[(layout, name)]["handler_ms"].append((time.perf_counter() - started) * 1000)
-                timings[(layout, name)]["capture_us"] += timed
-                timed.clear()
-                if handler.capture is not None:
-                    handler.capture.drain(60)
-        print(f"round {round_index + 1}/{args.rounds} done", flush=True)
-    results = []
-    for (layout, name), values in timings.items():
-        handler_ms, capture_us = values["handler_ms"], values["capture_us"]
-        results.append({"layout": layout, "body": name, "bytes": len(payloads[name]), "requests": len(handler_ms),
-                        "handler_p50_ms": statistics.median(handler_ms), "handler_p99_ms": percentile(handler_ms, 99),
-                        "capture_p50_us": statistics.median(capture_us) if capture_us else None,
-                        "capture_p99_us": percentile(capture_us, 99) if capture_us else None})
-    print(f"\n{'body':<18}{'layout':<8}{'handler p50 ms':>16}{'p99 ms':>10}{'capture p50 us':>17}{'p99 us':>10}")
-    for row in results:
-        capture_cost = ("" if row["capture_p50_us"] is None
-                        else f"{row['capture_p50_us']:17.1f}{row['capture_p99_us']:10.1f}")
-        print(f"{row['body']:<18}{row['layout']:<8}{row['handler_p50_ms']:16.2f}{row['handler_p99_ms']:10.2f}"
-              + capture_cost)
+    timings = measure(layout_handlers(serving_model(), folder), payloads, args.rounds, args.requests)
+    results = summarise(timings, payloads)
+    print_table(results)
     written = {layout: sum(1 for path in (folder / layout).rglob("*.jsonl") for _ in path.open())
                for layout in LAYOUTS[1:]}
     print(f"records written: {written} (of {args.rounds * args.requests * len(payloads)} each)")

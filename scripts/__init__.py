@@ -8,5 +8,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_DIR = REPO_ROOT / "container"
+DEFAULT_DATA = "data/fashion-mnist"  # the data set `make data` writes (the Makefile's DATA; relative to the root)
 if str(CONTAINER_DIR) not in sys.path:
     sys.path.insert(0, str(CONTAINER_DIR))

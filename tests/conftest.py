@@ -115,5 +115,5 @@ def monitored_model(image_set, tmp_path_factory) -> Path:
     preprocessing = get_architecture("efficientnet_lite0").preprocessing(32)
     model_dir = tmp_path_factory.mktemp("monitored") / "model"
     save_artifact(model_dir, model, model_config("efficientnet_lite0", valid.classes, preprocessing, {}, {}))
-    baseline.write(model_dir, model, [path for path, _ in valid.samples], valid.classes, preprocessing)
+    baseline.write(model_dir, model, valid, preprocessing)
     return model_dir

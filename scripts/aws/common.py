@@ -12,7 +12,7 @@ from typing import Callable
 import botocore.exceptions
 
 from classifier.progress import Progress
-from scripts import REPO_ROOT
+from scripts import DEFAULT_DATA, REPO_ROOT
 from scripts.job_definition import JobDefinitionError
 
 from . import api_requests
@@ -125,7 +125,7 @@ def data_uri(settings: Settings, data: str | None, data_s3: str | None) -> str:
     if data_s3:
         s3_uri_argument(data_s3, "DATA_S3")
         return data_s3 if data_s3.endswith("/") else data_s3 + "/"
-    name = Path(data or "data/fashion-mnist").resolve().name
+    name = Path(data or DEFAULT_DATA).resolve().name
     return settings.s3_uri("data_prefix", name)
 
 

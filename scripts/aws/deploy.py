@@ -318,108 +318,165 @@ def cost_estimate(settings, latency_ms: float) -> list[str]:
     return endpoint_cost.describe(endpoint, latency_ms)
 
 
+@dataclass
+class Rollout:
+    """One deployment: the endpoint, the name of its new model and config (`stamp`), what it was before (its
+    description and config; None when it is new) and what the update changed on the way: the rollback alarms,
+    its auto scaling (`live`) and, when the update needs it off, what was taken off (`taken_off`)."""
+
+    endpoint: str
+    stamp: str
+    existing: dict | None
+    live_config: dict | None
+    alarms: list[str] = field(default_factory=list)
+    live: Scaling | None = None
+    taken_off: Scaling | None = None
+
+    @property
+    def old_config(self) -> str | None:
+        return self.existing.get("EndpointConfigName") if self.existing else None
+
+
 def deploy(aws: Aws, served: Served, wait: bool = True, latency_ms: float = endpoint_cost.MEASURED_LATENCY_MS,
            assume_exists: bool = False) -> dict:
     """Create or update the endpoint to serve `served`. `assume_exists` (dry runs): show the update path."""
     settings = aws.settings
     endpoint = settings.endpoint_name
-    api_requests.check_deployment(settings)
-    api_requests.check_endpoint_type(settings)
-    if settings.endpoint_type == "serverless":
-        api_requests.check_serverless_model(settings, artifact_bytes(aws, served.model_data))
-    stamp = f"{endpoint}-{orchestration.timestamp()}"
-    dry_live = f"{endpoint}-{DRY_STAMP}"
-    existing = describe_endpoint(aws, endpoint, dry={
-        "EndpointName": endpoint, "EndpointStatus": "InService", "EndpointConfigName": dry_live,
-        "EndpointArn": api_requests.sagemaker_arn(settings, "endpoint", endpoint)}
-        if assume_exists else {})
+    check_deployable(aws, served)
+    existing = current_endpoint(aws, endpoint, assume_exists)
+    rollout = Rollout(endpoint, f"{endpoint}-{orchestration.timestamp()}", existing,
+                      current_config(aws, endpoint, existing))
+    previous = served_by(aws, rollout.live_config)
+    print("\n".join(f"# cost: {line}" for line in cost_estimate(settings, latency_ms)), file=aws.out, flush=True)
+    model_request = (api_requests.model_from_package(settings, rollout.stamp, served.package) if served.package
+                     else api_requests.model(settings, rollout.stamp, served.image, served.model_data))
+    aws.call("sagemaker", "create_model", dry={}, **model_request)
+    aws.call("sagemaker", "create_endpoint_config", dry={}, **api_requests.endpoint_config(
+        settings, rollout.stamp, rollout.stamp, serving_record.record(served, previous)))
     if existing:
-        status = existing.get("EndpointStatus")
-        if status in BUSY:
-            raise AwsError(f"endpoint {endpoint} is {status}: wait until it is InService (or Failed), "
-                           "then deploy again")
-        if status == "Failed":
-            raise AwsError(f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
-                           f"`make cleanup` removes it, then `make deploy` creates it again")
+        update_endpoint(aws, rollout)
+    else:
+        create_endpoint(aws, rollout, served)
+    if settings.monitor_alarm:
+        print(f"monitor alarms: {', '.join(put_monitor_alarms(aws))} (fed by make monitor-report ENDPOINT={endpoint} "
+              f"PUBLISH=1 every {settings.monitor_hours} h: docs/monitoring.md)", file=sys.stderr)
+    result = {"endpoint": endpoint, "model": rollout.stamp, "config": rollout.stamp, "updated": bool(existing),
+              "replaced": rollout.old_config, "finished": False, "previous": previous}
+    if not wait:
+        if not aws.dry_run:
+            print(left_to_do(aws, "Updating" if existing else "Creating", rollout.old_config, rollout.taken_off),
+                  file=sys.stderr)
+        return result
+    state = wait_rolled_out(aws, rollout)
+    if aws.dry_run and existing:
+        print("# if the update rolls back, why (its alarms' states):", file=aws.out)
+        rollback_reason(aws, {}, rollout.alarms)
+    if existing:
+        tag_endpoint(aws, state.get("EndpointArn"), served)
+    finish_scaling(aws, rollout.taken_off)
+    if rollout.old_config and rollout.old_config != rollout.stamp:
+        retire(aws, rollout.old_config, endpoint)
+    result["finished"] = True
+    return result
+
+
+def check_deployable(aws: Aws, served: Served) -> None:
+    """The settings' deployment, endpoint type and (serverless) the artifact's size, before any change."""
+    api_requests.check_deployment(aws.settings)
+    api_requests.check_endpoint_type(aws.settings)
+    if aws.settings.endpoint_type == "serverless":
+        api_requests.check_serverless_model(aws.settings, artifact_bytes(aws, served.model_data))
+
+
+def current_endpoint(aws: Aws, endpoint: str, assume_exists: bool) -> dict | None:
+    """The endpoint as it is (None: there is none), when it can take an update: not busy, not Failed."""
+    existing = describe_endpoint(aws, endpoint, dry={
+        "EndpointName": endpoint, "EndpointStatus": "InService", "EndpointConfigName": f"{endpoint}-{DRY_STAMP}",
+        "EndpointArn": api_requests.sagemaker_arn(aws.settings, "endpoint", endpoint)}
+        if assume_exists else {})
+    status = existing.get("EndpointStatus") if existing else None
+    if status in BUSY:
+        raise AwsError(f"endpoint {endpoint} is {status}: wait until it is InService (or Failed), "
+                       "then deploy again")
+    if status == "Failed":
+        raise AwsError(f"endpoint {endpoint} is Failed ({existing.get('FailureReason', 'no reason given')}); "
+                       f"`make cleanup` removes it, then `make deploy` creates it again")
+    return existing
+
+
+def current_config(aws: Aws, endpoint: str, existing: dict | None) -> dict | None:
+    """The config the endpoint serves now (None: a new endpoint), of the settings' endpoint type."""
+    settings = aws.settings
     old_config = existing.get("EndpointConfigName") if existing else None
-    dry_arn = api_requests.sagemaker_arn(settings, "endpoint-config", dry_live)
+    if not old_config:
+        return None
+    dry_live = f"{endpoint}-{DRY_STAMP}"
     dry_config = {**api_requests.endpoint_config(settings, dry_live, f"<model of {endpoint}>"),
-                  "EndpointConfigArn": dry_arn}  # a dry run: the same type as the settings'
-    live_config = describe_config(aws, old_config, dry=dry_config) if old_config else None
+                  "EndpointConfigArn": api_requests.sagemaker_arn(settings, "endpoint-config", dry_live)}
+    live_config = describe_config(aws, old_config, dry=dry_config)  # a dry run: the same type as the settings'
     if live_config and config_type(live_config) != settings.endpoint_type:
         raise AwsError(f"endpoint {endpoint} is {config_type(live_config)} and ENDPOINT_TYPE is "
                        f"{settings.endpoint_type}: SageMaker cannot change an endpoint's type in an update. "
                        f"`make cleanup` then `make deploy` makes it anew, or ENDPOINT_NAME= deploys another one")
-    previous = served_by(aws, live_config)
-    print("\n".join(f"# cost: {line}" for line in cost_estimate(settings, latency_ms)), file=aws.out, flush=True)
-    model_request = (api_requests.model_from_package(settings, stamp, served.package) if served.package
-                     else api_requests.model(settings, stamp, served.image, served.model_data))
-    aws.call("sagemaker", "create_model", dry={}, **model_request)
-    aws.call("sagemaker", "create_endpoint_config", dry={}, **api_requests.endpoint_config(
-        settings, stamp, stamp, serving_record.record(served, previous)))
-    live = taken_off = None  # the endpoint's auto scaling; taken_off: when the update needs it off
-    alarms: list[str] = []
-    if existing:
-        alarms = put_rollback_alarms(aws)
-        live = scaling_of(aws, endpoint) if settings.endpoint_type != "serverless" else None
-        if live and changes_instance_type(aws, live_config):
-            deregister_scalable_target(aws, endpoint)
-            taken_off = live
-            print(f"auto scaling of {endpoint} taken off for the update (the instance type changes to "
-                  f"{settings.endpoint_instance_type}); it goes back when the update is done", file=sys.stderr)
-        try:
-            aws.call("sagemaker", "update_endpoint", dry={}, **api_requests.update_endpoint(settings, stamp, alarms))
-        except Exception:
-            if taken_off:  # still InService on its old config
-                restore(aws, taken_off)
-                print(f"auto scaling of {endpoint} registered again as it was", file=sys.stderr)
-            raise
-    else:
-        if aws.dry_run:
-            print(f"# UpdateEndpoint instead of CreateEndpoint when {endpoint} exists (DRY_RUN_UPDATE=1 shows it)",
-                  file=aws.out)
-        aws.call("sagemaker", "create_endpoint", dry={}, **api_requests.create_endpoint(
-            settings, stamp, served.tags("serving")))
-    if settings.monitor_alarm:
-        print(f"monitor alarms: {', '.join(put_monitor_alarms(aws))} (fed by make monitor-report ENDPOINT={endpoint} "
-              f"PUBLISH=1 every {settings.monitor_hours} h: docs/monitoring.md)", file=sys.stderr)
-    result = {"endpoint": endpoint, "model": stamp, "config": stamp, "updated": bool(existing),
-              "replaced": old_config, "finished": False, "previous": previous}
-    if not wait:
-        if not aws.dry_run:
-            print(left_to_do(aws, "Updating" if existing else "Creating", old_config, taken_off), file=sys.stderr)
-        return result
+    return live_config
+
+
+def update_endpoint(aws: Aws, rollout: Rollout) -> None:
+    """UpdateEndpoint to the new config, guarded by the rollback alarms. Its auto scaling is taken off first
+    when the instance type changes, and registered again if the update cannot start."""
+    settings, endpoint = aws.settings, rollout.endpoint
+    rollout.alarms = put_rollback_alarms(aws)
+    rollout.live = scaling_of(aws, endpoint) if settings.endpoint_type != "serverless" else None
+    if rollout.live and changes_instance_type(aws, rollout.live_config):
+        deregister_scalable_target(aws, endpoint)
+        rollout.taken_off = rollout.live
+        print(f"auto scaling of {endpoint} taken off for the update (the instance type changes to "
+              f"{settings.endpoint_instance_type}); it goes back when the update is done", file=sys.stderr)
+    try:
+        aws.call("sagemaker", "update_endpoint", dry={}, **api_requests.update_endpoint(settings, rollout.stamp,
+                                                                                        rollout.alarms))
+    except Exception:
+        if rollout.taken_off:  # still InService on its old config
+            restore(aws, rollout.taken_off)
+            print(f"auto scaling of {endpoint} registered again as it was", file=sys.stderr)
+        raise
+
+
+def create_endpoint(aws: Aws, rollout: Rollout, served: Served) -> None:
+    if aws.dry_run:
+        print(f"# UpdateEndpoint instead of CreateEndpoint when {rollout.endpoint} exists (DRY_RUN_UPDATE=1 shows "
+              "it)", file=aws.out)
+    aws.call("sagemaker", "create_endpoint", dry={}, **api_requests.create_endpoint(
+        aws.settings, rollout.stamp, served.tags("serving")))
+
+
+def wait_rolled_out(aws: Aws, rollout: Rollout) -> dict:
+    """Wait until the endpoint serves the new config; an endpoint that failed, or an update rolled back, is an
+    error that says why and what became of its auto scaling."""
+    endpoint, stamp, taken_off = rollout.endpoint, rollout.stamp, rollout.taken_off
     try:
         state = wait_in_service(aws, endpoint, dry={"EndpointName": endpoint, "EndpointStatus": "InService",
-                                                    "EndpointConfigName": stamp, **existing_arn(aws, existing)})
+                                                    "EndpointConfigName": stamp,
+                                                    **existing_arn(aws, rollout.existing)})
     except KeyboardInterrupt:
-        print("\n" + left_to_do(aws, "being updated" if existing else "being created", old_config, taken_off),
-              file=sys.stderr)
+        print("\n" + left_to_do(aws, "being updated" if rollout.existing else "being created", rollout.old_config,
+                                taken_off), file=sys.stderr)
         raise
     status, serving = state.get("EndpointStatus"), state.get("EndpointConfigName")
     if status != "InService":
         scaling_note = (f" Its auto scaling was taken off for the update; once it serves again, register it as it was:"
                         f"\n{taken_off.commands()}" if taken_off else "")
-        raise AwsError(f"endpoint {endpoint} is {status}: {rollback_reason(aws, state, alarms)}; "
+        raise AwsError(f"endpoint {endpoint} is {status}: {rollback_reason(aws, state, rollout.alarms)}; "
                        f"its container log: make endpoint-logs.{scaling_note}")
     if serving != stamp:
         if taken_off:
             restore(aws, taken_off)
         kept = ("its auto scaling was registered again as it was" if taken_off else
-                "its auto scaling was not touched" if live else "")
+                "its auto scaling was not touched" if rollout.live else "")
         raise AwsError(f"the update of {endpoint} to {stamp} failed and was rolled back "
-                       f"({rollback_reason(aws, state, alarms)}); it still serves {serving}"
+                       f"({rollback_reason(aws, state, rollout.alarms)}); it still serves {serving}"
                        + (f" and {kept}" if kept else "") + ". Container log: make endpoint-logs")
-    if aws.dry_run and existing:
-        print("# if the update rolls back, why (its alarms' states):", file=aws.out)
-        rollback_reason(aws, {}, alarms)
-    if existing:
-        tag_endpoint(aws, state.get("EndpointArn"), served)
-    finish_scaling(aws, taken_off)
-    if old_config and old_config != stamp:
-        retire(aws, old_config, endpoint)
-    result["finished"] = True
-    return result
+    return state
 
 
 def existing_arn(aws: Aws, existing: dict | None) -> dict:

@@ -31,8 +31,6 @@ from .deploy import describe_endpoint, endpoint_models, leftovers, scalable_targ
 from .settings import PREFIXES
 from .trial_checkpoints import delete_folder
 
-DELETE_BATCH = 1000
-
 
 @dataclass
 class Item:

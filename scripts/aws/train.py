@@ -18,8 +18,9 @@ Debugger/Profiler rules are attached when job.yaml's debugger.attach_sagemaker_r
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
-from scripts import job_definition, orchestration
+from scripts import DEFAULT_DATA, job_definition, orchestration
 
 from . import api_requests, debugger
 from .client import Aws
@@ -72,10 +73,110 @@ def init_model_uri(aws: Aws, init_model: str) -> str:
     return uri
 
 
+@dataclass
+class JobPlan:
+    """What the job runs with: its hyperparameters, the tuned names nothing sets, the model it starts from (an S3
+    URI) and, for the final job of a tuning job, the tuning job's best trial."""
+
+    hyperparameters: dict[str, str]
+    unset: list[str]
+    init_model: str = ""
+    best: orchestration.Trial | None = None
+
+
+def check_arguments(args, definition: job_definition.JobDefinition) -> orchestration.HpArgument:
+    """Every argument checked before any request."""
+    argument = orchestration.parse_hp_argument(args.hp)
+    orchestration.training_hyperparameters(definition, given=argument.given)  # the given values, checked
+    if args.tuning:
+        orchestration.check_name(args.tuning, orchestration.TUNING_NAME_MAX, "tuning job (TUNING=)")
+    if args.name:
+        orchestration.check_name(args.name, orchestration.TRAINING_NAME_MAX, "training job (--name)")
+    if args.init_model:
+        check_init_model(args.init_model)
+    if args.data_s3:
+        s3_uri_argument(args.data_s3, "DATA_S3")
+    return argument
+
+
+def plan_job(aws: Aws, args, definition: job_definition.JobDefinition, argument: orchestration.HpArgument) -> JobPlan:
+    """The final job of --tuning (its best trial's hyperparameters, from its model), or a job of the given
+    hyperparameters (from --init-model's model). A dry run checks no values: they hold placeholders."""
+    if not orchestration.wants_best_trial(argument, args.tuning):
+        values, unset = orchestration.training_hyperparameters(definition, None, argument.given,
+                                                               check=not aws.dry_run)
+        return JobPlan(values, unset, init_model_uri(aws, args.init_model) if args.init_model else "")
+    if args.init_model:
+        raise ValueError("--init-model and --tuning both give the job its starting model: the final job of a "
+                         "tuning job starts from its best trial's; give one of them")
+    best, described = best_trial_job(aws, args.tuning, definition)
+    final = orchestration.final_job(definition, orchestration.recorded_hyperparameters(
+        described.get("HyperParameters", {})), argument.given, check=not aws.dry_run)
+    init = ""
+    if final.from_best_trial:
+        init = described.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
+        if not init:
+            raise ValueError(f"the best trial {best.name} has no model artifact to start from")
+    return JobPlan(final.hyperparameters, final.unset, init, best)
+
+
+def create(aws: Aws, args, definition: job_definition.JobDefinition, plan: JobPlan) -> str:
+    """CreateTrainingJob with every channel of the data set found; returns the job's name."""
+    name = args.name or orchestration.training_job_name(definition.name_prefix)
+    image = ecr_image(aws, aws.settings.training_repository)
+    uri = data_uri(aws.settings, args.data, args.data_s3)
+    found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=False),
+                             definition.channels.required, args.data)
+    names = orchestration.training_channels(definition, found)
+    extra = debugger.training_job_fields(definition, aws.settings, name)
+    request = api_requests.training_job(definition, aws.settings, name, image, uri, names, plan.hyperparameters,
+                                        extra, plan.init_model)
+    aws.call("sagemaker", "create_training_job", dry={}, **request)
+    return name
+
+
+def follow(aws: Aws, args, definition: job_definition.JobDefinition, name: str,
+           best: orchestration.Trial | None) -> int:
+    """Wait for the job (its log streamed), print its final metrics and which model is the loop's."""
+    state, log_text = wait(aws, name, stream_logs=not args.no_logs)
+    metrics = metrics_of(state, definition, log_text)
+    report(state, metrics)
+    if state.get("TrainingJobStatus") != "Completed":
+        return 1
+    deployed = name
+    if best is not None:
+        choice = orchestration.final_model(definition, name, metrics, best)
+        deployed = choice.job
+        print(f"the final model is {'this job' if choice.fine_tuned else 'the best trial'}'s: {choice.reason}")
+    print(f"next: `make deploy JOB={deployed}`")
+    return 0
+
+
+def train(args) -> int:
+    definition = job_definition.load(args.job_definition)
+    argument = check_arguments(args, definition)
+    aws = open_aws(args, "role_arn", "bucket")
+    plan = plan_job(aws, args, definition, argument)
+    if plan.unset:
+        print(orchestration.unset_note(plan.unset), file=sys.stderr)
+    name = create(aws, args, definition, plan)
+    if aws.dry_run:
+        if not args.no_wait:
+            wait(aws, name, stream_logs=not args.no_logs)
+        return 0
+    origin = (f", the final job of {args.tuning} (best trial {plan.best.name})" if plan.best else "") + (
+        f", from {plan.init_model}" if plan.init_model else "")
+    print(f"created training job {name}{origin}: {orchestration.describe_values(plan.hyperparameters)}"
+          f"\n  {console_url(aws.settings.region, 'jobs', name)}")
+    if args.no_wait:
+        return 0
+    return follow(aws, args, definition, name, plan.best)
+
+
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
-    parser.add_argument("--data", default="data/fashion-mnist")
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--data-s3", default="")
     parser.add_argument("--tuning", default="", help="the final job of this tuning job (its best trial's "
                                                      "hyperparameters, fine-tuned from its model)")
@@ -87,72 +188,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-wait", action="store_true")
     parser.add_argument("--no-logs", action="store_true", help="wait without streaming the log")
     args = parser.parse_args(argv)
-
-    def go() -> int:
-        definition = job_definition.load(args.job_definition)
-        argument = orchestration.parse_hp_argument(args.hp)
-        orchestration.training_hyperparameters(definition, given=argument.given)  # bad input: before any request
-        if args.tuning:
-            orchestration.check_name(args.tuning, orchestration.TUNING_NAME_MAX, "tuning job (TUNING=)")
-        if args.name:
-            orchestration.check_name(args.name, orchestration.TRAINING_NAME_MAX, "training job (--name)")
-        if args.init_model:
-            check_init_model(args.init_model)
-        if args.data_s3:
-            s3_uri_argument(args.data_s3, "DATA_S3")
-        aws = open_aws(args, "role_arn", "bucket")
-        best, init = None, ""
-        if orchestration.wants_best_trial(argument, args.tuning):
-            if args.init_model:
-                raise ValueError("--init-model and --tuning both give the job its starting model: the final job of a "
-                                 "tuning job starts from its best trial's; give one of them")
-            best, described = best_trial_job(aws, args.tuning, definition)
-            plan = orchestration.final_job(definition, orchestration.recorded_hyperparameters(
-                described.get("HyperParameters", {})), argument.given, check=not aws.dry_run)  # dry run: placeholders
-            final, unset = plan.hyperparameters, plan.unset
-            if plan.from_best_trial:
-                init = described.get("ModelArtifacts", {}).get("S3ModelArtifacts", "")
-                if not init:
-                    raise ValueError(f"the best trial {best.name} has no model artifact to start from")
-        else:
-            final, unset = orchestration.training_hyperparameters(definition, None, argument.given,
-                                                                  check=not aws.dry_run)
-            init = init_model_uri(aws, args.init_model) if args.init_model else ""
-        if unset:
-            print(orchestration.unset_note(unset), file=sys.stderr)
-        name = args.name or orchestration.training_job_name(definition.name_prefix)
-        image = ecr_image(aws, aws.settings.training_repository)
-        uri = data_uri(aws.settings, args.data, args.data_s3)
-        found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=False),
-                                 definition.channels.required, args.data)
-        names = orchestration.training_channels(definition, found)
-        extra = debugger.training_job_fields(definition, aws.settings, name)
-        request = api_requests.training_job(definition, aws.settings, name, image, uri, names, final, extra, init)
-        aws.call("sagemaker", "create_training_job", dry={}, **request)
-        if aws.dry_run:
-            if not args.no_wait:
-                wait(aws, name, stream_logs=not args.no_logs)
-            return 0
-        print(f"created training job {name}" + (f", the final job of {args.tuning} (best trial {best.name})"
-                                                 if best else "") + (f", from {init}" if init else "")
-              + ": " + orchestration.describe_values(final)
-              + f"\n  {console_url(aws.settings.region, 'jobs', name)}")
-        if args.no_wait:
-            return 0
-        state, log_text = wait(aws, name, stream_logs=not args.no_logs)
-        metrics = metrics_of(state, definition, log_text)
-        report(state, metrics)
-        if state.get("TrainingJobStatus") != "Completed":
-            return 1
-        deployed = name
-        if best is not None:
-            choice = orchestration.final_model(definition, name, metrics, best)
-            deployed = choice.job
-            print(f"the final model is {'this job' if choice.fine_tuned else 'the best trial'}'s: {choice.reason}")
-        print(f"next: `make deploy JOB={deployed}`")
-        return 0
-
-    return run(go)
+    return run(lambda: train(args))
 
 
 if __name__ == "__main__":

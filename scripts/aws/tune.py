@@ -21,7 +21,7 @@ import sys
 from datetime import datetime
 
 from classifier.training import hyperparameters as hp_specs
-from scripts import job_definition, orchestration, tuning_cost
+from scripts import DEFAULT_DATA, job_definition, orchestration, tuning_cost
 
 from . import api_requests, debugger, features, warm_start
 from .client import Aws
@@ -211,7 +211,7 @@ def print_estimate(aws: Aws, definition: job_definition.JobDefinition, values: d
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--job-definition", help="job definition (default: config/job.yaml)")
-    parser.add_argument("--data", default="data/fashion-mnist", help="the local data set uploaded with upload-data")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the local data set uploaded with upload-data")
     parser.add_argument("--data-s3", default="", help="the data set's S3 URI (default: from the settings and --data)")
     parser.add_argument("--attach", default="", help="an existing tuning job: wait for it and report")
     parser.add_argument("--name", default="", help="tuning job name (default: <name_prefix>-<yyyymmdd-hhmmss>)")
@@ -230,61 +230,67 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="no shared features: every trial runs the backbone "
                         "on training.instance_type")
     args = parser.parse_args(argv)
+    return run(lambda: tune(args))
 
-    def go() -> int:
-        fixed = orchestration.parse_hp_argument(args.hp, allow_best=False).given
-        definition = job_definition.load(args.job_definition).with_overrides(
-            max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
-            early_stopping=args.early_stopping, hyperparameters=fixed)
-        parents = [p for item in args.parent for p in item.replace(",", " ").split()]
-        for name in [args.attach, args.name, *parents]:  # the names and the data given, before any request
-            if name:
-                orchestration.check_name(name, orchestration.TUNING_NAME_MAX, "tuning job")
-        if args.data_s3:
-            s3_uri_argument(args.data_s3, "DATA_S3")
-        if args.attach:
-            aws = open_aws(args)
-            name = args.attach
-        else:
-            aws = open_aws(args, "role_arn", "bucket")
-            name = args.name or orchestration.tuning_job_name(definition.name_prefix)
-            image = ecr_image(aws, aws.settings.training_repository)
-            uri = data_uri(aws.settings, args.data, args.data_s3)
-            found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=True),
-                                     definition.channels.required, args.data)
-            names = orchestration.trial_channels(definition, found)
-            shared, values, etags = None, orchestration.shared_features(definition), {}
-            if values is not None and not args.no_cache:  # a feature job (or a stored cache) first, as tune-local
-                etags = features.listed(aws, uri, names, args.data)
-                print_estimate(aws, definition, values, features.image_count(etags))
-                shared = features.plan(aws, definition, values, image, uri, names, etags)
-            request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names,
-                                              feature_cache=shared.artifact if shared else "")
-            if parents:  # a parent that does not fit stops here, before the feature job costs anything
-                request = with_warm_start(aws, request, parents, args.warm_start_type)
-            if shared:
-                features.run(aws, shared, features.image_count(etags))
-            aws.call("sagemaker", "create_hyper_parameter_tuning_job", dry={}, **request)
-            if debugger.attach_requested(definition):
-                print("note: debugger.attach_sagemaker_rules applies to `make train` only (tuning jobs cannot carry "
-                      "Debugger rules); the job's own rules run in every trial", file=sys.stderr)
-            if aws.dry_run and args.no_wait:
-                return 0
-            if not aws.dry_run:
-                limits = definition.limits
-                trial_type = request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"]
-                print(f"created tuning job {name}: {limits.max_jobs} jobs, {limits.max_parallel_jobs} at a time, "
-                      f"{definition.strategy.name}, {trial_type}{' (spot)' if aws.settings.spot else ''}"
-                      f"{', shared features ' + shared.artifact if shared else ''}\n"
-                      f"  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
-        if args.no_wait and not aws.dry_run:
-            print(f"not waiting: `make tune TUNING={name}` waits and reports")
+
+def tune(args) -> int:
+    fixed = orchestration.parse_hp_argument(args.hp, allow_best=False).given
+    definition = job_definition.load(args.job_definition).with_overrides(
+        max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel, strategy=args.strategy,
+        early_stopping=args.early_stopping, hyperparameters=fixed)
+    parents = [p for item in args.parent for p in item.replace(",", " ").split()]
+    for name in [args.attach, args.name, *parents]:  # the names and the data given, before any request
+        if name:
+            orchestration.check_name(name, orchestration.TUNING_NAME_MAX, "tuning job")
+    if args.data_s3:
+        s3_uri_argument(args.data_s3, "DATA_S3")
+    if args.attach:
+        aws = open_aws(args)
+        name = args.attach
+    else:
+        aws = open_aws(args, "role_arn", "bucket")
+        name = create(aws, args, definition, parents)
+        if aws.dry_run and args.no_wait:
             return 0
-        state = wait(aws, name)
-        report(aws, state, definition)
-        return 0 if aws.dry_run or state["HyperParameterTuningJobStatus"] == "Completed" else 1
+    if args.no_wait and not aws.dry_run:
+        print(f"not waiting: `make tune TUNING={name}` waits and reports")
+        return 0
+    state = wait(aws, name)
+    report(aws, state, definition)
+    return 0 if aws.dry_run or state["HyperParameterTuningJobStatus"] == "Completed" else 1
 
-    return run(go)
+
+def create(aws: Aws, args, definition: job_definition.JobDefinition, parents: list[str]) -> str:
+    """CreateHyperParameterTuningJob, after the feature job its trials share (unless --no-cache); its name."""
+    name = args.name or orchestration.tuning_job_name(definition.name_prefix)
+    image = ecr_image(aws, aws.settings.training_repository)
+    uri = data_uri(aws.settings, args.data, args.data_s3)
+    found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=True),
+                             definition.channels.required, args.data)
+    names = orchestration.trial_channels(definition, found)
+    shared, values, etags = None, orchestration.shared_features(definition), {}
+    if values is not None and not args.no_cache:  # a feature job (or a stored cache) first, as tune-local
+        etags = features.listed(aws, uri, names, args.data)
+        print_estimate(aws, definition, values, features.image_count(etags))
+        shared = features.plan(aws, definition, values, image, uri, names, etags)
+    request = api_requests.tuning_job(definition, aws.settings, name, image, uri, names,
+                                      feature_cache=shared.artifact if shared else "")
+    if parents:  # a parent that does not fit stops here, before the feature job costs anything
+        request = with_warm_start(aws, request, parents, args.warm_start_type)
+    if shared:
+        features.run(aws, shared, features.image_count(etags))
+    aws.call("sagemaker", "create_hyper_parameter_tuning_job", dry={}, **request)
+    if debugger.attach_requested(definition):
+        print("note: debugger.attach_sagemaker_rules applies to `make train` only (tuning jobs cannot carry "
+              "Debugger rules); the job's own rules run in every trial", file=sys.stderr)
+    if not aws.dry_run:
+        limits = definition.limits
+        trial_type = request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"]
+        print(f"created tuning job {name}: {limits.max_jobs} jobs, {limits.max_parallel_jobs} at a time, "
+              f"{definition.strategy.name}, {trial_type}{' (spot)' if aws.settings.spot else ''}"
+              f"{', shared features ' + shared.artifact if shared else ''}\n"
+              f"  {console_url(aws.settings.region, 'hyper-tuning-jobs', name)}")
+    return name
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 from boto3.s3.transfer import TransferConfig
 
 from classifier.progress import Progress
+from scripts import DEFAULT_DATA
 
 from . import api_requests, lockdown
 from .client import Aws, AwsError, error_code
@@ -185,7 +186,7 @@ def send(aws: Aws, bucket: str, to_send: list[tuple[str, LocalFile]]) -> None:
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--data", default="data/fashion-mnist", help="local data set: train/ valid/ [test/]")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="local data set: train/ valid/ [test/]")
     parser.add_argument("--data-s3", default="", help="target s3://bucket/prefix/ (default: from the settings)")
     parser.add_argument("--weights", default="", help="a pretrained weights file for the weights channel")
     parser.add_argument("--delete", action="store_true", help="delete objects under the target that DATA lacks")

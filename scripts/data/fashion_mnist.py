@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from scripts import DEFAULT_DATA
+
 DATASET_DIR = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot"]
 
@@ -46,7 +48,7 @@ def write_split(out: Path, images: np.ndarray, labels: np.ndarray, per_class: in
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("data/fashion-mnist"))
+    parser.add_argument("--out", type=Path, default=Path(DEFAULT_DATA))
     parser.add_argument("--classes", type=int, default=10, help="how many of the 10 classes (default 10)")
     parser.add_argument("--train-per-class", type=int, default=60)
     parser.add_argument("--valid-per-class", type=int, default=20)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from classifier.artifact import atomic_write_bytes, atomic_write_json
 from classifier.progress import Progress
+from classifier.serving.settings import DEFAULT_PORT
 from scripts import REPO_ROOT, batch_output, orchestration
 from scripts.batch_output import BatchError
 from scripts.invoke import CONTENT_TYPES, invoke_url
@@ -143,7 +144,7 @@ def message(body: bytes) -> str:
         return body.decode(errors="replace")[:300]
 
 
-def run(data: str, model: str = "", port: int = 8080, out: str = "", concurrency: int = CONCURRENCY
+def run(data: str, model: str = "", port: int = DEFAULT_PORT, out: str = "", concurrency: int = CONCURRENCY
         ) -> batch_output.Summary:
     inputs = batch_output.local_inputs(data)
     folder = Path(data)
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="", help="folder of JPEG/PNG images (sub-folders included)")
     parser.add_argument("--model", default="", help="model dir, job dir or local job name (started here)")
-    parser.add_argument("--port", type=int, default=8080, help="without --model: the running endpoint's port")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="without --model: the running endpoint's port")
     parser.add_argument("--out", default="", help="output folder (default build/batch-local/<data>-<time>)")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="requests in flight")
     args = parser.parse_args(argv)

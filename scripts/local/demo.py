@@ -25,12 +25,12 @@ from classifier.export import formats
 from classifier.serving.local import free_port
 from classifier.training import hyperparameters as hp_specs
 from classifier.training.data import DataError, scan_channel
-from scripts import REPO_ROOT, export, job_definition
+from scripts import DEFAULT_DATA, REPO_ROOT, export, job_definition
 from scripts.aws import settings as aws_settings
 from scripts.data import fashion_mnist
 from scripts.endpoint_stats import percentile
 from scripts.invoke import CONTENT_TYPES, invoke_url
-from scripts.local import endpoint_process, jobs, train, tune
+from scripts.local import LOCAL_BACKBONE, endpoint_process, jobs, train, tune
 from scripts.local.baseline import linear_probe
 from scripts.reports import demo_reports, evaluation_cli
 
@@ -140,8 +140,8 @@ def _top_index(body: bytes) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="data/fashion-mnist")
-    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--backbone", default=LOCAL_BACKBONE)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--max-jobs", type=int, default=4)
     args = parser.parse_args(argv)

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -38,7 +39,6 @@ from scripts.local.orphan_guard import guarded
 JOBS_ROOT = Path(os.environ.get("JOBS_DIR", REPO_ROOT / "jobs"))
 RECORD = "job.json"
 LOG = "job.log"
-STATUSES = ("Created", "InProgress", "Completed", "Failed", "Stopped")
 ENTRY = REPO_ROOT / "docker" / "entrypoint_train.py"
 STOP_GRACE_SECONDS = 120  # SageMaker's too: SIGTERM, then SIGKILL 120 s later
 
@@ -82,21 +82,33 @@ def check_data_dir(data: Path, definition: JobDefinition) -> dict[str, Path]:
     return found
 
 
+@dataclass(frozen=True)
+class Trial:
+    """Trial n of a local tuning job: its training job has the core's trial name (<tuning>-NNN) and its record
+    names the tuning job and n."""
+
+    tuning_job: str
+    ordinal: int
+
+    @property
+    def name(self) -> str:
+        return orchestration.trial_job_name(self.tuning_job, self.ordinal)
+
+
 def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str, str], root: Path | None = None,
-               extra: dict | None = None, name: str | None = None, channels: dict[str, Path] | None = None,
-               validate: bool = True) -> Path:
+               channels: dict[str, Path] | None = None, trial: Trial | None = None) -> Path:
     """Make the /opt/ml tree and the record; hyperparameters are checked now, before anything runs.
 
     `hyperparameters` go over the job definition's static ones (orchestration.training_hyperparameters).
-    `name`: an exact name (a tuning job's trials); else a new unique one. `channels`: what to link
-    (default: every channel folder of `data`). `validate=False`: leave a bad hyperparameter to the training
-    job, which fails with the reason (a tuning trial, as on SageMaker).
+    `channels`: what to link (default: every channel folder of `data`). `trial`: a tuning job's trial, named
+    by its ordinal; a bad hyperparameter is then left to the training job, which fails with the reason (as on
+    SageMaker). Else the job gets a new unique name.
     """
-    values, _ = orchestration.training_hyperparameters(definition, given=hyperparameters, check=validate)
+    values, _ = orchestration.training_hyperparameters(definition, given=hyperparameters, check=trial is None)
     channels = check_data_dir(data, definition) if channels is None else dict(channels)
     root = Path(root or JOBS_ROOT)
-    if name:
-        job = root / orchestration.check_name(name, orchestration.TRAINING_NAME_MAX, "training job")
+    if trial is not None:
+        name, job = trial.name, root / trial.name
         job.mkdir(parents=True)
     else:
         name, job = new_job_name(definition.name_prefix, root)
@@ -116,7 +128,8 @@ def create_job(definition: JobDefinition, data: Path, hyperparameters: dict[str,
         (job / folder).mkdir(parents=True, exist_ok=True)
     (job / "checkpoints").mkdir()
     write_record(job, {"name": name, "status": "Created", "created": now(), "data": str(Path(data).resolve()),
-                       "hyperparameters": values, "channels": sorted(channels), **(extra or {})})
+                       "hyperparameters": values, "channels": sorted(channels),
+                       **({"tuning_job": trial.tuning_job, "trial": trial.ordinal} if trial else {})})
     return job
 
 
@@ -262,7 +275,7 @@ class Runs:
 
 
 RUNS = Runs()
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what stops local work (serve.py passes them on)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from scripts import job_definition
-from scripts.local import jobs, train, tune, tuning_jobs
+from scripts.local import LOCAL_BACKBONE, jobs, train, tune, tuning_jobs
 
 
 def _duration(seconds: float) -> str:
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/photo-tree"))
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=1, help="trials at a time")
-    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--backbone", default=LOCAL_BACKBONE)
     args = parser.parse_args(argv)
     if not (args.data / "train").is_dir():
         print(f"{args.data} has no train/: `make seed-data` (or scripts/data/photo_tree.py) writes one",

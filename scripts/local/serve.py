@@ -18,17 +18,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from classifier.serving.settings import DEFAULT_PORT
 from scripts import CONTAINER_DIR
 from scripts.local import jobs
 from scripts.local.orphan_guard import guarded
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # classifier/serving/launcher.py's
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="local job (name or directory), model directory or model.tar.gz")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--work-dir", type=Path, required=True, help="SAGEMAKER_BASE_DIR: MMS's logs go to its logs/")
     parser.add_argument("--workers", type=int, help="SAGEMAKER_MODEL_SERVER_WORKERS")
     parser.add_argument("--capture", type=Path, help="write SageMaker's data capture files under this folder")
@@ -45,7 +44,7 @@ def main(argv=None) -> int:
             if args.capture_percent is not None:
                 command += ["--capture-percent", str(args.capture_percent)]
             server = subprocess.Popen(guarded(command), env=env)
-            for signum in STOP_SIGNALS:
+            for signum in jobs.STOP_SIGNALS:
                 signal.signal(signum, lambda received, frame: server.send_signal(received))
             code = server.wait()
             return 128 - code if code < 0 else code  # killed by a signal: as a shell reports it

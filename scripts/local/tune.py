@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import re
 import sys
 import threading
 import time
@@ -91,6 +92,29 @@ def make_pruner(definition: JobDefinition):
     return optuna.pruners.NopPruner()
 
 
+class PruningWatch:
+    """A trial job's log lines, read as they come: each epoch's objective metric goes to the trial, and the
+    job is stopped when the pruner says so (`pruned`: early stopping, as SageMaker's tuner does it)."""
+
+    def __init__(self, trial: optuna.Trial, metric: re.Pattern):
+        self.trial, self.metric, self.pruned = trial, metric, False
+
+    def __call__(self, line: str, process) -> bool:
+        match, epoch = self.metric.search(line), tuning_jobs.EPOCH.search(line)
+        if not (match and epoch):  # per-epoch values only, at their epoch (also after a resume)
+            return False
+        try:
+            value = float(match.group(1))
+        except ValueError:
+            return False
+        self.trial.report(value, int(epoch.group(1)))
+        if self.trial.should_prune():
+            self.pruned = True
+            jobs.stop_process(process)
+            return True
+        return False
+
+
 class Tuner:
     def __init__(self, directory: Path, echo=print, runs: jobs.Runs | None = None):
         self.dir = Path(directory)
@@ -113,30 +137,10 @@ class Tuner:
         if self.runs.stopping.is_set():
             trial.set_user_attr("interrupted", True)
             raise TrialInterrupted()
-        ordinal = trial.user_attrs.get("ordinal")
-        if ordinal is None:
-            ordinal = self.take_ordinal()
-            trial.set_user_attr("ordinal", ordinal)
+        ordinal = self.trial_ordinal(trial)
         job = self.trial_job(ordinal, shown)
         trial.set_user_attr("job", str(job))
-        regex = definition.metric_regexes()[definition.objective.metric]
-        pruned = {"yes": False}
-
-        def watch(line: str, process) -> bool:
-            match, epoch = regex.search(line), tuning_jobs.EPOCH.search(line)
-            if not (match and epoch):  # per-epoch values only, at their epoch (also after a resume)
-                return False
-            try:
-                value = float(match.group(1))
-            except ValueError:
-                return False
-            trial.report(value, int(epoch.group(1)))
-            if trial.should_prune():
-                pruned["yes"] = True
-                jobs.stop_process(process)
-                return True
-            return False
-
+        watch = PruningWatch(trial, definition.metric_regexes()[definition.objective.metric])
         started = time.time()
         try:
             record = jobs.run_job(job, definition=definition, on_line=watch, env=self.thread_env(), runs=self.runs)
@@ -147,15 +151,15 @@ class Tuner:
             raise
         metric = definition.objective.metric
         value = (record.get("metrics") or {}).get(metric)
-        interrupted = record["status"] == "Stopped" and not pruned["yes"] and self.runs.stopping.is_set()
-        outcome = ("Stopped (early stopping)" if pruned["yes"] else
+        interrupted = record["status"] == "Stopped" and not watch.pruned and self.runs.stopping.is_set()
+        outcome = ("Stopped (early stopping)" if watch.pruned else
                    "Stopped (the tuning job was interrupted; it resumes with it)" if interrupted else record["status"])
         self.echo(f"[trial {ordinal}/{definition.limits.max_jobs}] {job.name} "
                   + " ".join(f"{k}={v}" for k, v in shown.items())
                   + f" -> {outcome}" + (f" {metric}={value:.4f}" if value is not None and not interrupted else "")
                   + (f": {record.get('failure_reason')}" if record["status"] == "Failed" else "")
                   + f" ({time.time() - started:.0f}s)")
-        if pruned["yes"]:
+        if watch.pruned:
             trial.set_user_attr("failure_reason", "stopped early by the tuner")
             raise optuna.TrialPruned()
         if interrupted:
@@ -170,10 +174,18 @@ class Tuner:
             raise TrialFailed(reason)
         return value
 
+    def trial_ordinal(self, trial: optuna.Trial) -> int:
+        """The trial's n: a new one, or the one it had before (a requeued, interrupted trial)."""
+        ordinal = trial.user_attrs.get("ordinal")
+        if ordinal is None:
+            ordinal = self.take_ordinal()
+            trial.set_user_attr("ordinal", ordinal)
+        return ordinal
+
     def trial_job(self, ordinal: int, tuned: dict[str, str]) -> Path:
         """Trial n's training job: made once, then resumed under the same name (after an interruption)."""
-        name = orchestration.trial_job_name(self.name, ordinal)
-        job = jobs.JOBS_ROOT / name
+        trial = jobs.Trial(self.name, ordinal)
+        job = jobs.JOBS_ROOT / trial.name
         if (job / jobs.RECORD).is_file():
             return job
         values = orchestration.trial_hyperparameters(self.definition, tuned)
@@ -183,9 +195,7 @@ class Tuner:
             cache = features.prepare(values, self.data, self.echo)
             if cache is not None:
                 channels[self.definition.channels.feature_cache] = cache
-        return jobs.create_job(self.definition, self.data, values, root=jobs.JOBS_ROOT, name=name,
-                               extra={"tuning_job": self.name, "trial": ordinal}, channels=channels,
-                               validate=False)
+        return jobs.create_job(self.definition, self.data, values, channels=channels, trial=trial)
 
     def take_ordinal(self) -> int:
         with self._lock:

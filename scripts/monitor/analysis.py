@@ -216,7 +216,7 @@ def timeline(images: list[CapturedImage], top1: np.ndarray, unusual: np.ndarray,
 def analyse(capture: Capture, model_dir: Path, alpha: float = drift.ALPHA, threshold: float = drift.LOW_CONFIDENCE,
             max_images: int = MAX_IMAGES, batch: int = BATCH) -> Analysis:
     """The whole computation for one window of a capture, against the baseline in `model_dir`."""
-    from classifier.monitoring.observe import observe
+    from classifier.monitoring.observe import PassSettings, observe
 
     started = time.monotonic()
     model, preprocessing, baseline = load_model(model_dir)
@@ -225,8 +225,8 @@ def analyse(capture: Capture, model_dir: Path, alpha: float = drift.ALPHA, thres
         keep = np.sort(np.random.default_rng(0).choice(len(images), size=max_images, replace=False))
         health.sampled = len(images) - max_images
         images = [images[i] for i in keep]
-    seen = observe(model, [image.data for image in images], preprocessing, batch,
-                   what=f"monitor: {len(images)} captured images")
+    seen = observe(model, [image.data for image in images], preprocessing,
+                   what=f"monitor: {len(images)} captured images", settings=PassSettings(batch))
     health.undecodable = [Problem(images[index].where, reason) for index, reason in seen.failures]
     images = [images[index] for index in seen.kept]
     embeddings = (seen.features @ baseline.projection).astype(np.float32)

@@ -32,8 +32,7 @@ def write(model: str, data: str) -> Path:
     directory = jobs.resolve_model(model)
     network, config, preprocessing = load_artifact(directory)
     channel = scan_channel("valid", valid_folder(data), list(config["classes"]))
-    result = baseline.write(directory, network, [path for path, _ in channel.samples], channel.classes,
-                            preprocessing, what=f"{channel.root}")
+    result = baseline.write(directory, network, channel, preprocessing, what=f"{channel.root}")
     print(f"Monitor baseline: {result.source}, {result.seconds:.1f} s -> {directory / baseline.BASELINE_FILE}")
     return directory / baseline.BASELINE_FILE
 

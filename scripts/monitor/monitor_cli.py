@@ -62,19 +62,10 @@ def local_traffic(log: Path, capture: capture_data.Capture) -> tuple[Traffic | N
         return None, f"The endpoint log {log} has no requests in this window: the latency is not shown."
 
 
-def report(found: capture_data.Capture, model: Path, out: Path, title: str, alpha: float = drift.ALPHA,
-           threshold: float = drift.LOW_CONFIDENCE, max_images: int = analysis.MAX_IMAGES, traffic=None,
-           traffic_note: str = "") -> tuple[Path, Path, analysis.Analysis]:
-    """Analyse a window and write its page and monitor.json; returns (page, summary, analysis)."""
-    result = analysis.analyse(found, model, alpha, threshold, max_images)
-    page, summary = monitor_report.write(result, out, title, traffic, traffic_note)
-    return page, summary, result
-
-
 def local_report(capture: Path, model: str, out: Path | None = None, hours: float | None = None,
                  log: Path | None = None, name: str | None = None, **options):
-    """A local capture folder against MODEL's baseline (`make monitor-report CAPTURE=...`, the demo); returns
-    (page, summary, analysis, the window's end)."""
+    """A local capture folder against MODEL's baseline (`make monitor-report CAPTURE=...`, the demo); `options`:
+    analysis.analyse's. Returns (page, summary, analysis, the window's end)."""
     since, until = window(hours)
     found = capture_data.read(Path(capture), since, until)
     traffic, note = local_traffic(Path(log), found) if log else (None, "")
@@ -84,8 +75,9 @@ def local_report(capture: Path, model: str, out: Path | None = None, hours: floa
             directory = stack.enter_context(jobs.opened_model(model))
         except jobs.JobError as error:
             raise jobs.JobError(f"MODEL={model}: {error}") from None
-        page, summary, result = report(found, directory, out or default_out(name), f"{name} ({found.source})",
-                                       traffic=traffic, traffic_note=note, **options)
+        result = analysis.analyse(found, directory, **options)
+        page, summary = monitor_report.write(result, out or default_out(name), f"{name} ({found.source})", traffic,
+                                             note)
     return page, summary, result, until or datetime.now(timezone.utc)
 
 
@@ -138,9 +130,9 @@ def sagemaker(args) -> int:
                      else capture_aws.served_model(aws, args.endpoint))
         except jobs.JobError as error:
             raise AwsError(f"MODEL={args.model}: {error}") from None
-        page, summary, result = report(found, model, args.out or default_out(args.endpoint),
-                                       f"SageMaker endpoint {args.endpoint}, last {hours:g} h", args.alpha,
-                                       args.low_confidence, args.max_images, traffic)
+        result = analysis.analyse(found, model, args.alpha, args.low_confidence, args.max_images)
+        page, summary = monitor_report.write(result, args.out or default_out(args.endpoint),
+                                             f"SageMaker endpoint {args.endpoint}, last {hours:g} h", traffic)
     printed(page, summary, result)
     if args.publish:
         request = publish.publish(aws, result, args.endpoint, until, found.variant)

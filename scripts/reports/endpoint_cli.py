@@ -17,6 +17,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from classifier.serving.settings import DEFAULT_PORT
 from scripts import REPO_ROOT
 from scripts.aws.common import open_aws, run
 from scripts.endpoint_stats import parse_records
@@ -57,7 +58,8 @@ def write_local_report(log: Path, out: Path | None = None, name: str | None = No
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log", type=Path, help="a local endpoint's log (MMS's mms_log.log, or a saved stdout)")
-    parser.add_argument("--port", type=int, default=8080, help="the local endpoint's port (its log under build/)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help="the local endpoint's port (its log under build/)")
     parser.add_argument("--endpoint", help="a SageMaker endpoint's name (CloudWatch)")
     parser.add_argument("--minutes", type=int, default=60, help="SageMaker: the last this many minutes")
     parser.add_argument("--out", type=Path, help="report file")

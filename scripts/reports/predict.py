@@ -93,8 +93,8 @@ def from_model_dir(model_dir: Path, found: Images, batch: int = BATCH, name: str
                 kept += indices
             progress.add(len(group))
     source = f"{name or f'model directory {model_dir}'} ({choice.format}: {choice.why})"
-    predictions = _predictions(source, serving.classes, found, labels, kept, rows, failures, progress.seconds,
-                               model=config)
+    predictions = _predictions(source, serving.classes, found, kept, rows, failures, progress.seconds)
+    predictions.model = config
     predictions.formats = _format_results(config, choice.format, labels[kept], top1, seconds)
     return predictions
 
@@ -146,8 +146,7 @@ def from_endpoint(send: Send, source: str, found: Images, batch: int = BATCH) ->
             progress.add(len(group))
     if classes is None:
         raise EvaluationError(f"{source} classified none of the images: {failures[0][1] if failures else ''}")
-    labels = true_labels(found, classes)
-    return _predictions(source, classes, found, labels, kept, rows, failures, progress.seconds)
+    return _predictions(source, classes, found, kept, rows, failures, progress.seconds)
 
 
 # --- a batch transform's output ------------------------------------------------------------------------------
@@ -172,8 +171,7 @@ def from_batch_output(out_dir: Path, found: Images) -> Predictions:
     if classes is None:
         raise EvaluationError(f"BATCH_OUTPUT={out_dir} holds no .out file for the images of {found.folder}: give the "
                               "folder the transform job's input prefix mirrors as DATA")
-    return _predictions(f"batch output {out_dir}", classes, found, true_labels(found, classes), kept, rows, failures,
-                        0.0)
+    return _predictions(f"batch output {out_dir}", classes, found, kept, rows, failures, 0.0)
 
 
 def _ask(send: Send, paths: list[Path]):
@@ -208,9 +206,9 @@ def _message(answer: Answer) -> str:
         return answer.body.decode(errors="replace")[:300]
 
 
-def _predictions(source, classes, found, labels, kept, rows, failures, seconds, model=None) -> Predictions:
+def _predictions(source, classes, found, kept, rows, failures, seconds) -> Predictions:
     order = np.argsort(kept, kind="stable")  # the images' own order, whatever the batches were
     probabilities = np.concatenate(rows)[order] if rows else np.zeros((0, len(classes)))
     kept = [kept[i] for i in order]
-    return Predictions(source, list(classes), [found.paths[i] for i in kept], labels[kept], probabilities, seconds,
-                       failures, model or {})
+    return Predictions(source, list(classes), [found.paths[i] for i in kept], true_labels(found, classes)[kept],
+                       probabilities, seconds, failures)

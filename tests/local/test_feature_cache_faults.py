@@ -85,7 +85,7 @@ def ran_tuning_job(image_set) -> tuple[Path, Path]:
     tuner = tune.Tuner(directory)
     study = tuner.study()
     study.enqueue_trial({"lr": 0.01}, skip_if_exists=False)
-    jobs.create_job(job_definition.load(), image_set, {}, name=f"{tuner.name}-001", validate=False)
+    jobs.create_job(job_definition.load(), image_set, {}, trial=jobs.Trial(tuner.name, 1))
     tuner.update(status="Stopped")
     return directory, directory / tuning_jobs.STUDY_FILE
 

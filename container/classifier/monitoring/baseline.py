@@ -19,12 +19,16 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..artifact import atomic_write_bytes
 from .images import CONTINUOUS, FLAGS, columns
-from .observe import PROJECTION_DIMS, PROJECTION_SEED, Observations, observe, projection
+from .observe import PROJECTION_DIMS, PROJECTION_SEED, Observations, PassSettings, observe, projection
+
+if TYPE_CHECKING:  # a channel's files and classes; the monitor needs nothing else of training
+    from ..training.data import Channel
 
 log = logging.getLogger(__name__)
 BASELINE_FILE = "monitor_baseline.npz"
@@ -107,28 +111,30 @@ def sample(count: int, limit: int = MAX_IMAGES, seed: int = SAMPLE_SEED) -> list
     return sorted(np.random.default_rng(seed).choice(count, size=limit, replace=False).tolist())
 
 
-def compute(model, files: list[Path], classes: list[str], preprocessing, batch_size: int = 32, device="cpu",
-            features=None, what: str = "valid channel", emit=None) -> Baseline:
-    """The baseline of `model` on image `files` (a sample of MAX_IMAGES when there are more). `features`: the
-    files' pooled backbone features when a frozen backbone's feature pass computed them (one row a file)."""
+def compute(model, channel: Channel, preprocessing, features=None, what: str = "valid channel",
+            settings: PassSettings | None = None) -> Baseline:
+    """The baseline of `model` on a channel's images (a sample of MAX_IMAGES when there are more). `features`:
+    the images' pooled backbone features when a frozen backbone's feature pass computed them (one row an
+    image). `what`: the images' origin, as the baseline's source names it."""
     started = time.monotonic()
+    files = [path for path, _ in channel.samples]
     chosen = sample(len(files))
     rows = None if features is None else np.asarray(features, dtype=np.float32)[chosen]
-    seen = observe(model, [files[i] for i in chosen], preprocessing, batch_size, device, features=rows,
-                   what="monitor baseline", emit=emit)
+    seen = observe(model, [files[i] for i in chosen], preprocessing, features=rows, what="monitor baseline",
+                   settings=settings)
     if not seen.kept:
         raise BaselineError(f"none of the {len(chosen)} images of the {what} could be decoded: "
                             f"{seen.failures[0][1] if seen.failures else 'no images'}")
     matrix = projection(seen.features.shape[1], PROJECTION_DIMS)
     source = f"{what}: {len(seen.kept)} of {len(files)} images" + (
         f" ({len(seen.failures)} not decoded)" if seen.failures else "")
-    return Baseline.from_observations(seen, matrix, classes, source, time.monotonic() - started)
+    return Baseline.from_observations(seen, matrix, channel.classes, source, time.monotonic() - started)
 
 
-def write(model_dir: Path, model, files: list[Path], classes: list[str], preprocessing, batch_size: int = 32,
-          device="cpu", features=None, what: str = "valid channel", emit=None) -> Baseline:
+def write(model_dir: Path, model, channel: Channel, preprocessing, features=None, what: str = "valid channel",
+          settings: PassSettings | None = None) -> Baseline:
     """Compute the baseline and save it in the model directory; one log line says what it cost."""
-    baseline = compute(model, files, classes, preprocessing, batch_size, device, features, what, emit)
+    baseline = compute(model, channel, preprocessing, features, what, settings)
     path = baseline.save(model_dir)
     log.info("Monitor baseline: %s, %s, %.1f s, %d KB in %s", baseline.source,
              "features from the feature pass" if features is not None else "backbone pass", baseline.seconds,

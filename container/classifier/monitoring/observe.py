@@ -57,28 +57,40 @@ def _read(source: bytes | Path) -> bytes:
     return source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
 
 
+@dataclass(frozen=True)
+class PassSettings:
+    """How a pass over images runs: images a batch, the device, each image's pixel budget, and where its progress
+    lines go (a function: a training job's log; None: the terminal)."""
+
+    batch_size: int = 32
+    device: torch.device | str = "cpu"
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    emit: Callable[[str], None] | None = None
+
+
 @torch.inference_mode()
-def observe(model, sources: Sequence[bytes | Path], preprocessing: Preprocessing, batch_size: int = 32,
-            device: torch.device | str = "cpu", features: np.ndarray | torch.Tensor | None = None,
-            max_pixels: int | None = DEFAULT_MAX_PIXELS, what: str = "monitor pass",
-            emit: Callable[[str], None] | None = None) -> Observations:
+def observe(model, sources: Sequence[bytes | Path], preprocessing: Preprocessing,
+            features: np.ndarray | torch.Tensor | None = None, what: str = "monitor pass",
+            settings: PassSettings | None = None) -> Observations:
     """Every image of `sources` (encoded bytes or files) through `model` (an ImageClassifier in eval mode).
     `features`: the pooled backbone features of the sources, already computed (a frozen backbone's feature
     pass): only the head runs then; the images are still decoded, for their statistics. An image that cannot
-    be decoded is left out and named in `failures`. `emit`: progress lines to a function (a training job's log)."""
+    be decoded is left out and named in `failures`. `what`: the progress line's label."""
     started = time.monotonic()
+    settings = settings or PassSettings()
     model.eval()
-    device = torch.device(device)
+    device = torch.device(settings.device)
+    batch_size = settings.batch_size
 
     def decode(index: int):
         try:
-            return inspect(_read(sources[index]), preprocessing, max_pixels)
+            return inspect(_read(sources[index]), preprocessing, settings.max_pixels)
         except (ImageDecodeError, ImageTooLargeError, OSError) as error:
             return str(error)
 
     rows, probabilities, stats, kept, failures = [], [], [], [], []
     with ThreadPoolExecutor(max_workers=runtime.cpu_count(), thread_name_prefix="monitor-decode") as pool, \
-            runtime.threads_while_decoding(device), Progress(what, len(sources), emit=emit) as progress:
+            runtime.threads_while_decoding(device), Progress(what, len(sources), emit=settings.emit) as progress:
         for start in range(0, len(sources), batch_size):
             indices = range(start, min(len(sources), start + batch_size))
             tensors, batch = [], []

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..artifact import CONFIG_FILE
 from .launcher import free_port  # noqa: F401 - the tests, the demo and the benchmark pick ports with it
 from .serve import CODE_ROOT
+from .settings import DEFAULT_PORT
 
 
 def resolve_model_dir(path: Path) -> Path:
@@ -46,16 +47,21 @@ def prepare_base_dir(model_dir: Path, work_dir: Path) -> Path:
     return work_dir
 
 
+def capture_environment(capture: Path | None, percent: int | None = None, endpoint: str | None = None) -> dict:
+    """The handler's data capture (settings.py: CLASSIFIER_CAPTURE_*): nothing without a capture folder."""
+    if capture is None:
+        return {}
+    env = {"CLASSIFIER_CAPTURE_DIR": str(Path(capture).resolve())}
+    if percent is not None:
+        env["CLASSIFIER_CAPTURE_PERCENT"] = str(percent)
+    if endpoint:
+        env["CLASSIFIER_CAPTURE_ENDPOINT"] = endpoint
+    return env
+
+
 def server_environment(base_dir: Path, port: int, workers: int | None = None, host: str = "127.0.0.1",
-                       env=None, capture: Path | None = None, capture_percent: int | None = None,
-                       capture_endpoint: str | None = None) -> dict:
+                       env=None) -> dict:
     env = dict(os.environ if env is None else env)
-    if capture is not None:  # the handler's data capture (settings.py: CLASSIFIER_CAPTURE_*)
-        env["CLASSIFIER_CAPTURE_DIR"] = str(Path(capture).resolve())
-        if capture_percent is not None:
-            env["CLASSIFIER_CAPTURE_PERCENT"] = str(capture_percent)
-        if capture_endpoint:
-            env["CLASSIFIER_CAPTURE_ENDPOINT"] = capture_endpoint
     env["SAGEMAKER_BASE_DIR"] = str(base_dir)
     env["SAGEMAKER_BIND_TO_PORT"] = str(port)
     # The image listens on 0.0.0.0 (right in a container); on a workstation only this machine should reach it.
@@ -74,7 +80,7 @@ def server_environment(base_dir: Path, port: int, workers: int | None = None, ho
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="model directory, or a job directory with model/")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="SAGEMAKER_BASE_DIR for the server (default: a new temporary directory)")
     parser.add_argument("--workers", type=int, default=None, help="SAGEMAKER_MODEL_SERVER_WORKERS")
@@ -91,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = resolve_model_dir(args.model)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="serve-local-"))
     base_dir = prepare_base_dir(model_dir, work_dir)
-    env = server_environment(base_dir, args.port, args.workers, args.host, capture=args.capture,
-                             capture_percent=args.capture_percent, capture_endpoint=args.capture_endpoint)
+    env = server_environment(base_dir, args.port, args.workers, args.host) | capture_environment(
+        args.capture, args.capture_percent, args.capture_endpoint)
     print(f"serve-local: {model_dir} on http://{args.host}:{args.port} (SAGEMAKER_BASE_DIR={base_dir}, "
           f"MMS logs in {base_dir / 'logs'})", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "classifier.serving.serve"], env)

@@ -29,6 +29,7 @@ from ..preprocessing import DEFAULT_MAX_PIXELS  # torch-free (PIL, which serve's
 from .capture import DEFAULT_ENDPOINT  # torch-free
 
 MIB = 1024 * 1024
+DEFAULT_PORT = 8080  # where SageMaker sends /ping and /invocations; local endpoints take it too
 # Workers per usable CPU for each format served, measured by benchmarks/bench_endpoint.py (the in-process layout
 # comparison, docs/measurements.md): one single-threaded worker per CPU gives each format the most images/s
 # under concurrent load, and a worker never waits for another's request; a single client still gets one core.
@@ -102,7 +103,7 @@ class Settings:
     default_top_k: int
     workers: int
     threads_per_worker: int
-    port: int = 8080
+    port: int = DEFAULT_PORT
     host: str = "0.0.0.0"
     capture_dir: str = ""  # empty: no data capture
     capture_percent: int = 100
@@ -112,7 +113,7 @@ class Settings:
     def from_env(cls, env=None, fmt: str = TORCH) -> "Settings":
         """The settings for serving format `fmt` (its default workers x threads), from the environment."""
         env = os.environ if env is None else env
-        port = _int_env(env, "SAGEMAKER_BIND_TO_PORT", 8080)
+        port = _int_env(env, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT)
         if port > 65535:
             raise SettingsError(f"SAGEMAKER_BIND_TO_PORT={port} is not a TCP port (1 to 65535)")
         cpus = usable_cpus()

@@ -35,6 +35,7 @@ from ..debugger import build_observers
 from ..export.main import export_after_training
 from ..model import WeightsError
 from ..monitoring import baseline as monitor_baseline
+from ..monitoring.observe import PassSettings
 from . import distributed, feature_cache, feature_job, metrics_log, setup, stopping
 from .checkpoints import Checkpointer, CheckpointError, Progress
 from .data import Channel, DataError, FeatureDataset, ImageDataset, make_loader
@@ -355,8 +356,8 @@ def write_monitor_baseline(job: setup.JobSetup, process: Process, trains: Traina
     """The monitor's baseline beside the saved model (classifier/monitoring/baseline.py): the valid images as the
     final model sees them. With fixed backbone features the valid pass's features are reused: only the head runs."""
     fixed = trains.valid.features if isinstance(trains.valid, FeatureDataset) else None
-    monitor_baseline.write(paths.model_dir(), job.model, [path for path, _ in job.data.valid.samples], job.classes,
-                           job.preprocessing, job.hp.batch_size, process.device, features=fixed, emit=log.info)
+    monitor_baseline.write(paths.model_dir(), job.model, job.data.valid, job.preprocessing, features=fixed,
+                           settings=PassSettings(job.hp.batch_size, process.device, emit=log.info))
 
 
 def write_test_report(output: Path, classes: list[str], evaluation: EvalResult) -> None:

@@ -154,9 +154,10 @@ def training_hyperparameters(definition: JobDefinition, best: dict | None = None
 
 # `make train TUNING=` and `make train-local TUNING=`: the best trial's hyperparameters with the backbone's last
 # stage fine-tuned too (on augmented images: augment=auto), started from the best trial's model: its tuned head
-# on the same pretrained backbone (benchmarks/bench_quality.py measured the stages and the start). HP= comes
-# last: HP="best unfreeze_stages=0" retrains the head alone, from a new head, as a trial did.
-FINE_TUNING = {"unfreeze_stages": "1"}
+# on the same pretrained backbone, at the fine-tuning learning rate: the head's tuned rate is too high for the
+# backbone (benchmarks/bench_quality.py measured the stages, the rate and the start: docs/measurements.md). HP=
+# comes last: HP="best unfreeze_stages=0" retrains the head alone, from a new head, as a trial did.
+FINE_TUNING = {"unfreeze_stages": "1", "lr": "0.0003"}
 
 
 @dataclass(frozen=True)
@@ -168,11 +169,15 @@ class FinalJob:
 
 
 def final_job(definition: JobDefinition, best: dict, given: dict | None = None, check: bool = True) -> FinalJob:
+    """The recipe applies to a job that fine-tunes; one that HP= keeps on the head alone (unfreeze_stages=0,
+    freeze_backbone=true) runs with the best trial's values as its trial did, the tuned learning rate included."""
     values, unset = training_hyperparameters(definition, best, given, check=check, recipe=FINE_TUNING)
     try:
         fine_tunes = container_parse(values).unfreeze_stages != 0
     except hp_specs.HyperparameterError:  # a dry run's placeholders: the recipe's own value decides
         fine_tunes = values.get("unfreeze_stages", FINE_TUNING["unfreeze_stages"]) != "0"
+    if not fine_tunes:
+        values, unset = training_hyperparameters(definition, best, given, check=check)
     return FinalJob(values, unset, fine_tunes)
 
 

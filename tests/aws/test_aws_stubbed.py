@@ -232,7 +232,7 @@ def test_train_with_the_best_hyperparameters_of_a_tuning_job(stubbed, use, capsy
     stub_channels(stubs)
     # the final job: the best trial's values, its last backbone stage fine-tuned, HP= on top; from its model
     hps = {**definition.static_hyperparameters, "lr": "0.01", "batch_size": "32", "epochs": "8",
-           "unfreeze_stages": "1"}
+           **orchestration.FINE_TUNING}
     best_model = training_description(best)["ModelArtifacts"]["S3ModelArtifacts"]
     expected = api_requests.training_job(definition, aws.settings, name, TRAINING_IMAGE, DATA_URI,
                                          ["train", "valid", "test"], hps, init_model=best_model)

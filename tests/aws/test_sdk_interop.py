@@ -235,8 +235,9 @@ def test_make_train_takes_the_best_trial_of_an_sdk_framework_tuning_job(sdk_sess
     # the trial's values (decoded) over the job definition's static ones, the final job's fine-tuning (the
     # recipe: orchestration.FINE_TUNING) and epochs=3 on top
     assert {k: job[k] for k in recorded if not hp_specs.is_ignored(k)} == {
-        **{k: trial[k] for k in recorded if not hp_specs.is_ignored(k)}, "epochs": 3, "unfreeze_stages": 1}
-    assert job.model_name == "resnet50" and job.lr == 0.0123 and job.pretrained is True
+        **{k: trial[k] for k in recorded if not hp_specs.is_ignored(k)}, "epochs": 3,
+        **{k: hp_specs.parse(orchestration.FINE_TUNING)[k] for k in orchestration.FINE_TUNING}}
+    assert job.model_name == "resnet50" and job.pretrained is True
 
 
 def test_a_generic_tuner_sends_what_the_container_parses(sdk_session, tmp_path, monkeypatch):

@@ -45,6 +45,19 @@ def test_merge_order_static_then_best_then_given():
         orchestration.training_hyperparameters(definition, None, {"learning_rate": "0.1"})
 
 
+def test_the_final_job_fine_tunes_at_the_recipes_rate_and_the_head_alone_at_the_trials():
+    definition = job_definition.load()
+    best = {"lr": "0.02", "dropout": "0.3", "weight_decay": "0.01"}
+    final = orchestration.final_job(definition, best)
+    assert final.from_best_trial and final.hyperparameters["dropout"] == "0.3"
+    assert {k: final.hyperparameters[k] for k in orchestration.FINE_TUNING} == orchestration.FINE_TUNING
+    assert orchestration.final_job(definition, best, {"lr": "0.001"}).hyperparameters["lr"] == "0.001"  # HP= last
+    for head_alone in ({"unfreeze_stages": "0"}, {"freeze_backbone": "true"}):
+        final = orchestration.final_job(definition, best, head_alone)
+        assert not final.from_best_trial and final.hyperparameters["lr"] == "0.02"
+        assert final.hyperparameters == orchestration.training_hyperparameters(definition, best, head_alone)[0]
+
+
 def test_the_word_best():
     argument = orchestration.parse_hp_argument("best epochs=10")
     assert argument.best and argument.given == {"epochs": "10"}

@@ -87,7 +87,7 @@ def test_bad_model_or_data_is_named(trained_job, image_set, tmp_path, capsys):
     assert evaluation_cli.main(["--model", str(trained_job), "--data", str(data)]) == 2
     assert "1 class folder(s) the model does not know: 999.Unknown" in capsys.readouterr().err
     assert evaluation_cli.main(["--model", str(tmp_path), "--data", str(image_set)]) == 2
-    assert f"MODEL={tmp_path} is neither a model directory" in capsys.readouterr().err
+    assert f"MODEL={tmp_path}: {str(tmp_path)!r} is neither a local job" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -57,15 +57,20 @@ def _read(source: bytes | Path) -> bytes:
     return source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
 
 
+class PassStopped(Exception):
+    """The pass was asked to stop (the training job's SIGTERM) before it finished."""
+
+
 @dataclass(frozen=True)
 class PassSettings:
-    """How a pass over images runs: images a batch, the device, each image's pixel budget, and where its progress
-    lines go (a function: a training job's log; None: the terminal)."""
+    """How a pass over images runs: images a batch, the device, each image's pixel budget, where its progress
+    lines go (a function: a training job's log; None: the terminal), and whether to stop before the next batch."""
 
     batch_size: int = 32
     device: torch.device | str = "cpu"
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     emit: Callable[[str], None] | None = None
+    should_stop: Callable[[], bool] = lambda: False
 
 
 @torch.inference_mode()
@@ -92,6 +97,8 @@ def observe(model, sources: Sequence[bytes | Path], preprocessing: Preprocessing
     with ThreadPoolExecutor(max_workers=runtime.cpu_count(), thread_name_prefix="monitor-decode") as pool, \
             runtime.threads_while_decoding(device), Progress(what, len(sources), emit=settings.emit) as progress:
         for start in range(0, len(sources), batch_size):
+            if settings.should_stop():
+                raise PassStopped(f"{what}: stopped after {start} of {len(sources)} images")
             indices = range(start, min(len(sources), start + batch_size))
             tensors, batch = [], []
             for index, result in zip(indices, pool.map(decode, indices), strict=True):

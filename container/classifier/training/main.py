@@ -35,7 +35,7 @@ from ..debugger import build_observers
 from ..export.main import export_after_training
 from ..model import WeightsError
 from ..monitoring import baseline as monitor_baseline
-from ..monitoring.observe import PassSettings
+from ..monitoring.observe import PassSettings, PassStopped as MonitorPassStopped
 from . import distributed, feature_cache, feature_job, metrics_log, setup, stopping
 from .checkpoints import Checkpointer, CheckpointError, Progress
 from .data import Channel, DataError, FeatureDataset, ImageDataset, make_loader
@@ -301,12 +301,10 @@ def run(hp: Hyperparameters, world: distributed.World) -> None:
             log.info("SIGTERM arrived after the last epoch: the model was saved first; the job completes "
                      "(without the monitor's baseline and the export: `make monitor-baseline` and `make export` "
                      "make them later)")
-        else:
-            write_monitor_baseline(job, process, trains)
-            if hp.export:  # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images; a
-                # SIGTERM during it ends it at its next step with nothing of it kept (the job completes, as above)
-                export_after_training(paths.model_dir(), job.data.train, job.data.valid,
-                                      should_stop=stopping.requested)
+        elif write_monitor_baseline(job, process, trains) and hp.export:
+            # OpenVINO fp32 + int8 beside model.pth, each judged on the valid images; a SIGTERM during it ends it
+            # at its next step with nothing of it kept (the job completes, as above)
+            export_after_training(paths.model_dir(), job.data.train, job.data.valid, should_stop=stopping.requested)
     distributed.barrier(world)
 
 
@@ -352,12 +350,21 @@ def finish(job: setup.JobSetup, process: Process, observer, progress: Progress, 
              paths.model_dir())
 
 
-def write_monitor_baseline(job: setup.JobSetup, process: Process, trains: Trainable) -> None:
+def write_monitor_baseline(job: setup.JobSetup, process: Process, trains: Trainable) -> bool:
     """The monitor's baseline beside the saved model (classifier/monitoring/baseline.py): the valid images as the
-    final model sees them. With fixed backbone features the valid pass's features are reused: only the head runs."""
+    final model sees them. With fixed backbone features the valid pass's features are reused: only the head runs.
+    A SIGTERM during it ends it at its next batch with nothing written (False): the job completes without it and
+    without the export, as after the last epoch."""
     fixed = trains.valid.features if isinstance(trains.valid, FeatureDataset) else None
-    monitor_baseline.write(paths.model_dir(), job.model, job.data.valid, job.preprocessing, features=fixed,
-                           settings=PassSettings(job.hp.batch_size, process.device, emit=log.info))
+    settings = PassSettings(job.hp.batch_size, process.device, emit=log.info, should_stop=stopping.requested)
+    try:
+        monitor_baseline.write(paths.model_dir(), job.model, job.data.valid, job.preprocessing, features=fixed,
+                               settings=settings)
+    except MonitorPassStopped as stopped:
+        log.info("SIGTERM during the monitor's baseline (%s): the job completes without it and without the export "
+                 "(`make monitor-baseline` and `make export` make them later)", stopped)
+        return False
+    return True
 
 
 def write_test_report(output: Path, classes: list[str], evaluation: EvalResult) -> None:

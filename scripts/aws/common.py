@@ -12,8 +12,8 @@ from typing import Callable
 import botocore.exceptions
 
 from classifier.progress import Progress
-from scripts import DEFAULT_DATA, REPO_ROOT
-from scripts.job_definition import JobDefinitionError
+from scripts import DEFAULT_DATA, REPO_ROOT, orchestration
+from scripts.job_definition import JobDefinition, JobDefinitionError
 
 from . import api_requests
 from .client import Aws, AwsError, describe_client_error, error_code
@@ -145,6 +145,15 @@ def present_channels(aws: Aws, uri: str, candidates: list[str], required: tuple[
             raise AwsError(f"channel {channel!r} is empty in S3 ({uri}{channel}/): run `make upload-data DATA=...` "
                            f"first, or point DATA_S3= at the data set")
     return found
+
+
+def data_set_channels(aws: Aws, definition: JobDefinition, data: str | None, data_s3: str | None,
+                      trial: bool) -> tuple[str, list[str]]:
+    """The data set's S3 URI (DATA_S3=, or DATA='s name under the data prefix) and which of the channels a trial
+    (`trial`) or a training job reads are there."""
+    uri = data_uri(aws.settings, data, data_s3)
+    return uri, present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=trial),
+                                 definition.channels.required, data)
 
 
 # --- waiting -------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from scripts import DEFAULT_DATA, job_definition, orchestration
 
 from . import api_requests, debugger
 from .client import Aws
-from .common import base_parser, console_url, data_uri, ecr_image, open_aws, present_channels, run, s3_uri_argument
+from .common import base_parser, console_url, data_set_channels, ecr_image, open_aws, run, s3_uri_argument
 from .training_job import wait
 from .tune import best_trial_job
 
@@ -124,9 +124,7 @@ def create(aws: Aws, args, definition: job_definition.JobDefinition, plan: JobPl
     """CreateTrainingJob with every channel of the data set found; returns the job's name."""
     name = args.name or orchestration.training_job_name(definition.name_prefix)
     image = ecr_image(aws, aws.settings.training_repository)
-    uri = data_uri(aws.settings, args.data, args.data_s3)
-    found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=False),
-                             definition.channels.required, args.data)
+    uri, found = data_set_channels(aws, definition, args.data, args.data_s3, trial=False)
     names = orchestration.training_channels(definition, found)
     extra = debugger.training_job_fields(definition, aws.settings, name)
     request = api_requests.training_job(definition, aws.settings, name, image, uri, names, plan.hyperparameters,

@@ -28,12 +28,11 @@ from .client import Aws
 from .common import (
     base_parser,
     console_url,
-    data_uri,
+    data_set_channels,
     ecr_image,
     open_aws,
     poll,
     poll_interval,
-    present_channels,
     run,
     s3_uri_argument,
     status_display,
@@ -264,9 +263,7 @@ def create(aws: Aws, args, definition: job_definition.JobDefinition, parents: li
     """CreateHyperParameterTuningJob, after the feature job its trials share (unless --no-cache); its name."""
     name = args.name or orchestration.tuning_job_name(definition.name_prefix)
     image = ecr_image(aws, aws.settings.training_repository)
-    uri = data_uri(aws.settings, args.data, args.data_s3)
-    found = present_channels(aws, uri, orchestration.channels_to_look_for(definition, trial=True),
-                             definition.channels.required, args.data)
+    uri, found = data_set_channels(aws, definition, args.data, args.data_s3, trial=True)
     names = orchestration.trial_channels(definition, found)
     shared, values, etags = None, orchestration.shared_features(definition), {}
     if values is not None and not args.no_cache:  # a feature job (or a stored cache) first, as tune-local

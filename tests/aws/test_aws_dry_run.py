@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from aws_support import write_settings
+from scripts import orchestration
 from scripts.aws import (
     cleanup,
     deploy,
@@ -92,7 +93,8 @@ def test_train_dry_run_with_a_tuning_job(no_credentials, capsys):
     assert printed["sagemaker.DescribeTrainingJob"] == {
         "TrainingJobName": "<best training job of img-clf-20260101-000000>"}
     hps = printed["sagemaker.CreateTrainingJob"]["HyperParameters"]
-    assert hps["lr"] == "<best lr>" and hps["epochs"] == "9" and hps["model_name"] == "resnet50"
+    assert hps["dropout"] == "<best dropout>" and hps["epochs"] == "9" and hps["model_name"] == "resnet50"
+    assert hps["lr"] == orchestration.FINE_TUNING["lr"]  # the final job's fine-tuning rate, not the head's
     # the same with the word best, as make train-local takes it
     for hp in ("best", "best epochs=9"):
         assert train.main(no_credentials + ["--tuning", "img-clf-20260101-000000", "--hp", hp]) == 0

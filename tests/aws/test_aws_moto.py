@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from aws_support import ACCOUNT, BUCKET, REGION, TAG, moto_backend, put_images
-from scripts import job_definition
+from scripts import job_definition, orchestration
 from scripts.aws import (
     cleanup,
     deploy,
@@ -149,12 +149,13 @@ def test_tune_create_wait_and_best_job(moto, use, tmp_path, capsys):
     assert f"best training job: {best}" in out and "best_valid_loss = 0.25" in out
     assert f"s3://{BUCKET}/byoc-classifier/output/{best}/output/model.tar.gz" in out
 
-    # make train TUNING=<it>: the best job's hyperparameters, SageMaker's own key dropped
+    # make train TUNING=<it>: the best job's hyperparameters, SageMaker's own key dropped, the recipe's on top
     use(moto, train)
     train_name = "img-clf-20260102-040000"
     assert train.main(["--tuning", name, "--name", train_name, "--no-wait"]) == 0
     hps = moto.client("sagemaker").describe_training_job(TrainingJobName=train_name)["HyperParameters"]
-    assert hps["lr"] == "0.02" and hps["epochs"] == "4" and "_tuning_objective_metric" not in hps
+    assert hps["batch_size"] == "32" and hps["epochs"] == "4" and "_tuning_objective_metric" not in hps
+    assert {k: hps[k] for k in orchestration.FINE_TUNING} == orchestration.FINE_TUNING
     assert hps["model_name"] == "resnet50"
 
 

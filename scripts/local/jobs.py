@@ -153,10 +153,10 @@ def resolve_job(name_or_path: str, root: Path | None = None) -> Path:
                    f"training job's log: make training-logs JOB={name_or_path})")
 
 
-def resolve_model(name_or_path: str, root: Path | None = None) -> Path:
+def resolve_model(name_or_path: str, root: Path | None = None, variable: str = "MODEL") -> Path:
     """A model as MODEL= and INIT_MODEL= name it: a local job (name or directory: its model/), a model
     directory (model_config.json inside, or in its model/: a job's /opt/ml tree) or a model.tar.gz (a
-    SageMaker job's artifact, downloaded; `opened_model` unpacks it)."""
+    SageMaker job's artifact, downloaded; `opened_model` unpacks it). An error starts with `variable`=value."""
     path = Path(name_or_path)
     if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
         return path
@@ -166,20 +166,20 @@ def resolve_model(name_or_path: str, root: Path | None = None) -> Path:
     try:
         job = resolve_job(name_or_path, root)
     except JobError:
-        raise JobError(f"{name_or_path!r} is neither a local job (name or directory; `make jobs` lists them), a "
-                       f"model directory (with {CONFIG_FILE}) nor a model.tar.gz") from None
+        raise JobError(f"{variable}={name_or_path}: {name_or_path!r} is neither a local job (name or directory; "
+                       f"`make jobs` lists them), a model directory (with {CONFIG_FILE}) nor a model.tar.gz") from None
     if not (job / "model" / CONFIG_FILE).is_file():
-        raise JobError(f"job {job.name} has no model (status {read_record(job).get('status')}): only a completed "
-                       "job's model can be used")
+        raise JobError(f"{variable}={name_or_path}: job {job.name} has no model (status "
+                       f"{read_record(job).get('status')}): only a completed job's model can be used")
     return job / "model"
 
 
 @contextmanager
-def opened_model(name_or_path: str, root: Path | None = None):
+def opened_model(name_or_path: str, root: Path | None = None, variable: str = "MODEL"):
     """The model directory MODEL= names (`resolve_model`). A model.tar.gz is unpacked (classifier.artifact's
     unpack_archive: members checked, size capped, free space checked) into a temporary folder that is removed
-    when the block ends, whatever happened in it; a bad archive is a JobError that says why."""
-    found = resolve_model(name_or_path, root)
+    when the block ends, whatever happened in it; a bad archive is a JobError that says why (after `variable`=)."""
+    found = resolve_model(name_or_path, root, variable)
     if found.is_dir():
         yield found
         return
@@ -188,11 +188,11 @@ def opened_model(name_or_path: str, root: Path | None = None):
         try:
             unpack_archive(found, work)
         except ArtifactError as error:
-            raise JobError(str(error)) from None
+            raise JobError(f"{variable}={name_or_path}: {error}") from None
         inside = next((c for c in (work, work / "model") if (c / CONFIG_FILE).is_file()), None)
         if inside is None:
-            raise JobError(f"{found} holds no {CONFIG_FILE} (at its top level, as SageMaker packs /opt/ml/model): "
-                           "not a model archive of this project")
+            raise JobError(f"{variable}={name_or_path}: {found} holds no {CONFIG_FILE} (at its top level, as SageMaker "
+                           "packs /opt/ml/model): not a model archive of this project")
         yield inside
     finally:
         shutil.rmtree(work, ignore_errors=True)

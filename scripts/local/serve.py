@@ -49,7 +49,7 @@ def main(argv=None) -> int:
             code = server.wait()
             return 128 - code if code < 0 else code  # killed by a signal: as a shell reports it
     except jobs.JobError as error:
-        print(f"serve-local: error: MODEL={args.model}: {error}", file=sys.stderr)
+        print(f"serve-local: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -91,7 +91,7 @@ def job_of(args, definition: JobDefinition, parser) -> tuple[Path, tuple[orchest
             parser.error("--init-model and --tuning both give the job its starting model: the final job of a tuning "
                          "job starts from its best trial's; give one of them")
         return prepare_final_job(definition, Path(args.data), args.tuning, argument.given, not args.no_cache)
-    init = jobs.resolve_model(args.init_model) if args.init_model else None
+    init = jobs.resolve_model(args.init_model, variable="INIT_MODEL") if args.init_model else None
     return prepare_job(definition, Path(args.data), given=argument.given, use_cache=not args.no_cache,
                        init_model=init), None
 

@@ -70,11 +70,7 @@ def local_report(capture: Path, model: str, out: Path | None = None, hours: floa
     found = capture_data.read(Path(capture), since, until)
     traffic, note = local_traffic(Path(log), found) if log else (None, "")
     name = name or found.endpoint or Path(capture).resolve().name
-    with ExitStack() as stack:
-        try:  # a model.tar.gz: unpacked for the analysis, then removed
-            directory = stack.enter_context(jobs.opened_model(model))
-        except jobs.JobError as error:
-            raise jobs.JobError(f"MODEL={model}: {error}") from None
+    with jobs.opened_model(model) as directory:  # a model.tar.gz: unpacked for the analysis, then removed
         result = analysis.analyse(found, directory, **options)
         page, summary = monitor_report.write(result, out or default_out(name), f"{name} ({found.source})", traffic,
                                              note)
@@ -129,7 +125,7 @@ def sagemaker(args) -> int:
             model = (stack.enter_context(jobs.opened_model(args.model)) if args.model
                      else capture_aws.served_model(aws, args.endpoint))
         except jobs.JobError as error:
-            raise AwsError(f"MODEL={args.model}: {error}") from None
+            raise AwsError(str(error)) from None
         result = analysis.analyse(found, model, args.alpha, args.low_confidence, args.max_images)
         page, summary = monitor_report.write(result, args.out or default_out(args.endpoint),
                                              f"SageMaker endpoint {args.endpoint}, last {hours:g} h", traffic)

@@ -40,14 +40,11 @@ def evaluate_model(model: str, data: str, out: Path | None = None, batch: int = 
     """MODEL= as every target resolves it (scripts/local/jobs.py); a model.tar.gz is unpacked for the evaluation
     and removed after it."""
     found = images(data)
-    try:
-        with jobs.opened_model(model) as directory:
-            shown = model if Path(model).is_file() else str(directory)  # an archive by its name, not its copy
-            print(f"Evaluating {shown} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
-            predictions = predict.from_model_dir(directory, found, batch, shown)
-            name = model_name(model, directory)
-    except jobs.JobError as error:
-        raise jobs.JobError(f"MODEL={model}: {error}") from None
+    with jobs.opened_model(model) as directory:
+        shown = model if Path(model).is_file() else str(directory)  # an archive by its name, not its unpacked copy
+        print(f"Evaluating {shown} on {len(found.paths)} images of {found.folder}", file=sys.stderr)
+        predictions = predict.from_model_dir(directory, found, batch, shown)
+        name = model_name(model, directory)
     return _write(predictions, found.folder, out or default_out(name, found.folder), name)
 
 

@@ -157,3 +157,5 @@ def test_train_local_best_of_a_tuning_job_puts_the_given_values_on_top(image_set
     assert values["unfreeze_stages"] == "0" and values["lr"] == "0.02"  # the head alone: the trial's tuned rate
     assert train.main(["--data", str(image_set), "--hp", "best epochs=1"]) == 2
     assert "HP=best needs TUNING=" in capsys.readouterr().err
+    assert train.main(["--data", str(image_set), "--init-model", "nowhere"]) == 2
+    assert "INIT_MODEL=nowhere: 'nowhere' is neither a local job" in capsys.readouterr().err
